@@ -70,7 +70,9 @@ def test_slerp_keeps_the_norm_of_float32_inputs(seed, t):
 
 
 @relaxed
-@given(seed=seeds, t=fractions, wiggle=st.floats(min_value=0.0, max_value=1e-3), sign=st.sampled_from([1, -1]))
+@given(
+    seed=seeds, t=fractions, wiggle=st.floats(min_value=0.0, max_value=1e-3), sign=st.sampled_from([1, -1])
+)
 def test_slerp_of_near_parallel_vectors_is_lerp(seed, t, wiggle, sign):
     a, noise = gaussian_pair(seed, (2, 16))
     b = sign * a + wiggle * noise  # |cos θ| > 0.9995: the angle is too small (or ~π) to divide by
