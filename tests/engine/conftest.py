@@ -1,0 +1,20 @@
+"""Engine tests run offline against one tiny random-weight model built per test session."""
+
+from __future__ import annotations
+
+import os
+
+# huggingface_hub reads this once, at import time: set it before anything imports diffusers.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from worker.engine.tiny_model import build_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "segue-tiny", seed=0)
