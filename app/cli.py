@@ -1,0 +1,98 @@
+"""`segue` command: migrate the database, run the web server (with an embedded worker), or run a worker."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from app.config import REPO_ROOT, get_settings
+
+log = logging.getLogger("segue")
+
+
+def migrate(database_url: str | None = None) -> None:
+    """Bring the database to the newest schema (Alembic upgrade head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    config.attributes["configure_logging"] = False
+    if database_url:
+        config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+
+def prepare_model() -> None:
+    """Build the offline tiny model once, before the first render needs it (torch lives in the worker)."""
+    settings = get_settings()
+    if settings.model != "segue-tiny":
+        return
+    from app.prompts import model_location
+
+    target = Path(model_location("segue-tiny", settings.models_dir or settings.data_dir / "models"))
+    if (target / "model_index.json").is_file():
+        return
+    log.info("building the offline tiny model in %s", target)
+    subprocess.run([sys.executable, "-m", "worker.engine.cli", "build-tiny", str(target)], check=True)
+
+
+def worker_command(settings=None, name: str = "segue") -> list[str]:  # type: ignore[no-untyped-def]
+    s = settings or get_settings()
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        "--pool", "solo", "--concurrency", "1", "--queues", s.render_queue,
+        "--loglevel", "INFO", "--hostname", f"{name}@%h",
+    ]
+
+
+def run(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate()
+    prepare_model()
+    if settings.embedded_worker:
+        worker = subprocess.Popen(worker_command(settings, "segue-embedded"), cwd=REPO_ROOT)
+
+        def stop_worker() -> None:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+
+        atexit.register(stop_worker)
+    print(f"Segue is up: http://{settings.host}:{settings.port}  (data in {settings.data_dir.resolve()})", flush=True)
+    uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port, log_level="info")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="segue", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, then serve the web app with an embedded worker (SEGUE_* settings)")
+    sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    sub.add_parser("prepare-model", help="build the offline tiny model if it is the configured model")
+    sub.add_parser("worker", help="run a render worker (one per GPU)")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args)
+    elif args.command == "migrate":
+        migrate()
+    elif args.command == "prepare-model":
+        prepare_model()
+    elif args.command == "worker":
+        os.execv(sys.executable, worker_command())
+
+
+if __name__ == "__main__":
+    main()

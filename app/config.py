@@ -1,0 +1,90 @@
+"""Every knob of Segue in one place, read from the environment with the prefix SEGUE_."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Models Segue knows by a short name; anything else is a diffusers hub id or a local directory.
+BUILTIN_MODELS = ("segue-tiny", "segue-mini")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    data_dir: Path = Path("data")
+
+    # Storage
+    database_url: str = ""  # default: SQLite in data_dir
+    frame_store_dir: Path | None = None  # default: data_dir/frames
+    models_dir: Path | None = None  # default: data_dir/models (built-in models are built or unpacked here)
+
+    # Execution: "embedded" needs no server (Celery on a filesystem transport, events in the database);
+    # "distributed" uses Redis as broker and Redis Streams for events.
+    mode: Literal["embedded", "distributed"] = "embedded"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = ""  # default: derived from mode
+    render_queue: str = "render"
+    embedded_worker: bool = True  # `segue run` starts a worker process next to the web server
+    worker_device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+
+    # Model
+    model: str = "segue-tiny"
+    models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: just `model`
+    default_size: int = Field(0, ge=0)  # default frame width/height; 0: 64 for built-in models, else 512
+
+    # Limits of what a person may ask for
+    max_frames: int = Field(600, ge=2)
+    max_size: int = Field(1024, ge=64)
+    max_steps: int = Field(150, ge=1)
+    max_batch_size: int = Field(16, ge=1)
+    event_poll_seconds: float = Field(0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'segue.db').resolve()}"
+        if self.frame_store_dir is None:
+            self.frame_store_dir = self.data_dir / "frames"
+        if self.models_dir is None:
+            self.models_dir = self.data_dir / "models"
+        if not self.broker_url:
+            self.broker_url = self.redis_url if self.mode == "distributed" else "filesystem://"
+        if not self.models:
+            self.models = [self.model]
+        elif self.model not in self.models:
+            self.models = [self.model, *self.models]
+        if not self.default_size:
+            self.default_size = 64 if self.model in BUILTIN_MODELS else 512
+        if self.max_size % 8:
+            raise ValueError(f"SEGUE_MAX_SIZE must be a multiple of 8, got {self.max_size}")
+        return self
+
+    @property
+    def frames_dir(self) -> Path:
+        assert self.frame_store_dir is not None
+        return self.frame_store_dir
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the embedded (filesystem) Celery transport keeps its messages."""
+        return self.data_dir / "broker"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,136 @@
+"""Render events shared by the web app and the worker: names, payloads and the bus that carries them.
+
+The worker publishes, the web app streams them to browsers as Server-Sent Events. Each event has an id
+from the bus, so a browser that reconnects with Last-Event-ID receives exactly what it missed:
+- distributed mode: a Redis Stream per render (ids like "1732368000000-0");
+- embedded mode: rows of the render_events table (integer ids), so no server is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from app.config import Settings, get_settings
+from app.db import new_session
+from app.models import RenderEvent
+
+PROGRESS = "progress"  # {render_id, done, total, fraction, status}
+FRAME = "frame"  # {render_id, index, t, url, reused, seconds}
+PREVIEW = "preview"  # {render_id, indices, step, steps, images: [data-uri]}
+DONE = "done"  # {render_id, stats}
+FAILED = "failed"  # {render_id, error}
+CANCELLED = "cancelled"  # {render_id}
+TERMINAL = frozenset({DONE, FAILED, CANCELLED})
+
+#: How long a render's event stream is kept in Redis after its last event.
+STREAM_TTL_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    name: str
+    data: dict[str, Any]
+
+
+class EventBus(Protocol):
+    def publish(self, render_id: int, name: str, data: dict[str, Any]) -> str: ...
+
+    async def read(self, render_id: int, after: str | None, block_seconds: float) -> list[Event]:
+        """Events after the id `after` (all when None), waiting up to block_seconds for the first."""
+        ...
+
+
+class SqlEventBus:
+    """Events as rows; readers poll. Works on SQLite across processes without any server."""
+
+    def __init__(self, poll_seconds: float = 0.25) -> None:
+        self.poll_seconds = poll_seconds
+
+    def publish(self, render_id: int, name: str, data: dict[str, Any]) -> str:
+        with new_session() as session:
+            row = RenderEvent(render_id=render_id, name=name, data=data)
+            session.add(row)
+            session.commit()
+            return str(row.id)
+
+    def _fetch(self, render_id: int, after: int) -> list[Event]:
+        with new_session() as session:
+            rows = session.scalars(
+                select(RenderEvent)
+                .where(RenderEvent.render_id == render_id, RenderEvent.id > after)
+                .order_by(RenderEvent.id)
+                .limit(500)
+            ).all()
+            return [Event(str(r.id), r.name, r.data) for r in rows]
+
+    async def read(self, render_id: int, after: str | None, block_seconds: float) -> list[Event]:
+        after_id = int(after) if after and after.isdigit() else 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_seconds
+        while True:
+            events = await asyncio.to_thread(self._fetch, render_id, after_id)
+            if events or loop.time() >= deadline:
+                return events
+            await asyncio.sleep(self.poll_seconds)
+
+
+class RedisEventBus:
+    """Events in one Redis Stream per render; readers block on XREAD."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+        import redis.asyncio
+
+        self.url = url
+        self._sync = redis.Redis.from_url(url, decode_responses=True)
+        self._async_client: Any = None
+        self._async_module = redis.asyncio
+
+    @staticmethod
+    def stream_key(render_id: int) -> str:
+        return f"segue:render:{render_id}:events"
+
+    def publish(self, render_id: int, name: str, data: dict[str, Any]) -> str:
+        key = self.stream_key(render_id)
+        pipe = self._sync.pipeline()
+        pipe.xadd(key, {"name": name, "data": json.dumps(data)})
+        pipe.expire(key, STREAM_TTL_SECONDS)
+        event_id, _ = pipe.execute()
+        return str(event_id)
+
+    def _client(self) -> Any:
+        # One async client per event loop: a client is bound to the loop that created it.
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_client[0] is not loop:
+            self._async_client = (loop, self._async_module.Redis.from_url(self.url, decode_responses=True))
+        return self._async_client[1]
+
+    async def read(self, render_id: int, after: str | None, block_seconds: float) -> list[Event]:
+        block_ms = max(1, int(block_seconds * 1000))
+        reply = await self._client().xread(
+            {self.stream_key(render_id): after or "0-0"}, count=500, block=block_ms
+        )
+        events = []
+        for _key, entries in reply or []:
+            for event_id, fields in entries:
+                events.append(Event(str(event_id), fields["name"], json.loads(fields["data"])))
+        return events
+
+
+@lru_cache
+def _bus_for(mode: str, redis_url: str, poll_seconds: float) -> EventBus:
+    if mode == "distributed":
+        return RedisEventBus(redis_url)
+    return SqlEventBus(poll_seconds)
+
+
+def get_bus(settings: Settings | None = None) -> EventBus:
+    s = settings or get_settings()
+    return _bus_for(s.mode, s.redis_url, s.event_poll_seconds)

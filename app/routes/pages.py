@@ -1,0 +1,323 @@
+"""HTML pages and htmx fragments. Same services as the JSON API; one template renders a page or one block."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2_fragments.fastapi import Jinja2Blocks
+from pydantic import BaseModel, ValidationError
+from sse_starlette.sse import EventSourceResponse
+
+from app import events, services
+from app.config import REPO_ROOT, get_settings
+from app.deps import SessionDep
+from app.models import Render, Transition
+from app.schemas import (
+    SCHEDULER_LABELS,
+    FieldError,
+    KeyframeCreate,
+    KeyframeUpdate,
+    TransitionCreate,
+    TransitionUpdate,
+)
+from app.streams import render_events
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Blocks(directory=REPO_ROOT / "templates")
+templates.env.globals["scheduler_labels"] = SCHEDULER_LABELS
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.0f}%"
+
+
+templates.env.filters["percent"] = _percent
+templates.env.globals["zip"] = zip
+
+Errors = dict[str, str]
+
+
+def _form_errors(exc: ValidationError) -> Errors:
+    from app.main import validation_errors
+
+    return {e["field"]: e["msg"] for e in validation_errors(list(exc.errors()))}  # type: ignore[arg-type]
+
+
+async def _form(request: Request, fields: type[BaseModel]) -> dict[str, Any]:
+    """Form fields that the model knows, with empty optional inputs left out (they mean 'default')."""
+    form = await request.form()
+    known = fields.model_fields
+    data: dict[str, Any] = {}
+    for name, value in form.items():
+        if name not in known or not isinstance(value, str):
+            continue
+        if value.strip() == "" and not known[name].is_required() and name not in ("negative_prompt", "title"):
+            continue
+        data[name] = value
+    return data
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _settings_context() -> dict[str, Any]:
+    s = get_settings()
+    return {
+        "max_frames": s.max_frames,
+        "max_size": s.max_size,
+        "max_steps": s.max_steps,
+        "max_batch": s.max_batch_size,
+        "models": s.models,
+        "default_model": s.model,
+        "default_size": s.default_size,
+    }
+
+
+# ---------------------------------------------------------------- list and create
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, db: SessionDep) -> Response:
+    rows = []
+    for transition in services.list_transitions(db):
+        render = services.latest_render(db, transition)
+        thumbs: list[str] = []
+        if render is not None:
+            done = [f for f in render.frames if f.status == "done"]
+            step = max(1, len(done) // 8)
+            thumbs = [services.frame_url(f) or "" for f in done[::step][:8]]
+        rows.append({"transition": transition, "render": render, "thumbs": thumbs})
+    return templates.TemplateResponse(request, "pages/index.html", {"rows": rows})
+
+
+@router.get("/transitions/new", response_class=HTMLResponse)
+def new_transition(request: Request) -> Response:
+    return templates.TemplateResponse(
+        request, "pages/new.html", {"values": {}, "errors": {}, **_settings_context()}
+    )
+
+
+@router.post("/transitions", response_class=HTMLResponse)
+async def create_transition(request: Request, db: SessionDep) -> Response:
+    values = await _form(request, TransitionCreate)
+    try:
+        data = TransitionCreate(**values)
+    except ValidationError as exc:
+        context = {"values": values, "errors": _form_errors(exc), **_settings_context()}
+        return templates.TemplateResponse(
+            request, "pages/new.html", context, status_code=422, block_name="form" if _is_htmx(request) else None
+        )
+    transition = services.create_transition(db, data)
+    url = f"/transitions/{transition.id}"
+    if _is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+# ---------------------------------------------------------------- the editor
+
+
+def _editor_context(db: Any, transition: Transition, render: Render | None = None) -> dict[str, Any]:
+    render = render or services.latest_render(db, transition)
+    out = services.transition_out(db, transition)
+    return {
+        "t": transition,
+        "out": out,
+        "render": render,
+        "renders": list(reversed(transition.renders))[:20],
+        "values": {},
+        "errors": {},
+        "kf_values": {},
+        "kf_errors": {},
+        "oob": False,
+        "store": services,
+        **_settings_context(),
+    }
+
+
+@router.get("/transitions/{transition_id}", response_class=HTMLResponse)
+def editor(request: Request, transition_id: int, db: SessionDep, render: int | None = None) -> Response:
+    transition = services.get_transition(db, transition_id)
+    chosen = services.get_render(db, render) if render else None
+    if chosen is not None and chosen.transition_id != transition.id:
+        chosen = None
+    return templates.TemplateResponse(request, "pages/transition.html", _editor_context(db, transition, chosen))
+
+
+@router.post("/transitions/{transition_id}/settings", response_class=HTMLResponse)
+async def save_settings(request: Request, transition_id: int, db: SessionDep) -> Response:
+    transition = services.get_transition(db, transition_id)
+    values = await _form(request, TransitionUpdate)
+    context = _editor_context(db, transition)
+    try:
+        services.update_transition(db, transition, TransitionUpdate(**values))
+    except ValidationError as exc:
+        context.update(values=values, errors=_form_errors(exc))
+        return templates.TemplateResponse(
+            request, "pages/transition.html", context, status_code=422,
+            block_name="settings" if _is_htmx(request) else None,
+        )
+    if not _is_htmx(request):
+        return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
+    context = _editor_context(db, transition)
+    context.update(saved=True, oob=True)
+    return templates.TemplateResponse(
+        request, "pages/transition.html", context, block_names=["settings", "timeline", "header"]
+    )
+
+
+@router.post("/transitions/{transition_id}/keyframes", response_class=HTMLResponse)
+async def add_keyframe(request: Request, transition_id: int, db: SessionDep) -> Response:
+    transition = services.get_transition(db, transition_id)
+    values = await _form(request, KeyframeCreate)
+    try:
+        services.add_keyframe(db, transition, KeyframeCreate(**values))
+    except ValidationError as exc:
+        return _timeline(request, db, transition, values, _form_errors(exc))
+    except FieldError as exc:
+        return _timeline(request, db, transition, values, {exc.field: exc.message})
+    return _timeline(request, db, transition)
+
+
+@router.post("/keyframes/{keyframe_id}", response_class=HTMLResponse)
+async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> Response:
+    keyframe = services.get_keyframe(db, keyframe_id)
+    transition = keyframe.transition
+    values = await _form(request, KeyframeUpdate)
+    try:
+        services.update_keyframe(db, keyframe, KeyframeUpdate(**values))
+    except ValidationError as exc:
+        return _timeline(request, db, transition, {f"{keyframe_id}.{k}": v for k, v in values.items()},
+                         {f"{keyframe_id}.{k}": v for k, v in _form_errors(exc).items()})
+    except FieldError as exc:
+        return _timeline(request, db, transition, {}, {f"{keyframe_id}.{exc.field}": exc.message})
+    return _timeline(request, db, transition)
+
+
+@router.post("/keyframes/{keyframe_id}/delete", response_class=HTMLResponse)
+def remove_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> Response:
+    keyframe = services.get_keyframe(db, keyframe_id)
+    transition = keyframe.transition
+    try:
+        services.delete_keyframe(db, keyframe)
+    except FieldError as exc:
+        return _timeline(request, db, transition, {}, {f"{keyframe_id}.keyframe": exc.message})
+    return _timeline(request, db, transition)
+
+
+def _timeline(
+    request: Request, db: Any, transition: Transition, values: dict[str, Any] | None = None, errors: Errors | None = None
+) -> Response:
+    db.refresh(transition)
+    if not errors and not _is_htmx(request):
+        return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
+    context = _editor_context(db, transition)
+    context.update(kf_values=values or {}, kf_errors=errors or {}, oob=_is_htmx(request))
+    status = 422 if errors else 200
+    if not _is_htmx(request):
+        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=status)
+    # The header shows the version and the keyframe count: refresh it out of band.
+    return templates.TemplateResponse(
+        request, "pages/transition.html", context, status_code=status, block_names=["timeline", "header"]
+    )
+
+
+@router.post("/transitions/{transition_id}/delete")
+def remove_transition(request: Request, transition_id: int, db: SessionDep) -> Response:
+    services.delete_transition(db, services.get_transition(db, transition_id))
+    if _is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": "/"})
+    return RedirectResponse("/", status_code=303)
+
+
+# ---------------------------------------------------------------- renders
+
+
+@router.post("/transitions/{transition_id}/render", response_class=HTMLResponse)
+def render(request: Request, transition_id: int, db: SessionDep) -> Response:
+    transition = services.get_transition(db, transition_id)
+    error = None
+    try:
+        started = services.start_render(db, transition)
+    except services.BrokerUnavailable as exc:
+        error = str(exc)
+        started = services.latest_render(db, transition)
+    context = _editor_context(db, transition, started)
+    context["render_error"] = error
+    return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
+
+
+@router.post("/renders/{render_id}/cancel", response_class=HTMLResponse)
+def cancel(request: Request, render_id: int, db: SessionDep) -> Response:
+    chosen = services.get_render(db, render_id)
+    error = None
+    try:
+        services.cancel_render(db, chosen)
+    except FieldError as exc:
+        error = exc.message
+    db.refresh(chosen)
+    context = _editor_context(db, chosen.transition, chosen)
+    context["render_error"] = error
+    return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
+
+
+def _fragment(name: str, **context: Any) -> str:
+    return templates.env.get_template(name).render(**context)
+
+
+@router.get("/renders/{render_id}/stream")
+async def render_stream(
+    request: Request,
+    render_id: int,
+    db: SessionDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """The film strip's live feed: each event is the HTML for the element it updates."""
+    chosen = services.get_render(db, render_id)
+    transition_id = chosen.transition_id
+    db.close()
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        async for event in render_events(request, render_id, last_event_id):
+            data = event.data
+            if event.name == events.FRAME:
+                html = _fragment("partials/frame_tile.html", render_id=render_id, index=data["index"],
+                                 t=data["t"], url=data["url"], status="done")
+                yield {"id": event.id, "event": f"frame-{data['index']}", "data": html}
+            elif event.name == events.PREVIEW:
+                for index, image in zip(data["indices"], data["images"], strict=False):
+                    html = _fragment("partials/frame_tile.html", render_id=render_id, index=index, t=None,
+                                     url=image, status="preview", step=data["step"], steps=data["steps"])
+                    yield {"id": event.id, "event": f"frame-{index}", "data": html}
+            elif event.name == events.PROGRESS:
+                yield {"id": event.id, "event": "progress", "data": _fragment("partials/progress.html", p=data)}
+            elif event.name in events.TERMINAL:
+                yield {"id": event.id, "event": "status",
+                       "data": _fragment("partials/render_done.html", name=event.name, data=data,
+                                         transition_id=transition_id, render_id=render_id)}
+                yield {"id": event.id, "event": "end", "data": json.dumps({"status": event.name})}
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@router.get("/frames/{render_id}/{index}", response_class=HTMLResponse)
+def frame_detail(request: Request, render_id: int, index: int, db: SessionDep) -> Response:
+    chosen = services.get_render(db, render_id)
+    frame = next((f for f in chosen.frames if f.index == index), None)
+    if frame is None:
+        raise services.NotFound("frame", index)
+    context = {
+        "render": chosen,
+        "frame": frame,
+        "url": services.frame_url(frame),
+        "p": chosen.params,
+        "transition": chosen.transition,
+        "neighbours": (index - 1 if index > 0 else None, index + 1 if index + 1 < chosen.frames_total else None),
+    }
+    block = "detail" if _is_htmx(request) else None
+    return templates.TemplateResponse(request, "pages/frame.html", context, block_name=block)

@@ -1,0 +1,98 @@
+"""Shared fixtures: an isolated Segue (data dir, database, settings) per test, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def reset_caches() -> None:
+    from app import events, queue
+    from app.config import get_settings
+    from app.db import dispose_engines
+
+    get_settings.cache_clear()
+    dispose_engines()
+    events._bus_for.cache_clear()
+    queue._client = None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    name = f"segue_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # pragma: no cover - the machine runs PostgreSQL; .ci/run starts it
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    reset_caches()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> None:
+    monkeypatch.setenv("SEGUE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("SEGUE_ENV", "test")
+    for key, value in env.items():
+        monkeypatch.setenv(f"SEGUE_{key.upper()}", value)
+    reset_caches()
+
+
+def _truncate(url: str) -> None:
+    from app.db import engine_for
+    from app.models import Base
+
+    with engine_for(url).begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated, empty database: SQLite in the test's data dir, or the session's PostgreSQL database."""
+    from app.cli import migrate
+
+    if request.param == "sqlite":
+        configure(monkeypatch, tmp_path / "data")
+        url = f"sqlite:///{tmp_path / 'data' / 'segue.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        configure(monkeypatch, tmp_path / "data", database_url=url)
+    migrate()
+    if request.param == "postgres":
+        _truncate(url)
+    yield url
+    reset_caches()
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[int]]]:
+    """Record render batches instead of sending them to a broker (for tests of the web side alone)."""
+    sent: list[tuple[int, list[int]]] = []
+    monkeypatch.setattr("app.services.send_render_batch", lambda render_id, indices: sent.append((render_id, indices)))
+    return sent
+
+
+@pytest.fixture
+def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app()) as test_client:
+        yield test_client

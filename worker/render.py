@@ -1,0 +1,158 @@
+"""Render one batch of a render's frames: load by id, run the engine, store images, publish events.
+
+Idempotent, because acks_late redelivers a batch whose worker died: frames already done are skipped,
+images are written atomically under their content key, and a render finishes exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app import events
+from app.config import get_settings
+from app.db import new_session
+from app.models import Frame, Render, utcnow
+from app.services import finish_render, frame_payload, progress_payload
+from app.storage import get_store
+
+log = logging.getLogger(__name__)
+
+#: Send a preview of the batch being denoised every this many steps (and at the last one).
+PREVIEW_EVERY = 5
+
+
+def _is_cancelled(render_id: int) -> bool:
+    with new_session() as db:
+        return db.scalar(select(Render.status).where(Render.id == render_id)) in ("cancelled", "failed")
+
+
+def _png(image: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _data_uri(image: Any) -> str:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
+    # Imported here so that importing the task module (e.g. by `celery inspect`) stays light.
+    from worker.engine.pipeline import FrameRequest, RenderCancelled, RenderParams, get_engine
+
+    settings = get_settings()
+    bus = events.get_bus()
+    store = get_store()
+
+    with new_session() as db:
+        render = db.get(Render, render_id)
+        if render is None or render.is_finished:
+            return {"rendered": 0}
+        frames = list(
+            db.scalars(
+                select(Frame)
+                .where(Frame.render_id == render_id, Frame.index.in_(indices), Frame.status != "done")
+                .order_by(Frame.index)
+            )
+        )
+        # Keep the order the planner chose (coarse to fine).
+        rank = {index: i for i, index in enumerate(indices)}
+        frames.sort(key=lambda f: rank.get(f.index, 0))
+        if not frames:
+            return {"rendered": 0}
+        if render.status == "queued":
+            db.execute(
+                update(Render)
+                .where(Render.id == render_id, Render.status == "queued")
+                .values(status="running", started_at=utcnow())
+            )
+        for frame in frames:
+            frame.status = "running"
+        db.commit()
+        db.refresh(render)
+        bus.publish(render_id, events.PROGRESS, progress_payload(render))
+        p = render.params
+        params = RenderParams(
+            negative_prompt=p["negative_prompt"],
+            seed=p["seed"],
+            steps=p["steps"],
+            guidance_scale=p["guidance_scale"],
+            width=p["width"],
+            height=p["height"],
+            scheduler=p["scheduler"],
+            text_interpolation=p["text_interpolation"],
+        )
+        requests = [FrameRequest(f.prompt_a, f.prompt_b, f.local_t) for f in frames]
+        model = render.model
+        frame_ids = [f.id for f in frames]
+        frame_indices = [f.index for f in frames]
+
+    def on_step(step: int, total: int, latents: Any) -> None:
+        if (step + 1) % PREVIEW_EVERY and step + 1 != total:
+            return
+        from worker.engine.pipeline import latents_to_preview
+
+        bus.publish(
+            render_id,
+            events.PREVIEW,
+            {
+                "render_id": render_id,
+                "indices": frame_indices,
+                "step": step + 1,
+                "steps": total,
+                "images": [_data_uri(img) for img in latents_to_preview(latents)],
+            },
+        )
+
+    started = time.perf_counter()
+    try:
+        engine = get_engine(model, models_dir=settings.models_dir, device=settings.worker_device)
+        images = engine.render(params, requests, on_step=on_step, should_cancel=lambda: _is_cancelled(render_id))
+    except RenderCancelled:
+        log.info("render %s cancelled during batch %s", render_id, frame_indices)
+        with new_session() as db:
+            db.execute(update(Frame).where(Frame.id.in_(frame_ids), Frame.status == "running").values(status="cancelled"))
+            db.commit()
+        return {"rendered": 0}
+    except Exception as exc:
+        log.exception("render %s failed in batch %s", render_id, frame_indices)
+        with new_session() as db:
+            db.execute(update(Frame).where(Frame.id.in_(frame_ids)).values(status="failed"))
+            db.commit()
+            render = db.get(Render, render_id)
+            if render is not None:
+                finish_render(db, render, "failed", error=f"{type(exc).__name__}: {exc}")
+        return {"rendered": 0}
+    seconds_each = (time.perf_counter() - started) / len(images)
+
+    with new_session() as db:
+        render = db.get(Render, render_id)
+        assert render is not None
+        for frame_id, image in zip(frame_ids, images, strict=True):
+            frame = db.get(Frame, frame_id)
+            assert frame is not None
+            store.write(frame.key, _png(image))
+            frame.status = "done"
+            frame.seconds = round(seconds_each, 4)
+            frame.finished_at = utcnow()
+            db.execute(
+                update(Render).where(Render.id == render_id).values(frames_computed=Render.frames_computed + 1)
+            )
+            db.commit()
+            bus.publish(render_id, events.FRAME, frame_payload(render, frame))
+        db.refresh(render)
+        bus.publish(render_id, events.PROGRESS, progress_payload(render))
+        remaining = db.scalar(
+            select(Frame.id).where(Frame.render_id == render_id, Frame.status != "done").limit(1)
+        )
+        if remaining is None:
+            finish_render(db, render, "done")
+    return {"rendered": len(images)}
