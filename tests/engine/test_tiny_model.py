@@ -97,3 +97,13 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_model_dir, tmp_pat
         assert first.keys() == second.keys()
         assert all(torch.equal(first[k], second[k]) for k in first), name
         assert not all(torch.equal(first[k], third[k]) for k in first), name
+
+
+def test_cli_builds_a_loadable_model(tmp_path, capsys):
+    from worker.engine.cli import main
+
+    assert main(["build-tiny", str(tmp_path / "tiny"), "--seed", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "tiny")
+    assert (tmp_path / "tiny" / "model_index.json").is_file()
+    with pytest.raises(SystemExit):
+        main(["build-tiny", str(tmp_path / "tiny")])  # refuses to overwrite a model

@@ -11,14 +11,11 @@ import gzip
 import importlib.metadata
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DPMSolverMultistepScheduler,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 # OpenAI CLIP's BPE merges; open_clip_torch ships them in its wheel. Read as a data file only:
@@ -168,19 +165,18 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     # A private RNG stream: seeding must not disturb the caller's global torch RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = build_unet()
-        vae = build_vae()
-        text_encoder = build_text_encoder(tokenizer)
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=build_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+        unet, vae, text_encoder = build_unet(), build_vae(), build_text_encoder(tokenizer)
+    # No safety checker: random weights draw noise. (A dict because diffusers' annotations reject None.)
+    components: dict[str, Any] = {
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "unet": unet,
+        "scheduler": build_scheduler(),
+        "safety_checker": None,
+        "feature_extractor": None,
+    }
+    pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     (out_dir / "README.md").write_text(MODEL_CARD.format(seed=seed), encoding="utf-8")
     return out_dir

@@ -1,0 +1,366 @@
+"""The render engine: a Stable Diffusion pipeline that renders frames between two text prompts.
+
+Each frame's text embedding is interpolate(E(prompt_a), E(prompt_b), local_t). Every frame of a render
+starts from the same noise latent, drawn on the CPU from the seed, so a frame depends only on its own
+inputs: rendering it alone or inside a batch of any size gives the same picture (within float noise).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import PIL.Image
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+# The concrete module, not the package's lazy re-export, so type checkers see the real class.
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
+
+from worker.engine.interpolation import METHODS, interpolate
+from worker.engine.tiny_model import build_tiny_model
+
+logger = logging.getLogger(__name__)
+
+SCHEDULERS = {
+    "dpmsolver": DPMSolverMultistepScheduler,
+    "ddim": DDIMScheduler,
+    "euler": EulerDiscreteScheduler,
+}
+# from_config keeps only the keys a scheduler knows; DDIM's own defaults (clip x0 to [-1, 1], alpha=1 at
+# the end) are wrong for SD latents, so pin SD's values whatever scheduler the model shipped with.
+SCHEDULER_OVERRIDES: dict[str, dict[str, Any]] = {"ddim": {"clip_sample": False, "set_alpha_to_one": False}}
+
+MIN_STEPS, MAX_STEPS = 1, 150
+MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 30.0
+MIN_SIZE, MAX_SIZE = 64, 4096
+SIZE_MULTIPLE = 8
+MAX_SEED = 2**63 - 1  # fits a signed 64-bit database column and torch.Generator.manual_seed
+ENCODE_CACHE_SIZE = 256
+
+TINY_MODEL = "segue-tiny"
+MINI_MODEL = "segue-mini"
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODELS_DIR = Path("data") / "models"  # same default as the app's SEGUE_MODELS_DIR
+
+# SD 1.x latent → RGB linear projection (rows: latent channels; columns: R, G, B), as in ComfyUI's
+# latent previews. A good-enough picture of where a render is going, for the cost of a matmul.
+SD_LATENT_RGB_FACTORS = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    """What is shared by every frame of one render call."""
+
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+    scheduler: str = "dpmsolver"
+    text_interpolation: str = "lerp"
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """One frame: its text embedding is interpolate(E(prompt_a), E(prompt_b), local_t)."""
+
+    prompt_a: str
+    prompt_b: str
+    local_t: float
+
+
+class RenderCancelled(Exception):
+    """should_cancel() returned True; the render stopped between two denoising steps."""
+
+
+def check_inputs(params: RenderParams, frames: Sequence[FrameRequest]) -> None:
+    """Fail fast, before any model work, with a message that names the argument and its allowed range."""
+    if not isinstance(params.seed, int) or not 0 <= params.seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}], got {params.seed!r}")
+    if not isinstance(params.steps, int) or not MIN_STEPS <= params.steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer in [{MIN_STEPS}, {MAX_STEPS}], got {params.steps!r}")
+    guidance = params.guidance_scale
+    if not (
+        isinstance(guidance, int | float)
+        and math.isfinite(guidance)
+        and MIN_GUIDANCE <= guidance <= MAX_GUIDANCE
+    ):
+        raise ValueError(
+            f"guidance_scale must be a finite number in [{MIN_GUIDANCE}, {MAX_GUIDANCE}], got {guidance!r}"
+        )
+    for name in ("width", "height"):
+        size = getattr(params, name)
+        if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE or size % SIZE_MULTIPLE:
+            raise ValueError(
+                f"{name} must be a multiple of {SIZE_MULTIPLE} in [{MIN_SIZE}, {MAX_SIZE}] "
+                f"(the VAE works on {SIZE_MULTIPLE}x{SIZE_MULTIPLE} pixel cells), got {size!r}"
+            )
+    if params.scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {params.scheduler!r}")
+    if params.text_interpolation not in METHODS:
+        raise ValueError(
+            f"text_interpolation must be one of {', '.join(METHODS)}, got {params.text_interpolation!r}"
+        )
+    if not isinstance(params.negative_prompt, str):
+        raise ValueError(f"negative_prompt must be a string (empty for none), got {params.negative_prompt!r}")
+    if len(frames) == 0:
+        raise ValueError("frames must hold at least one FrameRequest, got none")
+    for index, frame in enumerate(frames):
+        for name in ("prompt_a", "prompt_b"):
+            if not isinstance(getattr(frame, name), str):
+                raise ValueError(f"frames[{index}].{name} must be a string, got {getattr(frame, name)!r}")
+        t = frame.local_t
+        if not (isinstance(t, int | float) and math.isfinite(t) and 0.0 <= t <= 1.0):
+            raise ValueError(f"frames[{index}].local_t must be a number in [0, 1], got {t!r}")
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_model(model: str, models_dir: Path) -> str:
+    """Map a model name to what `from_pretrained` takes: a local directory or a hub id.
+
+    "segue-tiny" is built into models_dir on first use; "segue-mini" is the directory shipped in
+    worker/models; anything else (a hub id or a local directory) is returned unchanged.
+    """
+    if model == TINY_MODEL:
+        target = Path(models_dir) / TINY_MODEL
+        if not (target / "model_index.json").is_file():
+            _build_atomically(target)
+        return str(target)
+    if model == MINI_MODEL:
+        shipped = SHIPPED_MODELS_DIR / MINI_MODEL
+        if not (shipped / "model_index.json").is_file():
+            raise FileNotFoundError(
+                f"model {MINI_MODEL!r} is not in {shipped} (no model_index.json); it ships with trained "
+                f"weights once they exist — use {TINY_MODEL!r} or a hub id such as "
+                "'runwayml/stable-diffusion-v1-5' until then"
+            )
+        return str(shipped)
+    return model
+
+
+def _build_atomically(target: Path) -> None:
+    # Two workers may start at once: each builds in its own temp dir and the first rename wins, so a
+    # reader never sees a half-written model.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build_tiny_model(scratch)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not (target / "model_index.json").is_file():
+                raise
+            logger.info("another process built %s first; using that one", target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def latents_to_preview(latents: torch.Tensor, size: int = 64) -> list[PIL.Image.Image]:
+    """Cheap RGB previews of SD latents (B, 4, h, w) via a fixed linear projection, no VAE.
+
+    Each image is scaled so its longer side is `size` pixels, keeping the aspect ratio.
+    """
+    if latents.ndim != 4 or latents.shape[1] != len(SD_LATENT_RGB_FACTORS):
+        raise ValueError(f"latents must have shape (batch, 4, height, width), got {tuple(latents.shape)}")
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    factors = torch.tensor(SD_LATENT_RGB_FACTORS, dtype=torch.float32)
+    rgb = torch.einsum("bchw,cr->bhwr", latents.detach().to("cpu", torch.float32), factors)
+    pixels = ((rgb + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8).numpy()
+    height, width = latents.shape[2:]
+    scale = size / max(height, width)
+    preview_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return [PIL.Image.fromarray(p).resize(preview_size, PIL.Image.Resampling.BILINEAR) for p in pixels]
+
+
+class Engine:
+    """One loaded pipeline plus a prompt-embedding cache; safe to share between threads."""
+
+    def __init__(
+        self, pipe: StableDiffusionPipeline, model_name: str, device: torch.device, dtype: torch.dtype
+    ):
+        self.pipe = pipe
+        self.model_name = model_name
+        self.device = device
+        self.dtype = dtype
+        self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._embeddings_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model: str, device: str | None = None, models_dir: Path | None = None) -> Engine:
+        target = resolve_device(device)
+        # Half precision halves memory and doubles speed on a GPU; CPUs have no fast fp16 kernels.
+        dtype = torch.float16 if target.type == "cuda" else torch.float32
+        path_or_id = resolve_model(model, models_dir if models_dir is not None else DEFAULT_MODELS_DIR)
+        pipe = StableDiffusionPipeline.from_pretrained(
+            path_or_id, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+        )
+        # diffusers already uses torch 2's scaled_dot_product_attention (AttnProcessor2_0) by default.
+        pipe = pipe.to(target)
+        pipe.set_progress_bar_config(disable=True)
+        logger.info("loaded %s from %s on %s (%s)", model, path_or_id, target, dtype)
+        return cls(pipe, model_name=model, device=target, dtype=dtype)
+
+    def encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Text embeddings (1, 77, hidden) per distinct prompt; each prompt is encoded once per process.
+
+        The returned tensors are shared with the cache: treat them as read-only.
+        """
+        embeddings: dict[str, torch.Tensor] = {}
+        for prompt in dict.fromkeys(prompts):
+            with self._embeddings_lock:
+                cached = self._embeddings.get(prompt)
+                if cached is not None:
+                    self._embeddings.move_to_end(prompt)
+            if cached is None:
+                cached = self._encode_one(prompt)
+                with self._embeddings_lock:
+                    self._embeddings[prompt] = cached
+                    while len(self._embeddings) > ENCODE_CACHE_SIZE:
+                        self._embeddings.popitem(last=False)
+            embeddings[prompt] = cached
+        return embeddings
+
+    def _encode_one(self, prompt: str) -> torch.Tensor:
+        # One prompt per forward pass: its embedding must not depend on which prompts shared a batch.
+        tokenizer, text_encoder = self.pipe.tokenizer, self.pipe.text_encoder
+        max_length = tokenizer.model_max_length
+        n_tokens = len(tokenizer(prompt).input_ids)
+        if n_tokens > max_length:
+            logger.warning(
+                "prompt is %d tokens; the model reads %d — the rest is ignored: %.60r",
+                n_tokens,
+                max_length,
+                prompt,
+            )
+        tokens = tokenizer(
+            prompt, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
+        )
+        # Same rule as StableDiffusionPipeline.encode_prompt: only some CLIP variants want the mask.
+        attention_mask = (
+            tokens.attention_mask.to(self.device)
+            if getattr(text_encoder.config, "use_attention_mask", False)
+            else None
+        )
+        with torch.inference_mode():
+            output = text_encoder(tokens.input_ids.to(self.device), attention_mask=attention_mask)
+        return output.last_hidden_state.to(self.dtype)
+
+    def render(
+        self,
+        params: RenderParams,
+        frames: Sequence[FrameRequest],
+        *,
+        on_step: Callable[[int, int, torch.Tensor], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> list[PIL.Image.Image]:
+        """Render `frames` in one batch and return their images in order.
+
+        on_step(step_index, total_steps, latents) runs after every denoising step (latents of the whole
+        batch); should_cancel() is checked before the first and after every step and raises
+        RenderCancelled when it returns True.
+        """
+        # 1. Check inputs
+        check_inputs(params, frames)
+        if should_cancel is not None and should_cancel():
+            raise RenderCancelled("cancelled before the first step")
+
+        # 2. Encode every distinct prompt once (cached across calls); "" is the unconditional prompt
+        embeddings = self.encode(
+            [params.negative_prompt, *(p for f in frames for p in (f.prompt_a, f.prompt_b))]
+        )
+
+        # 3. Interpolate text embeddings per frame
+        prompt_embeds = torch.cat(
+            [
+                interpolate(
+                    embeddings[f.prompt_a], embeddings[f.prompt_b], f.local_t, params.text_interpolation
+                )
+                for f in frames
+            ]
+        )
+        negative_embeds = embeddings[params.negative_prompt].repeat(len(frames), 1, 1)
+
+        # 4. One noise latent from the seed, drawn on the CPU so every device gets the same noise
+        pipe = self._pipeline_for_call(params.scheduler)
+        latent_shape = (
+            1,
+            pipe.unet.config.in_channels,
+            params.height // pipe.vae_scale_factor,
+            params.width // pipe.vae_scale_factor,
+        )
+        noise = torch.randn(latent_shape, generator=torch.Generator("cpu").manual_seed(params.seed))
+        latents = noise.to(device=self.device, dtype=self.dtype).repeat(len(frames), 1, 1, 1)
+
+        def step_end(
+            pipeline: StableDiffusionPipeline, step_index: int, timestep: Any, tensors: dict[str, Any]
+        ) -> dict[str, Any]:
+            if on_step is not None:
+                on_step(step_index, pipeline.num_timesteps, tensors["latents"])
+            if should_cancel is not None and should_cancel():
+                raise RenderCancelled(f"cancelled after step {step_index + 1} of {pipeline.num_timesteps}")
+            return tensors
+
+        # 5. Denoise and decode
+        with torch.inference_mode():
+            result = pipe(
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_embeds,
+                latents=latents,
+                num_inference_steps=params.steps,
+                guidance_scale=params.guidance_scale,
+                width=params.width,
+                height=params.height,
+                callback_on_step_end=step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+                output_type="pil",
+            )
+        return list(result.images)
+
+    def _pipeline_for_call(self, scheduler: str) -> StableDiffusionPipeline:
+        # Schedulers and pipelines keep per-call state (timesteps, step index, guidance scale), so each
+        # call gets its own scheduler and a pipeline object around the shared, read-only model weights.
+        scheduler_cls = SCHEDULERS[scheduler]
+        components = dict(self.pipe.components)
+        components["scheduler"] = scheduler_cls.from_config(
+            self.pipe.scheduler.config, **SCHEDULER_OVERRIDES.get(scheduler, {})
+        )
+        pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+
+_engines: dict[tuple[str, str], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(model: str, models_dir: Path | None = None, device: str | None = None) -> Engine:
+    """The process-wide Engine for `model` on `device`, loaded on first use (thread-safe)."""
+    key = (model, str(resolve_device(device)))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = Engine.load(model, device=device, models_dir=models_dir)
+            _engines[key] = engine
+        return engine
