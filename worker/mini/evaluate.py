@@ -1,0 +1,269 @@
+"""Evaluate Segue-mini.
+
+1. Train an attribute classifier (small CNN, independent of the diffusion model)
+   on real world images: sky (3), ground (8), object presence (5), main-object colour (8).
+2. Its accuracy on real held-out world images = the reference row.
+3. Render held-out captions with the committed pipeline (half from held-out
+   sky/ground/object combinations never seen in training, half fresh scenes),
+   classify, and score against the caption's attributes.
+4. Mini-CLIP retrieval accuracy on real held-out images and on generated ones.
+5. A text-embedding interpolation strip ("a futuristic cityscape" -> "a girl in a
+   magical forest", fixed noise) and the classifier's city/forest probability along it.
+
+Writes data/mini/eval/results.json and sample PNGs; prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import common, world
+
+OUT = common.DATA / "eval"
+
+
+class AttrNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        ch = [3, 32, 64, 128, 128]
+        layers = []
+        for a, b in zip(ch[:-1], ch[1:]):
+            layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(), nn.Conv2d(b, b, 3, padding=1, stride=2), nn.BatchNorm2d(b), nn.ReLU()]
+        self.body = nn.Sequential(*layers)  # 64 -> 4
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(128 * 16, 256), nn.ReLU(), nn.Dropout(0.2))
+        self.sky = nn.Linear(256, 3)
+        self.ground = nn.Linear(256, 8)
+        self.present = nn.Linear(256, 5)
+        self.colour = nn.Linear(256, len(world.COLOUR_NAMES))
+
+    def forward(self, x):
+        h = self.fc(self.body(x))
+        return self.sky(h), self.ground(h), self.present(h), self.colour(h)
+
+
+def _labels(scenes):
+    L = [world.labels(world.Scene(**{**s, "objects": [world.Obj(**o) for o in s["objects"]]})) if isinstance(s, dict) else world.labels(s) for s in scenes]
+    return (
+        torch.tensor([l["sky"] for l in L]),
+        torch.tensor([l["ground"] for l in L]),
+        torch.tensor([l["present"] for l in L]).float(),
+        torch.tensor([l["main_colour"] for l in L]),
+    )
+
+
+def _augment(x, g):
+    # robustness to decoder softness: random blur + noise (applied to real images only)
+    if torch.rand(1, generator=g).item() < 0.5:
+        k = torch.tensor([1.0, 2.0, 1.0])
+        k = (k[:, None] * k[None, :]) / 16
+        x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(3, 1, 3, 3).contiguous(), groups=3)
+    return x + 0.03 * torch.randn(x.shape, generator=g)
+
+
+def train_classifier(steps=1500, batch=64, seed=0):
+    path = OUT / "attrnet.pt"
+    net = AttrNet()
+    if path.exists():
+        net.load_state_dict(torch.load(path))
+        return net.eval()
+    imgs, _, scenes = common.load_world("train", seed=seed)
+    ys = _labels(scenes)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    t0 = time.time()
+    for step in range(steps):
+        idx = torch.randint(0, len(imgs), (batch,), generator=g)
+        x = _augment(common.to_tensor(imgs[idx.numpy()]), g)
+        for pg in opt.param_groups:
+            pg["lr"] = common.cosine_lr(step, steps, 2e-3, warmup=50)
+        s, gr, p, c = net(x)
+        cl = ys[3][idx]
+        m = cl >= 0
+        loss = F.cross_entropy(s, ys[0][idx]) + F.cross_entropy(gr, ys[1][idx]) + F.binary_cross_entropy_with_logits(p, ys[2][idx])
+        if m.any():
+            loss = loss + F.cross_entropy(c[m], cl[m])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0:
+            print(f"[attrnet] {step}/{steps} loss {loss.item():.3f} {time.time() - t0:.0f}s", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return net.eval()
+
+
+@torch.no_grad()
+def classify(net, imgs_uint8):
+    outs = [net(common.to_tensor(imgs_uint8[i : i + 256])) for i in range(0, len(imgs_uint8), 256)]
+    s, g, p, c = (torch.cat([o[k] for o in outs]) for k in range(4))
+    return s.argmax(1).numpy(), g.argmax(1).numpy(), torch.sigmoid(p).numpy(), c.argmax(1).numpy(), g.softmax(1).numpy()
+
+
+def score(pred, targets):
+    """targets: list of dict(sky, ground, main, colour) with None for unnamed."""
+    s, g, p, c, _ = pred
+    acc = {"sky": [], "ground": [], "object": [], "colour": []}
+    for i, t in enumerate(targets):
+        if t["sky"] is not None:
+            acc["sky"].append(s[i] == world.SKIES.index(t["sky"]))
+        if t["ground"] is not None:
+            acc["ground"].append(g[i] == world.GROUNDS.index(t["ground"]))
+        if t["main"] is not None:
+            acc["object"].append(p[i][world.OBJECTS.index(t["main"])] > 0.5)
+            if t["colour"] is not None:
+                acc["colour"].append(c[i] == world.COLOUR_NAMES.index(t["colour"]))
+    return {k: (float(np.mean(v)) if v else float("nan"), len(v)) for k, v in acc.items()}
+
+
+def eval_captions(n=200, seed=12345):
+    """Held-out captions that name the sky: n/2 held-out combos, n/2 fresh scenes."""
+    items = []
+    for split, k in (("heldout", n // 2), ("any", n - n // 2)):
+        for i in range(k):
+            img, sc, _ = world.example(seed, i, split, 0)
+            rng = random.Random(seed * 31 + i + (0 if split == "heldout" else 10**6))
+            while True:
+                cap = world.caption(sc, rng)
+                pr = world.parse(cap)
+                if pr["sky"] is not None:
+                    break
+            items.append((np.asarray(img), sc, cap, split))
+    return items
+
+
+def load_pipe(path=common.MODEL_DIR, scheduler="dpm"):
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(path), torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False, local_files_only=True
+    )
+    cls = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler, "euler": EulerDiscreteScheduler}[scheduler]
+    pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def render(pipe, prompts, seed=0, steps=25, guidance=5.0, batch=16):
+    out = []
+    for i in range(0, len(prompts), batch):
+        g = torch.Generator().manual_seed(seed + i)
+        r = pipe(prompts[i : i + batch], height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, generator=g, output_type="np")
+        out.append((r.images * 255).round().astype(np.uint8))
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def clip_retrieval(clip_dir, imgs, caps):
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(str(clip_dir), torch_dtype=torch.float32).eval()
+    proc = CLIPProcessor.from_pretrained(str(clip_dir))
+    from PIL import Image
+
+    ti = proc(text=caps, padding="max_length", max_length=77, return_tensors="pt")
+    tf = model.get_text_features(input_ids=ti.input_ids)
+    tf = tf if isinstance(tf, torch.Tensor) else tf.pooler_output
+    ii = proc(images=[Image.fromarray(x) for x in imgs], return_tensors="pt")
+    f = model.get_image_features(pixel_values=ii.pixel_values)
+    f = f if isinstance(f, torch.Tensor) else f.pooler_output
+    sim = F.normalize(f, dim=-1) @ F.normalize(tf, dim=-1).T
+    top = sim.argmax(1).tolist()
+    return float(np.mean([caps[j] == caps[i] for i, j in enumerate(top)]))
+
+
+@torch.no_grad()
+def interpolation(pipe, net, a="a futuristic cityscape", b="a girl in a magical forest", n=8, seed=7, steps=25, guidance=5.0):
+    ea, _ = pipe.encode_prompt(a, "cpu", 1, True, "")
+    eb, neg = pipe.encode_prompt(b, "cpu", 1, True, "")
+    g = torch.Generator().manual_seed(seed)
+    lat = torch.randn(1, 4, 16, 16, generator=g).expand(n, -1, -1, -1).contiguous()
+    ts = torch.linspace(0, 1, n).view(n, 1, 1)
+    emb = (1 - ts) * ea + ts * eb
+    r = pipe(prompt_embeds=emb, negative_prompt_embeds=neg.expand(n, -1, -1), latents=lat, height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, output_type="np")
+    imgs = (r.images * 255).round().astype(np.uint8)
+    gp = classify(net, imgs)[4]
+    return imgs, gp[:, world.GROUNDS.index("city")], gp[:, world.GROUNDS.index("forest")]
+
+
+def save_strip(imgs, path, scale=3, nrow=None):
+    from PIL import Image
+
+    nrow = nrow or len(imgs)
+    rows = (len(imgs) + nrow - 1) // nrow
+    h, w = imgs.shape[1:3]
+    grid = np.zeros((rows * h, nrow * w, 3), dtype=np.uint8)
+    for i, x in enumerate(imgs):
+        grid[(i // nrow) * h : (i // nrow + 1) * h, (i % nrow) * w : (i % nrow + 1) * w] = x
+    Image.fromarray(grid).resize((nrow * w * scale, rows * h * scale), Image.NEAREST).save(path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=str(common.MODEL_DIR))
+    ap.add_argument("--classifier-only", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    net = train_classifier()
+    items = eval_captions(args.n)
+    real = np.stack([it[0] for it in items])
+    targets = []
+    for _, sc, cap, _ in items:
+        pr = world.parse(cap)
+        targets.append(
+            {
+                "sky": pr["sky"],
+                "ground": pr["ground"],
+                "main": sc.main,
+                "colour": sc.objects[0].colour if sc.objects and pr["objects"] and pr["objects"][0]["colour"] else None,
+            }
+        )
+    res = {"real": score(classify(net, real), targets)}
+    if args.classifier_only:
+        print(json.dumps(res, indent=1))
+        return
+    model = Path(args.model)
+    pipe = load_pipe(model)
+    caps = [it[2] for it in items]
+    t0 = time.time()
+    gen = render(pipe, caps)
+    res["render_seconds_total"] = time.time() - t0
+    res["generated"] = score(classify(net, gen), targets)
+    for split in ("heldout", "any"):
+        m = [i for i, it in enumerate(items) if it[3] == split]
+        res[f"generated_{split}"] = score(classify(net, gen[m]), [targets[i] for i in m])
+        res[f"real_{split}"] = score(classify(net, real[m]), [targets[i] for i in m])
+    res["clip_retrieval_real"] = clip_retrieval(model / "clip", real, caps)
+    res["clip_retrieval_generated"] = clip_retrieval(model / "clip", gen, caps)
+    res["clip_chance"] = float(np.mean([sum(c == d for d in caps) / len(caps) for c in caps]))
+    save_strip(gen[:32], OUT / "heldout_generated.png", nrow=8)
+    save_strip(real[:32], OUT / "heldout_real.png", nrow=8)
+    (OUT / "heldout_captions.txt").write_text("\n".join(caps[:32]))
+    strip, pc, pf = interpolation(pipe, net)
+    save_strip(strip, OUT / "interpolation.png")
+    res["interpolation_city_prob"] = pc.round(3).tolist()
+    res["interpolation_forest_prob"] = pf.round(3).tolist()
+    (OUT / "results.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+    print("\n| attribute | real world images | generated (all) | generated (held-out combos) | generated (fresh scenes) |")
+    print("|---|---|---|---|---|")
+    for k in ("sky", "ground", "object", "colour"):
+        r, gall, gh, ga = res["real"][k], res["generated"][k], res["generated_heldout"][k], res["generated_any"][k]
+        print(f"| {k} | {r[0]:.1%} (n={r[1]}) | {gall[0]:.1%} | {gh[0]:.1%} | {ga[0]:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
