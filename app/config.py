@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     # "distributed" uses Redis as broker and Redis Streams for events.
     mode: Literal["embedded", "distributed"] = "embedded"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_namespace: str = "segue"  # prefix of Segue's Redis keys, so deployments can share a server
     broker_url: str = ""  # default: derived from mode
     render_queue: str = "render"
     embedded_worker: bool = True  # `segue run` starts a worker process next to the web server

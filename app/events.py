@@ -84,18 +84,18 @@ class SqlEventBus:
 class RedisEventBus:
     """Events in one Redis Stream per render; readers block on XREAD."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "segue") -> None:
         import redis
         import redis.asyncio
 
         self.url = url
+        self.namespace = namespace
         self._sync = redis.Redis.from_url(url, decode_responses=True)
         self._async_client: Any = None
         self._async_module = redis.asyncio
 
-    @staticmethod
-    def stream_key(render_id: int) -> str:
-        return f"segue:render:{render_id}:events"
+    def stream_key(self, render_id: int) -> str:
+        return f"{self.namespace}:render:{render_id}:events"
 
     def publish(self, render_id: int, name: str, data: dict[str, Any]) -> str:
         key = self.stream_key(render_id)
@@ -109,7 +109,9 @@ class RedisEventBus:
         # One async client per event loop: a client is bound to the loop that created it.
         loop = asyncio.get_running_loop()
         if self._async_client is None or self._async_client[0] is not loop:
-            self._async_client = (loop, self._async_module.Redis.from_url(self.url, decode_responses=True))
+            # The socket timeout must outlast the XREAD block, or a quiet stream reads as a dead server.
+            client = self._async_module.Redis.from_url(self.url, decode_responses=True, socket_timeout=60)
+            self._async_client = (loop, client)
         return self._async_client[1]
 
     async def read(self, render_id: int, after: str | None, block_seconds: float) -> list[Event]:
@@ -125,12 +127,12 @@ class RedisEventBus:
 
 
 @lru_cache
-def _bus_for(mode: str, redis_url: str, poll_seconds: float) -> EventBus:
+def _bus_for(mode: str, redis_url: str, namespace: str, poll_seconds: float) -> EventBus:
     if mode == "distributed":
-        return RedisEventBus(redis_url)
+        return RedisEventBus(redis_url, namespace)
     return SqlEventBus(poll_seconds)
 
 
 def get_bus(settings: Settings | None = None) -> EventBus:
     s = settings or get_settings()
-    return _bus_for(s.mode, s.redis_url, s.event_poll_seconds)
+    return _bus_for(s.mode, s.redis_url, s.redis_namespace, s.event_poll_seconds)

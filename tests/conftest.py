@@ -96,3 +96,13 @@ def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ign
 
     with TestClient(create_app()) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory holding the offline tiny model, built once per test session."""
+    from worker.engine.tiny_model import build_tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+    build_tiny_model(root / "segue-tiny", seed=0)
+    return root

@@ -1,0 +1,102 @@
+"""A live stack for end-to-end renders: the web app in-process, a real Celery worker process, a real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import configure, reset_caches
+
+REPO = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("SEGUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+@dataclass
+class Stack:
+    client: object
+    worker: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
+        "--queues", env["SEGUE_RENDER_QUEUE"], "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel", "INFO", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h",
+    ]
+    with log.open("wb") as out:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def stack_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path
+) -> Iterator[object]:
+    """Start Segue with a given mode and database: stack_factory(mode='distributed', database='postgres')."""
+    from fastapi.testclient import TestClient
+
+    from app.cli import migrate
+    from app.main import create_app
+
+    started: list[tuple[Stack, TestClient]] = []
+
+    def start(mode: str = "distributed", database: str = "sqlite") -> Stack:
+        env_settings = {
+            "mode": mode,
+            "models_dir": str(models_dir),
+            "render_queue": f"render-{uuid.uuid4().hex[:8]}",
+            "redis_url": REDIS_URL,
+            "redis_namespace": f"segue-test-{uuid.uuid4().hex[:8]}",
+            "event_poll_seconds": "0.05",
+        }
+        if database == "postgres":
+            env_settings["database_url"] = request.getfixturevalue("postgres_url")
+        configure(monkeypatch, tmp_path / "data", **env_settings)
+        migrate()
+        if database == "postgres":
+            from tests.conftest import _truncate
+
+            _truncate(env_settings["database_url"])
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        log = tmp_path / "worker.log"
+        worker = _start_worker(env, log)
+        client = TestClient(create_app())
+        client.__enter__()
+        stack = Stack(client=client, worker=worker, env=env, log=log)
+        started.append((stack, client))
+        return stack
+
+    yield start
+    for stack, client in started:
+        client.__exit__(None, None, None)
+        _stop(stack.worker)
+    reset_caches()
+
+
+def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
