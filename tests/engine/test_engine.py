@@ -11,7 +11,7 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from worker.engine import pipeline
+from worker.engine import pipeline, tiny_model
 from worker.engine.pipeline import (
     SCHEDULERS,
     Engine,
@@ -224,8 +224,10 @@ def test_get_engine_loads_once_per_model(tiny_model_dir, monkeypatch):
 
 def test_resolve_model_builds_the_tiny_model_once(tmp_path, monkeypatch):
     built: list[Path] = []
-    real_build = pipeline.build_tiny_model
-    monkeypatch.setattr(pipeline, "build_tiny_model", lambda out: built.append(out) or real_build(out))
+    real_build = tiny_model.build_tiny_model
+    monkeypatch.setattr(
+        tiny_model, "build_tiny_model", lambda out, seed: built.append(out) or real_build(out, seed)
+    )
     path = Path(resolve_model("segue-tiny", tmp_path))
     assert path == tmp_path / "segue-tiny" and (path / "model_index.json").is_file()
     assert resolve_model("segue-tiny", tmp_path) == str(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -15,7 +16,8 @@ from diffusers import (
 from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from worker.engine.tiny_model import build_tiny_model
+from worker.engine import tiny_model
+from worker.engine.tiny_model import build_tiny_model, ensure_tiny_model
 
 WEIGHT_FILES = (
     "unet/diffusion_pytorch_model.safetensors",
@@ -105,5 +107,18 @@ def test_cli_builds_a_loadable_model(tmp_path, capsys):
     assert main(["build-tiny", str(tmp_path / "tiny"), "--seed", "3"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "tiny")
     assert (tmp_path / "tiny" / "model_index.json").is_file()
-    with pytest.raises(SystemExit):
-        main(["build-tiny", str(tmp_path / "tiny")])  # refuses to overwrite a model
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny"]  # built aside, then renamed into place
+
+
+def test_ensure_tiny_model_accepts_a_rival_build(tmp_path, monkeypatch):
+    target = tmp_path / "segue-tiny"
+    real_build = tiny_model.build_tiny_model
+
+    def build_while_a_rival_finishes_first(out_dir, seed):
+        real_build(out_dir, seed)
+        shutil.copytree(out_dir, target)  # another worker renamed its build into place meanwhile
+
+    monkeypatch.setattr(tiny_model, "build_tiny_model", build_while_a_rival_finishes_first)
+    assert ensure_tiny_model(target) == target
+    assert (target / "model_index.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["segue-tiny"]  # our scratch build was cleaned up

@@ -10,18 +10,18 @@ from pathlib import Path
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.engine.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build-tiny", help="write the tiny random-weight SD pipeline to OUT_DIR")
+    build = commands.add_parser(
+        "build-tiny", help="write the tiny random-weight SD pipeline to OUT_DIR (kept if already there)"
+    )
     build.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     build.add_argument("--seed", type=int, default=0, help="weights seed (default: 0)")
     args = parser.parse_args(argv)
 
     if args.command == "build-tiny":
         # Imported here so `--help` answers without loading torch and diffusers.
-        from worker.engine.tiny_model import build_tiny_model
+        from worker.engine.tiny_model import ensure_tiny_model
 
-        if (args.out_dir / "model_index.json").exists():
-            parser.error(f"{args.out_dir} already holds a model; choose an empty or new directory")
-        print(build_tiny_model(args.out_dir, seed=args.seed))
+        print(ensure_tiny_model(args.out_dir, seed=args.seed))
     return 0
 
 

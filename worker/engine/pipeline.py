@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -27,7 +24,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 
 from worker.engine.interpolation import METHODS, interpolate
-from worker.engine.tiny_model import build_tiny_model
+from worker.engine.tiny_model import ensure_tiny_model
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +140,7 @@ def resolve_model(model: str, models_dir: Path) -> str:
     worker/models; anything else (a hub id or a local directory) is returned unchanged.
     """
     if model == TINY_MODEL:
-        target = Path(models_dir) / TINY_MODEL
-        if not (target / "model_index.json").is_file():
-            _build_atomically(target)
-        return str(target)
+        return str(ensure_tiny_model(Path(models_dir) / TINY_MODEL))
     if model == MINI_MODEL:
         shipped = SHIPPED_MODELS_DIR / MINI_MODEL
         if not (shipped / "model_index.json").is_file():
@@ -157,23 +151,6 @@ def resolve_model(model: str, models_dir: Path) -> str:
             )
         return str(shipped)
     return model
-
-
-def _build_atomically(target: Path) -> None:
-    # Two workers may start at once: each builds in its own temp dir and the first rename wins, so a
-    # reader never sees a half-written model.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        build_tiny_model(scratch)
-        try:
-            os.rename(scratch, target)
-        except OSError:
-            if not (target / "model_index.json").is_file():
-                raise
-            logger.info("another process built %s first; using that one", target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def latents_to_preview(latents: torch.Tensor, size: int = 64) -> list[PIL.Image.Image]:

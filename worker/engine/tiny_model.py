@@ -10,6 +10,10 @@ from __future__ import annotations
 import gzip
 import importlib.metadata
 import json
+import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,8 @@ import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+logger = logging.getLogger(__name__)
 
 # OpenAI CLIP's BPE merges; open_clip_torch ships them in its wheel. Read as a data file only:
 # importing open_clip would pull in torchvision.
@@ -180,3 +186,27 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     pipe.save_pretrained(out_dir, safe_serialization=True)
     (out_dir / "README.md").write_text(MODEL_CARD.format(seed=seed), encoding="utf-8")
     return out_dir
+
+
+def ensure_tiny_model(target: Path, seed: int = 0) -> Path:
+    """Build the tiny model at `target` unless a complete one is already there; return `target`.
+
+    Safe when several processes start at once: each builds in its own temp dir next to `target` and the
+    first rename wins, so nobody ever sees a half-written model.
+    """
+    target = Path(target)
+    if (target / "model_index.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build_tiny_model(scratch, seed=seed)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not (target / "model_index.json").is_file():
+                raise
+            logger.info("another process built %s first; using that one", target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
