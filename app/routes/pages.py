@@ -266,8 +266,8 @@ def cancel(request: Request, render_id: int, db: SessionDep) -> Response:
     return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
 
 
-def _fragment(name: str, **context: Any) -> str:
-    return templates.env.get_template(name).render(**context)
+def _fragment(template: str, **context: Any) -> str:
+    return templates.env.get_template(template).render(**context)
 
 
 @router.get("/renders/{render_id}/stream")
@@ -297,8 +297,12 @@ async def render_stream(
             elif event.name == events.PROGRESS:
                 yield {"id": event.id, "event": "progress", "data": _fragment("partials/progress.html", p=data)}
             elif event.name in events.TERMINAL:
+                stats = data.get("stats") or {}
+                done = stats.get("frames_computed", 0) + stats.get("frames_reused", 0)
+                final = {"done": done, "total": stats.get("frames_total", done), "status": event.name}
+                yield {"id": event.id, "event": "progress", "data": _fragment("partials/progress.html", p=final)}
                 yield {"id": event.id, "event": "status",
-                       "data": _fragment("partials/render_done.html", name=event.name, data=data,
+                       "data": _fragment("partials/render_done.html", outcome=event.name, data=data,
                                          transition_id=transition_id, render_id=render_id)}
                 yield {"id": event.id, "event": "end", "data": json.dumps({"status": event.name})}
 
