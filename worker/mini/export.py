@@ -23,11 +23,13 @@ def export(dest: Path, dtype=torch.float16):
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
 
     clip_dir = common.DATA / "clip" / "final"
-    vae = AutoencoderKL.from_pretrained(common.DATA / "vae" / "final")
+    vae_dir = common.DATA / "vae" / ("final_dec" if (common.DATA / "vae" / "final_dec").exists() else "final")
+    vae = AutoencoderKL.from_pretrained(vae_dir)
+    print(f"VAE from {vae_dir}")
     unet = UNet2DConditionModel.from_pretrained(common.DATA / "unet" / "final")
     te = CLIPTextModel.from_pretrained(clip_dir)
     tok = CLIPTokenizer.from_pretrained(clip_dir)
-    sch = DDIMScheduler(**common.scheduler_config())
+    sch = DDIMScheduler.from_config(common.scheduler_config())
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=te,
