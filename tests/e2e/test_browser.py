@@ -1,0 +1,162 @@
+"""A person in headless Chromium: create a transition, render it, watch frames stream in, steer it, come back."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("SEGUE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOT = REPO / "docs" / "screenshot.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
+    """`segue run` as a person starts it: embedded mode, SQLite, local frames, worker beside the server."""
+    data = tmp_path_factory.mktemp("e2e-data")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SEGUE_DATA_DIR": str(data),
+        "SEGUE_PORT": str(port),
+        "SEGUE_MODELS_DIR": str(models_dir),
+        "SEGUE_EVENT_POLL_SECONDS": "0.1",
+    }
+    env.pop("SEGUE_DATABASE_URL", None)
+    env.pop("SEGUE_MODE", None)
+    log = (data / "server.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((data / "server.log").read_text()[-3000:]) from None
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
+    with playwright.sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield instance
+        instance.close()
+
+
+# Records how many film-strip frames were finished each time the strip changed, to prove they stream in.
+OBSERVER = """
+window.__doneCounts = [];
+const strip = document.querySelector('.filmstrip');
+new MutationObserver(() => {
+  window.__doneCounts.push(strip.querySelectorAll('[data-status="done"]').length);
+}).observe(strip, {subtree: true, childList: true});
+"""
+
+
+def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1300, "height": 950})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.click("text=New transition")
+
+    # Bad input is explained inline, next to the field, and nothing is created.
+    page.fill("#f-start_prompt", "A futuristic cityscape, vibrant and detailed")
+    page.fill("#f-end_prompt", "A cheerful young girl standing in a magical forest")
+    page.fill("#f-frames", "700")
+    page.click("text=Create transition")
+    error = page.locator("#frames-error")
+    error.wait_for()
+    assert "between 2 and 600" in error.inner_text()
+    assert page.locator("#f-start_prompt").input_value().startswith("A futuristic")  # what was typed is kept
+
+    page.fill("#f-frames", "24")
+    page.fill("#f-steps", "12")
+    page.fill("#f-seed", "7")
+    page.fill("#f-title", "City to forest")
+    page.click("text=Create transition")
+    page.wait_for_url(re.compile(r".*/transitions/\d+$"))
+    transition_url = page.url
+    assert page.locator("h1").inner_text() == "City to forest"
+
+    # Render: frames arrive one by one into their places in the strip.
+    page.click("#render-button")
+    page.locator(".filmstrip").wait_for()
+    page.evaluate(OBSERVER)
+    page.locator("#render-head [data-status=done]").wait_for(timeout=180_000)
+    counts = page.evaluate("window.__doneCounts")
+    assert any(0 < c < 24 for c in counts), f"frames did not stream in: {counts}"
+    assert page.locator(".filmstrip [data-status=done]").count() == 24
+    assert "24 / 24" in page.locator(".progress-text").inner_text()
+
+    # Open a frame: full size, with its prompt blend, t, seed and model.
+    page.click("#frame-5 a")
+    dialog = page.locator("#frame-dialog")
+    dialog.wait_for(state="visible")
+    facts = dialog.inner_text()
+    assert "t\n0.2174" in facts or "0.2174" in facts
+    assert "Seed" in facts and "7" in facts and "segue-tiny" in facts
+    assert "“A futuristic cityscape, vibrant and detailed”" in facts
+    page.keyboard.press("Escape")
+
+    # Steer: insert an intermediate prompt at t = 0.4 and re-render.
+    page.fill("#kf-position", "0.4")
+    page.fill("#kf-prompt", "a girl standing in a city garden")
+    page.click("text=Add keyframe")
+    page.locator(".keyframe[data-position='0.4']").wait_for()
+    assert "3 keyframes, 2 segments" in page.locator("#editor-head").inner_text()
+    # A keyframe on an existing position is refused inline.
+    page.fill("#kf-position", "0.4")
+    page.fill("#kf-prompt", "something else")
+    page.click("text=Add keyframe")
+    assert "taken" in page.locator("#timeline .error").first.inner_text()
+
+    page.click("#render-button")
+    page.locator("#render-head [data-status=done]", has_text="Render #2").wait_for(timeout=180_000)
+    head = page.locator("#render-head").inner_text()
+    assert "2 reused" in head  # the endpoint frames did not change
+
+    # Come back later: everything is still there.
+    page.goto(transition_url)
+    assert page.locator(".keyframe").count() == 3
+    assert page.locator(".filmstrip [data-status=done]").count() == 24
+    page.locator(".filmstrip img").last.scroll_into_view_if_needed()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    page.goto(server)
+    row = page.locator(".transition-row", has_text="City to forest")
+    assert row.locator(".thumbs img").count() == 8
