@@ -46,9 +46,22 @@ def prepare_model() -> None:
 def worker_command(settings=None, name: str = "segue") -> list[str]:  # type: ignore[no-untyped-def]
     s = settings or get_settings()
     return [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "--pool", "solo", "--concurrency", "1", "--queues", s.render_queue,
-        "--loglevel", "INFO", "--hostname", f"{name}@%h",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--pool",
+        "solo",
+        "--concurrency",
+        "1",
+        "--queues",
+        s.render_queue,
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        f"{name}@%h",
     ]
 
 
@@ -71,7 +84,10 @@ def run(args: argparse.Namespace) -> None:
                     worker.kill()
 
         atexit.register(stop_worker)
-    print(f"Segue is up: http://{settings.host}:{settings.port}  (data in {settings.data_dir.resolve()})", flush=True)
+    print(
+        f"Segue is up: http://{settings.host}:{settings.port}  (data in {settings.data_dir.resolve()})",
+        flush=True,
+    )
     uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port, log_level="info")
 
 

@@ -40,18 +40,32 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for error in errors:
         field = _field_of(error.get("loc", ()))
-        out.append({"field": field, "msg": _message(error, field), "type": error.get("type"), "loc": list(error.get("loc", ()))})
+        out.append(
+            {
+                "field": field,
+                "msg": _message(error, field),
+                "type": error.get("type"),
+                "loc": list(error.get("loc", ())),
+            }
+        )
     return out
 
 
 def _error_response(status: int, detail: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": detail, "errors": {d["field"]: d["msg"] for d in detail}}, status_code=status)
+    return JSONResponse(
+        {"detail": detail, "errors": {d["field"]: d["msg"] for d in detail}}, status_code=status
+    )
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
     settings = get_settings()
-    log.info("Segue serving with %s, %s mode, model %s", settings.database_url.split("://")[0], settings.mode, settings.model)
+    log.info(
+        "Segue serving with %s, %s mode, model %s",
+        settings.database_url.split("://")[0],
+        settings.mode,
+        settings.model,
+    )
     yield
 
 
@@ -70,7 +84,9 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(FieldError)
     async def _field(_request: Request, exc: FieldError) -> JSONResponse:
-        return _error_response(422, [{"field": exc.field, "msg": exc.message, "type": "value_error", "loc": ["body", exc.field]}])
+        return _error_response(
+            422, [{"field": exc.field, "msg": exc.message, "type": "value_error", "loc": ["body", exc.field]}]
+        )
 
     @app.exception_handler(NotFound)
     async def _missing(_request: Request, exc: NotFound) -> JSONResponse:

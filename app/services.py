@@ -1,4 +1,4 @@
-"""What Segue does with transitions, keyframes and renders; the JSON API and the HTML pages both call these."""
+"""What Segue does with transitions, keyframes and renders; the JSON API and the pages both call it."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def get_transition(db: Session, transition_id: int) -> Transition:
 def list_transitions(db: Session) -> list[Transition]:
     return list(
         db.scalars(
-            select(Transition).options(selectinload(Transition.keyframes)).order_by(Transition.updated_at.desc())
+            select(Transition)
+            .options(selectinload(Transition.keyframes))
+            .order_by(Transition.updated_at.desc())
         )
     )
 
@@ -174,7 +176,9 @@ def transition_out(db: Session, transition: Transition) -> TransitionOut:
         ],
         warnings=transition_warnings(transition),
         latest_render=RenderSummary(
-            id=render.id, status=render.status, transition_version=render.transition_version  # type: ignore[arg-type]
+            id=render.id,
+            status=render.status,
+            transition_version=render.transition_version,  # type: ignore[arg-type]
         )
         if render
         else None,
@@ -222,7 +226,9 @@ def update_keyframe(db: Session, keyframe: Keyframe, patch: KeyframeUpdate) -> K
     if "position" in changes:
         if keyframe.is_endpoint:
             where = "0" if keyframe.is_start else "1"
-            raise FieldError("position", f"the {'start' if keyframe.is_start else 'end'} keyframe stays at {where}")
+            raise FieldError(
+                "position", f"the {'start' if keyframe.is_start else 'end'} keyframe stays at {where}"
+            )
         _check_free(transition, changes["position"], ignore=keyframe)
         keyframe.position = changes["position"]
     if "prompt" in changes:
@@ -234,7 +240,9 @@ def update_keyframe(db: Session, keyframe: Keyframe, patch: KeyframeUpdate) -> K
 
 def delete_keyframe(db: Session, keyframe: Keyframe) -> None:
     if keyframe.is_endpoint:
-        raise FieldError("keyframe", "the start and end keyframes cannot be deleted; edit their prompts instead")
+        raise FieldError(
+            "keyframe", "the start and end keyframes cannot be deleted; edit their prompts instead"
+        )
     transition = keyframe.transition
     transition.keyframes.remove(keyframe)
     _record(db, transition, "delete_keyframe", {"id": keyframe.id, "position": keyframe.position})
@@ -404,7 +412,10 @@ def finish_render(db: Session, render: Render, status: str, error: str | None = 
 
 def cancel_render(db: Session, render: Render) -> Render:
     if render.is_finished:
-        raise FieldError("status", f"render {render.id} is already {render.status}; only queued or running renders can be cancelled")
+        raise FieldError(
+            "status",
+            f"render {render.id} is already {render.status}; only queued or running renders can be cancelled",
+        )
     finish_render(db, render, "cancelled")
     db.refresh(render)
     return render

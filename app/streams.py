@@ -20,7 +20,9 @@ def _status(render_id: int) -> str | None:
         return db.scalar(select(Render.status).where(Render.id == render_id))
 
 
-async def render_events(request: Request, render_id: int, last_event_id: str | None) -> AsyncIterator[events.Event]:
+async def render_events(
+    request: Request, render_id: int, last_event_id: str | None
+) -> AsyncIterator[events.Event]:
     """Every event after last_event_id, live, until the render's final event."""
     import asyncio
 

@@ -63,7 +63,9 @@ def _truncate(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """A migrated, empty database: SQLite in the test's data dir, or the session's PostgreSQL database."""
     from app.cli import migrate
 
@@ -84,7 +86,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
 def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[int]]]:
     """Record render batches instead of sending them to a broker (for tests of the web side alone)."""
     sent: list[tuple[int, list[int]]] = []
-    monkeypatch.setattr("app.services.send_render_batch", lambda render_id, indices: sent.append((render_id, indices)))
+    monkeypatch.setattr(
+        "app.services.send_render_batch", lambda render_id, indices: sent.append((render_id, indices))
+    )
     return sent
 
 

@@ -115,11 +115,17 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
     started = time.perf_counter()
     try:
         engine = get_engine(model, models_dir=settings.models_dir, device=settings.worker_device)
-        images = engine.render(params, requests, on_step=on_step, should_cancel=lambda: _is_cancelled(render_id))
+        images = engine.render(
+            params, requests, on_step=on_step, should_cancel=lambda: _is_cancelled(render_id)
+        )
     except RenderCancelled:
         log.info("render %s cancelled during batch %s", render_id, frame_indices)
         with new_session() as db:
-            db.execute(update(Frame).where(Frame.id.in_(frame_ids), Frame.status == "running").values(status="cancelled"))
+            db.execute(
+                update(Frame)
+                .where(Frame.id.in_(frame_ids), Frame.status == "running")
+                .values(status="cancelled")
+            )
             db.commit()
         return {"rendered": 0}
     except Exception as exc:
@@ -144,7 +150,9 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
             frame.seconds = round(seconds_each, 4)
             frame.finished_at = utcnow()
             db.execute(
-                update(Render).where(Render.id == render_id).values(frames_computed=Render.frames_computed + 1)
+                update(Render)
+                .where(Render.id == render_id)
+                .values(frames_computed=Render.frames_computed + 1)
             )
             db.commit()
             bus.publish(render_id, events.FRAME, frame_payload(render, frame))

@@ -110,7 +110,11 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
     except ValidationError as exc:
         context = {"values": values, "errors": _form_errors(exc), **_settings_context()}
         return templates.TemplateResponse(
-            request, "pages/new.html", context, status_code=422, block_name="form" if _is_htmx(request) else None
+            request,
+            "pages/new.html",
+            context,
+            status_code=422,
+            block_name="form" if _is_htmx(request) else None,
         )
     transition = services.create_transition(db, data)
     url = f"/transitions/{transition.id}"
@@ -146,7 +150,9 @@ def editor(request: Request, transition_id: int, db: SessionDep, render: int | N
     chosen = services.get_render(db, render) if render else None
     if chosen is not None and chosen.transition_id != transition.id:
         chosen = None
-    return templates.TemplateResponse(request, "pages/transition.html", _editor_context(db, transition, chosen))
+    return templates.TemplateResponse(
+        request, "pages/transition.html", _editor_context(db, transition, chosen)
+    )
 
 
 @router.post("/transitions/{transition_id}/settings", response_class=HTMLResponse)
@@ -159,7 +165,10 @@ async def save_settings(request: Request, transition_id: int, db: SessionDep) ->
     except ValidationError as exc:
         context.update(values=values, errors=_form_errors(exc))
         return templates.TemplateResponse(
-            request, "pages/transition.html", context, status_code=422,
+            request,
+            "pages/transition.html",
+            context,
+            status_code=422,
             block_name="settings" if _is_htmx(request) else None,
         )
     if not _is_htmx(request):
@@ -192,8 +201,13 @@ async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> R
     try:
         services.update_keyframe(db, keyframe, KeyframeUpdate(**values))
     except ValidationError as exc:
-        return _timeline(request, db, transition, {f"{keyframe_id}.{k}": v for k, v in values.items()},
-                         {f"{keyframe_id}.{k}": v for k, v in _form_errors(exc).items()})
+        return _timeline(
+            request,
+            db,
+            transition,
+            {f"{keyframe_id}.{k}": v for k, v in values.items()},
+            {f"{keyframe_id}.{k}": v for k, v in _form_errors(exc).items()},
+        )
     except FieldError as exc:
         return _timeline(request, db, transition, {}, {f"{keyframe_id}.{exc.field}": exc.message})
     return _timeline(request, db, transition)
@@ -211,7 +225,11 @@ def remove_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> Respo
 
 
 def _timeline(
-    request: Request, db: Any, transition: Transition, values: dict[str, Any] | None = None, errors: Errors | None = None
+    request: Request,
+    db: Any,
+    transition: Transition,
+    values: dict[str, Any] | None = None,
+    errors: Errors | None = None,
 ) -> Response:
     db.refresh(transition)
     if not errors and not _is_htmx(request):
@@ -286,24 +304,54 @@ async def render_stream(
         async for event in render_events(request, render_id, last_event_id):
             data = event.data
             if event.name == events.FRAME:
-                html = _fragment("partials/frame_tile.html", render_id=render_id, index=data["index"],
-                                 t=data["t"], url=data["url"], status="done")
+                html = _fragment(
+                    "partials/frame_tile.html",
+                    render_id=render_id,
+                    index=data["index"],
+                    t=data["t"],
+                    url=data["url"],
+                    status="done",
+                )
                 yield {"id": event.id, "event": f"frame-{data['index']}", "data": html}
             elif event.name == events.PREVIEW:
                 for index, image in zip(data["indices"], data["images"], strict=False):
-                    html = _fragment("partials/frame_tile.html", render_id=render_id, index=index, t=None,
-                                     url=image, status="preview", step=data["step"], steps=data["steps"])
+                    html = _fragment(
+                        "partials/frame_tile.html",
+                        render_id=render_id,
+                        index=index,
+                        t=None,
+                        url=image,
+                        status="preview",
+                        step=data["step"],
+                        steps=data["steps"],
+                    )
                     yield {"id": event.id, "event": f"frame-{index}", "data": html}
             elif event.name == events.PROGRESS:
-                yield {"id": event.id, "event": "progress", "data": _fragment("partials/progress.html", p=data)}
+                yield {
+                    "id": event.id,
+                    "event": "progress",
+                    "data": _fragment("partials/progress.html", p=data),
+                }
             elif event.name in events.TERMINAL:
                 stats = data.get("stats") or {}
                 done = stats.get("frames_computed", 0) + stats.get("frames_reused", 0)
                 final = {"done": done, "total": stats.get("frames_total", done), "status": event.name}
-                yield {"id": event.id, "event": "progress", "data": _fragment("partials/progress.html", p=final)}
-                yield {"id": event.id, "event": "status",
-                       "data": _fragment("partials/render_done.html", outcome=event.name, data=data,
-                                         transition_id=transition_id, render_id=render_id)}
+                yield {
+                    "id": event.id,
+                    "event": "progress",
+                    "data": _fragment("partials/progress.html", p=final),
+                }
+                yield {
+                    "id": event.id,
+                    "event": "status",
+                    "data": _fragment(
+                        "partials/render_done.html",
+                        outcome=event.name,
+                        data=data,
+                        transition_id=transition_id,
+                        render_id=render_id,
+                    ),
+                }
                 yield {"id": event.id, "event": "end", "data": json.dumps({"status": event.name})}
 
     return EventSourceResponse(stream(), ping=15)
@@ -321,7 +369,10 @@ def frame_detail(request: Request, render_id: int, index: int, db: SessionDep) -
         "url": services.frame_url(frame),
         "p": chosen.params,
         "transition": chosen.transition,
-        "neighbours": (index - 1 if index > 0 else None, index + 1 if index + 1 < chosen.frames_total else None),
+        "neighbours": (
+            index - 1 if index > 0 else None,
+            index + 1 if index + 1 < chosen.frames_total else None,
+        ),
     }
     block = "detail" if _is_htmx(request) else None
     return templates.TemplateResponse(request, "pages/frame.html", context, block_name=block)

@@ -44,7 +44,12 @@ def cancel_render(render_id: int, db: SessionDep) -> RenderOut:
 @router.get(
     "/renders/{render_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "progress, frame, preview, done|failed|cancelled"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "progress, frame, preview, done|failed|cancelled",
+        }
+    },
 )
 async def render_event_stream(
     render_id: int,

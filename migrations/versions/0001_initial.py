@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -124,7 +123,6 @@ def upgrade() -> None:
     with op.batch_alter_table("frames", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_frames_key"), ["key"], unique=False)
         batch_op.create_index(batch_op.f("ix_frames_render_id"), ["render_id"], unique=False)
-
 
 
 def downgrade() -> None:

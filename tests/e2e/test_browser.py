@@ -1,4 +1,4 @@
-"""A person in headless Chromium: create a transition, render it, watch frames stream in, steer it, come back."""
+"""A person in headless Chromium: create a transition, render it, watch frames stream in, steer, return."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     env.pop("SEGUE_DATABASE_URL", None)
     env.pop("SEGUE_MODE", None)
     log = (data / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -70,8 +72,14 @@ def browser() -> Iterator[object]:
     with playwright.sync_playwright() as p:
         instance = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield instance
         instance.close()

@@ -1,4 +1,4 @@
-"""A live stack for end-to-end renders: the web app in-process, a real Celery worker process, a real broker."""
+"""A live stack for end-to-end renders: the app in-process, a real Celery worker process, a real broker."""
 
 from __future__ import annotations
 
@@ -29,9 +29,23 @@ class Stack:
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool", "solo",
-        "--queues", env["SEGUE_RENDER_QUEUE"], "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "--loglevel", "INFO", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--pool",
+        "solo",
+        "--queues",
+        env["SEGUE_RENDER_QUEUE"],
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        f"test-{uuid.uuid4().hex[:6]}@%h",
     ]
     with log.open("wb") as out:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)

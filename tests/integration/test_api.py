@@ -30,7 +30,9 @@ def test_create_read_list_and_edit_a_transition(client: TestClient) -> None:
     assert fetched["title"] == "City to forest"
     assert [t["id"] for t in client.get("/api/transitions").json()] == [created["id"]]
 
-    patched = client.patch(f"/api/transitions/{created['id']}", json={"end_prompt": "a quiet sea", "frames": 12})
+    patched = client.patch(
+        f"/api/transitions/{created['id']}", json={"end_prompt": "a quiet sea", "frames": 12}
+    )
     assert patched.status_code == 200
     body = patched.json()
     assert body["version"] == 2 and body["frames"] == 12 and body["keyframes"][-1]["prompt"] == "a quiet sea"
@@ -87,7 +89,9 @@ def test_a_bad_patch_changes_nothing(client: TestClient) -> None:
 def test_keyframes_split_the_timeline_into_segments(client: TestClient) -> None:
     created = create(client, frames=11)
     tid = created["id"]
-    response = client.post(f"/api/transitions/{tid}/keyframes", json={"position": 0.4, "prompt": "a girl in a city garden"})
+    response = client.post(
+        f"/api/transitions/{tid}/keyframes", json={"position": 0.4, "prompt": "a girl in a city garden"}
+    )
     assert response.status_code == 201
     keyframe = response.json()
     assert keyframe["position"] == 0.4
@@ -216,7 +220,11 @@ def test_event_stream_resumes_after_last_event_id(client: TestClient) -> None:
     render = client.post(f"/api/transitions/{created['id']}/renders").json()
     bus = events.get_bus()
     for index in range(3):
-        bus.publish(render["id"], events.FRAME, {"render_id": render["id"], "index": index, "t": index / 2, "url": "x"})
+        bus.publish(
+            render["id"],
+            events.FRAME,
+            {"render_id": render["id"], "index": index, "t": index / 2, "url": "x"},
+        )
     bus.publish(render["id"], events.DONE, {"render_id": render["id"]})
 
     everything = read_sse(client, f"/api/renders/{render['id']}/events")

@@ -20,7 +20,15 @@ FOREST = "a girl in a magical forest"
 
 
 def _transition(client: Any, **overrides: Any) -> dict[str, Any]:
-    body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 6, "seed": 3, "steps": 3, "batch_size": 3, **overrides}
+    body = {
+        "start_prompt": CITY,
+        "end_prompt": FOREST,
+        "frames": 6,
+        "seed": 3,
+        "steps": 3,
+        "batch_size": 3,
+        **overrides,
+    }
     response = client.post("/api/transitions", json=body)
     assert response.status_code == 201, response.text
     return response.json()
@@ -43,7 +51,9 @@ def _check_frames_on_disk(detail: dict[str, Any], data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_distributed_render_streams_every_frame_once_and_resumes(stack_factory: Any, database: str, tmp_path: Path) -> None:
+def test_distributed_render_streams_every_frame_once_and_resumes(
+    stack_factory: Any, database: str, tmp_path: Path
+) -> None:
     stack = stack_factory(mode="distributed", database=database)
     client = stack.client
     transition = _transition(client)
@@ -78,7 +88,9 @@ def test_embedded_mode_renders_without_any_server(stack_factory: Any, tmp_path: 
     _check_frames_on_disk(detail, tmp_path / "data")
 
     # An inserted keyframe re-renders only what changed: the two endpoint frames are reused.
-    client.post(f"/api/transitions/{transition['id']}/keyframes", json={"position": 0.5, "prompt": "a city garden"})
+    client.post(
+        f"/api/transitions/{transition['id']}/keyframes", json={"position": 0.5, "prompt": "a city garden"}
+    )
     again, events = _render_and_stream(client, transition["id"])
     assert again["status"] == "done"
     assert again["stats"]["frames_reused"] == 2 and again["stats"]["frames_computed"] == 2
@@ -91,7 +103,10 @@ def test_cancel_stops_a_running_render(stack_factory: Any) -> None:
     client = stack.client
     transition = _transition(client, frames=40, steps=20, batch_size=1, width=128, height=128)
     render_id = client.post(f"/api/transitions/{transition['id']}/renders").json()["id"]
-    wait_for(lambda: client.get(f"/api/renders/{render_id}").json()["status"] == "running", what="the render to start")
+    wait_for(
+        lambda: client.get(f"/api/renders/{render_id}").json()["status"] == "running",
+        what="the render to start",
+    )
     response = client.post(f"/api/renders/{render_id}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     events = read_sse(client, f"/api/renders/{render_id}/events")

@@ -21,8 +21,15 @@ from worker.engine.schedule import (
 )
 
 PIXELS = PixelParams(
-    model="segue-tiny", negative_prompt="", seed=7, steps=25, guidance_scale=7.5,
-    width=64, height=64, scheduler="dpmsolver", text_interpolation="lerp",
+    model="segue-tiny",
+    negative_prompt="",
+    seed=7,
+    steps=25,
+    guidance_scale=7.5,
+    width=64,
+    height=64,
+    scheduler="dpmsolver",
+    text_interpolation="lerp",
 )
 
 inner_positions = st.lists(
@@ -73,7 +80,11 @@ def test_the_first_and_last_frames_are_the_endpoint_prompts() -> None:
     plans = plan_frames(timeline([0.4]), 11)
     assert (plans[0].prompt_a, plans[0].local_t) == ("start", 0.0)
     assert (plans[-1].prompt_b, plans[-1].local_t) == ("end", 1.0)
-    assert plans[4].t == pytest.approx(0.4) and plans[4].prompt_a == "k0.4" and plans[4].local_t == pytest.approx(0.0)
+    assert (
+        plans[4].t == pytest.approx(0.4)
+        and plans[4].prompt_a == "k0.4"
+        and plans[4].local_t == pytest.approx(0.0)
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,7 +112,9 @@ def test_render_order_is_a_permutation_that_starts_with_both_ends(n: int) -> Non
 
 
 def _plan(**changes: object) -> FramePlan:
-    return replace(FramePlan(index=3, t=0.3, segment=0, prompt_a="city", prompt_b="forest", local_t=0.3), **changes)
+    return replace(
+        FramePlan(index=3, t=0.3, segment=0, prompt_a="city", prompt_b="forest", local_t=0.3), **changes
+    )
 
 
 def test_frame_key_depends_on_everything_that_changes_pixels() -> None:

@@ -1,0 +1,80 @@
+"""The HTML side without a browser: forms, inline errors, fragments, warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+HX = {"HX-Request": "true"}
+
+
+def test_the_form_shows_errors_inline_and_saves_nothing(client: TestClient) -> None:
+    response = client.post(
+        "/transitions", data={"start_prompt": "a city", "end_prompt": "", "frames": "1"}, headers=HX
+    )
+    assert response.status_code == 422
+    html = response.text
+    assert 'id="end_prompt-error"' in html and "end_prompt must not be empty" in html
+    assert "frames must be between 2 and 600 (got 1)" in html
+    assert ">a city</textarea>" in html  # what was typed is kept
+    assert client.get("/api/transitions").json() == []
+
+
+def test_the_form_creates_and_redirects(client: TestClient) -> None:
+    response = client.post(
+        "/transitions", data={"start_prompt": "a city", "end_prompt": "a forest", "seed": ""}, headers=HX
+    )
+    assert response.status_code == 200
+    location = response.headers["HX-Redirect"]
+    created = client.get("/api/transitions").json()[0]
+    assert location == f"/transitions/{created['id']}"
+    assert 0 <= created["seed"] < 2**32  # an empty seed means a random one, stored
+    # Without JavaScript the same form works with a plain redirect.
+    plain = client.post("/transitions", data={"start_prompt": "x", "end_prompt": "y"}, follow_redirects=False)
+    assert plain.status_code == 303
+
+
+def test_keyframe_errors_come_back_inside_the_timeline(client: TestClient) -> None:
+    tid = client.post("/api/transitions", json={"start_prompt": "a", "end_prompt": "b"}).json()["id"]
+    response = client.post(
+        f"/transitions/{tid}/keyframes", data={"position": "1.2", "prompt": "c"}, headers=HX
+    )
+    assert response.status_code == 422
+    assert 'id="timeline"' in response.text and "strictly between 0 and 1 (got 1.2)" in response.text
+    ok = client.post(f"/transitions/{tid}/keyframes", data={"position": "0.25", "prompt": "c"}, headers=HX)
+    assert ok.status_code == 200 and 'data-position="0.25"' in ok.text
+    assert 'hx-swap-oob="true"' in ok.text  # the header (version, segments) is refreshed too
+
+
+def test_settings_save_bumps_the_version(client: TestClient) -> None:
+    tid = client.post("/api/transitions", json={"start_prompt": "a", "end_prompt": "b"}).json()["id"]
+    bad = client.post(f"/transitions/{tid}/settings", data={"steps": "0", "title": "t"}, headers=HX)
+    assert bad.status_code == 422 and "steps must be between 1 and 150" in bad.text
+    assert client.get(f"/api/transitions/{tid}").json()["version"] == 1
+    good = client.post(f"/transitions/{tid}/settings", data={"steps": "30", "title": "t"}, headers=HX)
+    assert good.status_code == 200 and "Saved as version 2" in good.text
+
+
+@pytest.fixture
+def with_tokenizer(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.config import get_settings
+    from app.prompts import _tokenizer
+
+    monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))
+    get_settings.cache_clear()
+    _tokenizer.cache_clear()
+
+
+def test_a_prompt_past_77_tokens_is_saved_with_a_warning(client: TestClient, with_tokenizer: None) -> None:
+    long_prompt = "a very detailed painting of " + " ".join(f"tree{i}" for i in range(90))
+    response = client.post("/api/transitions", json={"start_prompt": long_prompt, "end_prompt": "a city"})
+    assert response.status_code == 201
+    warnings = response.json()["warnings"]
+    assert len(warnings) == 1 and warnings[0]["field"] == "start_prompt"
+    assert "the model reads 75" in warnings[0]["message"] and "the rest is ignored" in warnings[0]["message"]
+    page = client.get(f"/transitions/{response.json()['id']}")
+    assert "the rest is ignored" in page.text
+    short = client.post("/api/transitions", json={"start_prompt": "a forest", "end_prompt": "a city"})
+    assert short.json()["warnings"] == []
