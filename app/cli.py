@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from app.config import REPO_ROOT, get_settings
+from worker.engine.registry import model_location
 
 log = logging.getLogger("segue")
 
@@ -34,8 +35,6 @@ def prepare_model() -> None:
     settings = get_settings()
     if settings.model != "segue-tiny":
         return
-    from app.prompts import model_location
-
     target = Path(model_location("segue-tiny", settings.models_dir or settings.data_dir / "models"))
     if (target / "model_index.json").is_file():
         return

@@ -9,10 +9,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.engine.registry import BUILTIN_MODELS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Models Segue knows by a short name; anything else is a diffusers hub id or a local directory.
-BUILTIN_MODELS = ("segue-tiny", "segue-mini")
 
 
 class Settings(BaseSettings):

@@ -6,19 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.config import REPO_ROOT, get_settings
+from app.config import get_settings
+from worker.engine.registry import model_location
 
 #: CLIP text encoders read 77 tokens, two of which are the start and end markers.
 CLIP_WINDOW = 77
-
-
-def model_location(model: str, models_dir: Path) -> str:
-    """Where a model's files are: built-in names map to directories, anything else passes through."""
-    if model == "segue-tiny":
-        return str(models_dir / "segue-tiny")
-    if model == "segue-mini":
-        return str(REPO_ROOT / "worker" / "models" / "segue-mini")
-    return model
 
 
 @lru_cache(maxsize=8)

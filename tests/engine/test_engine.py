@@ -11,7 +11,7 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from worker.engine import pipeline, tiny_model
+from worker.engine import pipeline, registry, tiny_model
 from worker.engine.pipeline import (
     SCHEDULERS,
     Engine,
@@ -238,7 +238,7 @@ def test_resolve_model_builds_the_tiny_model_once(tmp_path, monkeypatch):
 def test_resolve_model_passes_other_names_through(tmp_path, monkeypatch):
     assert resolve_model("runwayml/stable-diffusion-v1-5", tmp_path) == "runwayml/stable-diffusion-v1-5"
     assert resolve_model(str(tmp_path), tmp_path) == str(tmp_path)
-    monkeypatch.setattr(pipeline, "SHIPPED_MODELS_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(registry, "SHIPPED_MODELS_DIR", tmp_path / "shipped")
     with pytest.raises(FileNotFoundError, match="model 'segue-mini' is not in"):
         resolve_model("segue-mini", tmp_path)
     (tmp_path / "shipped" / "segue-mini").mkdir(parents=True)

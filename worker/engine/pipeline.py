@@ -24,6 +24,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 
 from worker.engine.interpolation import METHODS, interpolate
+from worker.engine.registry import MINI_MODEL, TINY_MODEL, model_location
 from worker.engine.tiny_model import ensure_tiny_model
 
 logger = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ SIZE_MULTIPLE = 8
 MAX_SEED = 2**63 - 1  # fits a signed 64-bit database column and torch.Generator.manual_seed
 ENCODE_CACHE_SIZE = 256
 
-TINY_MODEL = "segue-tiny"
-MINI_MODEL = "segue-mini"
-SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODELS_DIR = Path("data") / "models"  # same default as the app's SEGUE_MODELS_DIR
 
 # SD 1.x latent → RGB linear projection (rows: latent channels; columns: R, G, B), as in ComfyUI's
@@ -139,10 +137,11 @@ def resolve_model(model: str, models_dir: Path) -> str:
     "segue-tiny" is built into models_dir on first use; "segue-mini" is the directory shipped in
     worker/models; anything else (a hub id or a local directory) is returned unchanged.
     """
+    location = model_location(model, models_dir)
     if model == TINY_MODEL:
-        return str(ensure_tiny_model(Path(models_dir) / TINY_MODEL))
+        return str(ensure_tiny_model(Path(location)))
     if model == MINI_MODEL:
-        shipped = SHIPPED_MODELS_DIR / MINI_MODEL
+        shipped = Path(location)
         if not (shipped / "model_index.json").is_file():
             raise FileNotFoundError(
                 f"model {MINI_MODEL!r} is not in {shipped} (no model_index.json); it ships with trained "
@@ -150,7 +149,7 @@ def resolve_model(model: str, models_dir: Path) -> str:
                 "'runwayml/stable-diffusion-v1-5' until then"
             )
         return str(shipped)
-    return model
+    return location
 
 
 def latents_to_preview(latents: torch.Tensor, size: int = 64) -> list[PIL.Image.Image]:
