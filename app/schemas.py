@@ -295,3 +295,10 @@ class RenderCreated(BaseModel):
     id: int
     status: RenderStatus
     transition_version: int
+
+
+class EditOut(BaseModel):
+    version: int
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime

@@ -136,6 +136,10 @@ def update_transition(db: Session, transition: Transition, patch: TransitionUpda
     return transition
 
 
+def list_edits(db: Session, transition: Transition) -> list[Edit]:
+    return list(db.scalars(select(Edit).where(Edit.transition_id == transition.id).order_by(Edit.id)))
+
+
 def delete_transition(db: Session, transition: Transition) -> None:
     db.delete(transition)
     db.commit()

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from app import services
 from app.deps import SessionDep
-from app.schemas import TransitionCreate, TransitionOut, TransitionUpdate
+from app.schemas import EditOut, TransitionCreate, TransitionOut, TransitionUpdate
 
 router = APIRouter(prefix="/api/transitions", tags=["transitions"])
 
@@ -34,3 +34,12 @@ def update_transition(transition_id: int, patch: TransitionUpdate, db: SessionDe
 def delete_transition(transition_id: int, db: SessionDep) -> Response:
     services.delete_transition(db, services.get_transition(db, transition_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{transition_id}/edits", response_model=list[EditOut])
+def list_edits(transition_id: int, db: SessionDep) -> list[EditOut]:
+    """The transition's history: every change with the version it produced, oldest first."""
+    return [
+        EditOut(version=e.version, kind=e.kind, payload=e.payload, created_at=e.created_at)
+        for e in services.list_edits(db, services.get_transition(db, transition_id))
+    ]
