@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.config import Settings, get_settings
 from app.db import new_session
@@ -46,6 +46,10 @@ class EventBus(Protocol):
         """Events after the id `after` (all when None), waiting up to block_seconds for the first."""
         ...
 
+    def last_id(self, render_id: int) -> str | None:
+        """The id of the newest event so far, so a page drawn from the database streams only what follows."""
+        ...
+
 
 class SqlEventBus:
     """Events as rows; readers poll. Works on SQLite across processes without any server."""
@@ -69,6 +73,12 @@ class SqlEventBus:
                 .limit(500)
             ).all()
             return [Event(str(r.id), r.name, r.data) for r in rows]
+
+    def last_id(self, render_id: int) -> str | None:
+        with new_session() as session:
+            query = select(func.max(RenderEvent.id)).where(RenderEvent.render_id == render_id)
+            newest = session.scalar(query)
+            return str(newest) if newest is not None else None
 
     async def read(self, render_id: int, after: str | None, block_seconds: float) -> list[Event]:
         after_id = int(after) if after and after.isdigit() else 0
@@ -104,6 +114,10 @@ class RedisEventBus:
         pipe.expire(key, STREAM_TTL_SECONDS)
         event_id, _ = pipe.execute()
         return str(event_id)
+
+    def last_id(self, render_id: int) -> str | None:
+        newest = self._sync.xrevrange(self.stream_key(render_id), count=1)
+        return str(newest[0][0]) if newest else None
 
     def _client(self) -> Any:
         # One async client per event loop: a client is bound to the loop that created it.

@@ -129,7 +129,13 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
 def _editor_context(db: Any, transition: Transition, render: Render | None = None) -> dict[str, Any]:
     render = render or services.latest_render(db, transition)
     out = services.transition_out(db, transition)
+    stream_after = None
+    if render is not None and not render.is_finished:
+        # Taken before the frames are (re)read, so no event between the two reads is lost.
+        stream_after = events.get_bus().last_id(render.id)
+        db.expire_all()
     return {
+        "stream_after": stream_after,
         "t": transition,
         "out": out,
         "render": render,
@@ -294,14 +300,18 @@ async def render_stream(
     render_id: int,
     db: SessionDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: str | None = None,
 ) -> EventSourceResponse:
-    """The film strip's live feed: each event is the HTML for the element it updates."""
+    """The film strip's live feed: each event is the HTML for the element it updates.
+
+    `after` is the newest event id when the page was drawn: the page already shows everything before it.
+    """
     chosen = services.get_render(db, render_id)
     transition_id = chosen.transition_id
     db.close()
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
-        async for event in render_events(request, render_id, last_event_id):
+        async for event in render_events(request, render_id, last_event_id or after):
             data = event.data
             if event.name == events.FRAME:
                 html = _fragment(

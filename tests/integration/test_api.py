@@ -209,7 +209,8 @@ def read_sse(client: TestClient, url: str, headers: dict[str, str] | None = None
                 current = {}
                 continue
             name, _, value = line.partition(":")
-            current[name] = value.strip()
+            value = value.removeprefix(" ")
+            current[name] = current[name] + "\n" + value if name == "data" and "data" in current else value
     return events
 
 

@@ -78,3 +78,36 @@ def test_a_prompt_past_77_tokens_is_saved_with_a_warning(client: TestClient, wit
     assert "the rest is ignored" in page.text
     short = client.post("/api/transitions", json={"start_prompt": "a forest", "end_prompt": "a city"})
     assert short.json()["warnings"] == []
+
+
+def test_the_page_streams_only_what_it_does_not_already_show(client: TestClient) -> None:
+    import re
+
+    from app import events
+    from tests.integration.test_api import read_sse
+
+    tid = client.post("/api/transitions", json={"start_prompt": "a", "end_prompt": "b", "frames": 3}).json()[
+        "id"
+    ]
+    render_id = client.post(f"/api/transitions/{tid}/renders").json()["id"]
+    bus = events.get_bus()
+    bus.publish(render_id, events.FRAME, {"render_id": render_id, "index": 0, "t": 0.0, "url": "/x/0.png"})
+
+    page = client.get(f"/transitions/{tid}").text
+    match = re.search(rf'sse-connect="/renders/{render_id}/stream\?after=(\w+)"', page)
+    assert match, "a running render's page must resume its stream after what it drew"
+    bus.publish(render_id, events.FRAME, {"render_id": render_id, "index": 2, "t": 1.0, "url": "/x/2.png"})
+    bus.publish(
+        render_id,
+        events.DONE,
+        {
+            "render_id": render_id,
+            "stats": {"frames_total": 3, "frames_computed": 3, "frames_reused": 0, "seconds": 1.0},
+        },
+    )
+    streamed = read_sse(client, f"/renders/{render_id}/stream?after={match.group(1)}")
+    names = [e["event"] for e in streamed if e["event"] != "end"]
+    assert names[0] == "frame-2" and "frame-0" not in names
+    assert [e["event"] for e in streamed][-2:] == ["status", "end"]
+    status = next(e for e in streamed if e["event"] == "status")
+    assert 'data-status="done"' in status["data"] and "3 computed" in status["data"]
