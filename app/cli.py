@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
 import signal
@@ -71,23 +70,40 @@ def run(args: argparse.Namespace) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate()
     prepare_model()
+    worker = None
     if settings.embedded_worker:
-        worker = subprocess.Popen(worker_command(settings, "segue-embedded"), cwd=REPO_ROOT)
-
-        def stop_worker() -> None:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-
-        atexit.register(stop_worker)
+        command = worker_command(settings, "segue-embedded")
+        worker = subprocess.Popen(command, cwd=REPO_ROOT, preexec_fn=_die_with_parent)
+        # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit that runs `finally`.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(
         f"Segue is up: http://{settings.host}:{settings.port}  (data in {settings.data_dir.resolve()})",
         flush=True,
     )
-    uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port, log_level="info")
+    try:
+        uvicorn.run(
+            "app.main:create_app", factory=True, host=settings.host, port=settings.port, log_level="info"
+        )
+    finally:
+        if worker is not None:
+            _stop(worker)
+
+
+def _die_with_parent() -> None:
+    """Linux: the embedded worker gets SIGTERM even if `segue run` dies without cleaning up (kill -9)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main(argv: list[str] | None = None) -> None:
