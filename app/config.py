@@ -9,10 +9,16 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.engine.registry import BUILTIN_MODELS
+from worker.engine.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, model_location
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
+
+def default_model() -> str:
+    """Segue-mini, the small CPU-trained model shipped in the repo; the random tiny one without it."""
+    shipped = Path(model_location(MINI_MODEL, Path("."))) / "model_index.json"
+    return MINI_MODEL if shipped.is_file() else TINY_MODEL
 
 
 class Settings(BaseSettings):
@@ -39,7 +45,7 @@ class Settings(BaseSettings):
     worker_device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
 
     # Model
-    model: str = "segue-tiny"
+    model: str = Field(default_factory=default_model)
     models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: just `model`
     default_size: int = Field(0, ge=0)  # default frame width/height; 0: 64 for built-in models, else 512
 

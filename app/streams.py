@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from fastapi import Request
@@ -24,8 +25,6 @@ async def render_events(
     request: Request, render_id: int, last_event_id: str | None
 ) -> AsyncIterator[events.Event]:
     """Every event after last_event_id, live, until the render's final event."""
-    import asyncio
-
     bus = events.get_bus()
     after = last_event_id or None
     while True:

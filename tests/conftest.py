@@ -48,6 +48,8 @@ def postgres_url() -> Iterator[str]:
 def configure(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> None:
     monkeypatch.setenv("SEGUE_DATA_DIR", str(data_dir))
     monkeypatch.setenv("SEGUE_ENV", "test")
+    # The random tiny model keeps web and worker tests fast and independent of the shipped weights.
+    monkeypatch.setenv("SEGUE_MODEL", "segue-tiny")
     for key, value in env.items():
         monkeypatch.setenv(f"SEGUE_{key.upper()}", value)
     reset_caches()

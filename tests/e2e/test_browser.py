@@ -96,6 +96,9 @@ new MutationObserver(() => {
 
 
 def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    model = json.load(urllib.request.urlopen(server + "/healthz"))["model"]  # the default a person gets
     page = browser.new_page(viewport={"width": 1300, "height": 950})
     page.set_default_timeout(60_000)
     page.goto(server)
@@ -136,7 +139,7 @@ def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # t
     dialog.wait_for(state="visible")
     facts = dialog.inner_text()
     assert "t\n0.2174" in facts or "0.2174" in facts
-    assert "Seed" in facts and "7" in facts and "segue-tiny" in facts
+    assert "Seed" in facts and "7" in facts and model in facts
     assert "“A futuristic cityscape, vibrant and detailed”" in facts
     page.keyboard.press("Escape")
 
