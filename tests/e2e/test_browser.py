@@ -41,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     }
     env.pop("SEGUE_DATABASE_URL", None)
     env.pop("SEGUE_MODE", None)
+    env.pop("SEGUE_MODEL", None)  # the default a person gets
     log = (data / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
