@@ -15,10 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 
+def mini_is_shipped() -> bool:
+    return (Path(model_location(MINI_MODEL, Path("."))) / "model_index.json").is_file()
+
+
 def default_model() -> str:
     """Segue-mini, the small CPU-trained model shipped in the repo; the random tiny one without it."""
-    shipped = Path(model_location(MINI_MODEL, Path("."))) / "model_index.json"
-    return MINI_MODEL if shipped.is_file() else TINY_MODEL
+    return MINI_MODEL if mini_is_shipped() else TINY_MODEL
 
 
 class Settings(BaseSettings):
@@ -46,7 +49,7 @@ class Settings(BaseSettings):
 
     # Model
     model: str = Field(default_factory=default_model)
-    models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: just `model`
+    models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: model + built-ins
     default_size: int = Field(0, ge=0)  # default frame width/height; 0: 64 for built-in models, else 512
 
     # Limits of what a person may ask for
@@ -68,7 +71,9 @@ class Settings(BaseSettings):
         if not self.broker_url:
             self.broker_url = self.redis_url if self.mode == "distributed" else "filesystem://"
         if not self.models:
-            self.models = [self.model]
+            # The configured model, plus the built-in ones that can run here (tiny is built on demand).
+            builtins = [TINY_MODEL, *([MINI_MODEL] if mini_is_shipped() else [])]
+            self.models = [self.model, *(m for m in builtins if m != self.model)]
         elif self.model not in self.models:
             self.models = [self.model, *self.models]
         if not self.default_size:

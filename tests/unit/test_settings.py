@@ -15,7 +15,7 @@ def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:
     assert s.database_url == f"sqlite:///{(tmp_path / 'segue.db').resolve()}"
     assert s.frames_dir == tmp_path / "frames"
     assert s.broker_url == "filesystem://"
-    assert s.models == [s.model]
+    assert s.models[0] == s.model and "segue-tiny" in s.models
 
 
 def test_distributed_mode_uses_redis(tmp_path: Path) -> None:
