@@ -7,6 +7,7 @@ images are written atomically under their content key, and a render finishes exa
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import logging
 import time
@@ -79,17 +80,7 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
         db.commit()
         db.refresh(render)
         bus.publish(render_id, events.PROGRESS, progress_payload(render))
-        p = render.params
-        params = RenderParams(
-            negative_prompt=p["negative_prompt"],
-            seed=p["seed"],
-            steps=p["steps"],
-            guidance_scale=p["guidance_scale"],
-            width=p["width"],
-            height=p["height"],
-            scheduler=p["scheduler"],
-            text_interpolation=p["text_interpolation"],
-        )
+        params = RenderParams(**{f.name: render.params[f.name] for f in dataclasses.fields(RenderParams)})
         requests = [FrameRequest(f.prompt_a, f.prompt_b, f.local_t) for f in frames]
         model = render.model
         frame_ids = [f.id for f in frames]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,25 +27,12 @@ class Stack:
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app",
-        "worker",
-        "--pool",
-        "solo",
-        "--queues",
-        env["SEGUE_RENDER_QUEUE"],
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        "INFO",
-        "--hostname",
-        f"test-{uuid.uuid4().hex[:6]}@%h",
-    ]
+    from app.cli import worker_command
+    from app.config import get_settings
+
+    # The same command `segue worker` runs, minus the cluster chatter a one-worker test does not need.
+    command = worker_command(get_settings(), f"test-{uuid.uuid4().hex[:6]}")
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     with log.open("wb") as out:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
