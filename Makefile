@@ -41,6 +41,7 @@ test: $(VENV)/.test-installed
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check app worker tests migrations
+	$(VENV)/bin/mypy app worker/render.py worker/tasks.py worker/engine --ignore-missing-imports
 
 bench: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(PY) -m worker.bench

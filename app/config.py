@@ -29,7 +29,7 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(default=8000, ge=1, le=65535)
     data_dir: Path = Path("data")
 
     # Storage
@@ -50,14 +50,14 @@ class Settings(BaseSettings):
     # Model
     model: str = Field(default_factory=default_model)
     models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: model + built-ins
-    default_size: int = Field(0, ge=0)  # default frame width/height; 0: 64 for built-in models, else 512
+    default_size: int = Field(default=0, ge=0)  # default width/height; 0: 64 for built-in models, else 512
 
     # Limits of what a person may ask for
-    max_frames: int = Field(600, ge=2)
-    max_size: int = Field(1024, ge=64)
-    max_steps: int = Field(150, ge=1)
-    max_batch_size: int = Field(16, ge=1)
-    event_poll_seconds: float = Field(0.25, gt=0)
+    max_frames: int = Field(default=600, ge=2)
+    max_size: int = Field(default=1024, ge=64)
+    max_steps: int = Field(default=150, ge=1)
+    max_batch_size: int = Field(default=16, ge=1)
+    event_poll_seconds: float = Field(default=0.25, gt=0)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

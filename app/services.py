@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -21,6 +21,7 @@ from app.schemas import (
     KeyframeUpdate,
     RenderOut,
     RenderStats,
+    RenderStatus,
     RenderSummary,
     TransitionCreate,
     TransitionOut,
@@ -181,8 +182,8 @@ def transition_out(db: Session, transition: Transition) -> TransitionOut:
         warnings=transition_warnings(transition),
         latest_render=RenderSummary(
             id=render.id,
-            status=render.status,
-            transition_version=render.transition_version,  # type: ignore[arg-type]
+            status=cast(RenderStatus, render.status),
+            transition_version=render.transition_version,
         )
         if render
         else None,
@@ -434,7 +435,7 @@ def render_out(render: Render) -> RenderOut:
         id=render.id,
         transition_id=render.transition_id,
         transition_version=render.transition_version,
-        status=render.status,  # type: ignore[arg-type]
+        status=cast(RenderStatus, render.status),
         model=render.model,
         error=render.error,
         frames=[

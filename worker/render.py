@@ -75,8 +75,8 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
                 .where(Render.id == render_id, Render.status == "queued")
                 .values(status="running", started_at=utcnow())
             )
-        for frame in frames:
-            frame.status = "running"
+        for pending in frames:
+            pending.status = "running"
         db.commit()
         db.refresh(render)
         bus.publish(render_id, events.PROGRESS, progress_payload(render))

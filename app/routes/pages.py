@@ -266,6 +266,7 @@ def remove_transition(request: Request, transition_id: int, db: SessionDep) -> R
 def render(request: Request, transition_id: int, db: SessionDep) -> Response:
     transition = services.get_transition(db, transition_id)
     error = None
+    started: Render | None
     try:
         started = services.start_render(db, transition)
     except services.BrokerUnavailable as exc:
