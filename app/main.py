@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app.config import REPO_ROOT, get_settings
@@ -89,7 +89,13 @@ def create_app() -> FastAPI:
         )
 
     @app.exception_handler(NotFound)
-    async def _missing(_request: Request, exc: NotFound) -> JSONResponse:
+    async def _missing(request: Request, exc: NotFound) -> Response:
+        if not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", ""):
+            from app.routes.pages import templates
+
+            return templates.TemplateResponse(
+                request, "pages/not_found.html", {"message": str(exc).capitalize()}, status_code=404
+            )
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(BrokerUnavailable)

@@ -111,3 +111,10 @@ def test_the_page_streams_only_what_it_does_not_already_show(client: TestClient)
     assert [e["event"] for e in streamed][-2:] == ["status", "end"]
     status = next(e for e in streamed if e["event"] == "status")
     assert 'data-status="done"' in status["data"] and "3 computed" in status["data"]
+
+
+def test_a_missing_page_is_a_readable_404(client: TestClient) -> None:
+    response = client.get("/transitions/4242", headers={"accept": "text/html"})
+    assert response.status_code == 404
+    assert "Transition 4242 does not exist" in response.text and 'href="/"' in response.text
+    assert client.get("/api/transitions/4242").json() == {"detail": "transition 4242 does not exist"}
