@@ -34,9 +34,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker_url.startswith("filesystem://"):
         folder = settings.broker_dir
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         config["broker_transport_options"] = {
+            # Left unset, the exchange tables land in ./control of whatever directory the process runs in.
+            "control_folder": str(folder / "control"),
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),

@@ -86,6 +86,9 @@ def test_embedded_mode_renders_without_any_server(stack_factory: Any, tmp_path: 
     assert detail["status"] == "done", stack.log.read_text()[-3000:]
     assert sorted(json.loads(e["data"])["index"] for e in events if e["event"] == "frame") == [0, 1, 2, 3]
     _check_frames_on_disk(detail, tmp_path / "data")
+    # The embedded broker keeps all its files in the data dir, none in the working directory.
+    assert (tmp_path / "data" / "broker" / "control").is_dir()
+    assert not (Path(__file__).resolve().parents[2] / "control").exists()
 
     # An inserted keyframe re-renders only what changed: the two endpoint frames are reused.
     client.post(
