@@ -34,11 +34,11 @@ OUT = common.DATA / "eval"
 class AttrNet(nn.Module):
     def __init__(self):
         super().__init__()
-        ch = [3, 32, 64, 128, 128]
-        layers = []
+        ch = [32, 64, 128, 128]
+        layers = [nn.Conv2d(3, 32, 4, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU()]  # 64 -> 32
         for a, b in zip(ch[:-1], ch[1:]):
             layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(), nn.Conv2d(b, b, 3, padding=1, stride=2), nn.BatchNorm2d(b), nn.ReLU()]
-        self.body = nn.Sequential(*layers)  # 64 -> 4
+        self.body = nn.Sequential(*layers)  # 32 -> 4
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(128 * 16, 256), nn.ReLU(), nn.Dropout(0.2))
         self.sky = nn.Linear(256, 3)
         self.ground = nn.Linear(256, 8)
@@ -69,7 +69,7 @@ def _augment(x, g):
     return x + 0.03 * torch.randn(x.shape, generator=g)
 
 
-def train_classifier(steps=1500, batch=64, seed=0):
+def train_classifier(steps=1200, batch=64, seed=0):
     path = OUT / "attrnet.pt"
     net = AttrNet()
     if path.exists():
@@ -154,7 +154,7 @@ def load_pipe(path=common.MODEL_DIR, scheduler="dpm"):
 
 
 @torch.no_grad()
-def render(pipe, prompts, seed=0, steps=25, guidance=5.0, batch=16):
+def render(pipe, prompts, seed=0, steps=25, guidance=7.5, batch=16):
     out = []
     for i in range(0, len(prompts), batch):
         g = torch.Generator().manual_seed(seed + i)
@@ -183,7 +183,7 @@ def clip_retrieval(clip_dir, imgs, caps):
 
 
 @torch.no_grad()
-def interpolation(pipe, net, a="a futuristic cityscape", b="a girl in a magical forest", n=8, seed=7, steps=25, guidance=5.0):
+def interpolation(pipe, net, a="a futuristic cityscape", b="a girl in a magical forest", n=8, seed=7, steps=25, guidance=7.5):
     ea, _ = pipe.encode_prompt(a, "cpu", 1, True, "")
     eb, neg = pipe.encode_prompt(b, "cpu", 1, True, "")
     g = torch.Generator().manual_seed(seed)
