@@ -33,9 +33,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vae-steps", type=int, default=620)
     ap.add_argument("--clip-steps", type=int, default=600)
-    ap.add_argument("--unet-steps", type=int, default=2400)
+    ap.add_argument("--unet-steps", type=int, default=2800)
     ap.add_argument("--dec-steps", type=int, default=1500)
-    ap.add_argument("--unet-minutes", type=float, default=60)
+    ap.add_argument("--unet-minutes", type=float, default=80)
     ap.add_argument("--no-export", action="store_true")
     a = ap.parse_args()
     d = common.DATA

@@ -47,7 +47,7 @@ def encode_latents(vae, imgs, batch=256):
 def sample_grid(unet, vae, te, tok, path, seed=0, steps=25, cfg=5.0):
     from diffusers import DDIMScheduler
 
-    sch = DDIMScheduler(**common.scheduler_config())
+    sch = DDIMScheduler.from_config(common.scheduler_config())
     sch.set_timesteps(steps)
     ids = tok(GRID_PROMPTS + [""], padding="max_length", max_length=77, return_tensors="pt").input_ids
     emb = te(ids)[0]
@@ -104,7 +104,7 @@ def main():
     ema.requires_grad_(False)
     print(f"unet params {sum(p.numel() for p in unet.parameters()) / 1e6:.3f}M", flush=True)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
-    sched = DDPMScheduler(**common.scheduler_config())
+    sched = DDPMScheduler.from_config(common.scheduler_config())
     acp = sched.alphas_cumprod
     snr = acp / (1 - acp)
     step = 0
