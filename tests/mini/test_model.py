@@ -3,18 +3,25 @@ deterministically with the SD schedulers, follows captions, and its mini CLIP wo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import os
-
-MODEL = Path(os.environ.get("SEGUE_MINI_MODEL", Path(__file__).resolve().parents[2] / "worker" / "models" / "segue-mini"))
+MODEL = Path(
+    os.environ.get(
+        "SEGUE_MINI_MODEL", Path(__file__).resolve().parents[2] / "worker" / "models" / "segue-mini"
+    )
+)
 REF = Path(__file__).with_name("reference_seed0.png")
-HAVE = (MODEL / "unet" / "diffusion_pytorch_model.safetensors").exists() and (MODEL / "clip" / "model.safetensors").exists()
-pytestmark = pytest.mark.skipif(not HAVE, reason="Segue-mini weights not committed yet (worker/models/segue-mini)")
+HAVE = (MODEL / "unet" / "diffusion_pytorch_model.safetensors").exists() and (
+    MODEL / "clip" / "model.safetensors"
+).exists()
+pytestmark = pytest.mark.skipif(
+    not HAVE, reason="Segue-mini weights not committed yet (worker/models/segue-mini)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +30,11 @@ def pipe():
 
     torch.set_num_threads(2)
     p = StableDiffusionPipeline.from_pretrained(
-        str(MODEL), torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False, local_files_only=True
+        str(MODEL),
+        torch_dtype=torch.float32,
+        safety_checker=None,
+        requires_safety_checker=False,
+        local_files_only=True,
     )
     p.set_progress_bar_config(disable=True)
     return p
@@ -33,7 +44,16 @@ def _render(pipe, prompts, seed=0, steps=15, scheduler=None, **kw):
     if scheduler is not None:
         pipe.scheduler = scheduler.from_config(pipe.scheduler.config)
     g = torch.Generator().manual_seed(seed)
-    return pipe(prompts, height=64, width=64, num_inference_steps=steps, guidance_scale=5.0, generator=g, output_type="np", **kw).images
+    return pipe(
+        prompts,
+        height=64,
+        width=64,
+        num_inference_steps=steps,
+        guidance_scale=5.0,
+        generator=g,
+        output_type="np",
+        **kw,
+    ).images
 
 
 def test_layout_and_size():
@@ -84,9 +104,21 @@ def test_sd_schedulers_and_embedding_interpolation(pipe, name):
     n = 5
     t = torch.linspace(0, 1, n).view(n, 1, 1)
     emb = (1 - t) * ea + t * eb
-    lat = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1)).expand(n, -1, -1, -1).contiguous()
-    out = pipe(prompt_embeds=emb, negative_prompt_embeds=neg.expand(n, -1, -1), latents=lat, height=64, width=64,
-               num_inference_steps=12, guidance_scale=7.5, output_type="np").images
+    lat = (
+        torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+        .expand(n, -1, -1, -1)
+        .contiguous()
+    )
+    out = pipe(
+        prompt_embeds=emb,
+        negative_prompt_embeds=neg.expand(n, -1, -1),
+        latents=lat,
+        height=64,
+        width=64,
+        num_inference_steps=12,
+        guidance_scale=7.5,
+        output_type="np",
+    ).images
     assert out.shape == (n, 64, 64, 3) and np.isfinite(out).all()
     assert out.std() > 0.05  # a picture, not a flat field
     total = np.abs(out[0] - out[-1]).mean()
@@ -98,10 +130,21 @@ def test_sd_schedulers_and_embedding_interpolation(pipe, name):
 def _sky_and_green(pipe, prompts, seeds=4):
     from diffusers import DPMSolverMultistepScheduler
 
-    imgs = _render(pipe, [p for p in prompts for _ in range(seeds)], seed=3, steps=15, scheduler=DPMSolverMultistepScheduler)
+    imgs = _render(
+        pipe,
+        [p for p in prompts for _ in range(seeds)],
+        seed=3,
+        steps=15,
+        scheduler=DPMSolverMultistepScheduler,
+    )
     sky = imgs[:, :20].mean(axis=(1, 2, 3)).reshape(len(prompts), seeds).mean(1)
     ground = imgs[:, 40:]
-    green = (ground[..., 1] - (ground[..., 0] + ground[..., 2]) / 2).mean(axis=(1, 2)).reshape(len(prompts), seeds).mean(1)
+    green = (
+        (ground[..., 1] - (ground[..., 0] + ground[..., 2]) / 2)
+        .mean(axis=(1, 2))
+        .reshape(len(prompts), seeds)
+        .mean(1)
+    )
     return sky, green
 
 
@@ -110,8 +153,11 @@ def test_semantics_night_sky_darker_than_day(pipe):
     assert sky[1] < sky[0] - 0.05, sky
 
 
-@pytest.mark.xfail(strict=False, reason="known shortfall of the shipped Segue-mini (see its model card): "
-                   "its 'city' renders often get a green-dark ground, so forest is not reliably greener")
+@pytest.mark.xfail(
+    strict=False,
+    reason="known shortfall of the shipped Segue-mini (see its model card): "
+    "its 'city' renders often get a green-dark ground, so forest is not reliably greener",
+)
 def test_semantics_forest_ground_greener_than_city(pipe):
     _, green = _sky_and_green(pipe, ["a forest", "a city"])
     assert green[0] > green[1] + 0.02, green
@@ -134,7 +180,11 @@ def test_mini_clip_ranks_right_caption_first():
         t = proc(text=caps, padding="max_length", max_length=77, return_tensors="pt")
         tf = model.get_text_features(input_ids=t.input_ids)
         tf = tf if isinstance(tf, torch.Tensor) else tf.pooler_output
-        f = model.get_image_features(pixel_values=proc(images=[Image.fromarray(np.asarray(x)) for x in imgs], return_tensors="pt").pixel_values)
+        f = model.get_image_features(
+            pixel_values=proc(
+                images=[Image.fromarray(np.asarray(x)) for x in imgs], return_tensors="pt"
+            ).pixel_values
+        )
         f = f if isinstance(f, torch.Tensor) else f.pooler_output
     sim = torch.nn.functional.normalize(f, dim=-1) @ torch.nn.functional.normalize(tf, dim=-1).T
     top1 = np.mean([caps[j] == caps[i] for i, j in enumerate(sim.argmax(1).tolist())])

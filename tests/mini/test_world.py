@@ -34,7 +34,20 @@ def test_captions_parse_back_to_attributes():
 def test_synonyms_and_paraphrases_vary():
     caps = {c for i in range(300) for c in world.example(5, i)[2]}
     words = {w for c in caps for w in world._words(c)}
-    for w in ("city", "cityscape", "town", "forest", "woods", "night", "sunset", "moon", "sun", "girl", "magical", "futuristic"):
+    for w in (
+        "city",
+        "cityscape",
+        "town",
+        "forest",
+        "woods",
+        "night",
+        "sunset",
+        "moon",
+        "sun",
+        "girl",
+        "magical",
+        "futuristic",
+    ):
         assert w in words, w
     lengths = [len(c.split()) for c in caps]
     assert min(lengths) <= 4 and max(lengths) >= 14

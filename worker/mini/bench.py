@@ -1,6 +1,6 @@
 """Render benchmark: 64x64, 25 steps, batch of 8, classifier-free guidance, on CPU.
 
-    .venv/bin/python -m worker.mini.bench [--scheduler dpm|ddim|euler] [--runs 3]
+.venv/bin/python -m worker.mini.bench [--scheduler dpm|ddim|euler] [--runs 3]
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def main():
         t = time.perf_counter()
         pipe(prompts, height=64, width=64, num_inference_steps=25, guidance_scale=7.5, generator=g)
         times.append(time.perf_counter() - t)
-    print(f"64x64, 25 steps ({a.scheduler}), batch 8, CFG, torch threads={torch.get_num_threads()}: "
-          f"best {min(times):.2f}s  median {sorted(times)[len(times) // 2]:.2f}s over {a.runs} runs")
+    print(
+        f"64x64, 25 steps ({a.scheduler}), batch 8, CFG, torch threads={torch.get_num_threads()}: "
+        f"best {min(times):.2f}s  median {sorted(times)[len(times) // 2]:.2f}s over {a.runs} runs"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,15 @@ class AttrNet(nn.Module):
         super().__init__()
         ch = [32, 64, 128, 128]
         layers = [nn.Conv2d(3, 32, 4, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU()]  # 64 -> 32
-        for a, b in zip(ch[:-1], ch[1:]):
-            layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(), nn.Conv2d(b, b, 3, padding=1, stride=2), nn.BatchNorm2d(b), nn.ReLU()]
+        for a, b in zip(ch[:-1], ch[1:], strict=True):
+            layers += [
+                nn.Conv2d(a, b, 3, padding=1),
+                nn.BatchNorm2d(b),
+                nn.ReLU(),
+                nn.Conv2d(b, b, 3, padding=1, stride=2),
+                nn.BatchNorm2d(b),
+                nn.ReLU(),
+            ]
         self.body = nn.Sequential(*layers)  # 32 -> 4
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(128 * 16, 256), nn.ReLU(), nn.Dropout(0.2))
         self.sky = nn.Linear(256, 3)
@@ -51,12 +58,17 @@ class AttrNet(nn.Module):
 
 
 def _labels(scenes):
-    L = [world.labels(world.Scene(**{**s, "objects": [world.Obj(**o) for o in s["objects"]]})) if isinstance(s, dict) else world.labels(s) for s in scenes]
+    L = [
+        world.labels(world.Scene(**{**s, "objects": [world.Obj(**o) for o in s["objects"]]}))
+        if isinstance(s, dict)
+        else world.labels(s)
+        for s in scenes
+    ]
     return (
-        torch.tensor([l["sky"] for l in L]),
-        torch.tensor([l["ground"] for l in L]),
-        torch.tensor([l["present"] for l in L]).float(),
-        torch.tensor([l["main_colour"] for l in L]),
+        torch.tensor([lab["sky"] for lab in L]),
+        torch.tensor([lab["ground"] for lab in L]),
+        torch.tensor([lab["present"] for lab in L]).float(),
+        torch.tensor([lab["main_colour"] for lab in L]),
     )
 
 
@@ -89,7 +101,11 @@ def train_classifier(steps=1200, batch=64, seed=0):
         s, gr, p, c = net(x)
         cl = ys[3][idx]
         m = cl >= 0
-        loss = F.cross_entropy(s, ys[0][idx]) + F.cross_entropy(gr, ys[1][idx]) + F.binary_cross_entropy_with_logits(p, ys[2][idx])
+        loss = (
+            F.cross_entropy(s, ys[0][idx])
+            + F.cross_entropy(gr, ys[1][idx])
+            + F.binary_cross_entropy_with_logits(p, ys[2][idx])
+        )
         if m.any():
             loss = loss + F.cross_entropy(c[m], cl[m])
         opt.zero_grad()
@@ -106,7 +122,13 @@ def train_classifier(steps=1200, batch=64, seed=0):
 def classify(net, imgs_uint8):
     outs = [net(common.to_tensor(imgs_uint8[i : i + 256])) for i in range(0, len(imgs_uint8), 256)]
     s, g, p, c = (torch.cat([o[k] for o in outs]) for k in range(4))
-    return s.argmax(1).numpy(), g.argmax(1).numpy(), torch.sigmoid(p).numpy(), c.argmax(1).numpy(), g.softmax(1).numpy()
+    return (
+        s.argmax(1).numpy(),
+        g.argmax(1).numpy(),
+        torch.sigmoid(p).numpy(),
+        c.argmax(1).numpy(),
+        g.softmax(1).numpy(),
+    )
 
 
 def score(pred, targets):
@@ -142,12 +164,23 @@ def eval_captions(n=200, seed=12345):
 
 
 def load_pipe(path=common.MODEL_DIR, scheduler="dpm"):
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, StableDiffusionPipeline
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+    )
 
     pipe = StableDiffusionPipeline.from_pretrained(
-        str(path), torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False, local_files_only=True
+        str(path),
+        torch_dtype=torch.float32,
+        safety_checker=None,
+        requires_safety_checker=False,
+        local_files_only=True,
     )
-    cls = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler, "euler": EulerDiscreteScheduler}[scheduler]
+    cls = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler, "euler": EulerDiscreteScheduler}[
+        scheduler
+    ]
     pipe.scheduler = cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -158,7 +191,15 @@ def render(pipe, prompts, seed=0, steps=25, guidance=7.5, batch=16):
     out = []
     for i in range(0, len(prompts), batch):
         g = torch.Generator().manual_seed(seed + i)
-        r = pipe(prompts[i : i + batch], height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, generator=g, output_type="np")
+        r = pipe(
+            prompts[i : i + batch],
+            height=64,
+            width=64,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=g,
+            output_type="np",
+        )
         out.append((r.images * 255).round().astype(np.uint8))
     return np.concatenate(out)
 
@@ -183,14 +224,25 @@ def clip_retrieval(clip_dir, imgs, caps):
 
 
 @torch.no_grad()
-def interpolation(pipe, net, a="a futuristic cityscape", b="a girl in a magical forest", n=8, seed=7, steps=25, guidance=7.5):
+def interpolation(
+    pipe, net, a="a futuristic cityscape", b="a girl in a magical forest", n=8, seed=7, steps=25, guidance=7.5
+):
     ea, _ = pipe.encode_prompt(a, "cpu", 1, True, "")
     eb, neg = pipe.encode_prompt(b, "cpu", 1, True, "")
     g = torch.Generator().manual_seed(seed)
     lat = torch.randn(1, 4, 16, 16, generator=g).expand(n, -1, -1, -1).contiguous()
     ts = torch.linspace(0, 1, n).view(n, 1, 1)
     emb = (1 - ts) * ea + ts * eb
-    r = pipe(prompt_embeds=emb, negative_prompt_embeds=neg.expand(n, -1, -1), latents=lat, height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, output_type="np")
+    r = pipe(
+        prompt_embeds=emb,
+        negative_prompt_embeds=neg.expand(n, -1, -1),
+        latents=lat,
+        height=64,
+        width=64,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        output_type="np",
+    )
     imgs = (r.images * 255).round().astype(np.uint8)
     gp = classify(net, imgs)[4]
     return imgs, gp[:, world.GROUNDS.index("city")], gp[:, world.GROUNDS.index("forest")]
@@ -228,7 +280,9 @@ def main():
                 "sky": pr["sky"],
                 "ground": pr["ground"],
                 "main": sc.main,
-                "colour": sc.objects[0].colour if sc.objects and pr["objects"] and pr["objects"][0]["colour"] else None,
+                "colour": sc.objects[0].colour
+                if sc.objects and pr["objects"] and pr["objects"][0]["colour"]
+                else None,
             }
         )
     res = {"real": score(classify(net, real), targets)}
@@ -258,10 +312,17 @@ def main():
     res["interpolation_forest_prob"] = pf.round(3).tolist()
     (OUT / "results.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
-    print("\n| attribute | real world images | generated (all) | generated (held-out combos) | generated (fresh scenes) |")
+    print(
+        "\n| attribute | real world images | generated (all) | generated (held-out combos) | generated (fresh scenes) |"  # noqa: E501
+    )
     print("|---|---|---|---|---|")
     for k in ("sky", "ground", "object", "colour"):
-        r, gall, gh, ga = res["real"][k], res["generated"][k], res["generated_heldout"][k], res["generated_any"][k]
+        r, gall, gh, ga = (
+            res["real"][k],
+            res["generated"][k],
+            res["generated_heldout"][k],
+            res["generated_any"][k],
+        )
         print(f"| {k} | {r[0]:.1%} (n={r[1]}) | {gall[0]:.1%} | {gh[0]:.1%} | {ga[0]:.1%} |")
 
 

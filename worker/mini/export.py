@@ -54,7 +54,14 @@ def export(dest: Path, dtype=torch.float16):
             shutil.copy(clip_dir / f, dest / sub / f)
     clip = CLIPModel.from_pretrained(clip_dir).to(dtype)
     clip.save_pretrained(dest / "clip", safe_serialization=True)
-    for f in ("vocab.json", "merges.txt", "tokenizer_config.json", "tokenizer.json", "preprocessor_config.json", "processor_config.json"):
+    for f in (
+        "vocab.json",
+        "merges.txt",
+        "tokenizer_config.json",
+        "tokenizer.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+    ):
         if (clip_dir / f).exists():
             shutil.copy(clip_dir / f, dest / "clip" / f)
     CLIPImageProcessor.from_pretrained(dest / "clip")  # sanity

@@ -45,19 +45,81 @@ def main():
         subprocess.check_call([PY, "-m", "worker.mini.tokenizer", str(d / "tokenizer")], cwd=common.ROOT)
     procs = []
     if not (d / "vae" / "final").exists():
-        procs.append(run([PY, "-m", "worker.mini.train_vae", "--steps", str(a.vae_steps), "--seed", s, "--threads", "1"], d / "vae.log"))
+        procs.append(
+            run(
+                [
+                    PY,
+                    "-m",
+                    "worker.mini.train_vae",
+                    "--steps",
+                    str(a.vae_steps),
+                    "--seed",
+                    s,
+                    "--threads",
+                    "1",
+                ],
+                d / "vae.log",
+            )
+        )
     if not (d / "clip" / "final").exists():
-        procs.append(run([PY, "-m", "worker.mini.train_clip", "--steps", str(a.clip_steps), "--seed", s, "--threads", "1"], d / "clip.log"))
+        procs.append(
+            run(
+                [
+                    PY,
+                    "-m",
+                    "worker.mini.train_clip",
+                    "--steps",
+                    str(a.clip_steps),
+                    "--seed",
+                    s,
+                    "--threads",
+                    "1",
+                ],
+                d / "clip.log",
+            )
+        )
     if any(p.wait() for p in procs):
         sys.exit("stage 2 failed, see data/mini/vae.log / clip.log")
     procs = []
     if not (d / "unet" / "final").exists():
-        procs.append(run([PY, "-m", "worker.mini.train_unet", "--steps", str(a.unet_steps), "--seed", s, "--threads", "2",
-                          "--max-minutes", str(a.unet_minutes)], d / "unet.log"))
+        procs.append(
+            run(
+                [
+                    PY,
+                    "-m",
+                    "worker.mini.train_unet",
+                    "--steps",
+                    str(a.unet_steps),
+                    "--seed",
+                    s,
+                    "--threads",
+                    "2",
+                    "--max-minutes",
+                    str(a.unet_minutes),
+                ],
+                d / "unet.log",
+            )
+        )
     if not (d / "vae" / "final_dec").exists():
         # decoder-only fine-tune (encoder frozen, so the latent space the U-Net sees is unchanged)
-        procs.append(run([PY, "-m", "worker.mini.train_decoder", "--steps", str(a.dec_steps), "--seed", s, "--threads", "1",
-                          "--max-minutes", str(a.unet_minutes - 5)], d / "decoder.log"))
+        procs.append(
+            run(
+                [
+                    PY,
+                    "-m",
+                    "worker.mini.train_decoder",
+                    "--steps",
+                    str(a.dec_steps),
+                    "--seed",
+                    s,
+                    "--threads",
+                    "1",
+                    "--max-minutes",
+                    str(a.unet_minutes - 5),
+                ],
+                d / "decoder.log",
+            )
+        )
     if any(p.wait() for p in procs):
         sys.exit("stage 3 failed, see data/mini/unet.log / decoder.log")
     if a.no_export:
@@ -65,7 +127,7 @@ def main():
     subprocess.check_call([PY, "-m", "worker.mini.export"], cwd=common.ROOT)
     p = run([PY, "-m", "worker.mini.evaluate"], d / "eval.log")
     p.wait()
-    print(open(d / "eval.log").read()[-1500:])
+    print((d / "eval.log").read_text()[-1500:])
 
 
 if __name__ == "__main__":

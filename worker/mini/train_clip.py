@@ -36,7 +36,9 @@ def image_batch(imgs: np.ndarray) -> torch.Tensor:
 def retrieval(model, tok, imgs, caps) -> tuple[float, float]:
     """image->text and text->image top-1 over a pool (a hit = caption of the same image)."""
     model.eval()
-    ids = tok([c[0] for c in caps], padding="max_length", max_length=TEXT_LEN, truncation=True, return_tensors="pt").input_ids
+    ids = tok(
+        [c[0] for c in caps], padding="max_length", max_length=TEXT_LEN, truncation=True, return_tensors="pt"
+    ).input_ids
     ti = F.normalize(feats(model.get_text_features(input_ids=ids)), dim=-1)
     ii = F.normalize(feats(model.get_image_features(pixel_values=image_batch(imgs))), dim=-1)
     sim = ii @ ti.T
@@ -65,7 +67,11 @@ def main():
     out = common.DATA / "clip"
     out.mkdir(parents=True, exist_ok=True)
     tdir = common.DATA / "tokenizer"
-    tok = tokmod.build(tdir, seed=args.seed) if not (tdir / "vocab.json").exists() else CLIPTokenizer.from_pretrained(tdir)
+    tok = (
+        tokmod.build(tdir, seed=args.seed)
+        if not (tdir / "vocab.json").exists()
+        else CLIPTokenizer.from_pretrained(tdir)
+    )
     imgs, caps, _ = common.load_world("train", seed=args.seed)
     vimgs, vcaps, _ = common.load_world("any", n=512, seed=args.seed + 1)
     torch.manual_seed(args.seed)
@@ -84,7 +90,9 @@ def main():
     # pre-tokenize all captions
     flat = [c for cs in caps for c in cs]
     ncap = len(caps[0])
-    all_ids = tok(flat, padding="max_length", max_length=TEXT_LEN, truncation=True, return_tensors="pt").input_ids
+    all_ids = tok(
+        flat, padding="max_length", max_length=TEXT_LEN, truncation=True, return_tensors="pt"
+    ).input_ids
     prog = common.Progress(args.steps, step, "clip")
     rng = random.Random(args.seed * 7919 + step)
     t0 = time.time()

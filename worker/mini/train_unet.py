@@ -13,7 +13,6 @@ import argparse
 import copy
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -96,7 +95,9 @@ def main():
     sf = vae.config.scaling_factor
     ncap = len(caps[0])
     flat = [c for cs in caps for c in cs]
-    all_ids = tok(flat, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids.to(torch.int32)
+    all_ids = tok(
+        flat, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+    ).input_ids.to(torch.int32)
     empty_ids = tok([""], padding="max_length", max_length=77, return_tensors="pt").input_ids
     torch.manual_seed(args.seed)
     unet = UNet2DConditionModel(**common.unet_config())
@@ -152,7 +153,9 @@ def main():
             print(prog.line(step, loss=run, lr=opt.param_groups[0]["lr"]), flush=True)
         stop = (time.time() - t0) / 60 > args.max_minutes
         if step % 200 == 0 or step == args.steps or stop:
-            common.save_ckpt(ck, model=unet.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step)
+            common.save_ckpt(
+                ck, model=unet.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step
+            )
         if step % args.sample_every == 0 or step == args.steps or stop:
             sample_grid(ema, vae, te, tok, out / f"samples_{step:05d}.png")
         if stop:

@@ -79,7 +79,9 @@ def main():
             print(prog.line(step, l1=run, lr=opt.param_groups[0]["lr"]), flush=True)
         stop = (time.time() - t0) / 60 > args.max_minutes
         if step % 200 == 0 or step == args.steps or stop:
-            common.save_ckpt(ck, model=vae.state_dict(), opt=opt.state_dict(), step=step, rng=torch.get_rng_state())
+            common.save_ckpt(
+                ck, model=vae.state_dict(), opt=opt.state_dict(), step=step, rng=torch.get_rng_state()
+            )
             with torch.no_grad():
                 r = vae.decode(vae.encode(fixed).latent_dist.mode()).sample
             common.save_grid(torch.cat([fixed, r]), out / f"recon_{step:05d}.png")
@@ -89,13 +91,21 @@ def main():
     # latent statistics -> scaling factor
     vae.eval()
     with torch.no_grad():
-        zs = torch.cat([vae.encode(common.to_tensor(imgs[i : i + 256])).latent_dist.sample() for i in range(0, 4096, 256)])
+        zs = torch.cat(
+            [
+                vae.encode(common.to_tensor(imgs[i : i + 256])).latent_dist.sample()
+                for i in range(0, 4096, 256)
+            ]
+        )
     std = zs.std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
     vae.save_pretrained(out / "final")
     with torch.no_grad():
         r = vae.decode(vae.encode(fixed).latent_dist.mode()).sample
-    print(f"done step {step} latent std {std:.4f} scaling_factor {1 / std:.4f} recon L1 {(r - fixed).abs().mean().item():.4f}", flush=True)
+    print(
+        f"done step {step} latent std {std:.4f} scaling_factor {1 / std:.4f} recon L1 {(r - fixed).abs().mean().item():.4f}",  # noqa: E501
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -131,7 +131,11 @@ def sample_scene(rng: random.Random, split: str = "train") -> Scene:
         relation = None
         if main is not None:
             objects.append(Obj(main, rng.choice(OBJ_COLOURS[main]), rng.choice(POSITIONS)))
-            others = [k for k in ALLOWED[ground] if k != main and k != "boat" or (k == "boat" and main != "boat" and ground == "beach")]
+            others = [
+                k
+                for k in ALLOWED[ground]
+                if k != main and k != "boat" or (k == "boat" and main != "boat" and ground == "beach")
+            ]
             others = [k for k in others if k != main]
             if others and rng.random() < 0.3:
                 second = rng.choice(others)
@@ -217,7 +221,14 @@ def _tree(d, rng, x, base, h, col, sky, kind):
         w = h * 0.38
         for k in range(3):
             top = base - h + k * h * 0.22
-            d.polygon([(x, top), (x - w * (0.6 + 0.2 * k), top + h * 0.42), (x + w * (0.6 + 0.2 * k), top + h * 0.42)], fill=c)
+            d.polygon(
+                [
+                    (x, top),
+                    (x - w * (0.6 + 0.2 * k), top + h * 0.42),
+                    (x + w * (0.6 + 0.2 * k), top + h * 0.42),
+                ],
+                fill=c,
+            )
     else:
         r = h * 0.33
         d.ellipse([x - r, base - h, x + r, base - h + 2 * r], fill=c)
@@ -236,9 +247,17 @@ def _draw_ground(d, rng, sc, horizon):
                 col = _shade(_jit(rng, (175, 205, 225), 15), sky)
                 d.rectangle([x, horizon - h, x + w, horizon + 2], fill=col)
                 d.ellipse([x - 1, horizon - h - w // 2, x + w + 1, horizon - h + w // 2], fill=col)
-                d.line([(x + w // 2, horizon - h - w // 2 - 10), (x + w // 2, horizon - h)], fill=_shade((220, 230, 240), sky), width=1)
+                d.line(
+                    [(x + w // 2, horizon - h - w // 2 - 10), (x + w // 2, horizon - h)],
+                    fill=_shade((220, 230, 240), sky),
+                    width=1,
+                )
                 for wy in range(horizon - h + 6, horizon - 3, 6):
-                    d.line([(x + 2, wy), (x + w - 2, wy)], fill=(120, 240, 255) if night else (90, 150, 190), width=1)
+                    d.line(
+                        [(x + 2, wy), (x + w - 2, wy)],
+                        fill=(120, 240, 255) if night else (90, 150, 190),
+                        width=1,
+                    )
                 x += w + rng.randint(2, 7)
             else:
                 w, h = rng.randint(12, 22), rng.randint(24, 58)
@@ -252,7 +271,10 @@ def _draw_ground(d, rng, sc, horizon):
                     d.rectangle([x, horizon - h, x + w, horizon + 2], outline=nc, width=2)
                     if rng.random() < 0.5:
                         sy = horizon - h + rng.randint(4, max(5, h - 8))
-                        d.rectangle([x + 3, sy, x + w - 3, sy + 4], fill=rng.choice([(255, 230, 60), (255, 40, 200), (40, 240, 255)]))
+                        d.rectangle(
+                            [x + 3, sy, x + w - 3, sy + 4],
+                            fill=rng.choice([(255, 230, 60), (255, 40, 200), (40, 240, 255)]),
+                        )
                 for wy in range(horizon - h + 4, horizon - 3, 6):
                     for wx in range(x + 3, x + w - 3, 5):
                         if night:
@@ -285,7 +307,10 @@ def _draw_ground(d, rng, sc, horizon):
             d.line([(x, y), (x + rng.randint(8, 20), y)], fill=light, width=1)
         if g == "beach":
             sand_top = horizon + int((S - horizon) * rng.uniform(0.35, 0.5))
-            d.polygon([(0, sand_top + rng.randint(-4, 4)), (S, sand_top + rng.randint(-4, 4)), (S, S), (0, S)], fill=_shade((232, 210, 150), sky))
+            d.polygon(
+                [(0, sand_top + rng.randint(-4, 4)), (S, sand_top + rng.randint(-4, 4)), (S, S), (0, S)],
+                fill=_shade((232, 210, 150), sky),
+            )
             d.line([(0, sand_top - 2), (S, sand_top - 2)], fill=_shade((245, 245, 250), sky), width=2)
     elif g == "desert":
         sand = (228, 182, 100)
@@ -312,7 +337,10 @@ def _draw_ground(d, rng, sc, horizon):
             top = (x + w / 2, horizon - h)
             d.polygon([(x, horizon + 2), top, (x + w, horizon + 2)], fill=col)
             f = 0.3
-            d.polygon([top, (top[0] - w / 2 * f, top[1] + h * f), (top[0] + w / 2 * f, top[1] + h * f)], fill=_shade((245, 245, 250), sky))
+            d.polygon(
+                [top, (top[0] - w / 2 * f, top[1] + h * f), (top[0] + w / 2 * f, top[1] + h * f)],
+                fill=_shade((245, 245, 250), sky),
+            )
             x += int(w * rng.uniform(0.5, 0.8))
     elif g == "meadow":
         d.rectangle([0, horizon, S, S], fill=_shade((95, 185, 60), sky))
@@ -332,8 +360,15 @@ def _draw_obj(d, rng, o: Obj, x, base, sky, scale=1.0):
         hr = h * 0.12
         hair = rng.choice([(60, 35, 20), (20, 15, 10), (200, 160, 60)])
         d.ellipse([x - hr * 1.25, top - hr * 0.1, x + hr * 1.25, top + hr * 3.2], fill=sh(hair))
-        d.line([(x - h * 0.22, top + h * 0.36), (x + h * 0.22, top + h * 0.36)], fill=sh((240, 200, 170)), width=max(2, int(h * 0.06)))
-        d.polygon([(x, top + h * 0.22), (x - h * 0.28, top + h * 0.78), (x + h * 0.28, top + h * 0.78)], fill=sh(col))
+        d.line(
+            [(x - h * 0.22, top + h * 0.36), (x + h * 0.22, top + h * 0.36)],
+            fill=sh((240, 200, 170)),
+            width=max(2, int(h * 0.06)),
+        )
+        d.polygon(
+            [(x, top + h * 0.22), (x - h * 0.28, top + h * 0.78), (x + h * 0.28, top + h * 0.78)],
+            fill=sh(col),
+        )
         d.ellipse([x - hr, top, x + hr, top + 2 * hr], fill=sh((240, 200, 170)))
         lw = max(2, int(h * 0.06))
         d.line([(x - h * 0.08, top + h * 0.76), (x - h * 0.08, base)], fill=sh((60, 40, 40)), width=lw)
@@ -347,13 +382,19 @@ def _draw_obj(d, rng, o: Obj, x, base, sky, scale=1.0):
             d.rectangle([x + w * lx - 2, base - h * 0.45, x + w * lx + 2, base], fill=c)
         d.ellipse([x - w * 0.5, base - h * 0.85, x + w * 0.5, base - h * 0.35], fill=c)
         d.ellipse([x - w * 0.72, base - h * 1.2, x - w * 0.3, base - h * 0.62], fill=c)
-        d.polygon([(x - w * 0.66, base - h * 1.1), (x - w * 0.6, base - h * 1.38), (x - w * 0.5, base - h * 1.12)], fill=c)
+        d.polygon(
+            [(x - w * 0.66, base - h * 1.1), (x - w * 0.6, base - h * 1.38), (x - w * 0.5, base - h * 1.12)],
+            fill=c,
+        )
         d.ellipse([x - w * 0.6, base - h * 1.02, x - w * 0.55, base - h * 0.96], fill=(10, 10, 10))
     elif o.kind == "house":
         h = rng.randint(44, 54) * scale
         w = h * 0.95
         d.rectangle([x - w / 2, base - h * 0.6, x + w / 2, base], fill=sh(col))
-        d.polygon([(x - w * 0.62, base - h * 0.58), (x, base - h), (x + w * 0.62, base - h * 0.58)], fill=sh((110, 45, 35)))
+        d.polygon(
+            [(x - w * 0.62, base - h * 0.58), (x, base - h), (x + w * 0.62, base - h * 0.58)],
+            fill=sh((110, 45, 35)),
+        )
         d.rectangle([x - w * 0.1, base - h * 0.32, x + w * 0.1, base], fill=sh((80, 50, 30)))
         wc = (255, 215, 90) if sky == "night" else sh((170, 210, 240))
         d.rectangle([x - w * 0.38, base - h * 0.48, x - w * 0.2, base - h * 0.32], fill=wc)
@@ -361,10 +402,24 @@ def _draw_obj(d, rng, o: Obj, x, base, sky, scale=1.0):
     elif o.kind == "boat":
         h = rng.randint(42, 50) * scale
         w = h * 1.2
-        d.polygon([(x - w / 2, base - h * 0.28), (x + w / 2, base - h * 0.28), (x + w * 0.35, base), (x - w * 0.35, base)], fill=sh(col))
+        d.polygon(
+            [
+                (x - w / 2, base - h * 0.28),
+                (x + w / 2, base - h * 0.28),
+                (x + w * 0.35, base),
+                (x - w * 0.35, base),
+            ],
+            fill=sh(col),
+        )
         d.line([(x, base - h * 0.28), (x, base - h)], fill=sh((90, 60, 30)), width=2)
-        d.polygon([(x + 2, base - h * 0.95), (x + 2, base - h * 0.34), (x + w * 0.42, base - h * 0.34)], fill=sh((250, 250, 245)))
-        d.polygon([(x - 2, base - h * 0.85), (x - 2, base - h * 0.34), (x - w * 0.3, base - h * 0.34)], fill=sh((235, 235, 230)))
+        d.polygon(
+            [(x + 2, base - h * 0.95), (x + 2, base - h * 0.34), (x + w * 0.42, base - h * 0.34)],
+            fill=sh((250, 250, 245)),
+        )
+        d.polygon(
+            [(x - 2, base - h * 0.85), (x - 2, base - h * 0.34), (x - w * 0.3, base - h * 0.34)],
+            fill=sh((235, 235, 230)),
+        )
     elif o.kind == "pyramid":
         h = rng.randint(40, 52) * scale
         w = h * 1.7
@@ -385,7 +440,7 @@ def render(sc: Scene, seed: int = 0) -> Image.Image:
     for i, o in enumerate(sc.objects):
         x = S * xs[o.pos] + rng.randint(-5, 5)
         if o.kind == "boat":
-            if sc.ground == "sea":
+            if sc.ground == "sea":  # noqa: SIM108
                 base = rng.randint(horizon + 30, S - 8)
             else:
                 base = horizon + rng.randint(14, 22)
@@ -402,7 +457,15 @@ def render(sc: Scene, seed: int = 0) -> Image.Image:
                 x = S * 0.5 + rng.randint(-4, 4)
         placed.append((base, i, o, x))
     for base, i, o, x in sorted(placed, key=lambda t: t[0]):
-        _draw_obj(d, rng, o, x, base, sc.sky, 0.85 if (sc.relation == "in front of" and i == 1 and o.kind == "house") else 1.0)
+        _draw_obj(
+            d,
+            rng,
+            o,
+            x,
+            base,
+            sc.sky,
+            0.85 if (sc.relation == "in front of" and i == 1 and o.kind == "house") else 1.0,
+        )
     return img.resize((SIZE, SIZE), Image.BOX)
 
 
@@ -417,13 +480,28 @@ GROUND_NOUNS = {
     "mountains": ["mountains", "mountain range", "mountain landscape"],
     "meadow": ["meadow", "flower field", "field of flowers", "meadow with flowers"],
 }
-STYLE_WORDS = {"futuristic": ["futuristic"], "neon": ["neon", "neon lit"], "magical": ["magical", "enchanted"]}
+STYLE_WORDS = {
+    "futuristic": ["futuristic"],
+    "neon": ["neon", "neon lit"],
+    "magical": ["magical", "enchanted"],
+}
 SKY_PHRASES = {
-    "day": ["during the day", "in daylight", "on a sunny day", "at noon", "under a blue sky", "in the daytime"],
+    "day": [
+        "during the day",
+        "in daylight",
+        "on a sunny day",
+        "at noon",
+        "under a blue sky",
+        "in the daytime",
+    ],
     "sunset": ["at sunset", "at dusk", "under a sunset sky", "in the evening", "at sundown"],
     "night": ["at night", "under a starry sky", "at night with stars", "under the night sky", "at midnight"],
 }
-SKY_PREFIX = {"day": ["sunny", "daytime"], "sunset": ["sunset", "evening"], "night": ["night", "nighttime", "starry"]}
+SKY_PREFIX = {
+    "day": ["sunny", "daytime"],
+    "sunset": ["sunset", "evening"],
+    "night": ["night", "nighttime", "starry"],
+}
 CELESTIAL_PHRASES = {
     "sun": ["with the sun", "with a bright sun", "and the sun"],
     "moon": ["with a full moon", "under the moon", "and the moon"],
@@ -435,8 +513,21 @@ OBJ_NOUNS = {
     "boat": ["boat", "boat", "sailboat"],
     "pyramid": ["pyramid", "great pyramid"],
 }
-POS_PHRASES = {"left": ["on the left"], "right": ["on the right"], "center": ["in the middle", "in the center"]}
-PREP = {"city": "in", "forest": "in", "sea": "on", "beach": "on", "desert": "in", "snow": "in", "mountains": "in", "meadow": "in"}
+POS_PHRASES = {
+    "left": ["on the left"],
+    "right": ["on the right"],
+    "center": ["in the middle", "in the center"],
+}
+PREP = {
+    "city": "in",
+    "forest": "in",
+    "sea": "on",
+    "beach": "on",
+    "desert": "in",
+    "snow": "in",
+    "mountains": "in",
+    "meadow": "in",
+}
 
 
 def _a(phrase: str) -> str:
@@ -495,7 +586,9 @@ def caption(sc: Scene, rng: random.Random) -> str:
             core = ", ".join(p for p in (scene, " ".join(p for p in (o0, pos) if p)) if p)
         return core + (" " + tail if tail else "")
     o1 = _obj_phrase(rng, sc.objects[1])
-    rel = {"left of": "to the left of", "right of": "to the right of", "in front of": "in front of"}[sc.relation]
+    rel = {"left of": "to the left of", "right of": "to the right of", "in front of": "in front of"}[
+        sc.relation
+    ]
     if rng.random() < 0.7:
         core = f"{o0} {rel} {o1} {PREP[sc.ground]} {scene}"
     else:
@@ -537,7 +630,14 @@ def parse(text: str) -> dict:
     """Parse a caption back to attributes (fields not mentioned are None)."""
     w = _words(text)
     ws = set(w)
-    out: dict = {"sky": None, "ground": None, "style": None, "celestial": None, "objects": [], "relation": None}
+    out: dict = {
+        "sky": None,
+        "ground": None,
+        "style": None,
+        "celestial": None,
+        "objects": [],
+        "relation": None,
+    }
     # "blue sky" names a day sky
     if any(w[i] == "blue" and w[i + 1] == "sky" for i in range(len(w) - 1)):
         out["sky"] = "day"
@@ -594,7 +694,7 @@ def consistent(sc: Scene, parsed: dict) -> bool:
             return False
     if parsed["ground"] is None or len(parsed["objects"]) != len(sc.objects):
         return False
-    for po, o in zip(parsed["objects"], sc.objects):
+    for po, o in zip(parsed["objects"], sc.objects, strict=True):
         if po["kind"] != o.kind or po["colour"] != o.colour:
             return False
         if po["pos"] is not None and po["pos"] != o.pos:
