@@ -22,6 +22,8 @@ from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditio
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from worker.engine.bpe import bytes_to_unicode
+
 logger = logging.getLogger(__name__)
 
 # OpenAI CLIP's BPE merges; open_clip_torch ships them in its wheel. Read as a data file only:
@@ -50,23 +52,6 @@ Segue's tests and offline demos exercise the real diffusers code path on a CPU i
 - Text encoder: CLIP, hidden size 32, 2 layers; tokenizer: OpenAI CLIP BPE, 77 tokens
 - Scheduler: DPM-Solver++ multistep with SD 1.x betas
 """
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte → printable unicode character table."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    codes = printable[:]
-    shifted = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + shifted)
-            shifted += 1
-    return dict(zip(printable, (chr(c) for c in codes), strict=True))
 
 
 def clip_vocab_and_merges() -> tuple[dict[str, int], list[str]]:
