@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app import events
@@ -456,7 +456,3 @@ def render_out(render: Render) -> RenderOut:
         stats=stats(render),
         created_at=render.created_at,
     )
-
-
-def count_done(db: Session, render_id: int) -> int:
-    return db.scalar(select(func.count()).where(Frame.render_id == render_id, Frame.status == "done")) or 0
