@@ -26,18 +26,11 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def pipe():
-    from diffusers import StableDiffusionPipeline
+    # Segue's own loader (the path SD 1.x takes too), by the built-in name.
+    from worker.engine.pipeline import Engine
 
     torch.set_num_threads(2)
-    p = StableDiffusionPipeline.from_pretrained(
-        str(MODEL),
-        torch_dtype=torch.float32,
-        safety_checker=None,
-        requires_safety_checker=False,
-        local_files_only=True,
-    )
-    p.set_progress_bar_config(disable=True)
-    return p
+    return Engine.load("segue-mini", device="cpu").pipe
 
 
 def _render(pipe, prompts, seed=0, steps=15, scheduler=None, **kw):

@@ -164,25 +164,15 @@ def eval_captions(n=200, seed=12345):
 
 
 def load_pipe(path=common.MODEL_DIR, scheduler="dpm"):
-    from diffusers import (
-        DDIMScheduler,
-        DPMSolverMultistepScheduler,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-    )
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-    pipe = StableDiffusionPipeline.from_pretrained(
-        str(path),
-        torch_dtype=torch.float32,
-        safety_checker=None,
-        requires_safety_checker=False,
-        local_files_only=True,
-    )
+    from worker.engine.pipeline import Engine
+
+    pipe = Engine.load(str(path), device="cpu").pipe  # Segue's loader, as the app renders it
     cls = {"dpm": DPMSolverMultistepScheduler, "ddim": DDIMScheduler, "euler": EulerDiscreteScheduler}[
         scheduler
     ]
     pipe.scheduler = cls.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
