@@ -17,7 +17,9 @@ import torch.nn.functional as F
 
 from . import common
 
-TEXT_LEN = 40  # captions are < 35 tokens; the saved model still accepts 77
+# Full CLIP context, padded with EOS as Stable Diffusion does: the U-Net reads all 77 hidden states,
+# so every position embedding must be trained (captions themselves are < 35 tokens).
+TEXT_LEN = 77
 
 
 def feats(o) -> torch.Tensor:
