@@ -48,6 +48,12 @@ def unet_config() -> dict:
         cross_attention_dim=128,
         attention_head_dim=4,
         norm_num_groups=32,
+        # Global text conditioning: the prompt embedding, attention-pooled, is added to the timestep
+        # embedding (diffusers' TextTimeEmbedding, as in DeepFloyd IF), so every ResNet block sees the
+        # whole prompt, not only the cross-attention layers at 8x8 and 4x4. It reads the same
+        # encoder_hidden_states, so StableDiffusionPipeline needs no extra input.
+        addition_embed_type="text",
+        addition_embed_type_num_heads=4,
     )
 
 

@@ -18,7 +18,11 @@ import torch
 from . import common
 
 
-def export(dest: Path, dtype=torch.float16):
+def export(
+    dest: Path, dtype=torch.float16, unet_dir: Path | None = None, text_encoder_dir: Path | None = None
+):
+    """unet_dir / text_encoder_dir: another U-Net run (and its jointly trained text encoder) instead of
+    data/mini/unet/final and the mini CLIP's text tower, e.g. for the frozen-vs-joint comparison."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
 
@@ -26,8 +30,8 @@ def export(dest: Path, dtype=torch.float16):
     vae_dir = common.DATA / "vae" / ("final_dec" if (common.DATA / "vae" / "final_dec").exists() else "final")
     vae = AutoencoderKL.from_pretrained(vae_dir)
     print(f"VAE from {vae_dir}")
-    unet = UNet2DConditionModel.from_pretrained(common.DATA / "unet" / "final")
-    te = CLIPTextModel.from_pretrained(clip_dir)
+    unet = UNet2DConditionModel.from_pretrained(unet_dir or common.DATA / "unet" / "final")
+    te = CLIPTextModel.from_pretrained(text_encoder_dir or clip_dir)
     tok = CLIPTokenizer.from_pretrained(clip_dir)
     sch = DDIMScheduler.from_config(common.scheduler_config())
     pipe = StableDiffusionPipeline(
@@ -77,5 +81,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--dest", default=str(common.MODEL_DIR))
     ap.add_argument("--fp32", action="store_true")
+    ap.add_argument("--unet-dir", type=Path)
+    ap.add_argument("--text-encoder-dir", type=Path)
     a = ap.parse_args()
-    export(Path(a.dest), torch.float32 if a.fp32 else torch.float16)
+    export(Path(a.dest), torch.float32 if a.fp32 else torch.float16, a.unet_dir, a.text_encoder_dir)

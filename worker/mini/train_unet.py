@@ -1,5 +1,7 @@
-"""Stage 2: train the UNet2DConditionModel on VAE latents, conditioned on the
-frozen mini-CLIP text tower (Stable Diffusion's way).
+"""Stage 4: train the UNet2DConditionModel on VAE latents, conditioned on the
+frozen mini-CLIP text tower (Stable Diffusion's way), or, with
+``--text-encoder joint``, on a text encoder of the same shape trained from
+scratch together with the U-Net (for the comparison in the model card).
 
 Epsilon prediction, SD scaled-linear betas (0.00085..0.012, 1000 steps), 10 %
 caption dropout (empty prompt) for classifier-free guidance, min-SNR(5)
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -73,18 +76,27 @@ def main():
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--max-minutes", type=float, default=1e9)
     ap.add_argument("--sample-every", type=int, default=300)
+    ap.add_argument("--text-encoder", choices=("frozen", "joint"), default="frozen")
+    ap.add_argument(
+        "--stop-at", type=int, default=None, help="stop (and save final/) at this step; the LR schedule stays"
+    )
+    ap.add_argument("--out", default=str(common.DATA / "unet"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    out = common.DATA / "unet"
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     vae = AutoencoderKL.from_pretrained(common.DATA / "vae" / "final").eval()
     clip_dir = common.DATA / "clip" / "final"
     tok = CLIPTokenizer.from_pretrained(clip_dir)
     te = CLIPTextModel.from_pretrained(clip_dir).eval()
     te.requires_grad_(False)
+    joint = args.text_encoder == "joint"
+    if joint:  # same architecture and tokenizer, fresh weights, trained with the U-Net
+        torch.manual_seed(args.seed + 1)
+        te = CLIPTextModel(te.config).train()
     imgs, caps, _ = common.load_world("train", seed=args.seed)
     lat_path = common.DATA / "latents.pt"
     if lat_path.exists():
@@ -101,10 +113,11 @@ def main():
     empty_ids = tok([""], padding="max_length", max_length=77, return_tensors="pt").input_ids
     torch.manual_seed(args.seed)
     unet = UNet2DConditionModel(**common.unet_config())
-    ema = copy.deepcopy(unet).eval()
+    trained = torch.nn.ModuleDict({"unet": unet, "te": te}) if joint else torch.nn.ModuleDict({"unet": unet})
+    ema = copy.deepcopy(trained).eval()
     ema.requires_grad_(False)
     print(f"unet params {sum(p.numel() for p in unet.parameters()) / 1e6:.3f}M", flush=True)
-    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(trained.parameters(), lr=args.lr, weight_decay=0.01)
     sched = DDPMScheduler.from_config(common.scheduler_config())
     acp = sched.alphas_cumprod
     snr = acp / (1 - acp)
@@ -112,7 +125,7 @@ def main():
     ck = out / "ckpt.pt"
     if ck.exists():
         st = torch.load(ck, weights_only=False)
-        unet.load_state_dict(st["model"])
+        trained.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
@@ -122,8 +135,9 @@ def main():
     t0 = time.time()
     run = None
     ema_params = list(ema.parameters())
-    params = list(unet.parameters())
-    while step < args.steps:
+    params = list(trained.parameters())
+    end = min(args.steps, args.stop_at or args.steps)
+    while step < end:
         idx = torch.randint(0, len(mu), (args.batch,), generator=g)
         cj = torch.randint(0, ncap, (args.batch,), generator=g)
         ids = all_ids[idx * ncap + cj].long()
@@ -133,7 +147,7 @@ def main():
         noise = torch.randn(z0.shape, generator=g)
         t = torch.randint(0, 1000, (args.batch,), generator=g)
         zt = sched.add_noise(z0, noise, t)
-        with torch.no_grad():
+        with torch.set_grad_enabled(joint):
             cond = te(ids)[0]
         for pg in opt.param_groups:
             pg["lr"] = common.cosine_lr(step, args.steps, args.lr, warmup=100)
@@ -142,7 +156,7 @@ def main():
         loss = (F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3)) * w).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         d = min(args.ema, (1 + step) / (10 + step))
@@ -152,16 +166,18 @@ def main():
         if step % 25 == 0:
             print(prog.line(step, loss=run, lr=opt.param_groups[0]["lr"]), flush=True)
         stop = (time.time() - t0) / 60 > args.max_minutes
-        if step % 200 == 0 or step == args.steps or stop:
+        if step % 200 == 0 or step == end or stop:
             common.save_ckpt(
-                ck, model=unet.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step
+                ck, model=trained.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), step=step
             )
-        if step % args.sample_every == 0 or step == args.steps or stop:
-            sample_grid(ema, vae, te, tok, out / f"samples_{step:05d}.png")
+        if step % args.sample_every == 0 or step == end or stop:
+            sample_grid(ema["unet"], vae, ema["te"] if joint else te, tok, out / f"samples_{step:05d}.png")
         if stop:
             print("time budget reached, stopping (resumable)", flush=True)
             break
-    ema.save_pretrained(out / "final")
+    ema["unet"].save_pretrained(out / "final")
+    if joint:
+        ema["te"].save_pretrained(out / "final_text_encoder")
     print(f"done step {step} in {(time.time() - t0) / 60:.1f} min", flush=True)
 
 
