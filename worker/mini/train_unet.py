@@ -81,6 +81,13 @@ def main():
         "--stop-at", type=int, default=None, help="stop (and save final/) at this step; the LR schedule stays"
     )
     ap.add_argument("--out", default=str(common.DATA / "unet"))
+    ap.add_argument(
+        "--keep-at",
+        type=int,
+        nargs="*",
+        default=[1500],
+        help="also keep the EMA weights of these steps (out/ema_NNNNN), for equal-compute comparisons",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -98,7 +105,7 @@ def main():
         torch.manual_seed(args.seed + 1)
         te = CLIPTextModel(te.config).train()
     imgs, caps, _ = common.load_world("train", seed=args.seed)
-    lat_path = common.DATA / "latents.pt"
+    lat_path = common.DATA / "vae" / "latents.pt"  # the VAE stage deletes it when it writes a new VAE
     if lat_path.exists():
         mu, sd = torch.load(lat_path)
     else:
@@ -172,6 +179,10 @@ def main():
             )
         if step % args.sample_every == 0 or step == end or stop:
             sample_grid(ema["unet"], vae, ema["te"] if joint else te, tok, out / f"samples_{step:05d}.png")
+        if step in args.keep_at:
+            ema["unet"].save_pretrained(out / f"ema_{step:05d}")
+            if joint:
+                ema["te"].save_pretrained(out / f"ema_{step:05d}_text_encoder")
         if stop:
             print("time budget reached, stopping (resumable)", flush=True)
             break

@@ -107,6 +107,7 @@ def main():
     std = zs.std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
     vae.save_pretrained(out / "final")
+    (out / "latents.pt").unlink(missing_ok=True)  # latents cached by the U-Net stage belong to the old VAE
     with torch.no_grad():
         r = vae.decode(vae.encode(fixed).latent_dist.mode()).sample
     print(
