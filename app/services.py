@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app import events
@@ -63,14 +63,19 @@ def get_transition(db: Session, transition_id: int) -> Transition:
     return transition
 
 
-def list_transitions(db: Session) -> list[Transition]:
-    return list(
-        db.scalars(
-            select(Transition)
-            .options(selectinload(Transition.keyframes))
-            .order_by(Transition.updated_at.desc())
-        )
+def list_transitions(db: Session, limit: int | None = None, offset: int = 0) -> list[Transition]:
+    """Most recently edited first; keyframes loaded in one extra query."""
+    query = (
+        select(Transition)
+        .options(selectinload(Transition.keyframes))
+        .order_by(Transition.updated_at.desc(), Transition.id.desc())
+        .offset(offset)
     )
+    return list(db.scalars(query if limit is None else query.limit(limit)))
+
+
+def count_transitions(db: Session) -> int:
+    return db.scalar(select(func.count(Transition.id))) or 0
 
 
 def _record(db: Session, transition: Transition, kind: str, payload: dict[str, Any]) -> None:
@@ -167,8 +172,41 @@ def latest_render(db: Session, transition: Transition) -> Render | None:
     ).first()
 
 
-def transition_out(db: Session, transition: Transition) -> TransitionOut:
-    render = latest_render(db, transition)
+def latest_renders(db: Session, transitions: list[Transition]) -> dict[int, Render]:
+    """The newest render of each transition, in one query (for lists)."""
+    ids = [t.id for t in transitions]
+    if not ids:
+        return {}
+    newest = select(func.max(Render.id)).where(Render.transition_id.in_(ids)).group_by(Render.transition_id)
+    return {r.transition_id: r for r in db.scalars(select(Render).where(Render.id.in_(newest)))}
+
+
+def thumbnails(db: Session, renders: list[Render], per_render: int = 8) -> dict[int, list[str]]:
+    """Up to `per_render` evenly spaced finished frames of each render, in one query."""
+    done: dict[int, list[str]] = {r.id: [] for r in renders}
+    if not done:
+        return {}
+    rows = db.execute(
+        select(Frame.render_id, Frame.key)
+        .where(Frame.render_id.in_(list(done)), Frame.status == "done")
+        .order_by(Frame.render_id, Frame.index)
+    )
+    for render_id, key in rows:
+        done[render_id].append(key)
+    store = get_store()
+    return {
+        rid: [store.url(k) for k in keys[:: max(1, len(keys) // per_render)][:per_render]]
+        for rid, keys in done.items()
+    }
+
+
+_UNSET: Any = object()
+
+
+def transition_out(db: Session, transition: Transition, render: Render | None = _UNSET) -> TransitionOut:
+    """`render`: the transition's newest render when the caller already has it (lists)."""
+    if render is _UNSET:
+        render = latest_render(db, transition)
     return TransitionOut(
         id=transition.id,
         title=transition.title,

@@ -27,6 +27,7 @@ from app.schemas import (
 from app.streams import render_events
 
 router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50  # transitions per page of the index
 templates = Jinja2Blocks(directory=REPO_ROOT / "templates")
 templates.env.globals["scheduler_labels"] = SCHEDULER_LABELS
 
@@ -82,17 +83,24 @@ def _settings_context() -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, db: SessionDep) -> Response:
-    rows = []
-    for transition in services.list_transitions(db):
-        render = services.latest_render(db, transition)
-        thumbs: list[str] = []
-        if render is not None:
-            done = [f for f in render.frames if f.status == "done"]
-            step = max(1, len(done) // 8)
-            thumbs = [services.frame_url(f) or "" for f in done[::step][:8]]
-        rows.append({"transition": transition, "render": render, "thumbs": thumbs})
-    return templates.TemplateResponse(request, "pages/index.html", {"rows": rows})
+def index(request: Request, db: SessionDep, page: int = 1) -> Response:
+    # A constant number of queries per page, however many transitions and frames there are.
+    total = services.count_transitions(db)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 1), pages)  # a stale link past the end shows the last page
+    transitions = services.list_transitions(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    renders = services.latest_renders(db, transitions)
+    thumbs = services.thumbnails(db, list(renders.values()))
+    rows = [
+        {
+            "transition": t,
+            "render": renders.get(t.id),
+            "thumbs": thumbs.get(renders[t.id].id, []) if t.id in renders else [],
+        }
+        for t in transitions
+    ]
+    context = {"rows": rows, "page": page, "pages": pages, "total": total}
+    return templates.TemplateResponse(request, "pages/index.html", context)
 
 
 @router.get("/transitions/new", response_class=HTMLResponse)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 
 from app import services
 from app.deps import SessionDep
@@ -10,8 +12,14 @@ router = APIRouter(prefix="/api/transitions", tags=["transitions"])
 
 
 @router.get("", response_model=list[TransitionOut])
-def list_transitions(db: SessionDep) -> list[TransitionOut]:
-    return [services.transition_out(db, t) for t in services.list_transitions(db)]
+def list_transitions(
+    db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="at most this many, newest edits first")] = 100,
+    offset: Annotated[int, Query(ge=0, description="skip this many")] = 0,
+) -> list[TransitionOut]:
+    transitions = services.list_transitions(db, limit=limit, offset=offset)
+    renders = services.latest_renders(db, transitions)
+    return [services.transition_out(db, t, renders.get(t.id)) for t in transitions]
 
 
 @router.post("", response_model=TransitionOut, status_code=status.HTTP_201_CREATED)

@@ -118,3 +118,80 @@ def test_a_missing_page_is_a_readable_404(client: TestClient) -> None:
     assert response.status_code == 404
     assert "Transition 4242 does not exist" in response.text and 'href="/"' in response.text
     assert client.get("/api/transitions/4242").json() == {"detail": "transition 4242 does not exist"}
+
+
+def _rendered_transitions(client: TestClient, n: int, start: int = 0) -> list[int]:
+    """n transitions, each with a render whose frames are all finished."""
+    from app.db import session_scope
+    from app.models import Frame
+
+    ids = []
+    for i in range(start, start + n):
+        body = {
+            "start_prompt": f"city {i}",
+            "end_prompt": "forest",
+            "frames": 10,
+            "steps": 2,
+            "title": f"t{i}",
+        }
+        tid = client.post("/api/transitions", json=body).json()["id"]
+        render = client.post(f"/api/transitions/{tid}/renders").json()
+        with session_scope() as db:
+            for frame in db.query(Frame).filter(Frame.render_id == render["id"]):
+                frame.status = "done"
+        ids.append(tid)
+    return ids
+
+
+def _count_queries(database: str, fetch):  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    from app.db import engine_for
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = engine_for(database)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = fetch()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200, response.text
+    return len(statements), response
+
+
+def test_the_index_and_the_list_cost_the_same_queries_for_2_or_8_transitions(
+    client: TestClient, database: str
+) -> None:
+    _rendered_transitions(client, 2)
+    few_page, page = _count_queries(database, lambda: client.get("/"))
+    few_api, _ = _count_queries(database, lambda: client.get("/api/transitions"))
+    assert page.text.count('class="card transition-row"') == 2
+    assert page.text.count("/media/frames/") == 2 * 8  # eight evenly spaced thumbnails of ten frames
+    _rendered_transitions(client, 6, start=2)
+    many_page, page = _count_queries(database, lambda: client.get("/"))
+    many_api, listed = _count_queries(database, lambda: client.get("/api/transitions"))
+    assert page.text.count('class="card transition-row"') == 8
+    assert (many_page, many_api) == (few_page, few_api)
+    assert all(t["latest_render"]["status"] == "queued" for t in listed.json())
+
+
+def test_the_index_pages_and_the_list_takes_limit_and_offset(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.routes import pages
+
+    monkeypatch.setattr(pages, "PAGE_SIZE", 2)
+    for i in range(5):
+        client.post("/api/transitions", json={"start_prompt": f"a{i}", "end_prompt": "b", "title": f"T{i}"})
+    first = client.get("/").text
+    assert "page 1 of 3" in first and 'href="/?page=2"' in first and "T4" in first and "T2" not in first
+    last = client.get("/?page=99").text  # past the end: the last page
+    assert "page 3 of 3" in last and "T0" in last and 'rel="next"' not in last
+    titles = [t["title"] for t in client.get("/api/transitions?limit=2&offset=1").json()]
+    assert titles == ["T3", "T2"]
+    bad = client.get("/api/transitions?limit=0")
+    assert bad.status_code == 422 and "limit" in bad.text
