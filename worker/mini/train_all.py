@@ -3,11 +3,12 @@
 Stages (each resumable: a stage whose final output exists is skipped, an interrupted
 stage resumes from its checkpoint under data/mini/):
   1. tokenizer (seconds)
-  2. mini CLIP, 2 threads                                     (~6 min on 2 cores)
-  3. VAE, 2 threads, bfloat16 autocast                        (~25 min)
+  2. mini CLIP, 2 threads                                     (~21 min on 2 cores)
+  3. VAE, 2 threads, bfloat16 autocast                        (~26 min)
   4. latents + U-Net on the frozen CLIP text tower, 2 threads (~65 min)
   5. export to worker/models/segue-mini (fp16 safetensors)
   6. evaluation (attribute classifier, held-out captions)    (~6 min)
+About 2 hours on 2 otherwise idle cores.
 Logs: data/mini/{vae,clip,unet,eval}.log; sample grids in data/mini/{vae,unet}/.
 """
 
@@ -37,7 +38,7 @@ def stage(module_args, log):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--clip-steps", type=int, default=600)
+    ap.add_argument("--clip-steps", type=int, default=1200)
     ap.add_argument("--vae-steps", type=int, default=3400)
     ap.add_argument("--vae-minutes", type=float, default=30)
     ap.add_argument("--unet-steps", type=int, default=4500)

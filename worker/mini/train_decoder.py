@@ -1,4 +1,4 @@
-"""Stage 2b (runs alongside the U-Net): sharpen the VAE by fine-tuning only its decoder.
+"""Stage 3b (runs alongside CLIP or the U-Net): sharpen the VAE by fine-tuning only its decoder.
 
 The encoder (and therefore the latent space, the scaling factor and the U-Net's
 training targets) stays frozen, so this can run concurrently with U-Net training.
@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=1e9)
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="as in train_vae")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from diffusers import AutoencoderKL
@@ -57,7 +58,8 @@ def main():
             z = vae.encode(x).latent_dist.sample(generator=g)
         for pg in opt.param_groups:
             pg["lr"] = common.cosine_lr(step, args.steps, args.lr, warmup=20)
-        rec = vae.decode(z).sample
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            rec = vae.decode(z).sample.float()
         l1 = (rec - x).abs().mean()
         loss = l1 + 0.5 * edge_l1(rec, x) + 0.1 * F.mse_loss(rec, x)
         opt.zero_grad(set_to_none=True)
