@@ -27,9 +27,7 @@ def export(
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
 
     clip_dir = common.DATA / "clip" / "final"
-    vae_dir = common.DATA / "vae" / ("final_dec" if (common.DATA / "vae" / "final_dec").exists() else "final")
-    vae = AutoencoderKL.from_pretrained(vae_dir)
-    print(f"VAE from {vae_dir}")
+    vae = AutoencoderKL.from_pretrained(common.DATA / "vae" / "final")
     unet = UNet2DConditionModel.from_pretrained(unet_dir or common.DATA / "unet" / "final")
     te = CLIPTextModel.from_pretrained(text_encoder_dir or clip_dir)
     tok = CLIPTokenizer.from_pretrained(clip_dir)
