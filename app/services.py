@@ -167,13 +167,11 @@ def transition_warnings(transition: Transition) -> list[Warning_]:
 
 
 def latest_render(db: Session, transition: Transition) -> Render | None:
-    return db.scalars(
-        select(Render).where(Render.transition_id == transition.id).order_by(Render.id.desc()).limit(1)
-    ).first()
+    return latest_renders(db, [transition]).get(transition.id)
 
 
 def latest_renders(db: Session, transitions: list[Transition]) -> dict[int, Render]:
-    """The newest render of each transition, in one query (for lists)."""
+    """The newest render (highest id) of each transition, in one query."""
     ids = [t.id for t in transitions]
     if not ids:
         return {}

@@ -91,14 +91,10 @@ def index(request: Request, db: SessionDep, page: int = 1) -> Response:
     transitions = services.list_transitions(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     renders = services.latest_renders(db, transitions)
     thumbs = services.thumbnails(db, list(renders.values()))
-    rows = [
-        {
-            "transition": t,
-            "render": renders.get(t.id),
-            "thumbs": thumbs.get(renders[t.id].id, []) if t.id in renders else [],
-        }
-        for t in transitions
-    ]
+    rows = []
+    for t in transitions:
+        render = renders.get(t.id)
+        rows.append({"transition": t, "render": render, "thumbs": thumbs[render.id] if render else []})
     context = {"rows": rows, "page": page, "pages": pages, "total": total}
     return templates.TemplateResponse(request, "pages/index.html", context)
 

@@ -118,11 +118,16 @@ def to_tensor(imgs: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """float NCHW in [-1, 1] -> uint8 NHWC (the inverse of to_tensor)."""
+    return t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
 def save_grid(t: torch.Tensor, path: Path, nrow: int = 8, scale: int = 2):
     """t: N,3,H,W in [-1,1]."""
     from PIL import Image
 
-    t = t.detach().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    t = to_uint8(t)
     n, h, w, _ = t.shape
     rows = (n + nrow - 1) // nrow
     grid = np.zeros((rows * h, nrow * w, 3), dtype=np.uint8)

@@ -199,8 +199,7 @@ def reconstruct(vae, imgs_uint8):
     out = []
     for i in range(0, len(imgs_uint8), 64):
         x = common.to_tensor(imgs_uint8[i : i + 64]).to(vae.dtype)
-        r = vae.decode(vae.encode(x).latent_dist.mode()).sample.float()
-        out.append(r.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy())
+        out.append(common.to_uint8(vae.decode(vae.encode(x).latent_dist.mode()).sample))
     return np.concatenate(out)
 
 

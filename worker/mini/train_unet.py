@@ -85,7 +85,7 @@ def main():
         "--keep-at",
         type=int,
         nargs="*",
-        default=[1000, 1500],
+        default=[1000],
         help="also keep the EMA weights of these steps (out/ema_NNNNN), for equal-compute comparisons",
     )
     args = ap.parse_args()
