@@ -172,3 +172,39 @@ def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # t
     page.goto(server)
     row = page.locator(".transition-row", has_text="City to forest")
     assert row.locator(".thumbs img").count() == 8
+
+
+def test_a_person_pages_back_to_older_transitions(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    def create(title: str) -> None:
+        body = json.dumps({"start_prompt": "a city", "end_prompt": "a forest", "title": title}).encode()
+        request = urllib.request.Request(
+            f"{server}/api/transitions", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+
+    create("The oldest one")
+    for i in range(50):  # one more than a page, whatever the other tests left
+        create(f"Newer {i}")
+    page = browser.new_page()
+    page.goto(server)
+    assert page.get_by_text("The oldest one").count() == 0
+    assert page.locator(".pager").get_by_text("page 1 of").count() == 1
+    while page.get_by_text("The oldest one").count() == 0:
+        page.get_by_role("link", name="Older →").click()
+        page.wait_for_load_state()
+    assert page.locator(".pager a[rel=next]").count() == 0  # the oldest is on the last page
+
+    def page_number() -> int:
+        match = re.search(r"page (\d+) of", page.locator(".pager").inner_text())
+        assert match
+        return int(match.group(1))
+
+    last = page_number()
+    assert last >= 2
+    page.get_by_role("link", name="← Newer").click()
+    page.wait_for_load_state()
+    assert page_number() == last - 1 and page.get_by_text("The oldest one").count() == 0
+    page.close()
