@@ -147,6 +147,15 @@ def score(pred, targets):
     return {k: (float(np.mean(v)) if v else float("nan"), len(v)) for k, v in acc.items()}
 
 
+def sky_confusion(pred, targets):
+    """Rows: the sky the caption names; columns: the sky the classifier sees (order world.SKIES)."""
+    cm = np.zeros((len(world.SKIES), len(world.SKIES)), dtype=int)
+    for i, t in enumerate(targets):
+        if t["sky"] is not None:
+            cm[world.SKIES.index(t["sky"]), pred[0][i]] += 1
+    return cm.tolist()
+
+
 def eval_captions(n=200, seed=12345):
     """Held-out captions that name the sky: n/2 held-out combos, n/2 fresh scenes."""
     items = []
@@ -300,7 +309,9 @@ def main():
     gen = render(pipe, caps, guidance=args.guidance)
     res["render_seconds_total"] = time.time() - t0
     res["guidance_scale"] = args.guidance
-    res["generated"] = score(classify(net, gen), targets)
+    pred = classify(net, gen)
+    res["generated"] = score(pred, targets)
+    res["generated_sky_confusion"] = sky_confusion(pred, targets)
     for split in ("heldout", "any"):
         m = [i for i, it in enumerate(items) if it[3] == split]
         res[f"generated_{split}"] = score(classify(net, gen[m]), [targets[i] for i in m])
@@ -331,6 +342,11 @@ def main():
             res["generated_any"][k],
         )
         print(f"| {k} | {r[0]:.1%} (n={r[1]}) | {v[0]:.1%} | {gall[0]:.1%} | {gh[0]:.1%} | {ga[0]:.1%} |")
+    print("\nSky of generated images (rows: the caption's sky, columns: the classifier's)\n")
+    print("| caption \\ seen | " + " | ".join(world.SKIES) + " |")
+    print("|---" * (len(world.SKIES) + 1) + "|")
+    for name, row in zip(world.SKIES, res["generated_sky_confusion"], strict=True):
+        print(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
 
 
 if __name__ == "__main__":
