@@ -22,13 +22,14 @@ def export(
     dest: Path, dtype=torch.float16, unet_dir: Path | None = None, text_encoder_dir: Path | None = None
 ):
     """unet_dir / text_encoder_dir: another U-Net run (and its jointly trained text encoder) instead of
-    data/mini/unet/final and the mini CLIP's text tower, e.g. for the frozen-vs-joint comparison."""
+    the offset-noise fine-tune data/mini/unet_offset/final and the mini CLIP's text tower, e.g. for the
+    frozen-vs-joint comparison."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTextModel, CLIPTokenizer
 
     clip_dir = common.DATA / "clip" / "final"
     vae = AutoencoderKL.from_pretrained(common.DATA / "vae" / "final")
-    unet = UNet2DConditionModel.from_pretrained(unet_dir or common.DATA / "unet" / "final")
+    unet = UNet2DConditionModel.from_pretrained(unet_dir or common.DATA / "unet_offset" / "final")
     te = CLIPTextModel.from_pretrained(text_encoder_dir or clip_dir)
     tok = CLIPTokenizer.from_pretrained(clip_dir)
     sch = DDIMScheduler.from_config(common.scheduler_config())
