@@ -10,16 +10,16 @@ weighting, EMA weights, offset noise (--offset-noise, see below).
 Offset noise: the latent is only 16x16, so the per-channel mean of a standard
 normal starting latent has std 1/16, while at t=999 the signal is scaled by
 sqrt(alpha_bar)=0.068; the mean of the starting noise is then as large as the
-mean of the image it stands for. A model trained on plain noise reads that random
-mean as the image's overall colour and lets it, rather than the prompt, pick the
-sky (measured: with zero-mean starting noise, "day" prompts on desert, beach and
-snow rendered a sunset 42 times in 48). Adding a per-sample, per-channel constant
-to the training noise (Guttenberg 2023) makes the noise's mean carry no
-information about the image, so the model takes the global colour from the
-prompt. Epsilon prediction and the
-scaled-linear schedule stay as in Stable Diffusion; inference is unchanged. The
-release trains on plain noise, then fine-tunes with --offset-noise 0.3
---init-from (train_all.py); 0.1 fixed only part of it (model card).
+mean of the image it stands for. A model trained on plain noise reads that
+random mean as the image's overall colour and lets it, rather than the prompt,
+pick the sky (measured: with zero-mean starting noise, "day" prompts on desert,
+beach and snow rendered a sunset 42 times in 48). Adding a per-sample,
+per-channel constant to the training noise (Guttenberg 2023) makes the noise's
+mean carry no information about the image, so the model takes the global colour
+from the prompt. Epsilon prediction and the scaled-linear schedule stay as in
+Stable Diffusion; inference is unchanged. The release trains on plain noise,
+then fine-tunes with --offset-noise 0.3 --init-from (train_all.py); 0.1 fixed
+only part of it (model card).
 
 Resumable (OUT/ckpt.pt), progress line, sample grids every --sample-every steps
 in OUT/ (--out, default data/mini/unet/).
