@@ -54,6 +54,15 @@ def test_loads_on_cpu_in_float32(engine):
     assert engine.pipe.unet.dtype == torch.float32
 
 
+def test_loading_does_not_warn_about_the_dtype_argument(tiny_model_dir):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Engine.load(str(tiny_model_dir), device="cpu")
+    assert not [w for w in caught if "torch_dtype" in str(w.message)]
+
+
 def test_same_seed_same_frames_other_seed_other_frames(engine):
     frames = [FrameRequest(CAT, BICYCLE, 0.5)]
     first, again = pixels(engine.render(PARAMS, frames)), pixels(engine.render(PARAMS, frames))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -189,9 +190,13 @@ class Engine:
         # Half precision halves memory and doubles speed on a GPU; CPUs have no fast fp16 kernels.
         dtype = torch.float16 if target.type == "cuda" else torch.float32
         path_or_id = resolve_model(model, models_dir if models_dir is not None else DEFAULT_MODELS_DIR)
-        pipe = StableDiffusionPipeline.from_pretrained(
-            path_or_id, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
-        )
+        with warnings.catch_warnings():
+            # `torch_dtype` is the name every diffusers release we support (0.30-0.49) accepts; the newest
+            # ones prefer `dtype` and warn on each load. The warning tells a user nothing they can act on.
+            warnings.filterwarnings("ignore", message="`torch_dtype` is deprecated", category=FutureWarning)
+            pipe = StableDiffusionPipeline.from_pretrained(
+                path_or_id, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+            )
         # diffusers already uses torch 2's scaled_dot_product_attention (AttnProcessor2_0) by default.
         pipe = pipe.to(target)
         pipe.set_progress_bar_config(disable=True)
