@@ -9,6 +9,10 @@
 4. Mini-CLIP retrieval accuracy on real held-out images and on generated ones.
 5. A text-embedding interpolation strip ("a futuristic cityscape" -> "a girl in a
    magical forest", fixed noise) and the classifier's city/forest probability along it.
+6. Sky probes: which skies the generated images show for each named sky (confusion
+   matrix); day prompts with zero-mean starting noise (does the prompt or the noise's
+   mean set the overall colour?); prompts that name no sky (which skies, how much
+   seeds differ).
 
 Writes data/mini/eval/results.json and sample PNGs; prints a markdown table.
 """
@@ -81,15 +85,32 @@ def _augment(x, g):
     return x + 0.03 * torch.randn(x.shape, generator=g)
 
 
+def _classifier_key(steps, batch, seed) -> str:
+    """What the cached classifier depends on: its settings, the world's source and its own code."""
+    import hashlib
+    import inspect
+
+    h = hashlib.sha256(f"{steps}/{batch}/{seed}/{torch.__version__}".encode())
+    h.update(Path(world.__file__).read_bytes())
+    for obj in (AttrNet, _labels, _augment, train_classifier, common.load_world, common.cosine_lr):
+        h.update(inspect.getsource(obj).encode())
+    return h.hexdigest()[:16]
+
+
 def train_classifier(steps=1200, batch=64, seed=0):
-    path = OUT / "attrnet.pt"
+    """The attribute classifier, trained once per (settings, world, evaluation code) and cached.
+
+    Seeded before the network is built, so that retraining it (a new machine, an emptied data/) gives
+    the same weights and the same evaluation numbers (checked here on one CPU and torch build)."""
+    key = _classifier_key(steps, batch, seed)
+    path = OUT / f"attrnet_{key}.pt"
+    torch.manual_seed(seed)
     net = AttrNet()
     if path.exists():
         net.load_state_dict(torch.load(path))
         return net.eval()
     imgs, _, scenes = common.load_world("train", seed=seed)
     ys = _labels(scenes)
-    torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
     t0 = time.time()
@@ -256,6 +277,58 @@ def interpolation(
     return imgs, gp[:, world.GROUNDS.index("city")], gp[:, world.GROUNDS.index("forest")]
 
 
+FLAT_DAY_PROMPTS = ("a desert at noon", "a beach in daylight", "a snowy field during the day")
+OPEN_SKY_PROMPTS = (
+    "a futuristic cityscape",
+    "a girl in a magical forest",
+    "a boat on the sea",
+    "a house in the mountains",
+    "a desert",
+    "a dog in a meadow",
+    "a red house on a beach",
+    "a snowy field",
+)
+
+
+def _sky_counts(net, imgs):
+    return np.bincount(classify(net, imgs)[0], minlength=len(world.SKIES)).tolist()
+
+
+@torch.no_grad()
+def zero_mean_noise_probe(pipe, net, seeds=16, guidance=7.5):
+    """Sky counts (day, sunset, night) for day prompts on flat grounds when the starting noise has
+    zero per-channel mean: a model that takes the overall colour from the noise rather than the
+    prompt renders these as sunsets."""
+    lat = torch.randn(seeds, 4, 16, 16, generator=torch.Generator().manual_seed(100))
+    lat = lat - lat.mean((2, 3), keepdim=True)
+    out = {}
+    for p in FLAT_DAY_PROMPTS:
+        r = pipe(
+            [p] * seeds,
+            latents=lat.clone(),
+            height=64,
+            width=64,
+            num_inference_steps=25,
+            guidance_scale=guidance,
+            output_type="np",
+        )
+        out[p] = _sky_counts(net, (r.images * 255).round().astype(np.uint8))
+    return out
+
+
+def open_sky_probe(pipe, net, seeds=16, guidance=7.5):
+    """Where the prompt names no sky: which skies come out (counts per prompt), and how much renders of
+    one prompt differ between seeds (mean absolute pixel difference over all seed pairs, 0-1)."""
+    counts, spread = {}, []
+    for p in OPEN_SKY_PROMPTS:
+        imgs = render(pipe, [p] * seeds, seed=200, guidance=guidance)
+        counts[p] = _sky_counts(net, imgs)
+        x = imgs.astype(np.float32) / 255
+        pairs = [(i, j) for i in range(seeds) for j in range(i + 1, seeds)]
+        spread.append(np.mean([np.abs(x[i] - x[j]).mean() for i, j in pairs]))
+    return {"sky_counts": counts, "seed_spread": round(float(np.mean(spread)), 4)}
+
+
 def save_strip(imgs, path, scale=3, nrow=None):
     from PIL import Image
 
@@ -326,6 +399,8 @@ def main():
     save_strip(strip, out / "interpolation.png")
     res["interpolation_city_prob"] = pc.round(3).tolist()
     res["interpolation_forest_prob"] = pf.round(3).tolist()
+    res["day_sky_with_zero_mean_noise"] = zero_mean_noise_probe(pipe, net, guidance=args.guidance)
+    res["open_sky"] = open_sky_probe(pipe, net, guidance=args.guidance)
     (out / "results.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     print(
@@ -347,6 +422,15 @@ def main():
     print("|---" * (len(world.SKIES) + 1) + "|")
     for name, row in zip(world.SKIES, res["generated_sky_confusion"], strict=True):
         print(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    zm = res["day_sky_with_zero_mean_noise"]
+    day = sum(c[0] for c in zm.values())
+    n = sum(map(sum, zm.values()))
+    print(f"\nDay prompts on flat grounds, zero-mean starting noise: {day} of {n} day")
+    tot = np.sum(list(res["open_sky"]["sky_counts"].values()), axis=0)
+    print(
+        f"Prompts naming no sky: {dict(zip(world.SKIES, tot.tolist(), strict=True))}, "
+        f"seed spread {res['open_sky']['seed_spread']:.3f}"
+    )
 
 
 if __name__ == "__main__":

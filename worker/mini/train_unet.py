@@ -13,7 +13,7 @@ sqrt(alpha_bar)=0.068; the mean of the starting noise is then as large as the
 mean of the image it stands for. A model trained on plain noise reads that
 random mean as the image's overall colour and lets it, rather than the prompt,
 pick the sky (measured: with zero-mean starting noise, "day" prompts on desert,
-beach and snow rendered a sunset 42 times in 48). Adding a per-sample,
+beach and snow rendered a day sky 10 times in 48). Adding a per-sample,
 per-channel constant to the training noise (Guttenberg 2023) makes the noise's
 mean carry no information about the image, so the model takes the global colour
 from the prompt. Epsilon prediction and the scaled-linear schedule stay as in
