@@ -33,7 +33,7 @@ def pipe():
     return Engine.load("segue-mini", device="cpu").pipe
 
 
-def _render(pipe, prompts, seed=0, steps=15, scheduler=None, **kw):
+def _render(pipe, prompts, seed=0, steps=15, scheduler=None, guidance=5.0, **kw):
     if scheduler is not None:
         pipe.scheduler = scheduler.from_config(pipe.scheduler.config)
     g = torch.Generator().manual_seed(seed)
@@ -42,7 +42,7 @@ def _render(pipe, prompts, seed=0, steps=15, scheduler=None, **kw):
         height=64,
         width=64,
         num_inference_steps=steps,
-        guidance_scale=5.0,
+        guidance_scale=guidance,
         generator=g,
         output_type="np",
         **kw,
@@ -153,21 +153,19 @@ def test_semantics_sky_follows_the_prompt_not_the_noise_mean(pipe):
     # deserts, beaches and snow as a sunset. Here every prompt gets the same zero-mean noise.
     from diffusers import DPMSolverMultistepScheduler
 
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     seeds = 6
     lat = torch.randn(seeds, 4, 16, 16, generator=torch.Generator().manual_seed(5))
     lat = lat - lat.mean((2, 3), keepdim=True)
     grounds = ["a desert", "a beach", "a snowy field"]
     prompts = [f"{g} {sky}" for g in grounds for sky in ("during the day", "at sunset")]
-    imgs = pipe(
+    imgs = _render(
+        pipe,
         [p for p in prompts for _ in range(seeds)],
+        steps=20,
+        scheduler=DPMSolverMultistepScheduler,
+        guidance=7.5,
         latents=lat.repeat(len(prompts), 1, 1, 1),
-        height=64,
-        width=64,
-        num_inference_steps=20,
-        guidance_scale=7.5,
-        output_type="np",
-    ).images
+    )
     top = imgs[:, :12]  # the upper sky: blue by day (world: blue - red = 0.65), purple at sunset (0.2)
     blue = (top[..., 2] - top[..., 0]).mean(axis=(1, 2)).reshape(len(grounds), 2, seeds)
     day, sunset = blue[:, 0], blue[:, 1]

@@ -207,7 +207,8 @@ def load_pipe(path=common.MODEL_DIR, scheduler="dpm"):
 
 
 @torch.no_grad()
-def render(pipe, prompts, seed=0, steps=25, guidance=7.5, batch=16):
+def render(pipe, prompts, seed=0, steps=25, guidance=7.5, batch=16, latents=None):
+    """uint8 images for the prompts; `latents` (one per prompt) replaces the seeded starting noise."""
     out = []
     for i in range(0, len(prompts), batch):
         g = torch.Generator().manual_seed(seed + i)
@@ -218,6 +219,7 @@ def render(pipe, prompts, seed=0, steps=25, guidance=7.5, batch=16):
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=g,
+            latents=None if latents is None else latents[i : i + batch].clone(),
             output_type="np",
         )
         out.append((r.images * 255).round().astype(np.uint8))
@@ -301,19 +303,10 @@ def zero_mean_noise_probe(pipe, net, seeds=16, guidance=7.5):
     prompt renders these as sunsets."""
     lat = torch.randn(seeds, 4, 16, 16, generator=torch.Generator().manual_seed(100))
     lat = lat - lat.mean((2, 3), keepdim=True)
-    out = {}
-    for p in FLAT_DAY_PROMPTS:
-        r = pipe(
-            [p] * seeds,
-            latents=lat.clone(),
-            height=64,
-            width=64,
-            num_inference_steps=25,
-            guidance_scale=guidance,
-            output_type="np",
-        )
-        out[p] = _sky_counts(net, (r.images * 255).round().astype(np.uint8))
-    return out
+    return {
+        p: _sky_counts(net, render(pipe, [p] * seeds, guidance=guidance, latents=lat))
+        for p in FLAT_DAY_PROMPTS
+    }
 
 
 def open_sky_probe(pipe, net, seeds=16, guidance=7.5):
