@@ -7,8 +7,12 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 SEGUE_DATA_DIR=/data
 WORKDIR /srv/segue
 RUN if [ -n "$TORCH_INDEX" ]; then pip install "$TORCH_SPEC" --index-url "$TORCH_INDEX"; else pip install "$TORCH_SPEC"; fi
 COPY pyproject.toml README.md ./
+COPY core core
 COPY app app
+COPY engine engine
 COPY worker worker
+COPY models models
+COPY bench bench
 COPY migrations migrations
 COPY templates templates
 COPY static static

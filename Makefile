@@ -40,13 +40,14 @@ test: $(VENV)/.test-installed
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check app worker tests migrations
-	$(VENV)/bin/mypy app worker/render.py worker/tasks.py worker/engine --ignore-missing-imports
+	$(VENV)/bin/ruff check core app engine worker training bench tests migrations
+	$(VENV)/bin/mypy core app engine worker --ignore-missing-imports
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(PY) -m worker.bench
+	HF_HUB_OFFLINE=1 $(PY) -m bench.batch_sizes
 
 clean-data:
 	rm -rf data
 
--include worker/mini/Makefile.fragment
+-include training/Makefile.fragment

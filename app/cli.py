@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app.config import REPO_ROOT, get_settings
-from worker.engine.registry import model_location
+from core.registry import model_location
 
 log = logging.getLogger("segue")
 
@@ -38,7 +38,7 @@ def prepare_model() -> None:
     if (target / "model_index.json").is_file():
         return
     log.info("building the offline tiny model in %s", target)
-    subprocess.run([sys.executable, "-m", "worker.engine.cli", "build-tiny", str(target)], check=True)
+    subprocess.run([sys.executable, "-m", "engine.cli", "build-tiny", str(target)], check=True)
 
 
 def worker_command(settings=None, name: str = "segue") -> list[str]:  # type: ignore[no-untyped-def]

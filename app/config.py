@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,7 +10,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.engine.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, model_location
+from core import params
+from core.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, model_location
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,17 +48,20 @@ class Settings(BaseSettings):
     render_queue: str = "render"
     embedded_worker: bool = True  # `segue run` starts a worker process next to the web server
     worker_device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+    # torch threads per worker process; 0: the CPU cores this process may use. Set 1 when several workers
+    # (or a worker and other torch work) share a machine: oversubscribed threads slow each other 10x+.
+    worker_threads: int = Field(default=0, ge=0)
 
     # Model
     model: str = Field(default_factory=default_model)
     models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: model + built-ins
     default_size: int = Field(default=0, ge=0)  # default width/height; 0: 64 for built-in models, else 512
 
-    # Limits of what a person may ask for
-    max_frames: int = Field(default=600, ge=2)
-    max_size: int = Field(default=1024, ge=64)
-    max_steps: int = Field(default=150, ge=1)
-    max_batch_size: int = Field(default=16, ge=1)
+    # Limits of what a person may ask for: at most the hard limits in core.params, which the engine accepts.
+    max_frames: int = Field(default=params.HARD_CAPS.frames, ge=2, le=params.HARD_CAPS.frames)
+    max_size: int = Field(default=params.HARD_CAPS.size, ge=64, le=params.HARD_CAPS.size)
+    max_steps: int = Field(default=params.HARD_CAPS.steps, ge=1, le=params.HARD_CAPS.steps)
+    max_batch_size: int = Field(default=params.HARD_CAPS.batch_size, ge=1, le=params.HARD_CAPS.batch_size)
     event_poll_seconds: float = Field(default=0.25, gt=0)
 
     @model_validator(mode="after")
@@ -93,10 +98,24 @@ class Settings(BaseSettings):
         return self.data_dir / "broker"
 
     @property
+    def torch_threads(self) -> int:
+        if self.worker_threads:
+            return self.worker_threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    settings = Settings()
+    # The deployment's caps reach core.params, so the API, the form and the OpenAPI schema all follow them.
+    params.use_caps(
+        frames=settings.max_frames,
+        size=settings.max_size,
+        steps=settings.max_steps,
+        batch_size=settings.max_batch_size,
+    )
+    return settings

@@ -52,7 +52,7 @@ def _create(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def get_engine() -> Engine:
+def database_engine() -> Engine:
     return engine_for(get_settings().database_url)
 
 

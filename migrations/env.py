@@ -8,7 +8,7 @@ from alembic import context
 
 from app.config import get_settings
 from app.db import engine_for
-from app.models import Base
+from app.tables import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

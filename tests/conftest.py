@@ -16,13 +16,13 @@ PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postg
 
 
 def reset_caches() -> None:
-    from app import events, queue
+    from app import bus, queue
     from app.config import get_settings
     from app.db import dispose_engines
 
     get_settings.cache_clear()
     dispose_engines()
-    events._bus_for.cache_clear()
+    bus._bus_for.cache_clear()
     queue._client = None
 
 
@@ -57,7 +57,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> No
 
 def _truncate(url: str) -> None:
     from app.db import engine_for
-    from app.models import Base
+    from app.tables import Base
 
     with engine_for(url).begin() as conn:
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -89,7 +89,8 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[int]]]:
     """Record render batches instead of sending them to a broker (for tests of the web side alone)."""
     sent: list[tuple[int, list[int]]] = []
     monkeypatch.setattr(
-        "app.services.send_render_batch", lambda render_id, indices: sent.append((render_id, indices))
+        "app.services.rendering.send_render_batch",
+        lambda render_id, indices: sent.append((render_id, indices)),
     )
     return sent
 
@@ -107,7 +108,7 @@ def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ign
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models directory holding the offline tiny model, built once per test session."""
-    from worker.engine.tiny_model import build_tiny_model
+    from engine.tiny_model import build_tiny_model
 
     root = tmp_path_factory.mktemp("models")
     build_tiny_model(root / "segue-tiny", seed=0)

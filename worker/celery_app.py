@@ -6,6 +6,19 @@ Start one process per GPU with the solo pool (CUDA must not be initialised befor
 
 from __future__ import annotations
 
+from typing import Any
+
+from celery.signals import worker_init
+
+from app.config import get_settings
 from app.queue import make_celery
 
 celery = make_celery(include=["worker.tasks"])
+
+
+@worker_init.connect
+def _pin_threads(**_: Any) -> None:
+    """torch threads = SEGUE_WORKER_THREADS (default: this process's cores), before any model loads."""
+    import torch
+
+    torch.set_num_threads(get_settings().torch_threads)

@@ -1,4 +1,4 @@
-"""Render one batch of a render's frames: load by id, run the engine, store images, publish events.
+"""Render one batch of a render's frames: load by id, run the engine, store images, emit typed events.
 
 Idempotent, because acks_late redelivers a batch whose worker died: frames already done are skipped,
 images are written atomically under their content key, and a render finishes exactly once.
@@ -7,7 +7,6 @@ images are written atomically under their content key, and a render finishes exa
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import logging
 import time
@@ -15,12 +14,15 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app import events
+from app.bus import get_bus
 from app.config import get_settings
 from app.db import new_session
-from app.models import Frame, Render, utcnow
-from app.services import finish_render, frame_payload, progress_payload
+from app.services.rendering import finish_render
+from app.services.views import frame_done, progress
 from app.storage import get_store
+from app.tables import Frame, Render, utcnow
+from core import events
+from core.params import RenderSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,13 @@ def _data_uri(image: Any) -> str:
 
 def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
     # Imported here so that importing the task module (e.g. by `celery inspect`) stays light.
-    from worker.engine.pipeline import FrameRequest, RenderCancelled, RenderParams, get_engine
+    from engine.pipeline import FrameRequest, RenderCancelled, get_engine
 
     settings = get_settings()
-    bus = events.get_bus()
+    bus = get_bus()
     store = get_store()
 
+    # 1. Load the batch's frames by id and mark them running
     with new_session() as db:
         render = db.get(Render, render_id)
         if render is None or render.is_finished:
@@ -79,35 +82,30 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
             pending.status = "running"
         db.commit()
         db.refresh(render)
-        bus.publish(render_id, events.PROGRESS, progress_payload(render))
-        params = RenderParams(**{f.name: render.params[f.name] for f in dataclasses.fields(RenderParams)})
+        bus.publish(progress(render))
+        snapshot = RenderSnapshot.model_validate(render.params)
         requests = [FrameRequest(f.prompt_a, f.prompt_b, f.local_t) for f in frames]
-        model = render.model
         frame_ids = [f.id for f in frames]
         frame_indices = [f.index for f in frames]
 
-    def on_step(step: int, total: int, latents: Any) -> None:
-        if (step + 1) % PREVIEW_EVERY and step + 1 != total:
-            return
-        from worker.engine.pipeline import latents_to_preview
+    # 2. Render on the engine, with previews every few steps
+    engine = None
 
+    def on_step(step: int, total: int, latents: Any) -> None:
+        if engine is None or ((step + 1) % PREVIEW_EVERY and step + 1 != total):
+            return
+        images = [_data_uri(img) for img in engine.preview(latents)]
         bus.publish(
-            render_id,
-            events.PREVIEW,
-            {
-                "render_id": render_id,
-                "indices": frame_indices,
-                "step": step + 1,
-                "steps": total,
-                "images": [_data_uri(img) for img in latents_to_preview(latents)],
-            },
+            events.Preview(
+                render_id=render_id, indices=frame_indices, step=step + 1, steps=total, images=images
+            )
         )
 
     started = time.perf_counter()
     try:
-        engine = get_engine(model, models_dir=settings.models_dir, device=settings.worker_device)
+        engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
         images = engine.render(
-            params, requests, on_step=on_step, should_cancel=lambda: _is_cancelled(render_id)
+            snapshot.pixels(), requests, on_step=on_step, should_cancel=lambda: _is_cancelled(render_id)
         )
     except RenderCancelled:
         log.info("render %s cancelled during batch %s", render_id, frame_indices)
@@ -130,6 +128,7 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
         return {"rendered": 0}
     seconds_each = (time.perf_counter() - started) / len(images)
 
+    # 3. Store each image under its key, then announce it
     with new_session() as db:
         render = db.get(Render, render_id)
         assert render is not None
@@ -146,9 +145,9 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
                 .values(frames_computed=Render.frames_computed + 1)
             )
             db.commit()
-            bus.publish(render_id, events.FRAME, frame_payload(render, frame))
+            bus.publish(frame_done(frame))
         db.refresh(render)
-        bus.publish(render_id, events.PROGRESS, progress_payload(render))
+        bus.publish(progress(render))
         remaining = db.scalar(
             select(Frame.id).where(Frame.render_id == render_id, Frame.status != "done").limit(1)
         )

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.db import get_engine
+from app.db import database_engine
 from app.deps import SettingsDep
 from app.queue import celery_client
 
@@ -18,9 +18,9 @@ def healthz(settings: SettingsDep) -> JSONResponse:
     """200 when the app can serve (its database answers); broker and worker state are reported alongside."""
     body: dict[str, Any] = {"mode": settings.mode, "model": settings.model}
     try:
-        with get_engine().connect() as conn:
+        with database_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
-        body["database"] = {"ok": True, "backend": get_engine().dialect.name}
+        body["database"] = {"ok": True, "backend": database_engine().dialect.name}
     except Exception as exc:
         body["database"] = {"ok": False, "error": str(exc)}
     try:

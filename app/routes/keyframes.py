@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app import services
 from app.deps import SessionDep
 from app.schemas import KeyframeCreate, KeyframeOut, KeyframeUpdate
+from app.services import transitions as services
 
 router = APIRouter(prefix="/api", tags=["keyframes"])
 

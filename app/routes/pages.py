@@ -8,44 +8,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2_fragments.fastapi import Jinja2Blocks
 from pydantic import BaseModel, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
-from app import events, services
-from app.config import REPO_ROOT, get_settings
+from app.bus import get_bus
 from app.deps import SessionDep
-from app.models import Render, Transition
-from app.schemas import (
-    SCHEDULER_LABELS,
-    FieldError,
-    KeyframeCreate,
-    KeyframeUpdate,
-    TransitionCreate,
-    TransitionUpdate,
-)
+from app.errors import BrokerUnavailable, FieldError, NotFound, form_errors
+from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
+from app.services import rendering, transitions, views
 from app.streams import render_events
+from app.tables import Render, Transition
+from app.templating import fragment, settings_context, templates
+from core import events
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50  # transitions per page of the index
-templates = Jinja2Blocks(directory=REPO_ROOT / "templates")
-templates.env.globals["scheduler_labels"] = SCHEDULER_LABELS
-
-
-def _percent(value: float) -> str:
-    return f"{value * 100:.0f}%"
-
-
-templates.env.filters["percent"] = _percent
-templates.env.globals["zip"] = zip
 
 Errors = dict[str, str]
 
 
 def _form_errors(exc: ValidationError) -> Errors:
-    from app.main import validation_errors
-
-    return {e["field"]: e["msg"] for e in validation_errors(list(exc.errors()))}  # type: ignore[arg-type]
+    return form_errors(list(exc.errors()))  # type: ignore[arg-type]
 
 
 async def _form(request: Request, fields: type[BaseModel]) -> dict[str, Any]:
@@ -66,33 +49,20 @@ def _is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _settings_context() -> dict[str, Any]:
-    s = get_settings()
-    return {
-        "max_frames": s.max_frames,
-        "max_size": s.max_size,
-        "max_steps": s.max_steps,
-        "max_batch": s.max_batch_size,
-        "models": s.models,
-        "default_model": s.model,
-        "default_size": s.default_size,
-    }
-
-
 # ---------------------------------------------------------------- list and create
 
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, db: SessionDep, page: int = 1) -> Response:
     # A constant number of queries per page, however many transitions and frames there are.
-    total = services.count_transitions(db)
+    total = transitions.count_transitions(db)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)  # a stale link past the end shows the last page
-    transitions = services.list_transitions(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    renders = services.latest_renders(db, transitions)
-    thumbs = services.thumbnails(db, list(renders.values()))
+    listed = transitions.list_transitions(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    renders = views.latest_renders(db, listed)
+    thumbs = views.thumbnails(db, list(renders.values()))
     rows = []
-    for t in transitions:
+    for t in listed:
         render = renders.get(t.id)
         rows.append({"transition": t, "render": render, "thumbs": thumbs[render.id] if render else []})
     context = {"rows": rows, "page": page, "pages": pages, "total": total}
@@ -102,7 +72,7 @@ def index(request: Request, db: SessionDep, page: int = 1) -> Response:
 @router.get("/transitions/new", response_class=HTMLResponse)
 def new_transition(request: Request) -> Response:
     return templates.TemplateResponse(
-        request, "pages/new.html", {"values": {}, "errors": {}, **_settings_context()}
+        request, "pages/new.html", {"values": {}, "errors": {}, **settings_context()}
     )
 
 
@@ -112,7 +82,7 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
     try:
         data = TransitionCreate(**values)
     except ValidationError as exc:
-        context = {"values": values, "errors": _form_errors(exc), **_settings_context()}
+        context = {"values": values, "errors": _form_errors(exc), **settings_context()}
         return templates.TemplateResponse(
             request,
             "pages/new.html",
@@ -120,7 +90,7 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
             status_code=422,
             block_name="form" if _is_htmx(request) else None,
         )
-    transition = services.create_transition(db, data)
+    transition = transitions.create_transition(db, data)
     url = f"/transitions/{transition.id}"
     if _is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": url})
@@ -131,12 +101,12 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
 
 
 def _editor_context(db: Any, transition: Transition, render: Render | None = None) -> dict[str, Any]:
-    render = render or services.latest_render(db, transition)
-    out = services.transition_out(db, transition)
+    render = render or views.latest_render(db, transition)
+    out = views.transition_out(db, transition)
     stream_after = None
     if render is not None and not render.is_finished:
         # Taken before the frames are (re)read, so no event between the two reads is lost.
-        stream_after = events.get_bus().last_id(render.id)
+        stream_after = get_bus().last_id(render.id)
         db.expire_all()
     return {
         "stream_after": stream_after,
@@ -149,15 +119,15 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "kf_values": {},
         "kf_errors": {},
         "oob": False,
-        "store": services,
-        **_settings_context(),
+        "views": views,
+        **settings_context(),
     }
 
 
 @router.get("/transitions/{transition_id}", response_class=HTMLResponse)
 def editor(request: Request, transition_id: int, db: SessionDep, render: int | None = None) -> Response:
-    transition = services.get_transition(db, transition_id)
-    chosen = services.get_render(db, render) if render else None
+    transition = transitions.get_transition(db, transition_id)
+    chosen = rendering.get_render(db, render) if render else None
     if chosen is not None and chosen.transition_id != transition.id:
         chosen = None
     return templates.TemplateResponse(
@@ -167,11 +137,11 @@ def editor(request: Request, transition_id: int, db: SessionDep, render: int | N
 
 @router.post("/transitions/{transition_id}/settings", response_class=HTMLResponse)
 async def save_settings(request: Request, transition_id: int, db: SessionDep) -> Response:
-    transition = services.get_transition(db, transition_id)
+    transition = transitions.get_transition(db, transition_id)
     values = await _form(request, TransitionUpdate)
     context = _editor_context(db, transition)
     try:
-        services.update_transition(db, transition, TransitionUpdate(**values))
+        transitions.update_transition(db, transition, TransitionUpdate(**values))
     except ValidationError as exc:
         context.update(values=values, errors=_form_errors(exc))
         return templates.TemplateResponse(
@@ -192,10 +162,10 @@ async def save_settings(request: Request, transition_id: int, db: SessionDep) ->
 
 @router.post("/transitions/{transition_id}/keyframes", response_class=HTMLResponse)
 async def add_keyframe(request: Request, transition_id: int, db: SessionDep) -> Response:
-    transition = services.get_transition(db, transition_id)
+    transition = transitions.get_transition(db, transition_id)
     values = await _form(request, KeyframeCreate)
     try:
-        services.add_keyframe(db, transition, KeyframeCreate(**values))
+        transitions.add_keyframe(db, transition, KeyframeCreate(**values))
     except ValidationError as exc:
         return _timeline(request, db, transition, values, _form_errors(exc))
     except FieldError as exc:
@@ -205,11 +175,11 @@ async def add_keyframe(request: Request, transition_id: int, db: SessionDep) -> 
 
 @router.post("/keyframes/{keyframe_id}", response_class=HTMLResponse)
 async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> Response:
-    keyframe = services.get_keyframe(db, keyframe_id)
+    keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
     values = await _form(request, KeyframeUpdate)
     try:
-        services.update_keyframe(db, keyframe, KeyframeUpdate(**values))
+        transitions.update_keyframe(db, keyframe, KeyframeUpdate(**values))
     except ValidationError as exc:
         return _timeline(
             request,
@@ -225,10 +195,10 @@ async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> R
 
 @router.post("/keyframes/{keyframe_id}/delete", response_class=HTMLResponse)
 def remove_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> Response:
-    keyframe = services.get_keyframe(db, keyframe_id)
+    keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
     try:
-        services.delete_keyframe(db, keyframe)
+        transitions.delete_keyframe(db, keyframe)
     except FieldError as exc:
         return _timeline(request, db, transition, {}, {f"{keyframe_id}.keyframe": exc.message})
     return _timeline(request, db, transition)
@@ -257,7 +227,7 @@ def _timeline(
 
 @router.post("/transitions/{transition_id}/delete")
 def remove_transition(request: Request, transition_id: int, db: SessionDep) -> Response:
-    services.delete_transition(db, services.get_transition(db, transition_id))
+    transitions.delete_transition(db, transitions.get_transition(db, transition_id))
     if _is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": "/"})
     return RedirectResponse("/", status_code=303)
@@ -268,14 +238,14 @@ def remove_transition(request: Request, transition_id: int, db: SessionDep) -> R
 
 @router.post("/transitions/{transition_id}/render", response_class=HTMLResponse)
 def render(request: Request, transition_id: int, db: SessionDep) -> Response:
-    transition = services.get_transition(db, transition_id)
+    transition = transitions.get_transition(db, transition_id)
     error = None
     started: Render | None
     try:
-        started = services.start_render(db, transition)
-    except services.BrokerUnavailable as exc:
+        started = rendering.start_render(db, transition)
+    except BrokerUnavailable as exc:
         error = str(exc)
-        started = services.latest_render(db, transition)
+        started = views.latest_render(db, transition)
     context = _editor_context(db, transition, started)
     context["render_error"] = error
     return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
@@ -283,20 +253,16 @@ def render(request: Request, transition_id: int, db: SessionDep) -> Response:
 
 @router.post("/renders/{render_id}/cancel", response_class=HTMLResponse)
 def cancel(request: Request, render_id: int, db: SessionDep) -> Response:
-    chosen = services.get_render(db, render_id)
+    chosen = rendering.get_render(db, render_id)
     error = None
     try:
-        services.cancel_render(db, chosen)
+        rendering.cancel_render(db, chosen)
     except FieldError as exc:
         error = exc.message
     db.refresh(chosen)
     context = _editor_context(db, chosen.transition, chosen)
     context["render_error"] = error
     return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
-
-
-def _fragment(template: str, **context: Any) -> str:
-    return templates.env.get_template(template).render(**context)
 
 
 @router.get("/renders/{render_id}/stream")
@@ -311,77 +277,85 @@ async def render_stream(
 
     `after` is the newest event id when the page was drawn: the page already shows everything before it.
     """
-    chosen = services.get_render(db, render_id)
+    chosen = rendering.get_render(db, render_id)
     transition_id = chosen.transition_id
     db.close()
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
-        async for event in render_events(request, render_id, last_event_id or after):
-            data = event.data
-            if event.name == events.FRAME:
-                html = _fragment(
-                    "partials/frame_tile.html",
-                    render_id=render_id,
-                    index=data["index"],
-                    t=data["t"],
-                    url=data["url"],
-                    status="done",
-                )
-                yield {"id": event.id, "event": f"frame-{data['index']}", "data": html}
-            elif event.name == events.PREVIEW:
-                for index, image in zip(data["indices"], data["images"], strict=False):
-                    html = _fragment(
+        async for item in render_events(request, render_id, last_event_id or after):
+            for name, html in _stream_messages(item.event, render_id, transition_id):
+                yield {"id": item.id, "event": name, "data": html}
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+def _stream_messages(event: events.RenderEvent, render_id: int, transition_id: int) -> list[tuple[str, str]]:
+    """The (SSE event name, HTML) pairs that show one render event on the page."""
+    match event:
+        case events.FrameDone():
+            tile = fragment(
+                "partials/frame_tile.html",
+                render_id=render_id,
+                index=event.index,
+                t=event.t,
+                url=event.url,
+                status="done",
+            )
+            return [(f"frame-{event.index}", tile)]
+        case events.Preview():
+            return [
+                (
+                    f"frame-{index}",
+                    fragment(
                         "partials/frame_tile.html",
                         render_id=render_id,
                         index=index,
                         t=None,
                         url=image,
                         status="preview",
-                        step=data["step"],
-                        steps=data["steps"],
-                    )
-                    yield {"id": event.id, "event": f"frame-{index}", "data": html}
-            elif event.name == events.PROGRESS:
-                yield {
-                    "id": event.id,
-                    "event": "progress",
-                    "data": _fragment("partials/progress.html", p=data),
-                }
-            elif event.name in events.TERMINAL:
-                stats = data.get("stats") or {}
-                done = stats.get("frames_computed", 0) + stats.get("frames_reused", 0)
-                final = {"done": done, "total": stats.get("frames_total", done), "status": event.name}
-                yield {
-                    "id": event.id,
-                    "event": "progress",
-                    "data": _fragment("partials/progress.html", p=final),
-                }
-                yield {
-                    "id": event.id,
-                    "event": "status",
-                    "data": _fragment(
-                        "partials/render_done.html",
-                        outcome=event.name,
-                        data=data,
-                        transition_id=transition_id,
-                        render_id=render_id,
+                        step=event.step,
+                        steps=event.steps,
                     ),
-                }
-                yield {"id": event.id, "event": "end", "data": json.dumps({"status": event.name})}
-
-    return EventSourceResponse(stream(), ping=15)
+                )
+                for index, image in zip(event.indices, event.images, strict=False)
+            ]
+        case events.Progress():
+            return [
+                ("progress", fragment("partials/progress.html", p=event.payload())),
+                (
+                    "render-status",
+                    fragment("partials/render_status.html", status=event.status, render_id=render_id),
+                ),
+            ]
+        case events.Finished():
+            stats = event.stats
+            done = stats.frames_computed + stats.frames_reused if stats else 0
+            final = {"done": done, "total": stats.frames_total if stats else done, "status": event.name}
+            outcome = fragment(
+                "partials/render_done.html",
+                outcome=event.name,
+                data=event.payload(),
+                transition_id=transition_id,
+                render_id=render_id,
+            )
+            return [
+                ("progress", fragment("partials/progress.html", p=final)),
+                ("status", outcome),
+                ("end", json.dumps({"status": event.name})),
+            ]
+    return []
 
 
 @router.get("/frames/{render_id}/{index}", response_class=HTMLResponse)
 def frame_detail(request: Request, render_id: int, index: int, db: SessionDep) -> Response:
-    chosen = services.get_render(db, render_id)
+    chosen = rendering.get_render(db, render_id)
     frame = next((f for f in chosen.frames if f.index == index), None)
     if frame is None:
-        raise services.NotFound("frame", index)
+        raise NotFound("frame", index)
     context = {
         "render": chosen,
         "frame": frame,
-        "url": services.frame_url(frame),
+        "url": views.frame_url(frame),
         "p": chosen.params,
         "transition": chosen.transition,
         "neighbours": (

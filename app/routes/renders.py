@@ -6,9 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, status
 from sse_starlette.sse import EventSourceResponse
 
-from app import services
 from app.deps import SessionDep
 from app.schemas import RenderCreated, RenderOut
+from app.services import rendering, views
+from app.services.transitions import get_transition
 from app.streams import render_events
 
 router = APIRouter(prefix="/api", tags=["renders"])
@@ -18,13 +19,13 @@ router = APIRouter(prefix="/api", tags=["renders"])
     "/transitions/{transition_id}/renders", response_model=RenderCreated, status_code=status.HTTP_202_ACCEPTED
 )
 def start_render(transition_id: int, db: SessionDep) -> RenderCreated:
-    render = services.start_render(db, services.get_transition(db, transition_id))
+    render = rendering.start_render(db, get_transition(db, transition_id))
     return RenderCreated(id=render.id, status=render.status, transition_version=render.transition_version)  # type: ignore[arg-type]
 
 
 @router.get("/transitions/{transition_id}/renders", response_model=list[RenderCreated])
 def list_renders(transition_id: int, db: SessionDep) -> list[RenderCreated]:
-    transition = services.get_transition(db, transition_id)
+    transition = get_transition(db, transition_id)
     return [
         RenderCreated(id=r.id, status=r.status, transition_version=r.transition_version)  # type: ignore[arg-type]
         for r in reversed(transition.renders)
@@ -33,12 +34,12 @@ def list_renders(transition_id: int, db: SessionDep) -> list[RenderCreated]:
 
 @router.get("/renders/{render_id}", response_model=RenderOut)
 def get_render(render_id: int, db: SessionDep) -> RenderOut:
-    return services.render_out(services.get_render(db, render_id))
+    return views.render_out(rendering.get_render(db, render_id))
 
 
 @router.post("/renders/{render_id}/cancel", response_model=RenderOut)
 def cancel_render(render_id: int, db: SessionDep) -> RenderOut:
-    return services.render_out(services.cancel_render(db, services.get_render(db, render_id)))
+    return views.render_out(rendering.cancel_render(db, rendering.get_render(db, render_id)))
 
 
 @router.get(
@@ -57,11 +58,11 @@ async def render_event_stream(
     db: SessionDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    services.get_render(db, render_id)  # 404 before the stream starts
+    rendering.get_render(db, render_id)  # 404 before the stream starts
     db.close()
 
     async def stream():  # type: ignore[no-untyped-def]
-        async for event in render_events(request, render_id, last_event_id):
-            yield {"id": event.id, "event": event.name, "data": json.dumps(event.data)}
+        async for item in render_events(request, render_id, last_event_id):
+            yield {"id": item.id, "event": item.event.name, "data": json.dumps(item.event.payload())}
 
     return EventSourceResponse(stream(), ping=15)

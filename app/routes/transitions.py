@@ -4,9 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app import services
 from app.deps import SessionDep
 from app.schemas import EditOut, TransitionCreate, TransitionOut, TransitionUpdate
+from app.services import transitions as services
+from app.services import views
 
 router = APIRouter(prefix="/api/transitions", tags=["transitions"])
 
@@ -18,24 +19,24 @@ def list_transitions(
     offset: Annotated[int, Query(ge=0, description="skip this many")] = 0,
 ) -> list[TransitionOut]:
     transitions = services.list_transitions(db, limit=limit, offset=offset)
-    renders = services.latest_renders(db, transitions)
-    return [services.transition_out(db, t, renders.get(t.id)) for t in transitions]
+    renders = views.latest_renders(db, transitions)
+    return [views.transition_out(db, t, renders.get(t.id)) for t in transitions]
 
 
 @router.post("", response_model=TransitionOut, status_code=status.HTTP_201_CREATED)
 def create_transition(data: TransitionCreate, db: SessionDep) -> TransitionOut:
-    return services.transition_out(db, services.create_transition(db, data))
+    return views.transition_out(db, services.create_transition(db, data))
 
 
 @router.get("/{transition_id}", response_model=TransitionOut)
 def get_transition(transition_id: int, db: SessionDep) -> TransitionOut:
-    return services.transition_out(db, services.get_transition(db, transition_id))
+    return views.transition_out(db, services.get_transition(db, transition_id))
 
 
 @router.patch("/{transition_id}", response_model=TransitionOut)
 def update_transition(transition_id: int, patch: TransitionUpdate, db: SessionDep) -> TransitionOut:
     transition = services.update_transition(db, services.get_transition(db, transition_id), patch)
-    return services.transition_out(db, transition)
+    return views.transition_out(db, transition)
 
 
 @router.delete("/{transition_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from worker.engine.tiny_model import build_tiny_model  # noqa: E402
+from engine.tiny_model import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

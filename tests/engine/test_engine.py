@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
 
@@ -11,13 +10,14 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from worker.engine import pipeline, registry, tiny_model
-from worker.engine.pipeline import (
+from core import registry
+from core.params import PixelSettings
+from engine import pipeline, tiny_model
+from engine.pipeline import (
     SCHEDULERS,
     Engine,
     FrameRequest,
     RenderCancelled,
-    RenderParams,
     check_inputs,
     get_engine,
     latents_to_preview,
@@ -27,7 +27,9 @@ from worker.engine.pipeline import (
 CAT, BICYCLE = "a cat", "a photo of a red bicycle"
 # Guidance well above 1 so the random text encoder visibly moves the picture: the tests below can
 # then tell one prompt's frame from another's.
-PARAMS = RenderParams(negative_prompt="", seed=7, steps=4, guidance_scale=12.0, width=64, height=64)
+PARAMS = PixelSettings(
+    model="segue-tiny", negative_prompt="", seed=7, steps=4, guidance_scale=12.0, width=64, height=64
+)
 
 
 def pixels(images) -> list[np.ndarray]:
@@ -66,7 +68,7 @@ def test_loading_does_not_warn_about_the_dtype_argument(tiny_model_dir):
 def test_same_seed_same_frames_other_seed_other_frames(engine):
     frames = [FrameRequest(CAT, BICYCLE, 0.5)]
     first, again = pixels(engine.render(PARAMS, frames)), pixels(engine.render(PARAMS, frames))
-    other = pixels(engine.render(dataclasses.replace(PARAMS, seed=8), frames))
+    other = pixels(engine.render(PARAMS.model_copy(update=dict(seed=8)), frames))
     assert first[0].shape == (64, 64, 3)
     assert max_diff(first[0], again[0]) <= 1
     assert mean_diff(first[0], other[0]) > 10
@@ -85,7 +87,7 @@ def test_a_frame_is_the_same_in_a_batch_of_three_and_alone(engine):
 
 @pytest.mark.parametrize("method", ["lerp", "slerp"])
 def test_endpoints_render_their_prompt_alone(engine, method):
-    params = dataclasses.replace(PARAMS, text_interpolation=method)
+    params = PARAMS.model_copy(update=dict(text_interpolation=method))
     start, end, cat, bicycle = pixels(
         engine.render(
             params,
@@ -108,9 +110,9 @@ def test_each_prompt_is_encoded_once(engine, monkeypatch):
     hook = fresh.pipe.text_encoder.register_forward_hook(lambda module, args, output: calls.append(1))
     try:
         frames = [FrameRequest(CAT, BICYCLE, t) for t in (0.25, 0.75)] + [FrameRequest(BICYCLE, CAT, 0.5)]
-        fresh.render(dataclasses.replace(PARAMS, steps=1), frames)
+        fresh.render(PARAMS.model_copy(update=dict(steps=1)), frames)
         assert len(calls) == 3  # "a cat", the bicycle, and "" for the negative prompt
-        fresh.render(dataclasses.replace(PARAMS, steps=1), frames[:1])
+        fresh.render(PARAMS.model_copy(update=dict(steps=1)), frames[:1])
         assert len(fresh.encode([CAT, CAT, BICYCLE])) == 2
         assert len(calls) == 3
 
@@ -135,7 +137,7 @@ def test_encode_returns_one_embedding_per_prompt(engine):
 
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
 def test_every_scheduler_renders_and_reports_each_step(engine, scheduler):
-    params = dataclasses.replace(PARAMS, scheduler=scheduler, steps=5, width=96, height=64)
+    params = PARAMS.model_copy(update=dict(scheduler=scheduler, steps=5, width=96, height=64))
     steps: list[tuple[int, int, tuple[int, ...]]] = []
     images = engine.render(
         params,
@@ -153,7 +155,7 @@ def test_should_cancel_stops_between_steps(engine):
     seen: list[int] = []
     with pytest.raises(RenderCancelled):
         engine.render(
-            dataclasses.replace(PARAMS, steps=6),
+            PARAMS.model_copy(update=dict(steps=6)),
             [FrameRequest(CAT, BICYCLE, 0.5)],
             on_step=lambda index, total, latents: seen.append(index),
             should_cancel=lambda: len(seen) >= 2,
@@ -179,31 +181,28 @@ FRAME = FrameRequest(CAT, BICYCLE, 0.5)
 @pytest.mark.parametrize(
     ("changes", "frames", "message"),
     [
-        ({"steps": 0}, [FRAME], r"steps must be an integer in \[1, 150\], got 0"),
-        ({"steps": 151}, [FRAME], r"steps must be an integer in \[1, 150\]"),
-        (
-            {"guidance_scale": float("nan")},
-            [FRAME],
-            r"guidance_scale must be a finite number in \[0.0, 30.0\]",
-        ),
-        ({"guidance_scale": 31.0}, [FRAME], r"guidance_scale must be a finite number in \[0.0, 30.0\]"),
-        ({"width": 100}, [FRAME], r"width must be a multiple of 8 in \[64, 4096\].*got 100"),
-        ({"height": 8}, [FRAME], r"height must be a multiple of 8 in \[64, 4096\].*got 8"),
-        ({"seed": -1}, [FRAME], r"seed must be an integer in \[0, "),
-        ({"scheduler": "pndm"}, [FRAME], "scheduler must be one of dpmsolver, ddim, euler, got 'pndm'"),
-        ({"text_interpolation": "cubic"}, [FRAME], "text_interpolation must be one of lerp, slerp"),
+        ({"steps": 0}, [FRAME], r"steps must be between 1 and 150 \(got 0\)"),
+        ({"steps": 151}, [FRAME], r"steps must be between 1 and 150"),
+        ({"guidance_scale": float("nan")}, [FRAME], r"guidance_scale must be a finite number between 0 and"),
+        ({"guidance_scale": 31.0}, [FRAME], r"guidance_scale must be a finite number between 0 and 30"),
+        ({"width": 100}, [FRAME], r"width must be a multiple of 8 between 64 and 1024 \(got 100\)"),
+        ({"height": 8}, [FRAME], r"height must be a multiple of 8 between 64 and 1024 \(got 8\)"),
+        ({"seed": -1}, [FRAME], r"seed must be between 0 and 4294967295 \(got -1\)"),
+        ({"seed": 2**32}, [FRAME], r"seed must be between 0 and 4294967295"),
+        ({"scheduler": "pndm"}, [FRAME], "scheduler: input should be 'dpmsolver', 'ddim' or 'euler'"),
+        ({"text_interpolation": "cubic"}, [FRAME], "text_interpolation: input should be 'lerp' or 'slerp'"),
         ({}, [], "frames must hold at least one FrameRequest"),
         ({}, [FRAME, FrameRequest(CAT, BICYCLE, 1.5)], r"frames\[1\].local_t must be a number in \[0, 1\]"),
     ],
 )
 def test_check_inputs_names_the_argument_and_range(changes, frames, message):
     with pytest.raises(ValueError, match=message):
-        check_inputs(dataclasses.replace(PARAMS, **changes), frames)
+        check_inputs(PARAMS.model_copy(update=changes), frames)
 
 
 def test_render_checks_inputs_before_any_model_work(engine):
     with pytest.raises(ValueError, match="steps must be"):
-        engine.render(dataclasses.replace(PARAMS, steps=0), [FRAME], should_cancel=pytest.fail)
+        engine.render(PARAMS.model_copy(update={"steps": 0}), [FRAME], should_cancel=pytest.fail)
 
 
 def test_latent_preview_uses_the_sd_projection():

@@ -16,8 +16,8 @@ from diffusers import (
 from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from worker.engine import tiny_model
-from worker.engine.tiny_model import build_tiny_model, ensure_tiny_model
+from engine import tiny_model
+from engine.tiny_model import build_tiny_model, ensure_tiny_model
 
 WEIGHT_FILES = (
     "unet/diffusion_pytorch_model.safetensors",
@@ -102,7 +102,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_model_dir, tmp_pat
 
 
 def test_cli_builds_a_loadable_model(tmp_path, capsys):
-    from worker.engine.cli import main
+    from engine.cli import main
 
     assert main(["build-tiny", str(tmp_path / "tiny"), "--seed", "3"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "tiny")

@@ -149,8 +149,8 @@ def test_a_render_keeps_the_version_it_was_started_with(client: TestClient) -> N
 
 def test_unchanged_frames_are_reused_by_the_next_render(client: TestClient, sent_tasks: list[Any]) -> None:
     from app.db import session_scope
-    from app.models import Frame
     from app.storage import get_store
+    from app.tables import Frame
 
     created = create(client, frames=5)
     first = client.post(f"/api/transitions/{created['id']}/renders").json()
@@ -215,18 +215,19 @@ def read_sse(client: TestClient, url: str, headers: dict[str, str] | None = None
 
 
 def test_event_stream_resumes_after_last_event_id(client: TestClient) -> None:
-    from app import events
+    from app.bus import get_bus
+    from core import events
 
     created = create(client, frames=3)
     render = client.post(f"/api/transitions/{created['id']}/renders").json()
-    bus = events.get_bus()
+    bus = get_bus()
     for index in range(3):
         bus.publish(
-            render["id"],
-            events.FRAME,
-            {"render_id": render["id"], "index": index, "t": index / 2, "url": "x"},
+            events.FrameDone(
+                render_id=render["id"], index=index, t=index / 2, url="x", reused=False, seconds=0.5
+            )
         )
-    bus.publish(render["id"], events.DONE, {"render_id": render["id"]})
+    bus.publish(events.Done(render_id=render["id"]))
 
     everything = read_sse(client, f"/api/renders/{render['id']}/events")
     frames = [json.loads(e["data"])["index"] for e in everything if e["event"] == "frame"]

@@ -83,28 +83,23 @@ def test_a_prompt_past_77_tokens_is_saved_with_a_warning(client: TestClient, wit
 def test_the_page_streams_only_what_it_does_not_already_show(client: TestClient) -> None:
     import re
 
-    from app import events
+    from app.bus import get_bus
+    from core import events
     from tests.integration.test_api import read_sse
 
     tid = client.post("/api/transitions", json={"start_prompt": "a", "end_prompt": "b", "frames": 3}).json()[
         "id"
     ]
     render_id = client.post(f"/api/transitions/{tid}/renders").json()["id"]
-    bus = events.get_bus()
-    bus.publish(render_id, events.FRAME, {"render_id": render_id, "index": 0, "t": 0.0, "url": "/x/0.png"})
+    bus = get_bus()
+    bus.publish(events.FrameDone(render_id=render_id, index=0, t=0.0, url="/x/0.png", reused=False))
 
     page = client.get(f"/transitions/{tid}").text
     match = re.search(rf'sse-connect="/renders/{render_id}/stream\?after=(\w+)"', page)
     assert match, "a running render's page must resume its stream after what it drew"
-    bus.publish(render_id, events.FRAME, {"render_id": render_id, "index": 2, "t": 1.0, "url": "/x/2.png"})
-    bus.publish(
-        render_id,
-        events.DONE,
-        {
-            "render_id": render_id,
-            "stats": {"frames_total": 3, "frames_computed": 3, "frames_reused": 0, "seconds": 1.0},
-        },
-    )
+    bus.publish(events.FrameDone(render_id=render_id, index=2, t=1.0, url="/x/2.png", reused=False))
+    stats = events.RenderStats(frames_total=3, frames_computed=3, frames_reused=0, seconds=1.0)
+    bus.publish(events.Done(render_id=render_id, stats=stats))
     streamed = read_sse(client, f"/renders/{render_id}/stream?after={match.group(1)}")
     names = [e["event"] for e in streamed if e["event"] != "end"]
     assert names[0] == "frame-2" and "frame-0" not in names
@@ -123,7 +118,7 @@ def test_a_missing_page_is_a_readable_404(client: TestClient) -> None:
 def _rendered_transitions(client: TestClient, n: int, start: int = 0) -> list[int]:
     """n transitions, each with a render whose frames are all finished."""
     from app.db import session_scope
-    from app.models import Frame
+    from app.tables import Frame
 
     ids = []
     for i in range(start, start + n):

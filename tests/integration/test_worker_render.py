@@ -42,6 +42,27 @@ def _render_and_stream(client: Any, transition_id: int) -> tuple[dict[str, Any],
     return client.get(f"/api/renders/{render_id}").json(), events
 
 
+#: The JSON stream's wire format as outside clients read it (the payload keys the pre-refactor code sent).
+WIRE_FORMAT = {
+    "frame": {"render_id", "index", "t", "url", "reused", "seconds"},
+    "progress": {"render_id", "status", "done", "total", "fraction"},
+    "preview": {"render_id", "indices", "step", "steps", "images"},
+    "done": {"render_id", "stats"},
+}
+STATS_KEYS = {"frames_total", "frames_computed", "frames_reused", "seconds"}
+
+
+def _assert_wire_format(events: list[dict[str, Any]]) -> None:
+    seen = set()
+    for event in events:
+        data = json.loads(event["data"])
+        assert set(data) == WIRE_FORMAT[event["event"]], event
+        if event["event"] == "done":
+            assert set(data["stats"]) == STATS_KEYS
+        seen.add(event["event"])
+    assert seen >= {"frame", "progress", "done"}
+
+
 def _check_frames_on_disk(detail: dict[str, Any], data_dir: Path) -> None:
     for frame in detail["frames"]:
         assert frame["status"] == "done" and frame["url"]
@@ -85,6 +106,7 @@ def test_embedded_mode_renders_without_any_server(stack_factory: Any, tmp_path: 
     detail, events = _render_and_stream(client, transition["id"])
     assert detail["status"] == "done", stack.log.read_text()[-3000:]
     assert sorted(json.loads(e["data"])["index"] for e in events if e["event"] == "frame") == [0, 1, 2, 3]
+    _assert_wire_format(events)
     _check_frames_on_disk(detail, tmp_path / "data")
     # The embedded broker keeps all its files in the data dir, none in the working directory.
     assert (tmp_path / "data" / "broker" / "control").is_dir()

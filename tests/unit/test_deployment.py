@@ -17,7 +17,7 @@ def test_migrations_create_exactly_the_models_schema(tmp_path: Path, monkeypatch
 
     from app.cli import migrate
     from app.db import engine_for
-    from app.models import Base
+    from app.tables import Base
     from tests.conftest import configure, reset_caches
 
     configure(monkeypatch, tmp_path)

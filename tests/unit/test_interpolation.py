@@ -9,7 +9,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from worker.engine.interpolation import interpolate, lerp, normalized_lerp, slerp
+from engine.interpolation import interpolate, lerp, normalized_lerp, slerp
 
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
 fractions = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)

@@ -9,7 +9,7 @@ from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, Transi
 
 
 def errors_of(model: type, **data: object) -> dict[str, str]:
-    from app.main import validation_errors
+    from app.errors import validation_errors
 
     with pytest.raises(ValidationError) as info:
         model(**data)

@@ -1,0 +1,132 @@
+"""Renders: plan a transition's frames, reuse stored ones, queue the rest, and end a render exactly once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.bus import get_bus
+from app.config import get_settings
+from app.errors import BrokerUnavailable, FieldError, NotFound
+from app.queue import send_render_batch
+from app.services.views import frame_done, progress, stats
+from app.storage import get_store
+from app.tables import Frame, Render, Transition, utcnow
+from core import events
+from core.params import SETTING_FIELDS, KeyframeSnapshot, RenderSnapshot
+from core.registry import model_revision
+from core.timeline import Key, frame_key, plan_frames, render_order
+
+log = logging.getLogger(__name__)
+
+
+def get_render(db: Session, render_id: int) -> Render:
+    render = db.get(Render, render_id)
+    if render is None:
+        raise NotFound("render", render_id)
+    return render
+
+
+def snapshot(transition: Transition) -> RenderSnapshot:
+    """Everything a render needs, frozen: later edits to the transition do not reach a running render."""
+    settings = get_settings()
+    return RenderSnapshot(
+        **{name: getattr(transition, name) for name in SETTING_FIELDS},
+        keyframes=[KeyframeSnapshot(position=k.position, prompt=k.prompt) for k in transition.keyframes],
+        model_revision=model_revision(transition.model, settings.models_dir or settings.data_dir / "models"),
+    )
+
+
+def start_render(db: Session, transition: Transition) -> Render:
+    """Plan every frame, reuse the ones already stored, and queue the rest in batches."""
+    params = snapshot(transition)
+    plans = plan_frames([Key(k.position, k.prompt) for k in params.keyframes], params.frames)
+    pixels = params.pixels()
+    frame_keys = [frame_key(pixels, plan, params.model_revision) for plan in plans]
+
+    store = get_store()
+    stored = set(
+        db.scalars(select(Frame.key).where(Frame.key.in_(set(frame_keys)), Frame.status == "done").distinct())
+    )
+    reusable = {key for key in stored if store.exists(key)}
+
+    render = Render(
+        transition_id=transition.id,
+        transition_version=transition.version,
+        status="queued",
+        params=params.model_dump(mode="json"),
+        model=params.model,
+        frames_total=len(plans),
+    )
+    now = utcnow()
+    for plan, key in zip(plans, frame_keys, strict=True):
+        reused = key in reusable
+        render.frames.append(
+            Frame(
+                **asdict(plan),
+                key=key,
+                status="done" if reused else "pending",
+                reused=reused,
+                seconds=0.0 if reused else None,
+                finished_at=now if reused else None,
+            )
+        )
+    render.frames_reused = sum(1 for f in render.frames if f.reused)
+    db.add(render)
+    db.commit()
+
+    bus = get_bus()
+    for frame in render.frames:
+        if frame.reused:
+            bus.publish(frame_done(frame))
+    pending = {f.index for f in render.frames if not f.reused}
+    order = [i for i in render_order(len(plans)) if i in pending]
+    if not order:
+        finish_render(db, render, "done")
+        return render
+    try:
+        for start in range(0, len(order), params.batch_size):
+            send_render_batch(render.id, order[start : start + params.batch_size])
+    except Exception as exc:  # broker down: say so instead of leaving a render queued forever
+        log.exception("could not queue render %s", render.id)
+        error = f"the render queue is unreachable: {exc}"
+        finish_render(db, render, "failed", error=error)
+        raise BrokerUnavailable(error) from exc
+    bus.publish(progress(render))
+    return render
+
+
+def finish_render(db: Session, render: Render, status: str, error: str | None = None) -> bool:
+    """Move a render to a final status exactly once (concurrent workers race here) and announce it."""
+    result = db.execute(
+        update(Render)
+        .where(Render.id == render.id, Render.status.in_(("queued", "running")))
+        .values(status=status, error=error, finished_at=utcnow())
+    )
+    if status == "cancelled":
+        db.execute(
+            update(Frame)
+            .where(Frame.render_id == render.id, Frame.status.in_(("pending", "running")))
+            .values(status="cancelled")
+        )
+    db.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    db.refresh(render)
+    extra = {"error": error} if error else {}
+    get_bus().publish(events.finished(status, render.id, stats=stats(render), **extra))
+    return True
+
+
+def cancel_render(db: Session, render: Render) -> Render:
+    if render.is_finished:
+        raise FieldError(
+            "status",
+            f"render {render.id} is already {render.status}; only queued or running renders can be cancelled",
+        )
+    finish_render(db, render, "cancelled")
+    db.refresh(render)
+    return render

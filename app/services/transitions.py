@@ -1,0 +1,178 @@
+"""Transitions and their keyframes: create, read, edit (each edit bumps the version and is recorded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.config import get_settings
+from app.errors import FieldError, NotFound
+from app.prompts import prompt_warning
+from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
+from app.tables import Edit, Keyframe, Transition, utcnow
+from core.params import SETTING_FIELDS
+from core.timeline import POSITION_TOLERANCE
+
+
+def get_transition(db: Session, transition_id: int) -> Transition:
+    transition = db.get(Transition, transition_id)
+    if transition is None:
+        raise NotFound("transition", transition_id)
+    return transition
+
+
+def list_transitions(db: Session, limit: int | None = None, offset: int = 0) -> list[Transition]:
+    """Most recently edited first; keyframes loaded in one extra query."""
+    query = (
+        select(Transition)
+        .options(selectinload(Transition.keyframes))
+        .order_by(Transition.updated_at.desc(), Transition.id.desc())
+        .offset(offset)
+    )
+    return list(db.scalars(query if limit is None else query.limit(limit)))
+
+
+def count_transitions(db: Session) -> int:
+    return db.scalar(select(func.count(Transition.id))) or 0
+
+
+def _record(db: Session, transition: Transition, kind: str, payload: dict[str, Any]) -> None:
+    """Bump the version and keep the change in the edit history."""
+    transition.version += 1
+    transition.updated_at = utcnow()
+    db.add(Edit(transition_id=transition.id, version=transition.version, kind=kind, payload=payload))
+
+
+def create_transition(db: Session, data: TransitionCreate) -> Transition:
+    settings = get_settings()
+    values = data.model_dump(include=set(SETTING_FIELDS))
+    values["width"] = data.width or settings.default_size
+    values["height"] = data.height or settings.default_size
+    values["model"] = data.model or settings.model
+    transition = Transition(
+        title=data.title or _default_title(data.start_prompt, data.end_prompt), version=1, **values
+    )
+    transition.keyframes = [
+        Keyframe(position=0.0, prompt=data.start_prompt, is_start=True),
+        Keyframe(position=1.0, prompt=data.end_prompt, is_end=True),
+    ]
+    db.add(transition)
+    db.flush()
+    db.add(Edit(transition_id=transition.id, version=1, kind="create", payload=data.model_dump()))
+    db.commit()
+    return transition
+
+
+def _default_title(start: str, end: str) -> str:
+    def short(p: str) -> str:
+        return p if len(p) <= 40 else p[:39].rstrip() + "…"
+
+    return f"{short(start)} → {short(end)}"
+
+
+def endpoint(transition: Transition, start: bool) -> Keyframe:
+    return next(k for k in transition.keyframes if (k.is_start if start else k.is_end))
+
+
+def update_transition(db: Session, transition: Transition, patch: TransitionUpdate) -> Transition:
+    changes = patch.model_dump(exclude_none=True)
+    if not changes:
+        return transition
+    for name in ("start_prompt", "end_prompt"):
+        if name in changes:
+            endpoint(transition, start=name == "start_prompt").prompt = changes[name]
+    if "title" in changes:
+        transition.title = changes["title"] or transition.title
+    for name in SETTING_FIELDS:
+        if name in changes:
+            setattr(transition, name, changes[name])
+    _record(db, transition, "update", changes)
+    db.commit()
+    return transition
+
+
+def list_edits(db: Session, transition: Transition) -> list[Edit]:
+    return list(db.scalars(select(Edit).where(Edit.transition_id == transition.id).order_by(Edit.id)))
+
+
+def delete_transition(db: Session, transition: Transition) -> None:
+    db.delete(transition)
+    db.commit()
+
+
+def transition_warnings(transition: Transition) -> list[PromptWarning]:
+    warnings = []
+    for keyframe in transition.keyframes:
+        field = "start_prompt" if keyframe.is_start else "end_prompt" if keyframe.is_end else "prompt"
+        message = prompt_warning(field, keyframe.prompt, transition.model)
+        if message:
+            if field == "prompt":
+                message = f"keyframe at {keyframe.position:g}: {message}"
+            warnings.append(PromptWarning(field=field, message=message))
+    message = prompt_warning("negative_prompt", transition.negative_prompt, transition.model)
+    if message:
+        warnings.append(PromptWarning(field="negative_prompt", message=message))
+    return warnings
+
+
+# ---------------------------------------------------------------- keyframes
+
+
+def get_keyframe(db: Session, keyframe_id: int) -> Keyframe:
+    keyframe = db.get(Keyframe, keyframe_id)
+    if keyframe is None:
+        raise NotFound("keyframe", keyframe_id)
+    return keyframe
+
+
+def _check_free(transition: Transition, position: float, ignore: Keyframe | None = None) -> None:
+    for other in transition.keyframes:
+        if other is not ignore and abs(other.position - position) < POSITION_TOLERANCE:
+            raise FieldError(
+                "position",
+                f"position {position:g} is taken by the keyframe \u201c{other.prompt[:40]}\u201d; "
+                "choose another position strictly between 0 and 1",
+            )
+
+
+def add_keyframe(db: Session, transition: Transition, data: KeyframeCreate) -> Keyframe:
+    _check_free(transition, data.position)
+    keyframe = Keyframe(position=data.position, prompt=data.prompt)
+    transition.keyframes.append(keyframe)
+    db.flush()
+    _record(db, transition, "add_keyframe", {"id": keyframe.id, **data.model_dump()})
+    db.commit()
+    return keyframe
+
+
+def update_keyframe(db: Session, keyframe: Keyframe, patch: KeyframeUpdate) -> Keyframe:
+    changes = patch.model_dump(exclude_none=True)
+    if not changes:
+        return keyframe
+    transition = keyframe.transition
+    if "position" in changes:
+        if keyframe.is_endpoint:
+            where = "0" if keyframe.is_start else "1"
+            raise FieldError(
+                "position", f"the {'start' if keyframe.is_start else 'end'} keyframe stays at {where}"
+            )
+        _check_free(transition, changes["position"], ignore=keyframe)
+        keyframe.position = changes["position"]
+    if "prompt" in changes:
+        keyframe.prompt = changes["prompt"]
+    _record(db, transition, "update_keyframe", {"id": keyframe.id, **changes})
+    db.commit()
+    return keyframe
+
+
+def delete_keyframe(db: Session, keyframe: Keyframe) -> None:
+    if keyframe.is_endpoint:
+        raise FieldError(
+            "keyframe", "the start and end keyframes cannot be deleted; edit their prompts instead"
+        )
+    transition = keyframe.transition
+    transition.keyframes.remove(keyframe)
+    _record(db, transition, "delete_keyframe", {"id": keyframe.id, "position": keyframe.position})
+    db.commit()

@@ -1,0 +1,124 @@
+"""The shapes Segue shows: API objects and event messages built from stored rows, each in one place."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.schemas import FrameOut, KeyframeOut, RenderOut, RenderStatus, RenderSummary, TransitionOut
+from app.services.transitions import endpoint, transition_warnings
+from app.storage import get_store
+from app.tables import Frame, Render, Transition
+from core import events
+from core.params import SETTING_FIELDS
+
+
+def latest_render(db: Session, transition: Transition) -> Render | None:
+    return latest_renders(db, [transition]).get(transition.id)
+
+
+def latest_renders(db: Session, transitions: list[Transition]) -> dict[int, Render]:
+    """The newest render (highest id) of each transition, in one query."""
+    ids = [t.id for t in transitions]
+    if not ids:
+        return {}
+    newest = select(func.max(Render.id)).where(Render.transition_id.in_(ids)).group_by(Render.transition_id)
+    return {r.transition_id: r for r in db.scalars(select(Render).where(Render.id.in_(newest)))}
+
+
+def thumbnails(db: Session, renders: list[Render], per_render: int = 8) -> dict[int, list[str]]:
+    """Up to `per_render` evenly spaced finished frames of each render, in one query."""
+    done: dict[int, list[str]] = {r.id: [] for r in renders}
+    if not done:
+        return {}
+    rows = db.execute(
+        select(Frame.render_id, Frame.key)
+        .where(Frame.render_id.in_(list(done)), Frame.status == "done")
+        .order_by(Frame.render_id, Frame.index)
+    )
+    for render_id, key in rows:
+        done[render_id].append(key)
+    store = get_store()
+    return {
+        rid: [store.url(k) for k in keys[:: max(1, len(keys) // per_render)][:per_render]]
+        for rid, keys in done.items()
+    }
+
+
+_UNSET: Any = object()
+
+
+def transition_out(db: Session, transition: Transition, render: Render | None = _UNSET) -> TransitionOut:
+    """`render`: the transition's newest render when the caller already has it (lists)."""
+    if render is _UNSET:
+        render = latest_render(db, transition)
+    return TransitionOut(
+        id=transition.id,
+        title=transition.title,
+        version=transition.version,
+        start_prompt=endpoint(transition, True).prompt,
+        end_prompt=endpoint(transition, False).prompt,
+        keyframes=[
+            KeyframeOut(id=k.id, position=k.position, prompt=k.prompt, is_start=k.is_start, is_end=k.is_end)
+            for k in transition.keyframes
+        ],
+        warnings=transition_warnings(transition),
+        latest_render=RenderSummary(
+            id=render.id,
+            status=cast(RenderStatus, render.status),
+            transition_version=render.transition_version,
+        )
+        if render
+        else None,
+        created_at=transition.created_at,
+        updated_at=transition.updated_at,
+        **{name: getattr(transition, name) for name in SETTING_FIELDS},
+    )
+
+
+def frame_url(frame: Frame) -> str | None:
+    return get_store().url(frame.key) if frame.status == "done" else None
+
+
+def stats(render: Render) -> events.RenderStats:
+    return events.RenderStats(
+        frames_total=render.frames_total,
+        frames_computed=render.frames_computed,
+        frames_reused=render.frames_reused,
+        seconds=round(render.seconds, 3) if render.seconds is not None else None,
+    )
+
+
+def render_out(render: Render) -> RenderOut:
+    return RenderOut(
+        id=render.id,
+        transition_id=render.transition_id,
+        transition_version=render.transition_version,
+        status=cast(RenderStatus, render.status),
+        model=render.model,
+        error=render.error,
+        frames=[FrameOut(**_fields(f, FrameOut)) for f in render.frames],
+        stats=stats(render),
+        created_at=render.created_at,
+    )
+
+
+# ---------------------------------------------------------------- events built from rows
+
+
+def _fields(frame: Frame, shape: type[BaseModel]) -> dict[str, Any]:
+    """The stored frame's values for every field of `shape`, its URL from the frame store."""
+    values = {name: getattr(frame, name) for name in shape.model_fields if hasattr(frame, name)}
+    return {**values, "url": frame_url(frame)}
+
+
+def frame_done(frame: Frame) -> events.FrameDone:
+    return events.FrameDone(**_fields(frame, events.FrameDone))
+
+
+def progress(render: Render) -> events.Progress:
+    done = sum(1 for f in render.frames if f.status == "done")
+    return events.Progress.of(render.id, render.status, done, render.frames_total)

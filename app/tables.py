@@ -1,0 +1,172 @@
+"""The domain as stored: transitions, their keyframes, renders of a version of them, frames, edits, events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Transition(Base):
+    """A transition between prompts: its keyframes plus the settings every frame is rendered with."""
+
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    frames: Mapped[int] = mapped_column(Integer, default=24)
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)
+    steps: Mapped[int] = mapped_column(Integer, default=25)
+    guidance_scale: Mapped[float] = mapped_column(Float, default=7.5)
+    width: Mapped[int] = mapped_column(Integer, default=512)
+    height: Mapped[int] = mapped_column(Integer, default=512)
+    scheduler: Mapped[str] = mapped_column(String(32), default="dpmsolver")
+    text_interpolation: Mapped[str] = mapped_column(String(16), default="lerp")
+    batch_size: Mapped[int] = mapped_column(Integer, default=3)
+    model: Mapped[str] = mapped_column(String(500))
+    #: Bumped by every edit; a render records the version it was started from.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    keyframes: Mapped[list[Keyframe]] = relationship(
+        back_populates="transition", order_by="Keyframe.position", cascade="all, delete-orphan"
+    )
+    renders: Mapped[list[Render]] = relationship(
+        back_populates="transition", order_by="Render.id", cascade="all, delete-orphan"
+    )
+
+
+class Keyframe(Base):
+    __tablename__ = "keyframes"
+    __table_args__ = (UniqueConstraint("transition_id", "position", name="uq_keyframe_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[float] = mapped_column(Float)
+    prompt: Mapped[str] = mapped_column(Text)
+    is_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    transition: Mapped[Transition] = relationship(back_populates="keyframes")
+
+    @property
+    def is_endpoint(self) -> bool:
+        return self.is_start or self.is_end
+
+
+class Render(Base):
+    """One rendering of a whole timeline, frozen at the transition version it was started from."""
+
+    __tablename__ = "renders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    transition_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    #: The settings and keyframes this render uses (a snapshot; later edits do not change it).
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model: Mapped[str] = mapped_column(String(500))
+    frames_total: Mapped[int] = mapped_column(Integer, default=0)
+    frames_computed: Mapped[int] = mapped_column(Integer, default=0)
+    frames_reused: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    transition: Mapped[Transition] = relationship(back_populates="renders")
+    frames: Mapped[list[Frame]] = relationship(
+        back_populates="render", order_by="Frame.index", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or utcnow()
+        start = self.started_at
+        if start.tzinfo is None:  # SQLite hands back naive datetimes
+            start = start.replace(tzinfo=UTC)
+        if end.tzinfo is None:
+            end = end.replace(tzinfo=UTC)
+        return max(0.0, (end - start).total_seconds())
+
+
+FINISHED_STATUSES = ("done", "failed", "cancelled")
+
+
+class Frame(Base):
+    __tablename__ = "frames"
+    __table_args__ = (UniqueConstraint("render_id", "index", name="uq_frame_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    t: Mapped[float] = mapped_column(Float)
+    segment: Mapped[int] = mapped_column(Integer)
+    local_t: Mapped[float] = mapped_column(Float)
+    prompt_a: Mapped[str] = mapped_column(Text)
+    prompt_b: Mapped[str] = mapped_column(Text)
+    #: Hash of everything that decides the pixels; the image is stored under it.
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    render: Mapped[Render] = relationship(back_populates="frames")
+
+
+class Edit(Base):
+    """The history of a transition: every change, with the version it produced."""
+
+    __tablename__ = "edits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RenderEventRow(Base):
+    """Render events for the embedded mode (distributed mode keeps them in Redis Streams)."""
+
+    __tablename__ = "render_events"
+    __table_args__ = (Index("ix_render_events_render_id_id", "render_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    render_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,45 @@
+"""The template environment: one Jinja2 environment for pages and the fragments htmx swaps in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from app.config import REPO_ROOT, get_settings
+from core import params
+
+templates = Jinja2Blocks(directory=REPO_ROOT / "templates")
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.0f}%"
+
+
+templates.env.filters["percent"] = _percent
+templates.env.filters["number"] = params.format_number
+templates.env.globals.update(
+    zip=zip,
+    scheduler_labels=params.SCHEDULER_LABELS,
+    text_interpolation_labels=params.TEXT_INTERPOLATION_LABELS,
+)
+
+
+def fragment(template: str, **context: Any) -> str:
+    return templates.env.get_template(template).render(**context)
+
+
+def settings_context() -> dict[str, Any]:
+    """What the settings form needs: every limit and default, from core.params and the configuration."""
+    s = get_settings()
+    limits = {
+        name: {"low": r.low, "high": r.high(), "multiple": r.multiple} for name, r in params.RANGES.items()
+    }
+    defaults = {
+        **params.defaults(),
+        "seed": "",
+        "width": s.default_size,
+        "height": s.default_size,
+        "model": s.model,
+    }
+    return {"limits": limits, "defaults": defaults, "models": s.models, "default_model": s.model}

@@ -1,0 +1,245 @@
+"""ONE definition of a render's settings: names, defaults, limits and allowed values.
+
+The API schemas, the HTML form (hints and defaults), the engine's input check and the frame key all read
+this module, so a limit changes in one place. Messages name the field and its allowed range.
+
+Hard limits are what the engine accepts; a deployment may lower the caps of frames, size, steps and batch
+size (SEGUE_MAX_*) through `use_caps`, and the API, the form and the OpenAPI schema follow.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+SEED_MAX = 2**32 - 1  # numpy/A1111-compatible, fits every database's BIGINT and torch.Generator
+GUIDANCE_MAX = 30.0
+SIZE_MIN = 64
+SIZE_MULTIPLE = 8  # the VAE works on 8x8 pixel cells
+MAX_PROMPT_CHARS = 2000
+MAX_TITLE_CHARS = 200
+MAX_MODEL_CHARS = 500
+
+Scheduler = Literal["dpmsolver", "ddim", "euler"]
+TextInterpolation = Literal["lerp", "slerp"]
+SCHEDULER_LABELS: dict[str, str] = {"dpmsolver": "DPM-Solver++ (multistep)", "ddim": "DDIM", "euler": "Euler"}
+TEXT_INTERPOLATION_LABELS: dict[str, str] = {"lerp": "Linear (lerp)", "slerp": "Spherical (slerp)"}
+assert set(SCHEDULER_LABELS) == set(get_args(Scheduler))
+assert set(TEXT_INTERPOLATION_LABELS) == set(get_args(TextInterpolation))
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The upper limits a person may ask for. The defaults are the hard limits the engine accepts."""
+
+    frames: int = 600
+    size: int = 1024
+    steps: int = 150
+    batch_size: int = 16
+
+
+HARD_CAPS = Caps()
+_caps = HARD_CAPS
+
+
+def use_caps(**lower: int) -> Caps:
+    """Lower some caps for this process (from settings); a cap can never exceed the hard limit."""
+    global _caps
+    for name, value in lower.items():
+        hard = getattr(HARD_CAPS, name)
+        if not 1 <= value <= hard:
+            raise ValueError(f"the cap on {name} must be between 1 and {hard} (got {value})")
+    _caps = replace(HARD_CAPS, **lower)
+    return _caps
+
+
+def caps() -> Caps:
+    return _caps
+
+
+def format_number(value: float) -> str:
+    """12, 7.5, 4294967295: integers in full, other numbers short."""
+    return str(int(value)) if isinstance(value, int) or float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive numeric range; `high` may follow a cap so a deployment can lower it."""
+
+    low: float
+    high_of: Callable[[Caps], float]
+    multiple: int = 0
+    integer: bool = True
+
+    def high(self, of: Caps | None = None) -> float:
+        return self.high_of(of or _caps)
+
+    def message(self, field: str, value: float) -> str:
+        low, high, got = format_number(self.low), format_number(self.high()), format_number(value)
+        if self.multiple:
+            return f"{field} must be a multiple of {self.multiple} between {low} and {high} (got {got})"
+        if not self.integer:
+            return f"{field} must be a finite number between {low} and {high}"
+        return f"{field} must be between {low} and {high} (got {got})"
+
+    def check(self, field: str, value: float) -> None:
+        finite = isinstance(value, int | float) and math.isfinite(value)
+        if (
+            not finite
+            or not self.low <= value <= self.high()
+            or (self.multiple and int(value) % self.multiple)
+        ):
+            raise ValueError(self.message(field, value if finite else float("nan")))
+
+
+#: Every numeric limit, by field name. The form's hints and the OpenAPI schema are drawn from this table.
+RANGES: dict[str, Range] = {
+    "frames": Range(2, lambda c: c.frames),
+    "seed": Range(0, lambda c: SEED_MAX),
+    "steps": Range(1, lambda c: c.steps),
+    "guidance_scale": Range(0, lambda c: GUIDANCE_MAX, integer=False),
+    "width": Range(SIZE_MIN, lambda c: c.size, multiple=SIZE_MULTIPLE),
+    "height": Range(SIZE_MIN, lambda c: c.size, multiple=SIZE_MULTIPLE),
+    "batch_size": Range(1, lambda c: c.batch_size),
+}
+
+
+def _ranged(value: float, info: ValidationInfo) -> float:
+    RANGES[str(info.field_name)].check(str(info.field_name), value)
+    return value
+
+
+def _range_schema(field: str) -> Callable[[dict[str, Any]], None]:
+    def extra(schema: dict[str, Any]) -> None:
+        limit = RANGES[field]
+        schema["minimum"], schema["maximum"] = limit.low, limit.high()
+        if limit.multiple:
+            schema["multipleOf"] = limit.multiple
+
+    return extra
+
+
+def ranged(field: str, kind: type) -> Any:
+    """The annotated type of a numeric setting: checked against RANGES, its limits in the JSON schema."""
+    return Annotated[kind, AfterValidator(_ranged), Field(json_schema_extra=_range_schema(field))]
+
+
+def check_prompt(field: str, value: str, *, required: bool = True) -> str:
+    value = value.strip()
+    if required and not value:
+        raise ValueError(f"{field} must not be empty")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise ValueError(f"{field} must be at most {MAX_PROMPT_CHARS} characters (got {len(value)})")
+    if "\x00" in value:
+        raise ValueError(f"{field} must not contain NUL characters")
+    return value
+
+
+def _prompt(value: str, info: ValidationInfo) -> str:
+    return check_prompt(str(info.field_name), value)
+
+
+def _optional_prompt(value: str, info: ValidationInfo) -> str:
+    return check_prompt(str(info.field_name), value, required=False)
+
+
+def _title(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_TITLE_CHARS:
+        raise ValueError(f"title must be at most {MAX_TITLE_CHARS} characters (got {len(value)})")
+    return value
+
+
+def _position(value: float) -> float:
+    if not math.isfinite(value) or not 0.0 < value < 1.0:
+        raise ValueError(f"position must be strictly between 0 and 1 (got {value:g})")
+    return value
+
+
+Prompt = Annotated[str, AfterValidator(_prompt), Field(max_length=MAX_PROMPT_CHARS + 200)]
+OptionalPrompt = Annotated[str, AfterValidator(_optional_prompt), Field(max_length=MAX_PROMPT_CHARS + 200)]
+Title = Annotated[str, AfterValidator(_title), Field(max_length=MAX_TITLE_CHARS + 200)]
+Position = Annotated[float, AfterValidator(_position), Field(gt=0, lt=1)]
+ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_CHARS)]
+
+
+def random_seed() -> int:
+    return secrets.randbelow(SEED_MAX + 1)
+
+
+class PixelSettings(BaseModel):
+    """Everything besides the prompt blend that decides a frame's pixels (the frame key hashes these)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName = "segue-mini"
+    negative_prompt: OptionalPrompt = ""
+    seed: ranged("seed", int) = Field(default_factory=random_seed)  # type: ignore[valid-type]
+    steps: ranged("steps", int) = 25  # type: ignore[valid-type]
+    guidance_scale: ranged("guidance_scale", float) = 7.5  # type: ignore[valid-type]
+    width: ranged("width", int) = 512  # type: ignore[valid-type]
+    height: ranged("height", int) = 512  # type: ignore[valid-type]
+    scheduler: Scheduler = "dpmsolver"
+    text_interpolation: TextInterpolation = "lerp"
+
+
+class RenderSettings(PixelSettings):
+    """Every setting of a transition: the pixel settings plus how many frames and how they are batched."""
+
+    frames: ranged("frames", int) = 24  # type: ignore[valid-type]
+    batch_size: ranged("batch_size", int) = 3  # type: ignore[valid-type]
+
+
+SETTING_FIELDS: tuple[str, ...] = tuple(RenderSettings.model_fields)
+PIXEL_FIELDS: tuple[str, ...] = tuple(PixelSettings.model_fields)
+
+
+def defaults() -> dict[str, Any]:
+    """Each setting's default (the seed has none: a new transition draws one)."""
+    return {
+        name: (None if info.default_factory else info.default)
+        for name, info in RenderSettings.model_fields.items()
+    }
+
+
+class KeyframeSnapshot(BaseModel):
+    position: float
+    prompt: str
+
+
+class RenderSnapshot(RenderSettings):
+    """What a render stores: its settings and keyframes, frozen when it starts, and the model's revision.
+
+    Rows written before the revision existed load with an empty one; unknown keys are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    keyframes: list[KeyframeSnapshot]
+    model_revision: str = ""
+
+    def pixels(self) -> PixelSettings:
+        return PixelSettings.model_validate(self.model_dump(include=set(PIXEL_FIELDS)))
+
+
+def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A pydantic error location as the field a person typed in ("frames", "keyframes.0.prompt")."""
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def error_message(error: dict[str, Any], field: str) -> str:
+    """One pydantic error as a sentence naming the field (and, from the validators here, its range)."""
+    msg = str(error.get("msg", "invalid value"))
+    if msg.startswith("Value error, "):
+        return msg.removeprefix("Value error, ")
+    if error.get("type") == "missing":
+        return f"{field} is required"
+    if error.get("type") == "extra_forbidden":
+        return f"{field} is not a known field"
+    return f"{field}: {msg[0].lower()}{msg[1:]}" if msg else field
