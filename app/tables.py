@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -169,4 +170,23 @@ class RenderEventRow(Base):
     render_id: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FrameScore(Base):
+    """What a scorer saw in one frame, keyed by the frame's content key: a reused frame keeps its scores.
+
+    The embedding is kept (float32 bytes) so metrics and flags can be recomputed with other thresholds.
+    """
+
+    __tablename__ = "frame_scores"
+    __table_args__ = (UniqueConstraint("frame_key", "scorer", name="uq_frame_score"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    frame_key: Mapped[str] = mapped_column(String(64))
+    scorer: Mapped[str] = mapped_column(String(32))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    #: Similarity to the frame's two bracketing prompts (text-aware scorers only).
+    sim_a: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sim_b: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
