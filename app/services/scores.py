@@ -1,0 +1,166 @@
+"""The confusion map of a render: its frames' stored scores turned into progress, change, flags, summary.
+
+The worker scores; this module only reads (core.scores does the math, core.confusion the flags).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.config import get_settings
+from app.errors import FieldError
+from app.schemas import FlagOut, FrameScoreOut, ScoresOut, ScoreSummaryOut, SimilarityOut
+from app.tables import FrameScore, Render
+from core import confusion
+from core.scores import FrameRef, RenderShape, StoredScore, render_shape
+
+#: Which scorer the plots show first when several are stored (progress needs a text-aware or image scorer).
+PREFERENCE = ("clip", "unet", "ssim")
+
+
+def thresholds() -> confusion.Thresholds:
+    s = get_settings()
+    return confusion.Thresholds(
+        jump_ratio=s.flag_jump_ratio,
+        jump_share=s.flag_jump_share,
+        backwards_margin=s.flag_backwards_margin,
+        neither_margin=s.flag_neither_margin,
+        plateau_frames=s.flag_plateau_frames,
+        plateau_change=s.flag_plateau_change,
+    )
+
+
+def available_scorers(db: Session, render: Render) -> list[str]:
+    keys = [f.key for f in render.frames]
+    found = set(db.scalars(select(FrameScore.scorer).where(FrameScore.frame_key.in_(keys)).distinct()))
+    return [s for s in PREFERENCE if s in found] + sorted(found - set(PREFERENCE))
+
+
+def shape(db: Session, render: Render, scorer: str | None = None) -> tuple[RenderShape | None, list[str]]:
+    """The render's shape as `scorer` sees it (default: the preferred one stored), and every scorer stored."""
+    available = available_scorers(db, render)
+    if scorer is not None and scorer not in available:
+        choices = ", ".join(available) or "none yet"
+        raise FieldError("scorer", f"scorer '{scorer}' has no scores for render {render.id}; stored: {choices}")
+    chosen = scorer or (available[0] if available else None)
+    if chosen is None:
+        return None, available
+    done = [f for f in render.frames if f.status == "done"]
+    rows = db.execute(
+        select(FrameScore.frame_key, FrameScore.embedding, FrameScore.sim_a, FrameScore.sim_b).where(
+            FrameScore.scorer == chosen, FrameScore.frame_key.in_([f.key for f in done])
+        )
+    )
+    stored = {key: StoredScore.from_bytes(blob, a, b) for key, blob, a, b in rows}
+    refs = [FrameRef(f.index, f.t, f.segment, f.local_t, f.key) for f in render.frames]
+    return render_shape(refs, stored, chosen, thresholds()), available
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def scores_out(db: Session, render: Render, scorer: str | None = None) -> ScoresOut:
+    found, available = shape(db, render, scorer)
+    if found is None:
+        return ScoresOut(render_id=render.id, scorer=None, scorers=available, frames=[], summary=None)
+    summary = found.summary
+    return ScoresOut(
+        render_id=render.id,
+        scorer=found.scorer,
+        scorers=available,
+        frames=[
+            FrameScoreOut(
+                index=f.index,
+                t=f.t,
+                progress=_round(f.progress),
+                change=_round(f.change, 5),
+                similarity=SimilarityOut(a=_round(f.sim_a), b=_round(f.sim_b)),
+                flags=[FlagOut(kind=flag.kind, message=flag.message) for flag in f.flags],
+            )
+            for f in found.frames
+        ],
+        summary=ScoreSummaryOut(
+            smoothness=round(summary.smoothness, 4),
+            max_jump=round(summary.max_jump, 5),
+            mean_jump=round(summary.mean_jump, 5),
+            ppl=round(summary.ppl, 5),
+            pdv=round(summary.pdv, 7),
+            crossing_t=_round(summary.crossing_t),
+            monotonicity=round(summary.monotonicity, 4),
+            scorer=found.scorer,
+            frames_scored=found.scored,
+        )
+        if summary
+        else None,
+    )
+
+
+PLOT_WIDTH = 1000
+PROGRESS_HEIGHT = 140
+CHANGE_HEIGHT = 80
+
+
+def plot_context(db: Session, render: Render, scorer: str | None = None) -> dict[str, object]:
+    """What templates/partials/scores.html draws: points in SVG coordinates, flags, keyframes, summary."""
+    from app.services.views import frame_url
+
+    try:
+        found, available = shape(db, render, scorer)
+    except FieldError:
+        found, available = shape(db, render)
+    keyframes = [k["position"] for k in render.params.get("keyframes", [])]
+    if found is None:
+        return {"scores": None, "scorers": available, "render": render, "keyframes": keyframes}
+    urls = {f.index: frame_url(f) for f in render.frames}
+    changes = [f.change for f in found.frames if f.change is not None]
+    top = max(changes, default=0.0) or 1.0
+    points, bars, flagged = [], [], []
+    frames = found.frames
+    for position, f in enumerate(frames):
+        x = f.t * PLOT_WIDTH
+        reasons = [flag.message for flag in f.flags]
+        if f.progress is not None:
+            shown = min(1.25, max(-0.25, f.progress))
+            y = 10 + (1 - shown) * (PROGRESS_HEIGHT - 20)
+            points.append({"index": f.index, "x": round(x, 2), "y": round(y, 2), "frame": f, "reasons": reasons})
+        if f.change is not None and position + 1 < len(frames):
+            x_next = frames[position + 1].t * PLOT_WIDTH
+            height = f.change / top * (CHANGE_HEIGHT - 8)
+            bars.append(
+                {
+                    "index": f.index,
+                    "x": round(x, 2),
+                    "width": round(max(1.0, x_next - x - 1), 2),
+                    "y": round(CHANGE_HEIGHT - height, 2),
+                    "height": round(height, 2),
+                    "frame": f,
+                    "jump": any(flag.kind == "jump" for flag in f.flags),
+                }
+            )
+        if f.flags:
+            flagged.append({"frame": f, "reasons": reasons, "url": urls.get(f.index)})
+    line = " ".join(f"{p['x']},{p['y']}" for p in points)
+    return {
+        "scores": found,
+        "scorers": available,
+        "render": render,
+        "keyframes": keyframes,
+        "points": points,
+        "line": line,
+        "bars": bars,
+        "flagged": flagged,
+        "urls": urls,
+        "width": PLOT_WIDTH,
+        "progress_height": PROGRESS_HEIGHT,
+        "change_height": CHANGE_HEIGHT,
+        "y_of": lambda p: 10 + (1 - p) * (PROGRESS_HEIGHT - 20),
+    }
+
+
+def frame_flags(db: Session, render: Render, index: int) -> list[str]:
+    """Why a frame is flagged (empty when it is not, or nothing is scored)."""
+    found, _ = shape(db, render)
+    frame = next((f for f in found.frames if f.index == index), None) if found else None
+    return [flag.message for flag in frame.flags] if frame else []

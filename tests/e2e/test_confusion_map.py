@@ -1,0 +1,98 @@
+"""The confusion map in the browser, on the default model: find the confusing frame from the plots,
+insert a corrective prompt there with one click, and watch only that stretch re-render."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+SHOT = Path(__file__).resolve().parents[2] / "docs" / "confusion-map.png"
+
+
+def _api(server: str, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        server + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"content-type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    # Two segments, each a hard change in Segue-mini's world (day to night, desert to snow): jumps.
+    created = _api(
+        server,
+        "POST",
+        "/api/transitions",
+        {"start_prompt": "a desert at noon", "end_prompt": "a snowy field at night", "frames": 13, "seed": 1,
+         "steps": 10, "batch_size": 4, "title": "Desert to snow"},
+    )
+    tid = created["id"]
+    _api(server, "POST", f"/api/transitions/{tid}/keyframes", {"position": 0.5, "prompt": "a desert at night"})
+
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(f"{server}/transitions/{tid}")
+    page.click("#render-button")
+    page.locator("#render-head [data-status=done]").wait_for(timeout=180_000)
+
+    # Both plots are there, with a point per scored frame, and at least one flagged frame with a reason.
+    page.locator("#scores .plot-progress").wait_for()
+    assert page.locator("#scores .plot-change").count() == 1
+    page.wait_for_function("document.querySelectorAll('#scores .plot-points .point').length === 13")
+    assert page.locator("#scores .point.flagged").count() >= 1
+    first_render = int(page.locator("#scores").get_attribute("data-render-id"))
+    scores = _api(server, "GET", f"/api/renders/{first_render}/scores")
+    # Frames on a keyframe cannot take another one; prefer a jump, the most telling flag.
+    on_keys = {0.0, 0.5, 1.0}
+    flagged = sorted(
+        (f for f in scores["frames"] if f["flags"] and f["t"] not in on_keys),
+        key=lambda f: f["flags"][0]["kind"] != "jump",
+    )
+    assert flagged, scores
+    reason = flagged[0]["flags"][0]["message"]
+    assert page.locator("#scores .flags").inner_text().count("#") >= 1
+    assert reason in page.locator("#scores .flags").inner_text()
+    # The flagged frame is outlined in the film strip too.
+    outline = page.locator(f"#frame-{flagged[0]['index']} .frame-link").evaluate(
+        "e => getComputedStyle(e).outlineStyle"
+    )
+    assert outline == "solid"
+
+    # One click on the flagged point opens the frame panel: the frame, its neighbours, why, insert here.
+    page.locator(f"#scores .point.flagged[data-index='{flagged[0]['index']}']").click()
+    dialog = page.locator("#frame-dialog")
+    dialog.locator(".why-flagged").wait_for()
+    assert reason in dialog.locator(".why-flagged").inner_text()
+    assert dialog.locator(".neighbours a").count() >= 1
+    t = flagged[0]["t"]
+    insert = dialog.locator("form", has_text="Insert a corrective prompt here")
+    assert float(insert.locator("input[name=position]").input_value()) == pytest.approx(t, abs=1e-9)
+    insert.locator("input[name=prompt]").fill("a desert at sunset")
+    insert.locator("button", has_text="Insert keyframe").click()
+    page.wait_for_function("document.querySelectorAll('#timeline .keyframe').length === 4")
+    assert page.locator("#timeline input[value='a desert at sunset']").count() == 1
+
+    # Re-render: only the frames of the segment that changed are computed; the plots are redrawn for it.
+    page.click("#render-button")
+    page.locator("#render-head [data-status=done]", has_text=re.compile(r"Render #\d+")).wait_for(timeout=180_000)
+    page.wait_for_function(f"document.querySelector('#scores').dataset.renderId != '{first_render}'")
+    second = int(page.locator("#scores").get_attribute("data-render-id"))
+    detail = _api(server, "GET", f"/api/renders/{second}")
+    keys = sorted(k["position"] for k in _api(server, "GET", f"/api/transitions/{tid}")["keyframes"])
+    inserted = next(k for k in keys if abs(k - t) < 1e-9)
+    left = max(k for k in keys if k < inserted)
+    right = min(k for k in keys if k > inserted)
+    changed = {f["index"] for f in detail["frames"] if left < f["t"] < right}
+    computed = {f["index"] for f in detail["frames"] if not f["reused"]}
+    assert computed == changed and 0 < len(computed) < 13
+    assert detail["stats"]["frames_reused"] == 13 - len(computed)
+    page.wait_for_function("document.querySelectorAll('#scores .plot-points .point').length === 13")
+    page.screenshot(path=str(SHOT), full_page=True)

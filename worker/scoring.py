@@ -1,0 +1,67 @@
+"""Score a batch's frames right after it is decoded (images in memory) and keep the scores by frame key.
+
+A frame key's scores are computed once per scorer: reused frames keep theirs and are never re-scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.config import get_settings
+from app.db import new_session
+from app.tables import FrameScore
+
+log = logging.getLogger(__name__)
+
+_scorers: dict[int, list[Any]] = {}
+
+
+def scorers_for(engine: Any) -> list[Any]:
+    """The configured scorers for this engine's model, built once per engine."""
+    from engine.scorers import build_scorers
+
+    if id(engine) not in _scorers:
+        settings = get_settings()
+        folder = Path(engine.folder) if getattr(engine, "folder", None) else None
+        ships_clip = folder is not None and (folder / "clip" / "config.json").is_file()
+        names = settings.scorer_names(ships_clip)
+        _scorers[id(engine)] = build_scorers(names, engine.pipe, folder, settings.scorer_clip)
+        log.info("scoring frames of %s with %s", engine.model_name, [s.name for s in _scorers[id(engine)]])
+    return _scorers[id(engine)]
+
+
+def score_and_store(engine: Any, images: Sequence[Any], keys: Sequence[str], prompts: Sequence[tuple[str, str]]) -> int:
+    """Score the frames not scored yet (per scorer) and store the rows; returns how many rows were added."""
+    added = 0
+    for scorer in scorers_for(engine):
+        with new_session() as db:
+            done = set(
+                db.scalars(select(FrameScore.frame_key).where(FrameScore.scorer == scorer.name, FrameScore.frame_key.in_(keys)))
+            )
+        todo = [i for i, key in enumerate(keys) if key not in done]
+        if not todo:
+            continue
+        values = scorer.score([images[i] for i in todo], [prompts[i] for i in todo])
+        with new_session() as db:
+            for i, value in zip(todo, values, strict=True):
+                db.add(
+                    FrameScore(
+                        frame_key=keys[i],
+                        scorer=scorer.name,
+                        embedding=value.embedding.astype("<f4").tobytes(),
+                        sim_a=value.sim_a,
+                        sim_b=value.sim_b,
+                    )
+                )
+            try:
+                db.commit()
+                added += len(todo)
+            except IntegrityError:  # another worker scored the same frame meanwhile: theirs is as good
+                db.rollback()
+    return added
