@@ -1,0 +1,395 @@
+"""Project files: a transition's every parameter as versioned JSON, and importing one as a new transition.
+
+A project file holds what decides the frames (model and weight revision, settings, keyframes) and a title,
+never a server path or a database id. Exporting, importing and exporting again gives the same bytes;
+rendering an imported project with the same model gives the same frame keys, so stored frames are reused.
+`segue render project.json` (worker/headless.py) reads the same schema.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from sqlalchemy.orm import Session
+
+from app.config import get_settings
+from app.errors import FieldError
+from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate
+from app.services import transitions as transition_services
+from app.services.exports import ascii_name
+from app.tables import Transition
+from core.params import KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
+from core.registry import BUILTIN_MODELS, model_revision
+from core.timeline import Key, check_keys
+
+PROJECT_VERSION: Literal[1] = 1
+#: The largest project file accepted (bytes) and the most keyframes in one.
+MAX_PROJECT_BYTES = 1_000_000
+MAX_KEYFRAMES = 200
+MEDIA_TYPE = "application/json"
+SUFFIX = ".segue.json"
+
+
+def app_version() -> str:
+    try:
+        return metadata.version("segue")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+        return "0.0.0"
+
+
+def _position(value: float) -> float:
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"position must be between 0 and 1 (got {value:g})")
+    return value
+
+
+class _KeyframeBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    position: Annotated[float, Field(description="0 for the start, 1 for the end, inner ones in between")]
+    prompt: Prompt
+
+    @field_validator("position")
+    @classmethod
+    def _in_range(cls, value: float) -> float:
+        return _position(value)
+
+
+def _keyframe_fields() -> dict[str, Any]:
+    """A keyframe's own settings (seed, hold, cut, segment settings): those a render snapshot keeps."""
+    return {
+        name: (
+            info.rebuild_annotation(),
+            Field(info.default, json_schema_extra=info.json_schema_extra, description=info.description),
+        )
+        for name, info in KeyframeSnapshot.model_fields.items()
+        if name not in _KeyframeBase.model_fields
+    }
+
+
+KEYFRAME_SETTINGS: tuple[str, ...] = tuple(_keyframe_fields())
+
+
+if TYPE_CHECKING:
+
+    class ProjectKeyframe(_KeyframeBase):
+        def settings(self) -> dict[str, Any]: ...
+
+else:
+
+    def _settings(self: BaseModel) -> dict[str, Any]:
+        """The keyframe's own settings (not position and prompt)."""
+        return self.model_dump(include=set(KEYFRAME_SETTINGS))
+
+    ProjectKeyframe = create_model(
+        "ProjectKeyframe",
+        __base__=_KeyframeBase,
+        __doc__="A keyframe: position, prompt and its own settings (as core.params.KeyframeSnapshot).",
+        **_keyframe_fields(),
+    )
+    ProjectKeyframe.settings = _settings
+
+
+def _settings_fields() -> dict[str, Any]:
+    """RenderSettings' fields, limits and defaults, minus the model (named at the top of the file).
+
+    The seed has no default here: a project without one would not render the same twice.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in RenderSettings.model_fields.items():
+        if name == "model":
+            continue
+        default = ... if name == "seed" else info.default
+        fields[name] = (
+            info.rebuild_annotation(),
+            Field(default, json_schema_extra=info.json_schema_extra, description=info.description),
+        )
+    return fields
+
+
+if TYPE_CHECKING:
+
+    class ProjectSettings(RenderSettings): ...
+
+else:
+    ProjectSettings = create_model(
+        "ProjectSettings",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Every render setting of core.params.RenderSettings except the model.",
+        **_settings_fields(),
+    )
+
+
+class Project(BaseModel):
+    """Version 1 of the project file. Unknown fields are refused, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segue_project: Literal[1] = Field(description="the version of this schema")
+    app_version: Annotated[str, Field(max_length=50)] = ""
+    title: Title = ""
+    model: ModelName = Field(description="a built-in name, a hub id, or a local model directory's name")
+    model_revision: Annotated[str, Field(max_length=100)] = Field(
+        "", description="the weights the frames were made with; informative, frames depend on it"
+    )
+    settings: ProjectSettings
+    keyframes: list[ProjectKeyframe] = Field(
+        description=f"2 to {MAX_KEYFRAMES}, the first at 0, the last at 1"
+    )
+
+    @field_validator("segue_project", mode="before")
+    @classmethod
+    def _known_version(cls, value: Any) -> Any:
+        if value != PROJECT_VERSION or isinstance(value, bool):
+            raise ValueError(
+                f"segue_project must be {PROJECT_VERSION}: this Segue reads project files of version "
+                f"{PROJECT_VERSION} (got {value!r})"
+            )
+        return value
+
+    @field_validator("keyframes", mode="before")
+    @classmethod
+    def _not_too_many(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > MAX_KEYFRAMES:
+            raise ValueError(f"a project holds at most {MAX_KEYFRAMES} keyframes (got {len(value)})")
+        return value
+
+    @field_validator("keyframes")
+    @classmethod
+    def _a_timeline(cls, value: list[ProjectKeyframe]) -> list[ProjectKeyframe]:
+        try:
+            check_keys([Key(k.position, k.prompt) for k in value])
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return sorted(value, key=lambda k: k.position)
+
+    def snapshot(self, model: str | None = None, model_revision: str | None = None) -> RenderSnapshot:
+        """What a render of this project uses (the model as named in the file unless given)."""
+        return RenderSnapshot.model_validate(
+            {
+                **self.render_settings(model).model_dump(),
+                "keyframes": [k.model_dump() for k in self.keyframes],
+                "model_revision": self.model_revision if model_revision is None else model_revision,
+            }
+        )
+
+    def render_settings(self, model: str | None = None) -> RenderSettings:
+        """The settings to render with (the model as named in the file unless given)."""
+        return RenderSettings.model_validate({**self.settings.model_dump(), "model": model or self.model})
+
+
+class ProjectTooLarge(ValueError):
+    pass
+
+
+def dump(project: Project) -> bytes:
+    """The file's bytes: the same project always gives the same bytes (field order, 2-space indent)."""
+    return (json.dumps(project.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def load(data: bytes | str) -> Project:
+    """Parse and validate a project file; ValueError (ProjectTooLarge, ValidationError) when it is not one."""
+    raw = data.encode() if isinstance(data, str) else data
+    if len(raw) > MAX_PROJECT_BYTES:
+        raise ProjectTooLarge(
+            f"a project file is at most {MAX_PROJECT_BYTES // 1000} kB (got {len(raw) // 1000} kB)"
+        )
+    try:
+        parsed = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a JSON document: {exc}") from None
+    return Project.model_validate(parsed)
+
+
+# ---------------------------------------------------------------- model names without server paths
+
+
+def _is_local_directory(model: str) -> bool:
+    if model in BUILTIN_MODELS:
+        return False
+    path = Path(model).expanduser()
+    return path.is_absolute() or model.startswith((".", "~")) or path.is_dir()
+
+
+def public_model_name(model: str) -> str:
+    """A model as a project file names it: a local directory by its last part, never its server path."""
+    return Path(model.rstrip("/")).name if _is_local_directory(model) else model
+
+
+def resolve_model_name(name: str, allowed: list[str]) -> str:
+    """The model a project names, among the ones allowed here (a local directory matched by its name)."""
+    if name in allowed:
+        return name
+    for model in allowed:
+        if _is_local_directory(model) and public_model_name(model) == name:
+            return model
+    return name  # not available: TransitionCreate says so and lists the choices
+
+
+def current_revision(model: str) -> str:
+    settings = get_settings()
+    return model_revision(model, settings.models_dir or settings.data_dir / "models")
+
+
+# ---------------------------------------------------------------- export and import
+
+
+def _keyframe(keyframe: Any) -> ProjectKeyframe:
+    """A keyframe row or snapshot as a project keyframe; settings it does not have keep their defaults."""
+    values = {"position": keyframe.position, "prompt": keyframe.prompt}
+    for name in KEYFRAME_SETTINGS:
+        value = getattr(keyframe, name, None)
+        if value is not None:
+            values[name] = value
+    return ProjectKeyframe.model_validate(values)
+
+
+def _project(title: str, model: str, revision: str, values: dict[str, Any], keys: list[Any]) -> Project:
+    return Project(
+        segue_project=PROJECT_VERSION,
+        app_version=app_version(),
+        title=title,
+        model=public_model_name(model),
+        model_revision=revision,
+        settings=ProjectSettings.model_validate(
+            {name: values[name] for name in ProjectSettings.model_fields}
+        ),
+        keyframes=[_keyframe(k) for k in keys],
+    )
+
+
+def project_of(transition: Transition) -> Project:
+    """The transition as it is now, with the revision of its model's weights here."""
+    values = {name: getattr(transition, name) for name in RenderSettings.model_fields}
+    return _project(
+        transition.title, transition.model, current_revision(transition.model), values, transition.keyframes
+    )
+
+
+def project_of_render(title: str, snapshot: RenderSnapshot) -> Project:
+    """Exactly what a render used: its frozen settings, keyframes and weight revision."""
+    return _project(title, snapshot.model, snapshot.model_revision, snapshot.model_dump(), snapshot.keyframes)
+
+
+def project_file_name(title: str) -> str:
+    return f"{ascii_name(title) or 'segue'}{SUFFIX}"
+
+
+class ProjectRefused(ValueError):
+    """An import refused after parsing: the fields and messages, like a 422 body."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(str(e.get("msg")) for e in errors))
+        self.errors = errors
+
+
+def _settings_loc(loc: tuple[Any, ...], n_keyframes: int) -> tuple[Any, ...]:
+    """Where a TransitionCreate error sits in the project file."""
+    head = loc[0] if loc else ""
+    if head == "start_prompt":
+        return ("keyframes", 0, "prompt", *loc[1:])
+    if head == "end_prompt":
+        return ("keyframes", n_keyframes - 1, "prompt", *loc[1:])
+    if head in ("model", "title"):
+        return loc
+    return ("settings", *loc)
+
+
+def _non_default(keyframe: ProjectKeyframe) -> dict[str, Any]:
+    fields = ProjectKeyframe.model_fields
+    return {name: value for name, value in keyframe.settings().items() if value != fields[name].default}
+
+
+def import_project(db: Session, project: Project) -> tuple[Transition, list[PromptWarning]]:
+    """A new transition with the project's timeline and settings; warnings when the weights differ.
+
+    Everything is checked against this deployment (its models and caps) before anything is written; then
+    the transition is created and its keyframes added through the transition services, so the history
+    records them like any edit. If anything still fails, the new transition is removed again.
+    """
+    settings = get_settings()
+    keyframes = project.keyframes
+    last = len(keyframes) - 1
+    errors: list[dict[str, Any]] = []
+
+    def refused(exc: ValidationError, where: Any) -> None:
+        for error in exc.errors():
+            errors.append({**error, "loc": where(tuple(error.get("loc", ())))})
+
+    try:
+        data = TransitionCreate(
+            title=project.title,
+            start_prompt=keyframes[0].prompt,
+            end_prompt=keyframes[-1].prompt,
+            model=resolve_model_name(project.model, settings.models),
+            **project.settings.model_dump(),
+        )
+    except ValidationError as exc:
+        refused(exc, lambda loc: _settings_loc(loc, len(keyframes)))
+    inner: list[tuple[int, KeyframeCreate]] = []
+    ends: list[tuple[int, KeyframeUpdate]] = []
+    for i, keyframe in enumerate(keyframes):
+        try:
+            own = _non_default(keyframe)
+            if 0 < i < last:
+                inner.append((i, KeyframeCreate(position=keyframe.position, prompt=keyframe.prompt, **own)))
+            elif own:
+                ends.append((i, KeyframeUpdate(**own)))
+        except ValidationError as exc:
+            refused(exc, lambda loc, i=i: ("keyframes", i, *loc))
+    if errors:
+        raise ProjectRefused(errors)
+
+    transition = transition_services.create_transition(db, data)
+    at = 0  # the keyframe being added, for an error's location
+    try:
+        for index, create in inner:
+            at = index
+            transition_services.add_keyframe(db, transition, create)
+        for index, patch in ends:
+            at = index
+            row = transition_services.endpoint(transition, start=index == 0)
+            transition_services.update_keyframe(db, row, patch)
+    except BaseException as exc:
+        db.rollback()
+        transition_services.delete_transition(db, transition_services.get_transition(db, transition.id))
+        if isinstance(exc, FieldError):
+            error = {"loc": ("keyframes", at, exc.field), "msg": f"Value error, {exc.message}"}
+            raise ProjectRefused([{**error, "type": "value_error"}]) from None
+        raise
+    db.refresh(transition)
+
+    warnings = []
+    here = current_revision(transition.model)
+    if project.model_revision and here and here != project.model_revision:
+        warnings.append(
+            PromptWarning(
+                field="model_revision",
+                message=(
+                    f"this project was made with revision {project.model_revision} of {project.model}; "
+                    f"here its weights are revision {here}, so frames will differ from the original's"
+                ),
+            )
+        )
+    return transition, warnings
+
+
+__all__ = [
+    "MAX_KEYFRAMES",
+    "MAX_PROJECT_BYTES",
+    "ProjectRefused",
+    "Project",
+    "ProjectKeyframe",
+    "ProjectSettings",
+    "ProjectTooLarge",
+    "dump",
+    "import_project",
+    "load",
+    "project_of",
+    "project_of_render",
+]
