@@ -1,0 +1,89 @@
+"""Live co-viewing: one SSE stream per transition, and the page fragments a co-viewer's page refreshes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import HTMLResponse, Response
+from sse_starlette.sse import EventSourceResponse
+
+from app import coviewing
+from app.db import new_session
+from app.deps import SessionDep
+from app.routes.pages import _editor_context
+from app.services import rendering
+from app.services.transitions import get_transition
+from app.templating import templates
+
+router = APIRouter(tags=["events"])
+
+
+def _start(transition_id: int) -> coviewing.Cursor:
+    with new_session() as db:
+        return coviewing.initial_cursor(db, transition_id)
+
+
+@router.get(
+    "/api/transitions/{transition_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "changed (an edit: version, kind, summary, link_id), deleted; render (a render "
+            "started: render_id, transition_version, frames_total) followed by that render's progress, "
+            "frame, preview and done|failed|cancelled",
+        }
+    },
+)
+async def transition_event_stream(
+    transition_id: int,
+    request: Request,
+    db: SessionDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: str | None = None,
+) -> EventSourceResponse:
+    """Everything co-viewers of a transition see, live: its edits and its renders' events.
+
+    Without Last-Event-ID (or `after`, a cursor a page was drawn at) the stream starts now: the history is
+    at GET .../edits, a render's frames at GET /api/renders/{id}. Every event's id is a cursor; reconnect
+    with it as Last-Event-ID to get exactly what was missed."""
+    get_transition(db, transition_id)  # 404 before the stream starts
+    db.close()
+    start = coviewing.Cursor.decode(last_event_id) or coviewing.Cursor.decode(after)
+    if start is None:
+        start = await asyncio.to_thread(_start, transition_id)
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        async for item in coviewing.follow(request, transition_id, start):
+            yield {"id": item.cursor.encode(), "event": item.name, "data": json.dumps(item.data)}
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+# ---------------------------------------------------------------- fragments a co-viewer's page fetches
+
+
+@router.get("/transitions/{transition_id}/live", response_class=HTMLResponse, include_in_schema=False)
+def live_state(request: Request, transition_id: int, db: SessionDep) -> Response:
+    """The header, settings, timeline and history as they are now, each swapped in by its id."""
+    transition = get_transition(db, transition_id)
+    context = _editor_context(db, transition)
+    context.update(oob=True)
+    return templates.TemplateResponse(
+        request, "pages/transition.html", context, block_names=["header", "settings", "timeline", "history"]
+    )
+
+
+@router.get("/transitions/{transition_id}/render-panel", response_class=HTMLResponse, include_in_schema=False)
+def render_panel(request: Request, transition_id: int, db: SessionDep, render: int | None = None) -> Response:
+    """The render panel (film strip, progress, its live stream) of the newest render, or of `render`."""
+    transition = get_transition(db, transition_id)
+    chosen = rendering.get_render(db, render) if render else None
+    if chosen is not None and chosen.transition_id != transition.id:
+        chosen = None
+    context = _editor_context(db, transition, chosen)
+    return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")

@@ -1,0 +1,164 @@
+"""Undo, redo, jump back to a version; how a stale write (409) or a refused link (401/403/404) is answered."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from app.db import new_session
+from app.deps import LINK_COOKIE, AccessDenied, AccessDep, IfMatchDep, SessionDep, based_on
+from app.errors import FieldError
+from app.schemas import BasedOn, RevertRequest, TransitionOut
+from app.services import history, views
+from app.services.history import Conflict
+from app.services.transitions import get_transition
+from app.templating import templates
+
+router = APIRouter(prefix="/api/transitions", tags=["history"])
+
+_CONFLICT = {409: {"description": "the version named (If-Match or `version`) is stale: detail and current"}}
+
+
+@router.post("/{transition_id}/undo", response_model=TransitionOut, responses=_CONFLICT)
+def undo(
+    transition_id: int, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
+) -> TransitionOut:
+    """Take back the newest edit not yet undone (an edit itself: it bumps the version and is recorded)."""
+    transition = get_transition(db, transition_id)
+    expected = based_on(if_match, body.version if body else None)
+    history.undo(db, transition, expected=expected, actor=access.actor)
+    return views.transition_out(db, transition)
+
+
+@router.post("/{transition_id}/redo", response_model=TransitionOut, responses=_CONFLICT)
+def redo(
+    transition_id: int, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
+) -> TransitionOut:
+    """Apply again the newest undone edit (until a new edit is made: then there is nothing to redo)."""
+    transition = get_transition(db, transition_id)
+    expected = based_on(if_match, body.version if body else None)
+    history.redo(db, transition, expected=expected, actor=access.actor)
+    return views.transition_out(db, transition)
+
+
+@router.post("/{transition_id}/revert", response_model=TransitionOut, responses=_CONFLICT)
+def revert(
+    transition_id: int, data: RevertRequest, db: SessionDep, access: AccessDep, if_match: IfMatchDep
+) -> TransitionOut:
+    """Make the transition what it was at `to_version`, as one new edit (so it can be undone in turn)."""
+    transition = get_transition(db, transition_id)
+    expected = based_on(if_match, data.version)
+    history.revert(db, transition, data.to_version, expected=expected, actor=access.actor)
+    return views.transition_out(db, transition)
+
+
+# ---------------------------------------------------------------- answers
+
+
+def current_state(transition_id: int) -> dict[str, Any] | None:
+    with new_session() as db:
+        try:
+            transition = get_transition(db, transition_id)
+        except Exception:
+            return None
+        return views.transition_out(db, transition).model_dump(mode="json")
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> Response:
+        current = await asyncio.to_thread(current_state, exc.transition_id)
+        return JSONResponse(
+            {"detail": str(exc), "current": current, "changes": exc.changes},
+            status_code=409,
+            headers={"ETag": f'"{exc.current}"'},
+        )
+
+    @app.exception_handler(AccessDenied)
+    async def _denied(request: Request, exc: AccessDenied) -> Response:
+        response: Response
+        if exc.status == 303:
+            response = RedirectResponse(exc.message, status_code=303)
+        elif _wants_html(request):
+            response = templates.TemplateResponse(
+                request,
+                "pages/access.html",
+                {"status": exc.status, "message": exc.message},
+                status_code=exc.status,
+            )
+        else:
+            response = JSONResponse({"detail": exc.message}, status_code=exc.status)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="segue"'
+        if exc.clear_cookie:
+            response.delete_cookie(LINK_COOKIE, path="/")
+        return response
+
+
+# ---------------------------------------------------------------- the history panel's buttons (htmx)
+
+pages = APIRouter(include_in_schema=False)
+
+
+def _number(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
+
+
+async def _history_page(request: Request, db: Any, transition_id: int, access: Any, action: str) -> Response:
+    from app.routes.pages import _editor_context, _is_htmx, conflict_response
+
+    transition = get_transition(db, transition_id)
+    form = await request.form()
+    expected = _number(form.get("version"))
+    message = None
+    try:
+        if action == "undo":
+            history.undo(db, transition, expected=expected, actor=access.actor)
+        elif action == "redo":
+            history.redo(db, transition, expected=expected, actor=access.actor)
+        else:
+            to_version = _number(form.get("to_version"))
+            if to_version is None:
+                raise FieldError("to_version", "to_version: the version to go back to, like 3")
+            history.revert(db, transition, to_version, expected=expected, actor=access.actor)
+    except Conflict as exc:
+        return conflict_response(request, db, exc)
+    except FieldError as exc:
+        message = exc.message
+    if not _is_htmx(request) and message is None:
+        return RedirectResponse(f"/transitions/{transition_id}", status_code=303)
+    db.expire_all()
+    context = _editor_context(db, transition)
+    context.update(oob=_is_htmx(request), history_error=message)
+    status = 422 if message else 200
+    if not _is_htmx(request):
+        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=status)
+    return templates.TemplateResponse(
+        request,
+        "pages/transition.html",
+        context,
+        status_code=status,
+        block_names=["header", "settings", "timeline", "history"],
+    )
+
+
+@pages.post("/transitions/{transition_id}/undo", response_class=HTMLResponse)
+async def undo_page(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+    return await _history_page(request, db, transition_id, access, "undo")
+
+
+@pages.post("/transitions/{transition_id}/redo", response_class=HTMLResponse)
+async def redo_page(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+    return await _history_page(request, db, transition_id, access, "redo")
+
+
+@pages.post("/transitions/{transition_id}/revert", response_class=HTMLResponse)
+async def revert_page(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+    return await _history_page(request, db, transition_id, access, "revert")
