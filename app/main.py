@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import errors
 from app.config import REPO_ROOT, get_settings
-from app.routes import health, keyframes, pages, renders, transitions
+from app.deps import enforce_access
+from app.routes import docs, exports, health, keyframes, pages, projects, renders, scores, transitions
+from app.routes.compare import router as compare_router
+from app.routes.events import router as events_router
+from app.routes.history import install as install_history
+from app.routes.history import pages as history_pages
+from app.routes.history import router as history_router
+from app.routes.links import router as links_router
+from app.routes.suggestions import pages as suggestion_pages
+from app.routes.suggestions import router as suggestions_router
 
 log = logging.getLogger("segue")
 
@@ -34,9 +43,31 @@ def create_app() -> FastAPI:
         summary="Steer transitions between text prompts in latent diffusion models.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets by app/routes/docs.py, so they work offline
+        redoc_url=None,
+        # Every route checks who asks (share links, SEGUE_REQUIRE_LINK): app/deps.enforce_access.
+        dependencies=[Depends(enforce_access)],
     )
     errors.install(app)
-    for router in (transitions.router, keyframes.router, renders.router, health.router, pages.router):
+    install_history(app)  # 409 with the current state; 401/403/404 for links
+    routers = [
+        transitions.router,
+        keyframes.router,
+        renders.router,
+        scores.router,
+        health.router,
+        docs.router,
+        pages.router,
+        suggestions_router,
+        suggestion_pages,
+    ]
+    for router in routers:
+        app.include_router(router)
+    # Exports of renders and project files: API and the render panel's / new page's forms.
+    for router in (exports.router, exports.pages, projects.router, projects.pages):
+        app.include_router(router)
+    # Undo/redo and history, share links, live co-viewing, comparing two renders.
+    for router in (history_router, history_pages, links_router, events_router, compare_router):
         app.include_router(router)
 
     settings.frames_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,12 @@ from celery import Celery
 from app.config import Settings, get_settings
 
 RENDER_BATCH_TASK = "segue.render_batch"
+#: Place a render's frames with a probe pass (perceptual and adaptive spacing), then queue its batches.
+PLAN_RENDER_TASK = "segue.plan_render"
+#: Encode a finished render into a file (video, animation, zip, contact sheet); same queue as renders.
+EXPORT_TASK = "segue.export_render"
+#: Suggest intermediate prompts for a transition and rank them with probes (worker/suggestions.py).
+SUGGEST_TASK = "segue.suggest_prompts"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -72,3 +78,15 @@ def celery_client() -> Celery:
 
 def send_render_batch(render_id: int, indices: list[int]) -> None:
     celery_client().send_task(RENDER_BATCH_TASK, args=[render_id, indices], queue=get_settings().render_queue)
+
+
+def send_export(export_id: int) -> None:
+    celery_client().send_task(EXPORT_TASK, args=[export_id], queue=get_settings().render_queue)
+
+
+def send_plan_render(render_id: int) -> None:
+    celery_client().send_task(PLAN_RENDER_TASK, args=[render_id], queue=get_settings().render_queue)
+
+
+def send_suggestions(suggestion_id: int) -> None:
+    celery_client().send_task(SUGGEST_TASK, args=[suggestion_id], queue=get_settings().render_queue)

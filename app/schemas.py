@@ -11,6 +11,7 @@ from app.config import get_settings
 from core.events import RenderStats
 from core.params import (
     SETTING_FIELDS,
+    KeyframeSettings,
     ModelName,
     OptionalPrompt,
     Position,
@@ -45,6 +46,17 @@ class TransitionCreate(RenderSettings):
     model: AllowedModel | None = None  # type: ignore[assignment]  # default: SEGUE_MODEL
 
 
+def _based_on() -> Any:
+    """The optional `version` a write names (the If-Match header works too); never part of a dump."""
+    return Field(
+        None,
+        ge=1,
+        exclude=True,
+        description="the transition version this write is based on; if it is no longer the newest, "
+        "the write is refused with 409 and the current state (omit it to write regardless)",
+    )
+
+
 def _all_optional(name: str, base: type[BaseModel], doc: str) -> type[BaseModel]:
     """The same fields and checks as `base`, each optional with None meaning 'not given'."""
     fields: dict[str, Any] = {
@@ -54,15 +66,19 @@ def _all_optional(name: str, base: type[BaseModel], doc: str) -> type[BaseModel]
         )
         for field, info in base.model_fields.items()
     }
+    fields["version"] = (int | None, _based_on())
     model = create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=doc, **fields)
     return model
 
 
-class KeyframeCreate(BaseModel):
+class KeyframeCreate(KeyframeSettings):
+    """A keyframe: its position and prompt, and optionally its own seed, hold, cut and segment settings."""
+
     model_config = ConfigDict(extra="forbid")
 
     position: Position
     prompt: Prompt
+    version: int | None = _based_on()
 
 
 if TYPE_CHECKING:  # the checker sees plain models; at run time they are built from the create shapes
@@ -86,11 +102,19 @@ class PromptWarning(BaseModel):
 
 
 class KeyframeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     position: float
     prompt: str
     is_start: bool
     is_end: bool
+    seed: int | None = None
+    hold_frames: int = 0
+    cut: bool = False
+    frames: int | None = None
+    noise_interpolation: str | None = None
+    switch_step: int | None = None
 
 
 class RenderSummary(BaseModel):
@@ -125,6 +149,12 @@ class FrameOut(BaseModel):
     prompt_b: str
     reused: bool
     seconds: float | None
+    seed_a: int | None = Field(None, description="noise from this seed... (null: the transition's seed)")
+    seed_b: int | None = Field(None, description="...towards this one, at noise_t along noise_path")
+    noise_t: float = 0.0
+    noise_path: str = "slerp"
+    switch_step: int | None = Field(None, description="steps before this one are conditioned on prompt_a")
+    start_step: int = Field(0, description="> 0: a shared in-between, started at this step")
 
 
 class RenderOut(BaseModel):
@@ -146,10 +176,62 @@ class RenderCreated(BaseModel):
 
 
 class EditOut(BaseModel):
+    """One entry of a transition's history (`before`/`after`: what changed; null on rows from before it)."""
+
+    id: int | None = None
     version: int
     kind: str
+    summary: str = ""
     payload: dict[str, Any]
     created_at: datetime
+    link_id: int | None = Field(None, description="the share link the edit came through; null: the owner")
+    who: str = "owner"
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    target_id: int | None = Field(None, description="undo/redo: the id of the edit undone or redone")
+    undone: bool = False
+
+
+class RevertRequest(BaseModel):
+    """Jump back: make the transition what it was at `to_version` (one new edit, undoable)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_version: int = Field(ge=1)
+    version: int | None = _based_on()
+
+
+class BasedOn(BaseModel):
+    """An optional body for undo/redo: the version the request is based on (or the If-Match header)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = _based_on()
+
+
+LinkRole = Literal["view", "edit"]
+
+
+class LinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: LinkRole
+    expires_at: datetime | None = Field(None, description="when the link stops working (UTC if no zone)")
+
+
+class LinkOut(BaseModel):
+    id: int
+    transition_id: int
+    role: LinkRole
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+
+
+class LinkCreated(LinkOut):
+    token: str = Field(description="shown once: only its SHA-256 is stored")
+    url: str = Field(description="open it in a browser: /s/<token>")
 
 
 __all__ = [
@@ -169,3 +251,44 @@ __all__ = [
     "TransitionOut",
     "TransitionUpdate",
 ]
+
+
+class FlagOut(BaseModel):
+    kind: Literal["jump", "backwards", "neither", "plateau"]
+    message: str
+
+
+class SimilarityOut(BaseModel):
+    """How much the frame looks like its bracketing prompts a and b (the scorer's similarity)."""
+
+    a: float | None
+    b: float | None
+
+
+class FrameScoreOut(BaseModel):
+    index: int
+    t: float
+    progress: float | None = Field(description="0: looks like the keyframe before, 1: like the one after")
+    change: float | None = Field(description="the scorer's distance to the next frame")
+    similarity: SimilarityOut
+    flags: list[FlagOut]
+
+
+class ScoreSummaryOut(BaseModel):
+    smoothness: float = Field(description="1 - Gini of adjacent distances (AID); 1 is perfectly even")
+    max_jump: float
+    mean_jump: float
+    ppl: float = Field(description="sum of adjacent distances (DiffMorpher's perceptual path length)")
+    pdv: float = Field(description="variance of adjacent distances (DiffMorpher)")
+    crossing_t: float | None = Field(description="t where progress over the timeline crosses 0.5")
+    monotonicity: float = Field(description="Spearman rho of progress against t")
+    scorer: str
+    frames_scored: int
+
+
+class ScoresOut(BaseModel):
+    render_id: int
+    scorer: str | None
+    scorers: list[str]
+    frames: list[FrameScoreOut]
+    summary: ScoreSummaryOut | None

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -47,6 +48,11 @@ class Transition(Base):
     scheduler: Mapped[str] = mapped_column(String(32), default="dpmsolver")
     text_interpolation: Mapped[str] = mapped_column(String(16), default="lerp")
     batch_size: Mapped[int] = mapped_column(Integer, default=3)
+    noise_interpolation: Mapped[str] = mapped_column(String(16), default="slerp", server_default="slerp")
+    spacing: Mapped[str] = mapped_column(String(16), default="uniform", server_default="uniform")
+    spacing_budget: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    in_between: Mapped[str] = mapped_column(String(8), default="full", server_default="full")
+    shared_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     model: Mapped[str] = mapped_column(String(500))
     #: Bumped by every edit; a render records the version it was started from.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -63,7 +69,12 @@ class Transition(Base):
 
 class Keyframe(Base):
     __tablename__ = "keyframes"
-    __table_args__ = (UniqueConstraint("transition_id", "position", name="uq_keyframe_position"),)
+    __table_args__ = (
+        UniqueConstraint("transition_id", "position", name="uq_keyframe_position"),
+        # Ids are never reused (SQLite AUTOINCREMENT; PostgreSQL sequences never are): undoing a delete puts
+        # the keyframe back under its own id, which later entries of the history refer to.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
@@ -72,6 +83,13 @@ class Keyframe(Base):
     is_start: Mapped[bool] = mapped_column(Boolean, default=False)
     is_end: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Paths (core.params.KeyframeSettings): null means "not set" (inherit), hold 0 and no cut by default.
+    seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    hold_frames: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cut: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    frames: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    noise_interpolation: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
+    switch_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
 
     transition: Mapped[Transition] = relationship(back_populates="keyframes")
 
@@ -137,6 +155,16 @@ class Frame(Base):
     local_t: Mapped[float] = mapped_column(Float)
     prompt_a: Mapped[str] = mapped_column(Text)
     prompt_b: Mapped[str] = mapped_column(Text)
+    # The frame's own path inputs (core.timeline.FramePlan): noise between two seeds (null: the render's
+    # seed), the switch step, and for a shared in-between its start step and anchor frames (indices).
+    seed_a: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    seed_b: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+    noise_t: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    noise_path: Mapped[str] = mapped_column(String(16), default="slerp", server_default="slerp")
+    switch_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    start_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    anchor_a: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    anchor_b: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     #: Hash of everything that decides the pixels; the image is stored under it.
     key: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -148,15 +176,63 @@ class Frame(Base):
 
 
 class Edit(Base):
-    """The history of a transition: every change, with the version it produced."""
+    """The history of a transition: every change, with the version it produced (app/services/history.py).
+
+    `before` and `after` hold exactly what changed: {"transition": {field: value}, "keyframes": {id: fields
+    or null}} (null: the keyframe does not exist). Undo applies `before`, redo `after`; an undo or a redo is
+    an edit too, naming the edit it undid or redid in `target_id`. Rows written before the history existed
+    have neither and cannot be undone.
+    """
 
     __tablename__ = "edits"
+    __table_args__ = (UniqueConstraint("transition_id", "version", name="uq_edit_version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Who: the share link the edit came through; null for the owner (or the admin token).
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("share_links.id", ondelete="SET NULL"), nullable=True, default=None
+    )
+    before: Mapped[dict[str, Any] | None] = mapped_column(
+        "before_state", JSON(none_as_null=True), nullable=True, default=None
+    )
+    after: Mapped[dict[str, Any] | None] = mapped_column(
+        "after_state", JSON(none_as_null=True), nullable=True, default=None
+    )
+    target_id: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+
+
+class ShareLink(Base):
+    """A link that opens one transition to whoever holds it: role view (read only) or edit.
+
+    Only the SHA-256 of the token is stored; the token itself is shown once, when the link is made.
+    """
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+
+
+class TransitionEventRow(Base):
+    """Events of a transition's co-viewing channel in embedded mode (distributed: one Redis Stream each)."""
+
+    __tablename__ = "transition_events"
+    __table_args__ = (Index("ix_transition_events_transition_id_id", "transition_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -190,3 +266,53 @@ class FrameScore(Base):
     sim_a: Mapped[float | None] = mapped_column(Float, nullable=True)
     sim_b: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Export(Base):
+    """A file made from a finished render (video, animation, zip of frames, contact sheet).
+
+    One row per (render, format, options): `cache_key` hashes them, so an identical request finds the
+    row (and its file) again. The file lives in the frame store's export area under `file_name`.
+    """
+
+    __tablename__ = "exports"
+    __table_args__ = (UniqueConstraint("cache_key", name="uq_export_cache_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
+    format: Mapped[str] = mapped_column(String(16))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cache_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    file_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Suggestion(Base):
+    """A request for suggested intermediate prompts and what the worker proposed (engine/suggesters).
+
+    `items` grows while the worker ranks: [{prompt, position, score, thumbnail_key, source, original,
+    progress, detour, state}], best first; `details` says which suggester answered, what was rejected and
+    why, and how long each step took.
+    """
+
+    __tablename__ = "suggestions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(16), default="bridge")
+    #: The segment starts at this keyframe (bridge mode); None: the widest segment.
+    after_keyframe_id: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    #: All suggestions at this t (a flagged frame's); None: evenly spaced over the segment.
+    position: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    count: Mapped[int] = mapped_column(Integer, default=3)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)

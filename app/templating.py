@@ -22,6 +22,9 @@ templates.env.globals.update(
     zip=zip,
     scheduler_labels=params.SCHEDULER_LABELS,
     text_interpolation_labels=params.TEXT_INTERPOLATION_LABELS,
+    noise_interpolation_labels=params.NOISE_INTERPOLATION_LABELS,
+    spacing_labels=params.SPACING_LABELS,
+    in_between_labels=params.IN_BETWEEN_LABELS,
 )
 
 
@@ -42,4 +45,11 @@ def settings_context() -> dict[str, Any]:
         "height": s.default_size,
         "model": s.model,
     }
-    return {"limits": limits, "defaults": defaults, "models": s.models, "default_model": s.model}
+    keyframe_limits = {name: {"low": r.low, "high": r.high()} for name, r in params.KEYFRAME_RANGES.items()}
+    return {
+        "limits": limits,
+        "keyframe_limits": keyframe_limits,
+        "defaults": defaults,
+        "models": s.models,
+        "default_model": s.model,
+    }

@@ -106,3 +106,55 @@ def parse(name: str, data: dict[str, Any]) -> RenderEvent:
 def finished(status: str, render_id: int, **fields: Any) -> Finished:
     """The final event for a render that ended with `status` (done, failed or cancelled)."""
     return FINAL_EVENTS[status](render_id=render_id, **fields)
+
+
+# ---------------------------------------------------------------- a transition's co-viewing channel
+
+
+class TransitionEvent(BaseModel):
+    """Base of the events every viewer of one transition receives (its channel, beside render streams)."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: ClassVar[str]
+
+    transition_id: int
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class TransitionChanged(TransitionEvent):
+    """An edit was saved: the version it made, its kind (add_keyframe, update, undo, ...) and who made it.
+
+    `client` is the id of the page that sent the edit, so that page can tell its own edits from others'.
+    """
+
+    name = "changed"
+    version: int
+    kind: str
+    summary: str
+    link_id: int | None = None
+    client: str | None = None
+
+
+class TransitionDeleted(TransitionEvent):
+    name = "deleted"
+
+
+class RenderStarted(TransitionEvent):
+    """A render of the transition was started; its own events follow on the same co-viewing stream."""
+
+    name = "render"
+    render_id: int
+    transition_version: int
+    frames_total: int
+    status: str
+
+
+TRANSITION_EVENT_TYPES: dict[str, type[TransitionEvent]] = {
+    cls.name: cls for cls in (TransitionChanged, TransitionDeleted, RenderStarted)
+}
+
+
+def parse_transition_event(name: str, data: dict[str, Any]) -> TransitionEvent:
+    return TRANSITION_EVENT_TYPES[name].model_validate(data)

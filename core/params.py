@@ -32,6 +32,37 @@ TEXT_INTERPOLATION_LABELS: dict[str, str] = {"lerp": "Linear (lerp)", "slerp": "
 assert set(SCHEDULER_LABELS) == set(get_args(Scheduler))
 assert set(TEXT_INTERPOLATION_LABELS) == set(get_args(TextInterpolation))
 
+#: How the noise latent travels between two seeds (README, "Paths and spacing"). With one seed every path
+#: gives that seed's noise unchanged.
+NoiseInterpolation = Literal["linear", "normalized", "slerp", "translate"]
+NOISE_INTERPOLATION_LABELS: dict[str, str] = {
+    "linear": "Linear (midpoint std 0.71)",
+    "normalized": "Normalized linear",
+    "slerp": "Spherical (slerp)",
+    "translate": "Translate (slide a window)",
+}
+#: Where the frames sit on the timeline: named curves (core.spacing) or measured from a probe pass.
+Spacing = Literal["uniform", "ease_in_out", "ease_in", "ease_out", "sine", "perceptual", "adaptive"]
+SPACING_LABELS: dict[str, str] = {
+    "uniform": "Uniform",
+    "ease_in_out": "Ease in and out",
+    "ease_in": "Ease in",
+    "ease_out": "Ease out",
+    "sine": "Sine in and out",
+    "perceptual": "Perceptually even (probe pass)",
+    "adaptive": "Adaptive refinement (probe pass)",
+}
+#: Spacings that need a probe render before the frames can be placed.
+PROBED_SPACINGS = ("perceptual", "adaptive")
+InBetween = Literal["full", "shared"]
+IN_BETWEEN_LABELS: dict[str, str] = {
+    "full": "Full (every frame from noise)",
+    "shared": "Shared trajectory (in-betweens from step k)",
+}
+assert set(NOISE_INTERPOLATION_LABELS) == set(get_args(NoiseInterpolation))
+assert set(SPACING_LABELS) == set(get_args(Spacing))
+assert set(IN_BETWEEN_LABELS) == set(get_args(InBetween))
+
 
 @dataclass(frozen=True)
 class Caps:
@@ -106,17 +137,24 @@ RANGES: dict[str, Range] = {
     "width": Range(SIZE_MIN, lambda c: c.size, multiple=SIZE_MULTIPLE),
     "height": Range(SIZE_MIN, lambda c: c.size, multiple=SIZE_MULTIPLE),
     "batch_size": Range(1, lambda c: c.batch_size),
+    # Probe frames (perceptual) or most frames added (adaptive); see core.spacing.
+    "spacing_budget": Range(2, lambda c: c.frames),
+    # Trajectory sharing: in-betweens start at this step (clamped below the render's steps).
+    "shared_from_step": Range(1, lambda c: c.steps),
+}
+
+#: The numeric limits of a keyframe's own settings (a keyframe's seed uses RANGES["seed"]).
+KEYFRAME_RANGES: dict[str, Range] = {
+    "seed": RANGES["seed"],
+    "hold_frames": Range(0, lambda c: c.frames),
+    "frames": Range(1, lambda c: c.frames),
+    "switch_step": Range(0, lambda c: c.steps),
 }
 
 
-def _ranged(value: float, info: ValidationInfo) -> float:
-    RANGES[str(info.field_name)].check(str(info.field_name), value)
-    return value
-
-
-def _range_schema(field: str) -> Callable[[dict[str, Any]], None]:
+def _range_schema(field: str, table: dict[str, Range]) -> Callable[[dict[str, Any]], None]:
     def extra(schema: dict[str, Any]) -> None:
-        limit = RANGES[field]
+        limit = table[field]
         schema["minimum"], schema["maximum"] = limit.low, limit.high()
         if limit.multiple:
             schema["multipleOf"] = limit.multiple
@@ -124,9 +162,15 @@ def _range_schema(field: str) -> Callable[[dict[str, Any]], None]:
     return extra
 
 
-def ranged(field: str, kind: type) -> Any:
+def ranged(field: str, kind: type, table: dict[str, Range] | None = None) -> Any:
     """The annotated type of a numeric setting: checked against RANGES, its limits in the JSON schema."""
-    return Annotated[kind, AfterValidator(_ranged), Field(json_schema_extra=_range_schema(field))]
+    limits = RANGES if table is None else table
+
+    def check(value: float, info: ValidationInfo) -> float:
+        limits[field].check(str(info.field_name), value)
+        return value
+
+    return Annotated[kind, AfterValidator(check), Field(json_schema_extra=_range_schema(field, limits))]
 
 
 def check_prompt(field: str, value: str, *, required: bool = True) -> str:
@@ -135,8 +179,17 @@ def check_prompt(field: str, value: str, *, required: bool = True) -> str:
         raise ValueError(f"{field} must not be empty")
     if len(value) > MAX_PROMPT_CHARS:
         raise ValueError(f"{field} must be at most {MAX_PROMPT_CHARS} characters (got {len(value)})")
+    return check_text(field, value)
+
+
+def check_text(field: str, value: str) -> str:
+    """Text every database stores as given: no NUL character, no lone UTF-16 surrogate."""
     if "\x00" in value:
         raise ValueError(f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{field} must be valid Unicode text (it holds a lone surrogate)") from None
     return value
 
 
@@ -149,7 +202,7 @@ def _optional_prompt(value: str, info: ValidationInfo) -> str:
 
 
 def _title(value: str) -> str:
-    value = value.strip()
+    value = check_text("title", value.strip())
     if len(value) > MAX_TITLE_CHARS:
         raise ValueError(f"title must be at most {MAX_TITLE_CHARS} characters (got {len(value)})")
     return value
@@ -193,9 +246,17 @@ class RenderSettings(PixelSettings):
 
     frames: ranged("frames", int) = 24  # type: ignore[valid-type]
     batch_size: ranged("batch_size", int) = 3  # type: ignore[valid-type]
+    # Paths and spacing (README): the per-frame noise inputs and switch step are the frame's own (FramePlan).
+    noise_interpolation: NoiseInterpolation = "slerp"
+    spacing: Spacing = "uniform"
+    spacing_budget: ranged("spacing_budget", int) | None = None  # type: ignore[valid-type]
+    in_between: InBetween = "full"
+    shared_from_step: ranged("shared_from_step", int) | None = None  # type: ignore[valid-type]
 
 
 SETTING_FIELDS: tuple[str, ...] = tuple(RenderSettings.model_fields)
+#: Settings whose "not set" (null) is a value of its own: a PATCH with null (an emptied field) clears them.
+NULLABLE_SETTINGS: tuple[str, ...] = ("spacing_budget", "shared_from_step")
 PIXEL_FIELDS: tuple[str, ...] = tuple(PixelSettings.model_fields)
 
 
@@ -207,7 +268,35 @@ def defaults() -> dict[str, Any]:
     }
 
 
-class KeyframeSnapshot(BaseModel):
+class KeyframeSettings(BaseModel):
+    """A keyframe's own behaviour; the segment settings apply to the segment the keyframe starts.
+
+    seed: pins the noise here (noise between two pinned keyframes interpolates; the endpoints default to
+    the transition's seed). hold_frames: the keyframe's frame shows n more times. cut: the segment it
+    starts does not blend (its frames show this keyframe until the next one). frames: how many frames the
+    segment has. noise_interpolation, switch_step: the segment's noise path and prompt switch step.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: ranged("seed", int, KEYFRAME_RANGES) | None = None  # type: ignore[valid-type]
+    hold_frames: ranged("hold_frames", int, KEYFRAME_RANGES) = 0  # type: ignore[valid-type]
+    cut: bool = False
+    frames: ranged("frames", int, KEYFRAME_RANGES) | None = None  # type: ignore[valid-type]
+    noise_interpolation: NoiseInterpolation | None = None
+    switch_step: ranged("switch_step", int, KEYFRAME_RANGES) | None = None  # type: ignore[valid-type]
+
+
+KEYFRAME_FIELDS: tuple[str, ...] = tuple(KeyframeSettings.model_fields)
+#: Settings of the segment a keyframe starts: meaningless on the end keyframe.
+SEGMENT_FIELDS: tuple[str, ...] = ("cut", "frames", "noise_interpolation", "switch_step")
+
+
+class KeyframeSnapshot(KeyframeSettings):
+    """A keyframe as a render stored it; rows written before the keyframe settings existed load as None."""
+
+    model_config = ConfigDict(extra="ignore")
+
     position: float
     prompt: str
 

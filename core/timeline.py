@@ -1,16 +1,19 @@
 """Timeline math: which keyframes bracket a frame, the order frames are rendered in, and a frame's identity.
 
 Pure Python on purpose: the web app imports this module to plan renders, and it must not pull in torch.
+The keyframe behaviours (seed, hold, cut, per-segment frames, noise path, switch step), the spacing and
+trajectory sharing are defined here; README "Paths and spacing" says the same in prose.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from core.params import PixelSettings
+from core import spacing as spacings
+from core.params import PixelSettings, RenderSnapshot
 
 #: Positions closer than this are the same point on the timeline, everywhere (API, forms, planner).
 POSITION_TOLERANCE = 1e-6
@@ -18,15 +21,33 @@ POSITION_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class Key:
-    """A keyframe on the timeline: a prompt pinned at a position in [0, 1]."""
+    """A keyframe on the timeline: a prompt pinned at a position in [0, 1], and its own behaviour.
+
+    seed: pins the noise latent here (None: inner keyframes leave the noise alone, the endpoints use the
+    transition's seed). hold_frames: n extra frames showing this keyframe. The rest apply to the segment
+    this keyframe starts: cut (no blending: its frames show this keyframe until the next one), frames
+    (the segment's frame count), noise_interpolation (its noise path), switch_step (see FramePlan).
+    """
 
     position: float
     prompt: str
+    seed: int | None = None
+    hold_frames: int = 0
+    cut: bool = False
+    frames: int | None = None
+    noise_interpolation: str | None = None
+    switch_step: int | None = None
 
 
 @dataclass(frozen=True)
 class FramePlan:
-    """Where one frame sits: its global t, the segment it falls in and the blend inside that segment."""
+    """Where one frame sits: its global t, the segment it falls in and the blend inside that segment.
+
+    Noise: the frame's noise latent is noise_path(noise(seed_a), noise(seed_b), noise_t); a seed of None is
+    the transition's seed. switch_step k: steps [0, k) are conditioned on prompt_a alone, the rest on the
+    blend. start_step k > 0 (trajectory sharing): the frame starts at step k from the slerp of the step-k
+    latents of frames anchor_a and anchor_b (indices), weighted by where t sits between their t.
+    """
 
     index: int
     t: float
@@ -34,6 +55,14 @@ class FramePlan:
     prompt_a: str
     prompt_b: str
     local_t: float
+    seed_a: int | None = None
+    seed_b: int | None = None
+    noise_t: float = 0.0
+    noise_path: str = "slerp"
+    switch_step: int | None = None
+    start_step: int = 0
+    anchor_a: int | None = None
+    anchor_b: int | None = None
 
 
 def frame_times(n: int) -> list[float]:
@@ -73,23 +102,213 @@ def locate(t: float, keys: Sequence[Key]) -> tuple[int, float]:
     raise AssertionError("unreachable: keys cover 0..1")
 
 
-def plan_frames(keys: Sequence[Key], n: int) -> list[FramePlan]:
-    """Every frame of an n-frame render of the timeline given by keys."""
-    ordered = check_keys(keys)
-    plans = []
-    for index, t in enumerate(frame_times(n)):
-        segment, local_t = locate(t, ordered)
-        plans.append(
-            FramePlan(
-                index=index,
-                t=t,
-                segment=segment,
-                prompt_a=ordered[segment].prompt,
-                prompt_b=ordered[segment + 1].prompt,
-                local_t=local_t,
-            )
+def keys_of(snapshot: RenderSnapshot) -> list[Key]:
+    """A stored render's keyframes as timeline keys."""
+    return [
+        Key(
+            position=k.position,
+            prompt=k.prompt,
+            seed=k.seed,
+            hold_frames=k.hold_frames or 0,
+            cut=bool(k.cut),
+            frames=k.frames,
+            noise_interpolation=k.noise_interpolation,
+            switch_step=k.switch_step,
         )
-    return plans
+        for k in snapshot.keyframes
+    ]
+
+
+def per_segment(keys: Sequence[Key]) -> bool:
+    """Whether any segment sets its own frame count (then every segment is spaced on its own)."""
+    return any(k.frames for k in keys[:-1])
+
+
+def base_times(
+    keys: Sequence[Key], n: int, spacing: str | Callable[[float], float] = "uniform"
+) -> list[float]:
+    """The frames' positions before holds: n positions over the whole timeline spaced by the curve, or,
+    when a keyframe sets `frames`, each segment's own count spaced by the curve within the segment.
+
+    In per-segment mode a segment without `frames` gets as many frames as the n-frame grid puts in it
+    (at least one); every segment's first frame sits on its keyframe, and one last frame sits at 1.
+    `spacing` is a curve name (core.spacing.CURVES) or a curve (a perceptual core.spacing.Warp).
+    """
+    ordered = check_keys(keys)
+    fn = spacings.curve(spacing) if isinstance(spacing, str) else spacing
+    if not per_segment(ordered):
+        return spacings.apply(fn, spacings.grid(n))
+    grid = spacings.grid(n)
+    times: list[float] = []
+    for left, right in zip(ordered, ordered[1:], strict=False):
+        count = left.frames or max(
+            1,
+            sum(
+                1
+                for t in grid
+                if left.position - POSITION_TOLERANCE <= t < right.position - POSITION_TOLERANCE
+            ),
+        )
+        local = fn.restricted(left.position, right.position) if isinstance(fn, spacings.Warp) else fn
+        width = right.position - left.position
+        times += [left.position + width * u for u in spacings.apply(local, [j / count for j in range(count)])]
+    return [*times, 1.0]
+
+
+def _noise_anchors(keys: Sequence[Key], seed: int | None) -> list[tuple[float, int | None]]:
+    """(position, seed) where the noise is pinned: the endpoints (own seed or the transition's) and every
+    inner keyframe that has a seed."""
+    inner = [(k.position, k.seed) for k in keys[1:-1] if k.seed is not None]
+    start = keys[0].seed if keys[0].seed is not None else seed
+    end = keys[-1].seed if keys[-1].seed is not None else seed
+    return [(0.0, start), *inner, (1.0, end)]
+
+
+def noise_at(t: float, anchors: Sequence[tuple[float, int | None]]) -> tuple[int | None, int | None, float]:
+    """(seed_a, seed_b, noise_t) at t: the pinned seeds around t and where t sits between them."""
+    last = len(anchors) - 2
+    for i in range(last + 1):
+        (pa, sa), (pb, sb) = anchors[i], anchors[i + 1]
+        if t < pb - POSITION_TOLERANCE or i == last:
+            local = 0.0 if t <= pa + POSITION_TOLERANCE else (t - pa) / (pb - pa)
+            return sa, sb, min(1.0, max(0.0, local))
+    raise AssertionError("unreachable: anchors cover 0..1")
+
+
+def _content(
+    ordered: Sequence[Key], anchors: Sequence[tuple[float, int | None]], t: float, noise_path: str
+) -> FramePlan:
+    """What the frame at t shows (index 0; the caller numbers frames)."""
+    segment, local_t = locate(t, ordered)
+    key = ordered[segment]
+    at = t
+    if key.cut and 0.0 < local_t < 1.0:  # at 1 (the end keyframe) the cut is over
+        at, local_t = key.position, 0.0
+    seed_a, seed_b, noise_t = noise_at(at, anchors)
+    return FramePlan(
+        index=0,
+        t=t,
+        segment=segment,
+        prompt_a=key.prompt,
+        prompt_b=ordered[segment + 1].prompt,
+        local_t=local_t,
+        seed_a=seed_a,
+        seed_b=seed_b,
+        noise_t=noise_t,
+        noise_path=key.noise_interpolation or noise_path,
+        switch_step=key.switch_step,
+    )
+
+
+def frames_at(
+    keys: Sequence[Key], positions: Sequence[float], *, seed: int | None = None, noise_path: str = "slerp"
+) -> list[FramePlan]:
+    """The frames at given positions (no holds), numbered in the given order: for probe passes."""
+    ordered = check_keys(keys)
+    anchors = _noise_anchors(ordered, seed)
+    return [replace(_content(ordered, anchors, t, noise_path), index=i) for i, t in enumerate(positions)]
+
+
+def cut_boundaries(keys: Sequence[Key]) -> list[float]:
+    """Positions where a cut jumps: the keyframe after each cut segment."""
+    ordered = check_keys(keys)
+    return [right.position for left, right in zip(ordered, ordered[1:], strict=False) if left.cut]
+
+
+def plan_frames(
+    keys: Sequence[Key],
+    n: int,
+    *,
+    spacing: str | Callable[[float], float] = "uniform",
+    times: Sequence[float] | None = None,
+    seed: int | None = None,
+    noise_path: str = "slerp",
+    max_frames: int | None = None,
+) -> list[FramePlan]:
+    """Every frame of a render of the timeline given by keys.
+
+    Positions come from `base_times(keys, n, spacing)`, or are `times` when given (a probe pass placed
+    them; 0 and 1 must be among them). Then, per frame: the segment and blend (a frame exactly on a
+    keyframe shows it alone); in a cut segment the frame shows the segment's start keyframe exactly as
+    the frame on that keyframe does (prompt and noise), while reporting its own t; the noise between the
+    pinned seeds around it (`seed` is the transition's, None means "the transition's" downstream); the
+    segment's noise path (else `noise_path`) and switch step. Finally each keyframe with hold_frames = h
+    gets h extra frames right after its own frame (one is added at its position if none falls there),
+    all with the keyframe's t. `max_frames` refuses a plan with more frames than that.
+    """
+    ordered = check_keys(keys)
+    if times is None:
+        positions = base_times(ordered, n, spacing)
+    else:
+        positions = sorted(float(t) for t in times)
+        if not positions or positions[0] != 0.0 or positions[-1] != 1.0:
+            raise ValueError("planned positions must include 0 and 1")
+    anchors = _noise_anchors(ordered, seed)
+
+    def content(t: float) -> FramePlan:
+        return _content(ordered, anchors, t, noise_path)
+
+    plans = [content(t) for t in positions]
+    for key in ordered:
+        if key.hold_frames <= 0:
+            continue
+        at = next((i for i, p in enumerate(plans) if abs(p.t - key.position) <= POSITION_TOLERANCE), None)
+        if at is None:
+            at = next(i for i, p in enumerate(plans) if p.t > key.position)
+            plans.insert(at, content(key.position))
+        plans[at + 1 : at + 1] = [plans[at]] * key.hold_frames
+    if max_frames is not None and len(plans) > max_frames:
+        raise ValueError(
+            f"this timeline plans {len(plans)} frames (segments, holds and spacing together); "
+            f"at most {max_frames} are allowed"
+        )
+    return [replace(plan, index=index) for index, plan in enumerate(plans)]
+
+
+#: Trajectory sharing: frames at even indices (and every frame pinned to a keyframe) are anchors.
+SHARED_STRIDE = 2
+
+
+def _pinned(plan: FramePlan) -> bool:
+    return plan.local_t <= 0.0 or plan.local_t >= 1.0
+
+
+def share(plans: Sequence[FramePlan], start_step: int) -> list[FramePlan]:
+    """Mark the in-betweens of trajectory sharing: start_step, anchor_a and anchor_b.
+
+    Anchors are rendered in full: both ends, every frame on a keyframe (and holds and cut frames, which
+    show one), and every SHARED_STRIDE-th frame. Every other frame is an in-between between the nearest
+    anchors on each side, provided both lie in its segment (or the right one on the next keyframe), so a
+    cut is never blended over. An in-between starts at step start_step from the slerp of the anchors'
+    latents at that step and costs steps - start_step U-Net evaluations instead of steps.
+    """
+    if start_step <= 0:
+        return list(plans)
+    last = len(plans) - 1
+    anchors = [i for i, p in enumerate(plans) if i in (0, last) or i % SHARED_STRIDE == 0 or _pinned(p)]
+    is_anchor = set(anchors)
+    out = list(plans)
+    for i, plan in enumerate(plans):
+        if i in is_anchor:
+            continue
+        a = max(j for j in anchors if j < i)
+        b = min(j for j in anchors if j > i)
+        left, right = plans[a], plans[b]
+        same_left = left.segment == plan.segment
+        same_right = right.segment == plan.segment or (
+            right.segment == plan.segment + 1 and right.local_t <= 0.0
+        )
+        if same_left and same_right and right.t > left.t:
+            out[i] = replace(plan, start_step=start_step, anchor_a=a, anchor_b=b)
+    return out
+
+
+def shared_weight(plan: FramePlan, plans: Sequence[FramePlan]) -> float:
+    """Where an in-between sits between its anchors, in t (0: anchor_a, 1: anchor_b)."""
+    if plan.anchor_a is None or plan.anchor_b is None:
+        raise ValueError(f"frame {plan.index} is not an in-between")
+    ta, tb = plans[plan.anchor_a].t, plans[plan.anchor_b].t
+    return min(1.0, max(0.0, (plan.t - ta) / (tb - ta)))
 
 
 def render_order(n: int) -> list[int]:
@@ -116,13 +335,27 @@ def render_order(n: int) -> list[int]:
     return order
 
 
-def frame_key(pixels: PixelSettings, plan: FramePlan, model_revision: str = "") -> str:
+def frame_key(
+    pixels: PixelSettings,
+    plan: FramePlan,
+    model_revision: str = "",
+    shared: tuple[str, str, float] | None = None,
+) -> str:
     """Content hash of a frame: equal keys mean equal pixels, so a stored image can be reused.
 
     A frame at local t 0 or 1 is just one prompt, so its key does not depend on the other keyframe.
     The model's revision is part of the key: frames of older weights are not reused after an update.
+    Only what changes the pixels is hashed, in a normal form: a frame with a single seed hashes that seed
+    as `seed` (so with the transition's seed the key is the one Segue always gave it); a frame between two
+    seeds hashes both, its noise t and the noise path; an effective switch step hashes it with prompt_a;
+    a shared in-between (trajectory sharing) hashes its start step, its anchors' keys and its weight
+    (`shared`: (key of anchor_a, key of anchor_b, weight)).
     """
-    if plan.local_t <= 0.0:
+    switch = plan.switch_step or 0
+    if plan.local_t > 0.0 and plan.prompt_a != plan.prompt_b and switch >= pixels.steps:
+        blend = (plan.prompt_a, plan.prompt_a, 0.0)  # conditioned on prompt_a for every step
+        switch = 0
+    elif plan.local_t <= 0.0:
         blend = (plan.prompt_a, plan.prompt_a, 0.0)
     elif plan.local_t >= 1.0:
         blend = (plan.prompt_b, plan.prompt_b, 0.0)
@@ -132,5 +365,37 @@ def frame_key(pixels: PixelSettings, plan: FramePlan, model_revision: str = "") 
     if blend[0] == blend[1]:
         # With a single prompt, lerp and slerp give the same embedding.
         payload["text_interpolation"] = "-"
+    if switch > 0 and plan.local_t > 0.0 and plan.prompt_a != plan.prompt_b:
+        payload["switch"] = [switch, plan.prompt_a]
+    seed_a = pixels.seed if plan.seed_a is None else plan.seed_a
+    seed_b = pixels.seed if plan.seed_b is None else plan.seed_b
+    if seed_a == seed_b or plan.noise_t <= 0.0:
+        payload["seed"] = seed_a
+    elif plan.noise_t >= 1.0:
+        payload["seed"] = seed_b
+    else:
+        payload["seed"] = None
+        payload["noise"] = [seed_a, seed_b, round(plan.noise_t, 12), plan.noise_path]
+    if plan.start_step > 0:
+        if shared is None:
+            raise ValueError(f"frame {plan.index} is a shared in-between: its key needs its anchors' keys")
+        payload["shared"] = [plan.start_step, shared[0], shared[1], round(shared[2], 12)]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:40]
+
+
+def frame_keys(pixels: PixelSettings, plans: Sequence[FramePlan], model_revision: str = "") -> list[str]:
+    """The key of every frame of a plan; in-betweens after their anchors (whose keys they hash)."""
+    keys: list[str | None] = [None] * len(plans)
+    for i, plan in enumerate(plans):
+        if plan.start_step <= 0:
+            keys[i] = frame_key(pixels, plan, model_revision)
+    for i, plan in enumerate(plans):
+        if plan.start_step > 0:
+            assert plan.anchor_a is not None and plan.anchor_b is not None
+            anchor_a, anchor_b = keys[plan.anchor_a], keys[plan.anchor_b]
+            assert anchor_a is not None and anchor_b is not None, "anchors are rendered in full"
+            keys[i] = frame_key(
+                pixels, plan, model_revision, (anchor_a, anchor_b, shared_weight(plan, plans))
+            )
+    return [k for k in keys if k is not None]

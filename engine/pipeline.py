@@ -26,9 +26,12 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 from pydantic import ValidationError
 
-from core.params import SCHEDULER_LABELS, PixelSettings, error_message, field_of
+from core.params import RANGES, SCHEDULER_LABELS, PixelSettings, error_message, field_of
 from core.registry import MINI_MODEL, TINY_MODEL, model_location
-from engine.interpolation import interpolate
+from engine.interpolation import interpolate, slerp
+from engine.noise import PATHS as NOISE_PATHS
+from engine.noise import noise_between
+from engine.sampling import Group, LoopStats, decode, denoise_groups
 from engine.tiny_model import ensure_tiny_model
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,8 @@ assert set(SCHEDULERS) == set(SCHEDULER_LABELS), "core.params names the schedule
 SCHEDULER_OVERRIDES: dict[str, dict[str, Any]] = {"ddim": {"clip_sample": False, "set_alpha_to_one": False}}
 
 ENCODE_CACHE_SIZE = 256
+#: Latents kept for trajectory sharing: (settings, anchor frame, step) -> latents after that many steps.
+LATENT_CACHE_SIZE = 512
 
 DEFAULT_MODELS_DIR = Path("data") / "models"  # same default as the app's SEGUE_MODELS_DIR
 
@@ -61,11 +66,32 @@ SD_LATENT_RGB_FACTORS = (
 
 @dataclass(frozen=True)
 class FrameRequest:
-    """One frame: its text embedding is interpolate(E(prompt_a), E(prompt_b), local_t)."""
+    """One frame: its text embedding is interpolate(E(prompt_a), E(prompt_b), local_t).
+
+    Its noise is engine.noise.noise_between(seed_a, seed_b, noise_t, noise_path) (a seed of None is the
+    render's seed); switch_step k conditions steps [0, k) on prompt_a alone; `start` makes it a shared
+    in-between (trajectory sharing). core.timeline.FramePlan carries the same fields.
+    """
 
     prompt_a: str
     prompt_b: str
     local_t: float
+    seed_a: int | None = None
+    seed_b: int | None = None
+    noise_t: float = 0.0
+    noise_path: str = "slerp"
+    switch_step: int | None = None
+    start: SharedStart | None = None
+
+
+@dataclass(frozen=True)
+class SharedStart:
+    """Start at `step` from slerp(latents of anchor_a after `step` steps, those of anchor_b, weight)."""
+
+    anchor_a: FrameRequest
+    anchor_b: FrameRequest
+    weight: float
+    step: int
 
 
 class RenderCancelled(Exception):
@@ -88,9 +114,39 @@ def check_inputs(params: PixelSettings, frames: Sequence[FrameRequest]) -> None:
         for name in ("prompt_a", "prompt_b"):
             if not isinstance(getattr(frame, name), str):
                 raise ValueError(f"frames[{index}].{name} must be a string, got {getattr(frame, name)!r}")
-        t = frame.local_t
-        if not (isinstance(t, int | float) and math.isfinite(t) and 0.0 <= t <= 1.0):
-            raise ValueError(f"frames[{index}].local_t must be a number in [0, 1], got {t!r}")
+        for name in ("local_t", "noise_t"):
+            t = getattr(frame, name)
+            if not (isinstance(t, int | float) and math.isfinite(t) and 0.0 <= t <= 1.0):
+                raise ValueError(f"frames[{index}].{name} must be a number in [0, 1], got {t!r}")
+        for name in ("seed_a", "seed_b"):
+            seed = getattr(frame, name)
+            if seed is not None:
+                try:
+                    RANGES["seed"].check(f"frames[{index}].{name}", seed)
+                except ValueError as exc:
+                    raise ValueError(str(exc)) from None
+        if frame.noise_path not in NOISE_PATHS:
+            allowed = ", ".join(NOISE_PATHS)
+            raise ValueError(f"frames[{index}].noise_path must be one of {allowed}, got {frame.noise_path!r}")
+        if frame.switch_step is not None and not (
+            isinstance(frame.switch_step, int) and frame.switch_step >= 0
+        ):
+            raise ValueError(
+                f"frames[{index}].switch_step must be a whole number >= 0, got {frame.switch_step!r}"
+            )
+        if frame.start is not None:
+            start = frame.start
+            if not (isinstance(start.step, int) and 1 <= start.step < params.steps):
+                raise ValueError(
+                    f"frames[{index}].start.step must be between 1 and {params.steps - 1} (steps - 1), "
+                    f"got {start.step!r}"
+                )
+            if not (math.isfinite(start.weight) and 0.0 <= start.weight <= 1.0):
+                raise ValueError(f"frames[{index}].start.weight must be in [0, 1], got {start.weight!r}")
+            for anchor in (start.anchor_a, start.anchor_b):
+                if anchor.start is not None:
+                    raise ValueError(f"frames[{index}].start: an anchor must be rendered in full")
+                check_inputs(params, [anchor])
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -172,14 +228,22 @@ class Engine:
         device: torch.device,
         dtype: torch.dtype,
         preview: PreviewProjection | None = None,
+        folder: Path | None = None,
     ):
         self.pipe = pipe
+        self.folder = folder  # the model's local directory (None for a hub id): its side files live there
         self.preview_projection = preview or PreviewProjection()
         self.model_name = model_name
         self.device = device
         self.dtype = dtype
         self._embeddings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._embeddings_lock = threading.Lock()
+        self._latents: OrderedDict[tuple[str, FrameRequest, int], torch.Tensor] = OrderedDict()
+        self._latents_lock = threading.Lock()
+        #: What the last render() cost (U-Net calls and items), for benchmarks and tests.
+        self.last_stats = LoopStats()
+        #: One unconditional evaluation at the first step when every frame starts from the same noise.
+        self.share_first_uncond = True
 
     @classmethod
     def load(cls, model: str, device: str | None = None, models_dir: Path | None = None) -> Engine:
@@ -200,7 +264,12 @@ class Engine:
         logger.info("loaded %s from %s on %s (%s)", model, path_or_id, target, dtype)
         folder = Path(path_or_id) if Path(path_or_id).is_dir() else None
         return cls(
-            pipe, model_name=model, device=target, dtype=dtype, preview=PreviewProjection.for_model(folder)
+            pipe,
+            model_name=model,
+            device=target,
+            dtype=dtype,
+            preview=PreviewProjection.for_model(folder),
+            folder=folder,
         )
 
     def preview(self, latents: torch.Tensor, size: int = 64) -> list[PIL.Image.Image]:
@@ -259,69 +328,199 @@ class Engine:
         *,
         on_step: Callable[[int, int, torch.Tensor], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        keep_latents_at: Sequence[int] = (),
     ) -> list[PIL.Image.Image]:
         """Render `frames` in one batch and return their images in order.
 
         on_step(step_index, total_steps, latents) runs after every denoising step (latents of the whole
-        batch); should_cancel() is checked before the first and after every step and raises
-        RenderCancelled when it returns True.
+        batch, in the order of `frames`); should_cancel() is checked before the first and after every
+        step and raises RenderCancelled when it returns True. Identical requests are rendered once.
+        keep_latents_at: keep each full frame's latents after these step counts (trajectory sharing: a
+        later in-between starting there finds its anchors without recomputing them).
         """
         # 1. Check inputs
         check_inputs(params, frames)
         if should_cancel is not None and should_cancel():
             raise RenderCancelled("cancelled before the first step")
+        self.last_stats = stats = LoopStats()
+        unique = list(dict.fromkeys(frames))
+        slot = {frame: i for i, frame in enumerate(unique)}
+        order = [slot[f] for f in frames]
+        settings_key = params.model_dump_json()
+
+        def cancel_check(step: int, total: int) -> None:
+            if should_cancel is not None and should_cancel():
+                raise RenderCancelled(f"cancelled after step {step + 1} of {total}")
 
         # 2. Encode every distinct prompt once (cached across calls); "" is the unconditional prompt
+        anchors = [a for f in unique if f.start for a in (f.start.anchor_a, f.start.anchor_b)]
         embeddings = self.encode(
-            [params.negative_prompt, *(p for f in frames for p in (f.prompt_a, f.prompt_b))]
+            [params.negative_prompt, *(p for f in [*unique, *anchors] for p in (f.prompt_a, f.prompt_b))]
+        )
+        shape = (
+            1,
+            self.pipe.unet.config.in_channels,
+            params.height // self.pipe.vae_scale_factor,
+            params.width // self.pipe.vae_scale_factor,
         )
 
-        # 3. Interpolate text embeddings per frame
-        prompt_embeds = torch.cat(
-            [
+        def conditioning(group: Sequence[FrameRequest]) -> Callable[[int], torch.Tensor]:
+            # 3. Per frame: the interpolated embedding; prompt_a alone before its switch step
+            blends = [
                 interpolate(
                     embeddings[f.prompt_a], embeddings[f.prompt_b], f.local_t, params.text_interpolation
                 )
-                for f in frames
+                for f in group
             ]
-        )
-        negative_embeds = embeddings[params.negative_prompt].repeat(len(frames), 1, 1)
+            firsts = [embeddings[f.prompt_a] for f in group]
+            switches = [f.switch_step or 0 for f in group]
+            plain = torch.cat(blends)
 
-        # 4. One noise latent from the seed, drawn on the CPU so every device gets the same noise
-        pipe = self._pipeline_for_call(params.scheduler)
-        latent_shape = (
-            1,
-            pipe.unet.config.in_channels,
-            params.height // pipe.vae_scale_factor,
-            params.width // pipe.vae_scale_factor,
-        )
-        noise = torch.randn(latent_shape, generator=torch.Generator("cpu").manual_seed(params.seed))
-        latents = noise.to(device=self.device, dtype=self.dtype).repeat(len(frames), 1, 1, 1)
+            def cond(step: int) -> torch.Tensor:
+                if all(step >= k for k in switches):
+                    return plain
+                return torch.cat(
+                    [a if step < k else b for a, b, k in zip(firsts, blends, switches, strict=True)]
+                )
 
-        def step_end(
-            pipeline: StableDiffusionPipeline, step_index: int, timestep: Any, tensors: dict[str, Any]
-        ) -> dict[str, Any]:
-            if on_step is not None:
-                on_step(step_index, pipeline.num_timesteps, tensors["latents"])
-            if should_cancel is not None and should_cancel():
-                raise RenderCancelled(f"cancelled after step {step_index + 1} of {pipeline.num_timesteps}")
-            return tensors
+            return cond
 
-        # 5. Denoise and decode
-        with torch.inference_mode():
-            result = pipe(
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_embeds,
+        def noise(group: Sequence[FrameRequest]) -> torch.Tensor:
+            # 4. Each frame's noise latent, drawn on the CPU so every device gets the same noise
+            drawn = [
+                noise_between(
+                    params.seed if f.seed_a is None else f.seed_a,
+                    params.seed if f.seed_b is None else f.seed_b,
+                    f.noise_t,
+                    f.noise_path,
+                    shape,
+                )
+                for f in group
+            ]
+            return torch.cat(drawn).to(device=self.device, dtype=self.dtype)
+
+        def group_of(
+            frames_: Sequence[FrameRequest],
+            start: int,
+            stop: int,
+            capture: Sequence[int],
+            show: bool,
+            latents: torch.Tensor | None = None,
+            init: Callable[[], torch.Tensor] | None = None,
+        ) -> Group:
+            rows = [slot[f] for f in frames_] if show else []
+
+            def shown(step: int, total: int, current: torch.Tensor) -> None:
+                display[rows] = current
+
+            return Group(
+                conditioning(frames_),
+                embeddings[params.negative_prompt].repeat(len(frames_), 1, 1),
+                self._scheduler(params.scheduler),
+                start,
+                stop,
                 latents=latents,
-                num_inference_steps=params.steps,
-                guidance_scale=params.guidance_scale,
-                width=params.width,
-                height=params.height,
-                callback_on_step_end=step_end,
-                callback_on_step_end_tensor_inputs=["latents"],
-                output_type="pil",
+                init=init,
+                capture=capture,
+                on_capture=lambda step, current: self._keep_latents(settings_key, frames_, {step: current}),
+                share_first_uncond=(
+                    self.share_first_uncond
+                    and start == 0
+                    and latents is not None
+                    and bool((latents == latents[:1]).all())
+                ),
+                on_step=shown if show else None,
             )
-        return list(result.images)
+
+        def after_step(step: int, total: int) -> None:
+            if on_step is not None:
+                on_step(step, total, display[order])
+            cancel_check(step, total)
+
+        def starts_of(frames_: Sequence[FrameRequest], k: int) -> Callable[[], torch.Tensor]:
+            def init() -> torch.Tensor:
+                starts = []
+                for f in frames_:
+                    assert f.start is not None
+                    left = self._cached_latents(settings_key, f.start.anchor_a, k)
+                    right = self._cached_latents(settings_key, f.start.anchor_b, k)
+                    assert left is not None and right is not None, "anchors run first"
+                    starts.append(slerp(left[None], right[None], f.start.weight))
+                return torch.cat(starts)
+
+            return init
+
+        with torch.inference_mode():
+            display = torch.zeros((len(unique), *shape[1:]), device=self.device, dtype=self.dtype)
+            full = [f for f in unique if f.start is None]
+            shared = [f for f in unique if f.start is not None]
+            # Step counts at which full frames' latents are wanted: by in-betweens here or later batches.
+            wanted = {f.start.step for f in shared if f.start} | {
+                k for k in keep_latents_at if 0 < k < params.steps
+            }
+            # Anchors that are neither cached nor in this batch: run their first k steps only.
+            missing: dict[int, list[FrameRequest]] = {}
+            for f in shared:
+                assert f.start is not None
+                for anchor in (f.start.anchor_a, f.start.anchor_b):
+                    if (
+                        anchor not in slot
+                        and self._cached_latents(settings_key, anchor, f.start.step) is None
+                    ):
+                        group = missing.setdefault(f.start.step, [])
+                        if anchor not in group:
+                            group.append(anchor)
+            by_step: dict[int, list[FrameRequest]] = {}
+            for f in shared:
+                assert f.start is not None
+                by_step.setdefault(f.start.step, []).append(f)
+            # 5. One loop: partial anchors, full frames and in-betweens (joining at their step) share each
+            # U-Net call; an in-between starts from the slerp of its anchors' latents after k steps.
+            groups: list[Group] = []
+            members: list[list[FrameRequest]] = []
+            for k, anchors_k in sorted(missing.items()):
+                groups.append(group_of(anchors_k, 0, k, [k], show=False, latents=noise(anchors_k)))
+                members.append([])  # only their latents after k steps are wanted
+            if full:
+                groups.append(group_of(full, 0, params.steps, sorted(wanted), show=True, latents=noise(full)))
+                members.append(full)
+            for k, group in sorted(by_step.items()):
+                groups.append(group_of(group, k, params.steps, (), show=True, init=starts_of(group, k)))
+                members.append(group)
+            finals = denoise_groups(
+                self.pipe.unet,
+                groups,
+                guidance_scale=params.guidance_scale,
+                steps=params.steps,
+                stats=stats,
+                after_step=after_step,
+            )
+            results: dict[FrameRequest, torch.Tensor] = {}
+            for frames_of, latents in zip(members, finals, strict=True):
+                if frames_of:
+                    results.update(zip(frames_of, latents, strict=True))
+            # 6. Decode each distinct frame once
+            images = decode(self.pipe, torch.stack([results[f] for f in unique]))
+        return [images[i] for i in order]
+
+    def _scheduler(self, name: str) -> Any:
+        # Schedulers keep per-call state (timesteps, step index), so each loop gets its own.
+        return SCHEDULERS[name].from_config(self.pipe.scheduler.config, **SCHEDULER_OVERRIDES.get(name, {}))
+
+    def _keep_latents(
+        self, settings_key: str, frames: Sequence[FrameRequest], captured: dict[int, torch.Tensor]
+    ) -> None:
+        with self._latents_lock:
+            for step, latents in captured.items():
+                for frame, row in zip(frames, latents, strict=True):
+                    self._latents[(settings_key, frame, step)] = row.clone()
+                    self._latents.move_to_end((settings_key, frame, step))
+            while len(self._latents) > LATENT_CACHE_SIZE:
+                self._latents.popitem(last=False)
+
+    def _cached_latents(self, settings_key: str, frame: FrameRequest, step: int) -> torch.Tensor | None:
+        with self._latents_lock:
+            return self._latents.get((settings_key, frame, step))
 
     def _pipeline_for_call(self, scheduler: str) -> StableDiffusionPipeline:
         # Schedulers and pipelines keep per-call state (timesteps, step index, guidance scale), so each

@@ -17,12 +17,15 @@ from sqlalchemy import select, update
 from app.bus import get_bus
 from app.config import get_settings
 from app.db import new_session
+from app.services.paths import shared_step
 from app.services.rendering import finish_render
 from app.services.views import frame_done, progress
 from app.storage import get_store
 from app.tables import Frame, Render, utcnow
 from core import events
 from core.params import RenderSnapshot
+from worker.planning import frame_requests
+from worker.scoring import score_and_store
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def _data_uri(image: Any) -> str:
 
 def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
     # Imported here so that importing the task module (e.g. by `celery inspect`) stays light.
-    from engine.pipeline import FrameRequest, RenderCancelled, get_engine
+    from engine.pipeline import RenderCancelled, get_engine
 
     settings = get_settings()
     bus = get_bus()
@@ -84,9 +87,11 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
         db.refresh(render)
         bus.publish(progress(render))
         snapshot = RenderSnapshot.model_validate(render.params)
-        requests = [FrameRequest(f.prompt_a, f.prompt_b, f.local_t) for f in frames]
+        requests = frame_requests(db, render_id, frames)  # noise, switch step, shared anchors
         frame_ids = [f.id for f in frames]
         frame_indices = [f.index for f in frames]
+        frame_keys = [f.key for f in frames]
+        frame_prompts = [(f.prompt_a, f.prompt_b) for f in frames]
 
     # 2. Render on the engine, with previews every few steps
     engine = None
@@ -105,7 +110,11 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
     try:
         engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
         images = engine.render(
-            snapshot.pixels(), requests, on_step=on_step, should_cancel=lambda: _is_cancelled(render_id)
+            snapshot.pixels(),
+            requests,
+            on_step=on_step,
+            should_cancel=lambda: _is_cancelled(render_id),
+            keep_latents_at=[k] if (k := shared_step(snapshot)) else [],
         )
     except RenderCancelled:
         log.info("render %s cancelled during batch %s", render_id, frame_indices)
@@ -128,7 +137,13 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
         return {"rendered": 0}
     seconds_each = (time.perf_counter() - started) / len(images)
 
-    # 3. Store each image under its key, then announce it
+    # 3. Score the batch while its images are in memory (before a frame is announced, so its scores are there)
+    try:
+        score_and_store(engine, images, frame_keys, frame_prompts)
+    except Exception:  # a scorer's failure costs the confusion map a frame, never the render
+        log.exception("render %s: scoring batch %s failed", render_id, frame_indices)
+
+    # 4. Store each image under its key, then announce it
     with new_session() as db:
         render = db.get(Render, render_id)
         assert render is not None

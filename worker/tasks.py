@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from app.queue import RENDER_BATCH_TASK
+from app.queue import EXPORT_TASK, PLAN_RENDER_TASK, RENDER_BATCH_TASK, SUGGEST_TASK
 from worker.celery_app import celery
+from worker.exports import run_export
+from worker.planning import run_plan
 from worker.render import run_batch
+from worker.suggestions import run_suggestions
 
 
 @celery.task(name=RENDER_BATCH_TASK, acks_late=True)
 def render_batch(render_id: int, indices: list[int]) -> dict[str, int]:
     return run_batch(render_id, indices)
+
+
+@celery.task(name=EXPORT_TASK, acks_late=True)
+def export_render(export_id: int) -> dict[str, object]:
+    return run_export(export_id)
+
+
+@celery.task(name=PLAN_RENDER_TASK, acks_late=True)
+def plan_render(render_id: int) -> dict[str, int]:
+    return run_plan(render_id)
+
+
+@celery.task(name=SUGGEST_TASK, acks_late=True)
+def suggest_prompts(suggestion_id: int) -> dict[str, object]:
+    return run_suggestions(suggestion_id)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import SessionDep
+from app.deps import AccessDep, IfMatchDep, SessionDep, based_on
 from app.schemas import KeyframeCreate, KeyframeOut, KeyframeUpdate
 from app.services import transitions as services
 
@@ -10,28 +10,32 @@ router = APIRouter(prefix="/api", tags=["keyframes"])
 
 
 def _out(keyframe) -> KeyframeOut:  # type: ignore[no-untyped-def]
-    return KeyframeOut(
-        id=keyframe.id,
-        position=keyframe.position,
-        prompt=keyframe.prompt,
-        is_start=keyframe.is_start,
-        is_end=keyframe.is_end,
-    )
+    return KeyframeOut.model_validate(keyframe, from_attributes=True)
 
 
 @router.post(
     "/transitions/{transition_id}/keyframes", response_model=KeyframeOut, status_code=status.HTTP_201_CREATED
 )
-def add_keyframe(transition_id: int, data: KeyframeCreate, db: SessionDep) -> KeyframeOut:
-    return _out(services.add_keyframe(db, services.get_transition(db, transition_id), data))
+def add_keyframe(
+    transition_id: int, data: KeyframeCreate, db: SessionDep, access: AccessDep, if_match: IfMatchDep
+) -> KeyframeOut:
+    transition = services.get_transition(db, transition_id)
+    expected = based_on(if_match, data.version)
+    return _out(services.add_keyframe(db, transition, data, expected=expected, actor=access.actor))
 
 
 @router.patch("/keyframes/{keyframe_id}", response_model=KeyframeOut)
-def update_keyframe(keyframe_id: int, patch: KeyframeUpdate, db: SessionDep) -> KeyframeOut:
-    return _out(services.update_keyframe(db, services.get_keyframe(db, keyframe_id), patch))
+def update_keyframe(
+    keyframe_id: int, patch: KeyframeUpdate, db: SessionDep, access: AccessDep, if_match: IfMatchDep
+) -> KeyframeOut:
+    keyframe = services.get_keyframe(db, keyframe_id)
+    expected = based_on(if_match, patch.version)
+    return _out(services.update_keyframe(db, keyframe, patch, expected=expected, actor=access.actor))
 
 
 @router.delete("/keyframes/{keyframe_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_keyframe(keyframe_id: int, db: SessionDep) -> Response:
-    services.delete_keyframe(db, services.get_keyframe(db, keyframe_id))
+def delete_keyframe(keyframe_id: int, db: SessionDep, access: AccessDep, if_match: IfMatchDep) -> Response:
+    """Delete an intermediate keyframe (If-Match: the version this is based on; stale: 409)."""
+    keyframe = services.get_keyframe(db, keyframe_id)
+    services.delete_keyframe(db, keyframe, expected=if_match, actor=access.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

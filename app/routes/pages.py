@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,17 +13,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
+from app import coviewing
 from app.bus import get_bus
-from app.deps import SessionDep
+from app.db import new_session
+from app.deps import AccessDep, SessionDep, owner_only
 from app.errors import BrokerUnavailable, FieldError, NotFound, form_errors
 from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
-from app.services import rendering, transitions, views
+from app.services import history, links, rendering, scores, transitions, views
+from app.services.history import Conflict
 from app.streams import render_events
 from app.tables import Render, Transition
 from app.templating import fragment, settings_context, templates
 from core import events
+from core.params import KEYFRAME_FIELDS, NULLABLE_SETTINGS
 
 router = APIRouter(include_in_schema=False)
+SCORES_EVERY_SECONDS = 1.0
 PAGE_SIZE = 50  # transitions per page of the index
 
 Errors = dict[str, str]
@@ -121,7 +128,58 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "oob": False,
         "views": views,
         **settings_context(),
+        **(_scores_context(db, render, live=not render.is_finished) if render is not None else {}),
+        **_history_context(db, transition),
     }
+
+
+def _history_context(db: Any, transition: Transition) -> dict[str, Any]:
+    """The history panel, the share panel and the co-viewing stream's starting point (app/routes/events)."""
+    return {
+        "history": history.panel(db, transition),
+        "share_links": [links.link_out(link) for link in links.list_links(db, transition)],
+        "new_link": None,
+        "share_errors": {},
+        "conflict": None,
+        "live_after": coviewing.initial_cursor(db, transition.id).encode(),
+    }
+
+
+def conflict_response(request: Request, db: Any, exc: Conflict) -> Response:
+    """A stale write from a page: the fresh state, with what changed meanwhile, inline (409)."""
+    db.rollback()
+    transition = transitions.get_transition(db, exc.transition_id)
+    context = _editor_context(db, transition)
+    context.update(conflict=exc, oob=_is_htmx(request))
+    if not _is_htmx(request):
+        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=409)
+    return templates.TemplateResponse(
+        request,
+        "pages/transition.html",
+        context,
+        status_code=409,
+        block_names=["header", "settings", "timeline", "history"],
+    )
+
+
+def _scores_context(db: Any, render: Render, scorer: str | None = None, live: bool = False) -> dict[str, Any]:
+    context = scores.plot_context(db, render, scorer)
+    context.pop("render", None)
+    return {**context, "live": live}
+
+
+@router.get("/renders/{render_id}/scores", response_class=HTMLResponse)
+def scores_panel(request: Request, render_id: int, db: SessionDep, scorer: str | None = None) -> Response:
+    """The confusion map alone (switching scorer, or refreshing after a render)."""
+    chosen = rendering.get_render(db, render_id)
+    context = {"render": chosen, **_scores_context(db, chosen, scorer, live=not chosen.is_finished)}
+    return templates.TemplateResponse(request, "partials/scores.html", context)
+
+
+def _scores_html(render_id: int) -> str:
+    with new_session() as db:
+        chosen = rendering.get_render(db, render_id)
+        return fragment("partials/scores.html", render=chosen, **_scores_context(db, chosen, live=True))
 
 
 @router.get("/transitions/{transition_id}", response_class=HTMLResponse)
@@ -136,12 +194,18 @@ def editor(request: Request, transition_id: int, db: SessionDep, render: int | N
 
 
 @router.post("/transitions/{transition_id}/settings", response_class=HTMLResponse)
-async def save_settings(request: Request, transition_id: int, db: SessionDep) -> Response:
+async def save_settings(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
     values = await _form(request, TransitionUpdate)
     context = _editor_context(db, transition)
+    version = transition.version
+    form = await request.form()  # an emptied spacing budget or shared step goes back to its default
+    cleared = {name: None for name in NULLABLE_SETTINGS if str(form.get(name, "x")).strip() == ""}
     try:
-        transitions.update_transition(db, transition, TransitionUpdate(**values))
+        patch = TransitionUpdate(**values, **cleared)
+        transitions.update_transition(db, transition, patch, expected=patch.version, actor=access.actor)
+    except Conflict as exc:
+        return conflict_response(request, db, exc)
     except ValidationError as exc:
         context.update(values=values, errors=_form_errors(exc))
         return templates.TemplateResponse(
@@ -154,18 +218,21 @@ async def save_settings(request: Request, transition_id: int, db: SessionDep) ->
     if not _is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
     context = _editor_context(db, transition)
-    context.update(saved=True, oob=True)
+    context.update(saved=transition.version != version, unchanged=transition.version == version, oob=True)
     return templates.TemplateResponse(
-        request, "pages/transition.html", context, block_names=["settings", "timeline", "header"]
+        request, "pages/transition.html", context, block_names=["settings", "timeline", "header", "history"]
     )
 
 
 @router.post("/transitions/{transition_id}/keyframes", response_class=HTMLResponse)
-async def add_keyframe(request: Request, transition_id: int, db: SessionDep) -> Response:
+async def add_keyframe(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
     values = await _form(request, KeyframeCreate)
     try:
-        transitions.add_keyframe(db, transition, KeyframeCreate(**values))
+        data = KeyframeCreate(**values)
+        transitions.add_keyframe(db, transition, data, expected=data.version, actor=access.actor)
+    except Conflict as exc:
+        return conflict_response(request, db, exc)
     except ValidationError as exc:
         return _timeline(request, db, transition, values, _form_errors(exc))
     except FieldError as exc:
@@ -174,12 +241,17 @@ async def add_keyframe(request: Request, transition_id: int, db: SessionDep) -> 
 
 
 @router.post("/keyframes/{keyframe_id}", response_class=HTMLResponse)
-async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> Response:
+async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep, access: AccessDep) -> Response:
     keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
     values = await _form(request, KeyframeUpdate)
+    form = await request.form()  # an emptied keyframe setting (seed, frames, ...) goes back to "not set"
+    cleared = {name: None for name in KEYFRAME_FIELDS if str(form.get(name, "x")).strip() == ""}
     try:
-        transitions.update_keyframe(db, keyframe, KeyframeUpdate(**values))
+        patch = KeyframeUpdate(**values, **cleared)
+        transitions.update_keyframe(db, keyframe, patch, expected=patch.version, actor=access.actor)
+    except Conflict as exc:
+        return conflict_response(request, db, exc)
     except ValidationError as exc:
         return _timeline(
             request,
@@ -194,11 +266,15 @@ async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> R
 
 
 @router.post("/keyframes/{keyframe_id}/delete", response_class=HTMLResponse)
-def remove_keyframe(request: Request, keyframe_id: int, db: SessionDep) -> Response:
+async def remove_keyframe(request: Request, keyframe_id: int, db: SessionDep, access: AccessDep) -> Response:
     keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
+    version = (await request.form()).get("version")
+    expected = int(version) if isinstance(version, str) and version.isdigit() else None
     try:
-        transitions.delete_keyframe(db, keyframe)
+        transitions.delete_keyframe(db, keyframe, expected=expected, actor=access.actor)
+    except Conflict as exc:
+        return conflict_response(request, db, exc)
     except FieldError as exc:
         return _timeline(request, db, transition, {}, {f"{keyframe_id}.keyframe": exc.message})
     return _timeline(request, db, transition)
@@ -219,13 +295,18 @@ def _timeline(
     status = 422 if errors else 200
     if not _is_htmx(request):
         return templates.TemplateResponse(request, "pages/transition.html", context, status_code=status)
-    # The header shows the version and the keyframe count: refresh it out of band.
+    # The header shows the version and the keyframe count: refresh it (and the history) out of band.
     return templates.TemplateResponse(
-        request, "pages/transition.html", context, status_code=status, block_names=["timeline", "header"]
+        request,
+        "pages/transition.html",
+        context,
+        status_code=status,
+        block_names=["timeline", "header", "history"],
     )
 
 
 @router.post("/transitions/{transition_id}/delete")
+@owner_only
 def remove_transition(request: Request, transition_id: int, db: SessionDep) -> Response:
     transitions.delete_transition(db, transitions.get_transition(db, transition_id))
     if _is_htmx(request):
@@ -243,7 +324,7 @@ def render(request: Request, transition_id: int, db: SessionDep) -> Response:
     started: Render | None
     try:
         started = rendering.start_render(db, transition)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, FieldError) as exc:  # FieldError: a timeline that plans too many frames
         error = str(exc)
         started = views.latest_render(db, transition)
     context = _editor_context(db, transition, started)
@@ -270,6 +351,7 @@ async def render_stream(
     request: Request,
     render_id: int,
     db: SessionDep,
+    access: AccessDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     after: str | None = None,
 ) -> EventSourceResponse:
@@ -282,14 +364,25 @@ async def render_stream(
     db.close()
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
+        scored_at, stale = 0.0, False
         async for item in render_events(request, render_id, last_event_id or after):
-            for name, html in _stream_messages(item.event, render_id, transition_id):
+            messages = _stream_messages(item.event, render_id, transition_id, can_edit=access.can_edit)
+            stale = stale or isinstance(item.event, events.FrameDone)
+            # The plots are redrawn from the database at most once a second (and at the end), not per frame.
+            now = time.monotonic()
+            if stale and (now - scored_at >= SCORES_EVERY_SECONDS or item.event.terminal):
+                html = await asyncio.to_thread(_scores_html, render_id)
+                messages.insert(-1 if item.event.terminal else len(messages), ("scores", html))
+                scored_at, stale = now, False
+            for name, html in messages:
                 yield {"id": item.id, "event": name, "data": html}
 
     return EventSourceResponse(stream(), ping=15)
 
 
-def _stream_messages(event: events.RenderEvent, render_id: int, transition_id: int) -> list[tuple[str, str]]:
+def _stream_messages(
+    event: events.RenderEvent, render_id: int, transition_id: int, can_edit: bool = True
+) -> list[tuple[str, str]]:
     """The (SSE event name, HTML) pairs that show one render event on the page."""
     match event:
         case events.FrameDone():
@@ -337,6 +430,7 @@ def _stream_messages(event: events.RenderEvent, render_id: int, transition_id: i
                 data=event.payload(),
                 transition_id=transition_id,
                 render_id=render_id,
+                can_edit=can_edit,
             )
             return [
                 ("progress", fragment("partials/progress.html", p=final)),
@@ -362,6 +456,14 @@ def frame_detail(request: Request, render_id: int, index: int, db: SessionDep) -
             index - 1 if index > 0 else None,
             index + 1 if index + 1 < chosen.frames_total else None,
         ),
+        "neighbour_urls": [
+            views.frame_url(f) if f else None
+            for f in (
+                next((f for f in chosen.frames if f.index == index - 1), None),
+                next((f for f in chosen.frames if f.index == index + 1), None),
+            )
+        ],
+        "flags": scores.frame_flags(db, chosen, index),
     }
     block = "detail" if _is_htmx(request) else None
     return templates.TemplateResponse(request, "pages/frame.html", context, block_name=block)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.channels import announce
 from app.config import get_settings
 from app.errors import FieldError, NotFound
 from app.prompts import prompt_warning
 from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
-from app.tables import Edit, Keyframe, Transition, utcnow
+from app.services import history, paths
+from app.services.history import Actor
+from app.tables import Edit, Keyframe, Transition
+from core.events import TransitionDeleted
 from core.params import SETTING_FIELDS
 from core.timeline import POSITION_TOLERANCE
 
@@ -38,11 +40,9 @@ def count_transitions(db: Session) -> int:
     return db.scalar(select(func.count(Transition.id))) or 0
 
 
-def _record(db: Session, transition: Transition, kind: str, payload: dict[str, Any]) -> None:
-    """Bump the version and keep the change in the edit history."""
-    transition.version += 1
-    transition.updated_at = utcnow()
-    db.add(Edit(transition_id=transition.id, version=transition.version, kind=kind, payload=payload))
+# Every edit below goes through history.edit: it claims the next version atomically (a stale `expected`
+# version is a 409 Conflict), records what changed and who changed it, and announces it to co-viewers.
+# `expected`: the version the client based the write on (None: scripts, accepted as today).
 
 
 def create_transition(db: Session, data: TransitionCreate) -> Transition:
@@ -76,20 +76,30 @@ def endpoint(transition: Transition, start: bool) -> Keyframe:
     return next(k for k in transition.keyframes if (k.is_start if start else k.is_end))
 
 
-def update_transition(db: Session, transition: Transition, patch: TransitionUpdate) -> Transition:
-    changes = patch.model_dump(exclude_none=True)
-    if not changes:
+def update_transition(
+    db: Session,
+    transition: Transition,
+    patch: TransitionUpdate,
+    *,
+    expected: int | None = None,
+    actor: Actor | None = None,
+) -> Transition:
+    changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.cleared_settings(patch)
+    if not changes and expected is None:
         return transition
-    for name in ("start_prompt", "end_prompt"):
-        if name in changes:
-            endpoint(transition, start=name == "start_prompt").prompt = changes[name]
-    if "title" in changes:
-        transition.title = changes["title"] or transition.title
-    for name in SETTING_FIELDS:
-        if name in changes:
-            setattr(transition, name, changes[name])
-    _record(db, transition, "update", changes)
-    db.commit()
+
+    def change() -> history.Outcome:
+        for name in ("start_prompt", "end_prompt"):
+            if name in changes:
+                endpoint(transition, start=name == "start_prompt").prompt = changes[name]
+        if "title" in changes:
+            transition.title = changes["title"] or transition.title
+        for name in SETTING_FIELDS:
+            if name in changes:
+                setattr(transition, name, changes[name])
+        return history.Outcome(payload=changes)
+
+    history.edit(db, transition, "update", change, expected=expected, actor=actor)
     return transition
 
 
@@ -98,8 +108,10 @@ def list_edits(db: Session, transition: Transition) -> list[Edit]:
 
 
 def delete_transition(db: Session, transition: Transition) -> None:
+    transition_id = transition.id
     db.delete(transition)
     db.commit()
+    announce(TransitionDeleted(transition_id=transition_id))
 
 
 def transition_warnings(transition: Transition) -> list[PromptWarning]:
@@ -137,42 +149,82 @@ def _check_free(transition: Transition, position: float, ignore: Keyframe | None
             )
 
 
-def add_keyframe(db: Session, transition: Transition, data: KeyframeCreate) -> Keyframe:
-    _check_free(transition, data.position)
-    keyframe = Keyframe(position=data.position, prompt=data.prompt)
-    transition.keyframes.append(keyframe)
-    db.flush()
-    _record(db, transition, "add_keyframe", {"id": keyframe.id, **data.model_dump()})
-    db.commit()
+def add_keyframe(
+    db: Session,
+    transition: Transition,
+    data: KeyframeCreate,
+    *,
+    expected: int | None = None,
+    actor: Actor | None = None,
+) -> Keyframe:
+    values = data.model_dump(exclude={"version"})
+    added: list[Keyframe] = []
+
+    def change() -> history.Outcome:
+        _check_free(transition, data.position)
+        keyframe = Keyframe(**values)
+        transition.keyframes.append(keyframe)
+        db.flush()
+        added.append(keyframe)
+        return history.Outcome(payload={"id": keyframe.id, **values})
+
+    history.edit(db, transition, "add_keyframe", change, expected=expected, actor=actor)
+    return added[0]
+
+
+def _fresh_keyframe(db: Session, transition: Transition, keyframe_id: int) -> Keyframe:
+    """The keyframe as it is now, under the edit's lock (a concurrent edit may have deleted it)."""
+    keyframe = db.get(Keyframe, keyframe_id)
+    if keyframe is None or keyframe.transition_id != transition.id:
+        raise NotFound("keyframe", keyframe_id)
     return keyframe
 
 
-def update_keyframe(db: Session, keyframe: Keyframe, patch: KeyframeUpdate) -> Keyframe:
-    changes = patch.model_dump(exclude_none=True)
-    if not changes:
+def update_keyframe(
+    db: Session,
+    keyframe: Keyframe,
+    patch: KeyframeUpdate,
+    *,
+    expected: int | None = None,
+    actor: Actor | None = None,
+) -> Keyframe:
+    changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.keyframe_changes(patch)
+    if not changes and expected is None:
         return keyframe
-    transition = keyframe.transition
-    if "position" in changes:
-        if keyframe.is_endpoint:
-            where = "0" if keyframe.is_start else "1"
-            raise FieldError(
-                "position", f"the {'start' if keyframe.is_start else 'end'} keyframe stays at {where}"
-            )
-        _check_free(transition, changes["position"], ignore=keyframe)
-        keyframe.position = changes["position"]
-    if "prompt" in changes:
-        keyframe.prompt = changes["prompt"]
-    _record(db, transition, "update_keyframe", {"id": keyframe.id, **changes})
-    db.commit()
-    return keyframe
+    transition, keyframe_id = keyframe.transition, keyframe.id
+
+    def change() -> history.Outcome:
+        current = _fresh_keyframe(db, transition, keyframe_id)
+        if "position" in changes:
+            if current.is_endpoint:
+                where = "0" if current.is_start else "1"
+                raise FieldError(
+                    "position", f"the {'start' if current.is_start else 'end'} keyframe stays at {where}"
+                )
+            _check_free(transition, changes["position"], ignore=current)
+            current.position = changes["position"]
+        if "prompt" in changes:
+            current.prompt = changes["prompt"]
+        paths.apply_keyframe_settings(current, changes)
+        return history.Outcome(payload={"id": keyframe_id, **changes})
+
+    history.edit(db, transition, "update_keyframe", change, expected=expected, actor=actor)
+    return _fresh_keyframe(db, transition, keyframe_id)
 
 
-def delete_keyframe(db: Session, keyframe: Keyframe) -> None:
+def delete_keyframe(
+    db: Session, keyframe: Keyframe, *, expected: int | None = None, actor: Actor | None = None
+) -> None:
     if keyframe.is_endpoint:
         raise FieldError(
             "keyframe", "the start and end keyframes cannot be deleted; edit their prompts instead"
         )
-    transition = keyframe.transition
-    transition.keyframes.remove(keyframe)
-    _record(db, transition, "delete_keyframe", {"id": keyframe.id, "position": keyframe.position})
-    db.commit()
+    transition, keyframe_id = keyframe.transition, keyframe.id
+
+    def change() -> history.Outcome:
+        current = _fresh_keyframe(db, transition, keyframe_id)
+        position = current.position
+        transition.keyframes.remove(current)
+        return history.Outcome(payload={"id": keyframe_id, "position": position})
+
+    history.edit(db, transition, "delete_keyframe", change, expected=expected, actor=actor)

@@ -62,8 +62,7 @@ def transition_out(db: Session, transition: Transition, render: Render | None = 
         start_prompt=endpoint(transition, True).prompt,
         end_prompt=endpoint(transition, False).prompt,
         keyframes=[
-            KeyframeOut(id=k.id, position=k.position, prompt=k.prompt, is_start=k.is_start, is_end=k.is_end)
-            for k in transition.keyframes
+            KeyframeOut.model_validate(k, from_attributes=True) for k in transition.keyframes
         ],
         warnings=transition_warnings(transition),
         latest_render=RenderSummary(

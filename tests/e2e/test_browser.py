@@ -2,88 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("SEGUE_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = REPO / "docs" / "screenshot.png"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
-    """`segue run` as a person starts it: embedded mode, SQLite, local frames, worker beside the server."""
-    data = tmp_path_factory.mktemp("e2e-data")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "SEGUE_DATA_DIR": str(data),
-        "SEGUE_PORT": str(port),
-        "SEGUE_MODELS_DIR": str(models_dir),
-        "SEGUE_EVENT_POLL_SECONDS": "0.1",
-    }
-    env.pop("SEGUE_DATABASE_URL", None)
-    env.pop("SEGUE_MODE", None)
-    env.pop("SEGUE_MODEL", None)  # the default a person gets
-    log = (data / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((data / "server.log").read_text()[-3000:]) from None
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
-    with playwright.sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield instance
-        instance.close()
 
 
 # Records how many film-strip frames were finished each time the strip changed, to prove they stream in.

@@ -1,0 +1,371 @@
+"""Every noise path × spacing × in-between method on fixed prompt pairs and seeds: metrics and wall time.
+
+    python -m bench.methods [--model segue-mini] [--frames 12] [--steps 20] [--size 64]
+                            [--paths linear normalized slerp translate] [--spacings uniform ease_in_out
+                            perceptual adaptive] [--in-between full shared] [--csv bench/results/methods.csv]
+
+Each run renders one transition per prompt pair exactly as a worker would (the same planner, probe pass,
+trajectory sharing and engine), with the noise travelling from seed 1 at the start keyframe to seed 2 at
+the end one, so the noise path matters. Per run it reports, from the RMS pixel distance of adjacent frames
+(pixels in [0, 1]): smoothness (1 - Gini, AID), max jump, mean jump (consistency), PPL (sum), PDV
+(variance), ISTD (std of adjacent pixel L2, Smooth Diffusion); frames, probe frames, U-Net evaluations
+(batch items, 2 per frame-step with guidance) and seconds. Printed as a Markdown table, written as CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core import metrics
+from core.params import PROBED_SPACINGS, RenderSnapshot
+from core.timeline import FramePlan, frame_keys, keys_of, plan_frames, render_order, share
+from engine.pipeline import Engine, get_engine
+from engine.probe import place, requests_for
+
+PAIRS: list[tuple[str, str]] = [
+    ("a city at night", "a forest at dawn"),
+    ("a boat on the sea at noon", "a pyramid in the desert at sunset"),
+]
+SEEDS = (1, 2)
+
+
+@dataclass
+class Run:
+    """One rendered transition and what it cost."""
+
+    ts: list[float]
+    images: list[Any]
+    seconds: float
+    unet_items: int
+    probe_frames: int
+    plans: list[FramePlan]
+
+
+def shared_step(snapshot: RenderSnapshot) -> int:
+    """app.services.paths.shared_step, without the web app."""
+    if snapshot.in_between != "shared" or snapshot.steps < 2:
+        return 0
+    return min(snapshot.shared_from_step or max(1, snapshot.steps // 2), snapshot.steps - 1)
+
+
+def plan(snapshot: RenderSnapshot, engine: Engine) -> tuple[list[FramePlan], int]:
+    """The frames a worker would render for this snapshot (with the probe pass when the spacing needs it)."""
+    warp, times, probes = None, None, 0
+    if snapshot.spacing in PROBED_SPACINGS:
+        placement = place(engine, snapshot)
+        warp, times, probes = placement.warp, placement.times, placement.probe_frames
+    named = "uniform" if snapshot.spacing in PROBED_SPACINGS else snapshot.spacing
+    plans = plan_frames(
+        keys_of(snapshot),
+        snapshot.frames,
+        spacing=warp or named,
+        times=times,
+        seed=snapshot.seed,
+        noise_path=snapshot.noise_interpolation,
+    )
+    return share(plans, shared_step(snapshot)), probes
+
+
+def render(engine: Engine, snapshot: RenderSnapshot) -> Run:
+    """Plan and render a whole transition in batches, in the worker's order (anchors first)."""
+    started = time.perf_counter()
+    plans, probes = plan(snapshot, engine)
+    keys = frame_keys(snapshot.pixels(), plans, snapshot.model_revision)
+    order = render_order(len(plans))
+    order = [i for i in order if plans[i].start_step == 0] + [i for i in order if plans[i].start_step > 0]
+    groups: dict[str, list[int]] = {}
+    for index in order:
+        groups.setdefault(keys[index], []).append(index)
+    listed = list(groups.values())
+    by_index = {p.index: p for p in plans}
+    images: dict[int, Any] = {}
+    items = 0
+    k = shared_step(snapshot)
+    for start in range(0, len(listed), snapshot.batch_size):
+        batch = [i for group in listed[start : start + snapshot.batch_size] for i in group]
+        frames = [by_index[i] for i in batch]
+        requests = requests_for(frames, by_index)
+        rendered = engine.render(snapshot.pixels(), requests, keep_latents_at=[k] if k else [])
+        items += engine.last_stats.unet_items
+        images.update(zip(batch, rendered, strict=True))
+    seconds = time.perf_counter() - started
+    return Run(
+        ts=[p.t for p in plans],
+        images=[images[p.index] for p in plans],
+        seconds=seconds,
+        unet_items=items,
+        probe_frames=probes,
+        plans=plans,
+    )
+
+
+def pixel_arrays(images: Sequence[Any]) -> list[np.ndarray]:
+    return [np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0 for image in images]
+
+
+def adjacent(images: Sequence[Any]) -> tuple[list[float], list[float]]:
+    """(RMS pixel distance, L2 pixel distance) of each adjacent pair; repeated frames (holds) count once."""
+    arrays = pixel_arrays(images)
+    rms, l2 = [], []
+    for a, b in zip(arrays, arrays[1:], strict=False):
+        if np.array_equal(a, b):
+            continue
+        diff = a - b
+        rms.append(float(np.sqrt(np.mean(diff**2))))
+        l2.append(float(np.sqrt(np.sum(diff**2))))
+    return rms, l2
+
+
+def quality(images: Sequence[Any]) -> dict[str, float]:
+    rms, l2 = adjacent(images)
+    return {
+        "smoothness": metrics.smoothness(rms),
+        "max_jump": metrics.max_jump(rms),
+        "mean_jump": metrics.consistency(rms),
+        "ppl": metrics.ppl(rms),
+        "pdv": metrics.pdv(rms),
+        "istd": metrics.istd(l2),
+    }
+
+
+def snapshot_for(
+    pair: tuple[str, str],
+    *,
+    model: str,
+    frames: int,
+    steps: int,
+    size: int,
+    batch_size: int,
+    seeds: tuple[int, int] = SEEDS,
+    **settings: Any,
+) -> RenderSnapshot:
+    return RenderSnapshot.model_validate(
+        {
+            "model": model,
+            "seed": seeds[0],
+            "steps": steps,
+            "guidance_scale": 7.5,
+            "width": size,
+            "height": size,
+            "frames": frames,
+            "batch_size": batch_size,
+            "keyframes": [
+                {"position": 0.0, "prompt": pair[0], "seed": seeds[0]},
+                {"position": 1.0, "prompt": pair[1], "seed": seeds[1]},
+            ],
+            **settings,
+        }
+    )
+
+
+def markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def engine_for(model: str, device: str) -> Engine:
+    from app.config import get_settings
+
+    return get_engine(model, models_dir=get_settings().models_dir or Path("data/models"), device=device)
+
+
+def sharing(engine: Engine, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Trajectory sharing against full rendering of the same frames (uniform spacing, one seed pair).
+
+    Per k: wall time (median of --repeats, runs interleaved), U-Net evaluations, the saving per
+    in-between (k / steps), smoothness and max jump, and how far each shared in-between lies from the
+    full render of the same frame (mean absolute pixel difference, 0..255).
+    """
+    ks = [0, *args.ks]
+    results: dict[int, list[tuple[Run, dict[str, float]]]] = {k: [] for k in ks}
+    times: dict[int, list[float]] = {k: [] for k in ks}
+    for pair in PAIRS[: args.pairs]:
+        for repeat in range(args.repeats):
+            for k in ks:
+                snapshot = snapshot_for(
+                    pair,
+                    model=model,
+                    frames=args.frames,
+                    steps=args.steps,
+                    size=args.size,
+                    batch_size=args.batch_size,
+                    in_between="shared" if k else "full",
+                    shared_from_step=k or None,
+                )
+                engine._latents.clear()  # every run pays for its own anchors
+                run = render(engine, snapshot)
+                times[k].append(run.seconds)
+                if repeat == 0:
+                    results[k].append((run, quality(run.images)))
+    rows: list[dict[str, Any]] = []
+    for k in ks:
+        runs = results[k]
+        gaps = []
+        for (run, _), (full, _) in zip(runs, results[0], strict=True):
+            for plan, image, reference in zip(run.plans, run.images, full.images, strict=True):
+                if plan.start_step:
+                    a = np.asarray(image.convert("RGB"), dtype=np.float64)
+                    b = np.asarray(reference.convert("RGB"), dtype=np.float64)
+                    gaps.append(float(np.abs(a - b).mean()))
+        in_betweens = sum(1 for p in runs[0][0].plans if p.start_step)
+        mean = {key: sum(q[key] for _, q in runs) / len(runs) for key in ("smoothness", "max_jump", "istd")}
+        rows.append(
+            {
+                "in_between": f"shared k={k}" if k else "full",
+                "in_betweens": in_betweens,
+                "saved_per_in_between": round(k / args.steps, 3),
+                "unet_items": sum(r.unet_items for r, _ in runs) / len(runs),
+                "seconds_median": round(sorted(times[k])[len(times[k]) // 2], 3),
+                **{key: round(v, 4) for key, v in mean.items()},
+                "vs_full_pixels": round(sum(gaps) / len(gaps), 2) if gaps else 0.0,
+            }
+        )
+    base = rows[0]
+    for row in rows:
+        row["unet_vs_full"] = round(row["unet_items"] / base["unet_items"], 3)
+        row["speedup"] = round(base["seconds_median"] / row["seconds_median"], 3)
+    return rows
+
+
+def first_uncond(engine: Engine, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The first step's unconditional branch once per batch (one noise latent) against once per frame."""
+    snapshot = snapshot_for(
+        PAIRS[0],
+        model=model,
+        frames=args.frames,
+        steps=args.steps,
+        size=args.size,
+        batch_size=args.batch_size,
+        seeds=(SEEDS[0], SEEDS[0]),
+    )
+    seen: dict[bool, tuple[int, list[float]]] = {}
+    for shared in (False, True) * args.repeats:
+        engine.share_first_uncond = shared
+        run = render(engine, snapshot)
+        seen.setdefault(shared, (run.unet_items, []))[1].append(run.seconds)
+    engine.share_first_uncond = True
+    return [
+        {
+            "first_uncond": "once per batch" if shared else "per frame",
+            "unet_items": seen[shared][0],
+            "seconds_best": round(min(seen[shared][1]), 3),
+        }
+        for shared in (False, True)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None, help="default: SEGUE_MODEL")
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--paths", nargs="+", default=["linear", "normalized", "slerp", "translate"])
+    parser.add_argument("--spacings", nargs="+", default=["uniform", "ease_in_out", "perceptual", "adaptive"])
+    parser.add_argument("--in-between", nargs="+", default=["full", "shared"], dest="in_between")
+    parser.add_argument("--shared-from-step", type=int, default=None)
+    parser.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the fixed prompt pairs")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--csv", type=Path, default=Path("bench/results/methods.csv"))
+    parser.add_argument(
+        "--sharing",
+        action="store_true",
+        help="instead: trajectory sharing vs full, and the first-step saving",
+    )
+    parser.add_argument("--ks", type=int, nargs="+", default=[5, 10, 15], help="shared_from_step values")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    from app.config import get_settings
+
+    model = args.model or get_settings().model
+    engine = engine_for(model, args.device)
+    warm = snapshot_for(PAIRS[0], model=model, frames=2, steps=2, size=args.size, batch_size=2)
+    render(engine, warm)
+    print(f"model {model} on {engine.device} ({engine.dtype}), torch threads {torch.get_num_threads()}")
+    size = f"{args.size}x{args.size}"
+    print(f"{args.frames} frames, {args.steps} steps, {size}, batch {args.batch_size}, seeds {SEEDS}")
+    if args.sharing:
+        table = sharing(engine, model, args)
+        print("\n### Trajectory sharing against full frames\n")
+        print(markdown(table, list(table[0])))
+        write_csv(args.csv.with_name("sharing.csv"), table)
+        uncond = first_uncond(engine, model, args)
+        print("\n### The first step's unconditional branch\n")
+        print(markdown(uncond, list(uncond[0])))
+        write_csv(args.csv.with_name("first_uncond.csv"), uncond)
+        print(f"\nwritten {args.csv.with_name('sharing.csv')} and {args.csv.with_name('first_uncond.csv')}")
+        return
+    rows: list[dict[str, Any]] = []
+    for path in args.paths:
+        for spacing in args.spacings:
+            for in_between in args.in_between:
+                per_pair = []
+                for pair in PAIRS[: args.pairs]:
+                    snapshot = snapshot_for(
+                        pair,
+                        model=model,
+                        frames=args.frames,
+                        steps=args.steps,
+                        size=args.size,
+                        batch_size=args.batch_size,
+                        noise_interpolation=path,
+                        spacing=spacing,
+                        in_between=in_between,
+                        shared_from_step=args.shared_from_step,
+                    )
+                    run = render(engine, snapshot)
+                    per_pair.append({**quality(run.images), "run": run})
+                mean = {k: sum(p[k] for p in per_pair) / len(per_pair) for k in per_pair[0] if k != "run"}
+                runs = [p["run"] for p in per_pair]
+                rows.append(
+                    {
+                        "path": path,
+                        "spacing": spacing,
+                        "in_between": in_between,
+                        **{k: round(v, 5) for k, v in mean.items()},
+                        "frames": sum(len(r.ts) for r in runs) / len(runs),
+                        "probe_frames": sum(r.probe_frames for r in runs) / len(runs),
+                        "unet_items": sum(r.unet_items for r in runs) / len(runs),
+                        "seconds": round(sum(r.seconds for r in runs) / len(runs), 3),
+                    }
+                )
+                print(f"  {path:>10} {spacing:>11} {in_between:>6}: {rows[-1]['seconds']:.1f} s", flush=True)
+    columns = list(rows[0])
+    print()
+    print(markdown(rows, columns))
+    write_csv(args.csv, rows)
+    print(f"\nwritten {args.csv} (means over {args.pairs} prompt pairs)")
+    if math.isnan(rows[0]["smoothness"]):
+        raise SystemExit("no metrics")
+
+
+if __name__ == "__main__":
+    main()

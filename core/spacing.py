@@ -1,0 +1,273 @@
+"""Where frames sit on the timeline: named easing curves, perceptual re-spacing and adaptive refinement.
+
+Pure Python (no torch, no numpy): the web app plans uniform and eased renders with it, the worker feeds
+it the distances a probe pass measured. Every function keeps t = 0 and t = 1 exact.
+
+- A **curve** maps a uniform position u in [0, 1] to t in [0, 1], increasing, with curve(0) = 0 and
+  curve(1) = 1. `spaced(n, name)` gives n frame positions.
+- **Perceptual** spacing (DiffMorpher's re-spacing): from a probe pass at positions t_0 < ... < t_m and the
+  distance between each adjacent pair of probe frames, build the cumulative distance C(t) (piecewise
+  linear, C(0) = 0, C(1) = 1) and place frame i at C⁻¹(i / (n - 1)): every frame then sits an equal step
+  of cumulative change after the one before. `Warp` is that function; it is also a curve.
+- **Adaptive** refinement (latentblending's branching, seed travel's gap fill): start from some positions,
+  measure the distance of each adjacent pair, and repeatedly bisect the widest gap until no gap exceeds
+  a threshold or the budget of added positions is spent. A gap narrower than `min_width` in t is
+  never split, so no two frames ever share a t.
+
+The distance is always a parameter (a function of two probe results), so the engine's cheap pixel
+distance can be swapped for a scorer's embedding distance without touching this module.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+Curve = Callable[[float], float]
+Feature = TypeVar("Feature")
+
+
+def _uniform(u: float) -> float:
+    return u
+
+
+def _ease_in(u: float) -> float:
+    return u * u
+
+
+def _ease_out(u: float) -> float:
+    return 1.0 - (1.0 - u) * (1.0 - u)
+
+
+def _ease_in_out(u: float) -> float:
+    # smoothstep: slow at both ends, fastest in the middle (slope 1.5)
+    return u * u * (3.0 - 2.0 * u)
+
+
+def _sine(u: float) -> float:
+    return (1.0 - math.cos(math.pi * u)) / 2.0
+
+
+#: The named curves; "perceptual" and "adaptive" are measured, not named (see Warp and refine).
+CURVES: dict[str, Curve] = {
+    "uniform": _uniform,
+    "ease_in_out": _ease_in_out,
+    "ease_in": _ease_in,
+    "ease_out": _ease_out,
+    "sine": _sine,
+}
+
+
+def curve(name: str) -> Curve:
+    try:
+        return CURVES[name]
+    except KeyError:
+        raise ValueError(
+            f"spacing must be one of {', '.join(CURVES)} for a named curve, got {name!r}"
+        ) from None
+
+
+def grid(n: int) -> list[float]:
+    """n evenly spaced positions with exact endpoints 0.0 and 1.0."""
+    if n < 2:
+        raise ValueError(f"frames must be at least 2, got {n}")
+    return [0.0 if i == 0 else 1.0 if i == n - 1 else i / (n - 1) for i in range(n)]
+
+
+def apply(fn: Curve, us: Sequence[float]) -> list[float]:
+    """fn over positions, keeping exact endpoints and clamping rounding into [0, 1]."""
+    out = []
+    for u in us:
+        out.append(0.0 if u <= 0.0 else 1.0 if u >= 1.0 else min(1.0, max(0.0, fn(u))))
+    return out
+
+
+def spaced(n: int, name: str = "uniform") -> list[float]:
+    """n positions spaced by the named curve; "uniform" is exactly core.timeline.frame_times."""
+    return apply(curve(name), grid(n))
+
+
+def curve_points(fn: Curve, samples: int = 33) -> list[tuple[float, float]]:
+    """(u, t) samples of a curve, for plotting it in the UI."""
+    return [(u, fn(u)) for u in grid(samples)]
+
+
+# ---------------------------------------------------------------- perceptual re-spacing
+
+
+@dataclass(frozen=True)
+class Warp:
+    """The normalised cumulative distance C(t) of a probe pass, and its inverse.
+
+    `ts` are the probe positions (increasing, 0 first and 1 last), `cumulative` C at each (0 ... 1).
+    Calling a Warp maps u to C⁻¹(u), so a Warp is a curve: uniform u in, perceptually even t out.
+    """
+
+    ts: tuple[float, ...]
+    cumulative: tuple[float, ...]
+
+    @classmethod
+    def from_distances(cls, ts: Sequence[float], distances: Sequence[float]) -> Warp:
+        """distances[i] is the distance between the probe frames at ts[i] and ts[i + 1]."""
+        ts = [float(t) for t in ts]
+        if len(ts) < 2 or ts[0] != 0.0 or ts[-1] != 1.0:
+            raise ValueError("probe positions must start at 0 and end at 1")
+        if any(b <= a for a, b in zip(ts, ts[1:], strict=False)):
+            raise ValueError("probe positions must increase strictly")
+        if len(distances) != len(ts) - 1:
+            raise ValueError(
+                f"need {len(ts) - 1} distances for {len(ts)} probe positions, got {len(distances)}"
+            )
+        if any(not math.isfinite(d) or d < 0 for d in distances):
+            raise ValueError("distances must be finite and non-negative")
+        total = math.fsum(distances)
+        if total <= 0.0:
+            # Nothing changes anywhere: spend the frames evenly in t.
+            return cls(tuple(ts), tuple(ts))
+        running, cumulative = 0.0, [0.0]
+        for d in distances:
+            running += d
+            cumulative.append(running / total)
+        cumulative[-1] = 1.0
+        return cls(tuple(ts), tuple(cumulative))
+
+    def forward(self, t: float) -> float:
+        """C(t): the share of the whole change that happens before t."""
+        return _interpolate(self.ts, self.cumulative, t)
+
+    def inverse(self, u: float) -> float:
+        """C⁻¹(u): where the share u of the change is reached (the first such t on a flat stretch)."""
+        if u <= 0.0:
+            return 0.0
+        if u >= 1.0:
+            return 1.0
+        j = bisect.bisect_left(self.cumulative, u)
+        c0, c1 = self.cumulative[j - 1], self.cumulative[j]
+        t0, t1 = self.ts[j - 1], self.ts[j]
+        return t0 + (t1 - t0) * (u - c0) / (c1 - c0)
+
+    def __call__(self, u: float) -> float:
+        return self.inverse(u)
+
+    def restricted(self, start: float, end: float) -> Curve:
+        """The warp of the stretch [start, end] alone, as a curve on [0, 1] (per-segment spacing)."""
+        c0, c1 = self.forward(start), self.forward(end)
+        if c1 - c0 <= 1e-12:
+            return _uniform
+
+        def local(u: float) -> float:
+            t = self.inverse(c0 + u * (c1 - c0))
+            return min(1.0, max(0.0, (t - start) / (end - start)))
+
+        return local
+
+
+def _interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    j = bisect.bisect_right(xs, x)
+    x0, x1, y0, y1 = xs[j - 1], xs[j], ys[j - 1], ys[j]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def perceptual(n: int, ts: Sequence[float], distances: Sequence[float]) -> list[float]:
+    """n positions at equal steps of the cumulative probe distance (exact endpoints)."""
+    return apply(Warp.from_distances(ts, distances), grid(n))
+
+
+# ---------------------------------------------------------------- adaptive refinement
+
+#: Two frames closer than this in t are never split further (well above core.timeline.POSITION_TOLERANCE).
+MIN_WIDTH = 1e-4
+
+
+@dataclass
+class Refinement:
+    """The outcome of `refine`: the final positions and why refinement stopped."""
+
+    ts: list[float]
+    gaps: list[float]
+    added: int
+    reason: str  # "threshold" | "budget" | "unsplittable" (only gaps too narrow or refused remain)
+    rounds: int
+
+
+def refine(
+    ts: Sequence[float],
+    measure: Callable[[list[float]], list[Feature]],
+    distance: Callable[[Feature, Feature], float],
+    *,
+    threshold: float,
+    budget: int,
+    min_width: float = MIN_WIDTH,
+    per_round: int = 1,
+    features: Sequence[Feature] | None = None,
+    can_split: Callable[[float, float], bool] | None = None,
+) -> Refinement:
+    """Bisect the widest gap (by `distance`) until no gap exceeds `threshold` or `budget` is spent.
+
+    measure(positions) -> one feature per position (a probe render, a scorer's embedding...), called once
+    per round with that round's new midpoints. `per_round` > 1 bisects the widest few gaps at once, so a
+    probe renders them in one batch; the widest are always split first. Gaps narrower than `min_width`
+    in t are left alone, so positions stay distinct. `features` may give the features of `ts` already.
+    can_split(a, b) False leaves the gap between positions a and b alone (a cut: it never closes).
+    """
+    positions = sorted(float(t) for t in ts)
+    if len(positions) < 2:
+        raise ValueError("refinement needs at least two positions")
+    if any(b - a <= 0 for a, b in zip(positions, positions[1:], strict=False)):
+        raise ValueError("positions must be distinct")
+    if budget < 0 or per_round < 1:
+        raise ValueError("budget must be >= 0 and per_round >= 1")
+    feats: list[Any] = list(features) if features is not None else list(measure(positions))
+    if len(feats) != len(positions):
+        raise ValueError("measure must return one feature per position")
+    gaps = [distance(a, b) for a, b in zip(feats, feats[1:], strict=False)]
+    added, rounds = 0, 0
+    while True:
+        splittable = [
+            i
+            for i, gap in enumerate(gaps)
+            if gap > threshold
+            and positions[i + 1] - positions[i] >= 2 * min_width
+            and (can_split is None or can_split(positions[i], positions[i + 1]))
+        ]
+        if not splittable:
+            reason = "threshold" if all(g <= threshold for g in gaps) else "unsplittable"
+            break
+        if added >= budget:
+            reason = "budget"
+            break
+        chosen = sorted(splittable, key=lambda i: (-gaps[i], i))[: min(per_round, budget - added)]
+        mids = [(positions[i] + positions[i + 1]) / 2.0 for i in chosen]
+        new = list(measure(mids))
+        if len(new) != len(mids):
+            raise ValueError("measure must return one feature per position")
+        rounds += 1
+        # Insert from the right so earlier indices stay valid.
+        for i, mid, feat in sorted(zip(chosen, mids, new, strict=True), key=lambda x: -x[0]):
+            positions.insert(i + 1, mid)
+            feats.insert(i + 1, feat)
+            gaps[i : i + 1] = [distance(feats[i], feat), distance(feat, feats[i + 2])]
+        added += len(mids)
+    return Refinement(ts=positions, gaps=gaps, added=added, reason=reason, rounds=rounds)
+
+
+#: Adaptive refinement splits a gap only when it is this much wider than the average gap.
+ADAPTIVE_SLACK = 1.25
+
+
+def adaptive_threshold(distances: Sequence[float], frames: int, slack: float = ADAPTIVE_SLACK) -> float:
+    """slack x the gap an evenly changing transition of `frames` frames has: total / (frames - 1).
+
+    Refining the uniform grid until no gap exceeds this leaves an even transition alone and adds frames
+    only where the change is faster than average (by more than the slack).
+    """
+    if frames < 2:
+        raise ValueError("frames must be at least 2")
+    return slack * math.fsum(distances) / (frames - 1)

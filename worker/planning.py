@@ -1,0 +1,95 @@
+"""Plan a render whose spacing needs a probe pass (perceptual, adaptive), then queue its batches.
+
+Idempotent like run_batch: a render that already has its frames (a redelivered task) is left alone.
+The probe pass itself is engine/probe.py; where the frames go is core.spacing; the frames are then
+planned, keyed, reused and queued exactly as for any render (app/services/rendering.queue_frames).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.bus import get_bus
+from app.config import get_settings
+from app.db import new_session
+from app.services import paths
+from app.services.rendering import finish_render, queue_frames
+from app.services.views import progress
+from app.tables import Frame, Render, utcnow
+from core.params import RenderSnapshot
+
+log = logging.getLogger(__name__)
+
+
+def _is_cancelled(render_id: int) -> bool:
+    with new_session() as db:
+        return db.scalar(select(Render.status).where(Render.id == render_id)) in ("cancelled", "failed")
+
+
+def run_plan(render_id: int) -> dict[str, Any]:
+    from engine.pipeline import RenderCancelled, get_engine
+    from engine.probe import place
+
+    settings = get_settings()
+    with new_session() as db:
+        render = db.get(Render, render_id)
+        if render is None or render.is_finished or render.frames:
+            return {"planned": 0}
+        db.execute(
+            update(Render)
+            .where(Render.id == render_id, Render.status == "queued")
+            .values(status="running", started_at=utcnow())
+        )
+        db.commit()
+        db.refresh(render)
+        get_bus().publish(progress(render))
+        snapshot = RenderSnapshot.model_validate(render.params)
+
+    try:
+        engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
+        placement = place(engine, snapshot, should_cancel=lambda: _is_cancelled(render_id))
+        plans = paths.plan(snapshot, times=placement.times, spacing=placement.warp)
+    except RenderCancelled:
+        log.info("render %s cancelled during its probe pass", render_id)
+        return {"planned": 0}
+    except Exception as exc:
+        log.exception("render %s: the probe pass failed", render_id)
+        with new_session() as db:
+            render = db.get(Render, render_id)
+            if render is not None:
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                finish_render(db, render, "failed", error=f"planning the spacing failed: {message}")
+        return {"planned": 0}
+    log.info(
+        "render %s: %s spacing placed %d frames after %d probe frames (%s)",
+        render_id,
+        placement.spacing,
+        len(plans),
+        placement.probe_frames,
+        placement.reason or "curve",
+    )
+    with new_session() as db:
+        render = db.get(Render, render_id)
+        if render is None or render.is_finished or render.frames:
+            return {"planned": 0}
+        queue_frames(db, render, plans)
+    return {"planned": len(plans), "probe_frames": placement.probe_frames}
+
+
+def frame_requests(db: Any, render_id: int, frames: list[Frame]) -> list[Any]:
+    """The engine requests of a batch's frames; shared in-betweens carry their anchors' requests."""
+    from engine.probe import requests_for
+
+    wanted = {i for f in frames if f.start_step for i in (f.anchor_a, f.anchor_b) if i is not None}
+    anchors = (
+        {
+            a.index: a
+            for a in db.scalars(select(Frame).where(Frame.render_id == render_id, Frame.index.in_(wanted)))
+        }
+        if wanted
+        else {}
+    )
+    return requests_for(frames, anchors)

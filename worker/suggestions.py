@@ -1,0 +1,256 @@
+"""Suggest intermediate prompts for one request: ask the suggester, keep what the model can use, probe and
+rank each with the image model, store a thumbnail per suggestion, and fill the row's items as they rank.
+
+Never fails for a bad answer: an unreachable endpoint or a model that cannot load falls back to the
+templates (and says so in `details`); garbage gives fewer suggestions. It fails only when the image model
+cannot render the probes (then `error` says why).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import update
+
+from app.config import get_settings
+from app.db import new_session
+from app.services.suggestions import plan as plan_suggestions
+from app.storage import get_store
+from app.tables import Suggestion, Transition, utcnow
+from core.params import PIXEL_FIELDS, PixelSettings
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIDE = 128
+#: Probes per engine call: small batches, so the first ranked items show early.
+PROBE_BATCH = 3
+
+
+def pool_size(count: int) -> int:
+    """Candidates probed per request: a few more than asked for, so the ranking has a choice."""
+    return min(16, max(count + 3, 2 * count))
+
+
+def _png(image: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _thumbnail(image: Any) -> Any:
+    if max(image.size) <= THUMBNAIL_SIDE:
+        return image
+    copy = image.copy()
+    copy.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return copy
+
+
+def thumbnail_key(settings_json: str, prompt: str) -> str:
+    return hashlib.sha256(f"suggestion-probe\n{settings_json}\n{prompt}".encode()).hexdigest()
+
+
+def _set(suggestion_id: int, **values: Any) -> None:
+    with new_session() as db:
+        db.execute(update(Suggestion).where(Suggestion.id == suggestion_id).values(**values))
+        db.commit()
+
+
+def _scorer_for(engine: Any) -> Any:
+    """The render's own scorers (worker/scoring.py): CLIP when the model has one, else U-Net, else SSIM."""
+    from engine.scorers import SsimScorer
+    from worker.scoring import scorers_for
+
+    scorers = {s.name: s for s in scorers_for(engine)}
+    return scorers.get("clip") or scorers.get("unet") or scorers.get("ssim") or SsimScorer()
+
+
+def _suggester(details: dict[str, Any]) -> Any:
+    from engine.suggesters import TemplateSuggester, build_suggester
+    from engine.suggesters.base import SuggesterError
+
+    settings = get_settings()
+    try:
+        return build_suggester(
+            settings.suggester,
+            url=settings.suggest_url,
+            model=settings.suggest_model,
+            key=settings.suggest_key,
+            cache_dir=settings.data_dir / "cache",
+        )
+    except SuggesterError as exc:
+        details["fallback"] = f"{settings.suggester} suggester unavailable: {exc}"
+        return TemplateSuggester()
+
+
+def run_suggestions(suggestion_id: int) -> dict[str, object]:
+    from engine.pipeline import get_engine
+    from engine.suggesters import TemplateSuggester
+    from engine.suggesters.base import SuggesterError
+    from engine.suggesters.parse import validate
+    from engine.suggesters.rank import Slot, rank_suggestions
+    from engine.suggesters.template import template_bridges
+    from engine.suggesters.vocab import Vocabulary
+
+    settings = get_settings()
+    started = time.perf_counter()
+    with new_session() as db:
+        row = db.get(Suggestion, suggestion_id)
+        if row is None or row.status in ("done", "failed"):
+            return {"items": 0}
+        transition = db.get(Transition, row.transition_id)
+        if transition is None:
+            return {"items": 0}
+        row.status = "running"
+        db.commit()
+        try:
+            target = plan_suggestions(transition, row.mode, row.count, row.after_keyframe_id, row.position)
+        except Exception as exc:  # the keyframe was deleted since the request
+            row.status, row.error, row.finished_at = "failed", str(exc), utcnow()
+            db.commit()
+            return {"items": 0}
+        count, mode = row.count, row.mode
+        seed = (transition.seed * 1_000_003 + suggestion_id) % (2**31)
+        pixels = {name: getattr(transition, name) for name in PIXEL_FIELDS if hasattr(transition, name)}
+        keyframe_prompts = [k.prompt for k in transition.keyframes]
+    details: dict[str, Any] = {"mode": mode, "start": target.start, "end": target.end}
+
+    try:
+        # 1. The image model: its tokenizer bounds the prompts, its vocabulary (small models) filters them
+        engine = get_engine(pixels["model"], models_dir=settings.models_dir, device=settings.worker_device)
+        tokenizer = engine.pipe.tokenizer
+        window = int(getattr(tokenizer, "model_max_length", 77) or 77)
+        vocabulary = Vocabulary.for_model(pixels["model"], tokenizer)
+
+        # 2. Ask the suggester (the language model loads here, once per worker process)
+        suggester = _suggester(details)
+        want = pool_size(count)
+        try:
+            # A chat model writes `count` scenes per answer (and answers several times); templates `want`.
+            asked = want if suggester.name == "template" else count
+            proposed = suggester.suggest(target.start, target.end, asked, seed)
+        except SuggesterError as exc:
+            log.warning("suggestions %s: %s; using templates", suggestion_id, exc)
+            details["fallback"] = str(exc)
+            suggester = TemplateSuggester()
+            proposed = suggester.suggest(target.start, target.end, want, seed)
+        details["suggester"] = suggester.label
+        details["generate_seconds"] = round(proposed.seconds, 2)
+        timings = getattr(suggester, "timings", None)
+        if timings:
+            details["model_load"] = {
+                k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()
+            }
+
+        # 3. Keep what the image model can use; top up from the templates, so the ranking has a choice
+        def count_tokens(text: str) -> int:
+            return len(tokenizer(text).input_ids)
+
+        kept, rejected = validate(
+            proposed.prompts,
+            keyframe_prompts,
+            count_tokens=count_tokens,
+            window=window,
+            adapt=vocabulary.adapt if vocabulary is not None else None,
+            source="template" if suggester.name == "template" else "llm",
+        )
+        if len(kept) < want and suggester.name != "template":
+            more, more_rejected = validate(
+                template_bridges(target.start, target.end, want),
+                keyframe_prompts + [c.prompt for c in kept],
+                count_tokens=count_tokens,
+                window=window,
+                adapt=vocabulary.adapt if vocabulary is not None else None,
+                source="template",
+            )
+            kept += more[: max(0, want - len(kept))]
+            rejected += more_rejected
+        kept = kept[:want]
+        details["proposed"] = len(proposed.prompts)
+        details["rejected"] = [{"prompt": r.prompt[:200], "reason": r.reason} for r in rejected[:20]]
+        details["raw"] = [text[:1000] for text in proposed.raw[:4]]
+        _set(suggestion_id, details=dict(details))
+
+        # 4. Probe and rank; each update rewrites the items, best first
+        params = PixelSettings.model_validate(
+            {**pixels, "steps": min(settings.suggest_probe_steps, pixels["steps"])}
+        )
+        settings_json = params.model_dump_json()
+        scorer = _scorer_for(engine)
+        details["scorer"] = scorer.name
+        store = get_store()
+        stored: set[str] = set()
+        slots = [Slot(position=p, local=target.local(p)) for p in target.positions]
+        probe_started = time.perf_counter()
+
+        def items_of(ranking: list[Any]) -> list[dict[str, Any]]:
+            items = []
+            for r in ranking:
+                key = thumbnail_key(settings_json, r.prompt)
+                if key not in stored:
+                    store.write(key, _png(_thumbnail(r.image)))
+                    stored.add(key)
+                items.append(
+                    {
+                        "prompt": r.prompt,
+                        "position": r.position,
+                        "score": r.score,
+                        "thumbnail_key": key,
+                        "source": r.source,
+                        "original": r.original,
+                        "progress": r.progress,
+                        "detour": r.detour,
+                        "state": "new",
+                    }
+                )
+            if mode == "storyboard":  # a chain reads in order
+                items.sort(key=lambda item: item["position"])
+            return items
+
+        def on_update(ranking: list[Any]) -> None:
+            _set(suggestion_id, items=items_of(ranking))
+
+        ranking = rank_suggestions(
+            engine,
+            scorer,
+            params,
+            target.start,
+            target.end,
+            kept,
+            slots,
+            batch_size=PROBE_BATCH,
+            on_update=on_update,
+        )
+        details["probe_seconds"] = round(time.perf_counter() - probe_started, 2)
+        details["probes"] = len(kept) + 2
+        details["seconds"] = round(time.perf_counter() - started, 2)
+        _set(
+            suggestion_id,
+            items=items_of(ranking),
+            details=json.loads(json.dumps(details, default=str)),
+            status="done",
+            finished_at=utcnow(),
+        )
+        log.info(
+            "suggestions %s: %d items in %.1f s (%s)",
+            suggestion_id,
+            len(ranking),
+            details["seconds"],
+            details,
+        )
+        return {"items": len(ranking)}
+    except Exception as exc:
+        log.exception("suggestions %s failed", suggestion_id)
+        details["seconds"] = round(time.perf_counter() - started, 2)
+        _set(
+            suggestion_id,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            details=json.loads(json.dumps(details, default=str)),
+            finished_at=utcnow(),
+        )
+        return {"items": 0}
