@@ -18,7 +18,7 @@ help:
 	@echo "make test   - install test needs and run the whole test suite"
 	@echo "make worker - start one render worker (distributed mode; one per GPU)"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"

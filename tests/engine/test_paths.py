@@ -69,7 +69,9 @@ def test_the_loop_computes_what_the_diffusers_pipeline_computes(engine: Engine, 
     noise = torch.randn((1, 4, 8, 8), generator=torch.Generator("cpu").manual_seed(params.seed))
     with torch.inference_mode():
         theirs = pipe(
-            prompt_embeds=torch.cat([interpolate(embeddings[CAT], embeddings[BICYCLE], f.local_t) for f in frames]),
+            prompt_embeds=torch.cat(
+                [interpolate(embeddings[CAT], embeddings[BICYCLE], f.local_t) for f in frames]
+            ),
             negative_prompt_embeds=embeddings[""].repeat(3, 1, 1),
             latents=noise.repeat(3, 1, 1, 1),
             num_inference_steps=params.steps,
@@ -215,7 +217,12 @@ def test_identical_requests_are_rendered_once(engine: Engine) -> None:
         (FrameRequest(CAT, BICYCLE, 0.5, noise_path="cubic"), r"frames\[0\].noise_path must be one of"),
         (FrameRequest(CAT, BICYCLE, 0.5, switch_step=-2), r"frames\[0\].switch_step must be a whole number"),
         (
-            FrameRequest(CAT, BICYCLE, 0.5, start=SharedStart(FrameRequest(CAT, CAT, 0), FrameRequest(CAT, CAT, 0), 0.5, 5)),
+            FrameRequest(
+                CAT,
+                BICYCLE,
+                0.5,
+                start=SharedStart(FrameRequest(CAT, CAT, 0), FrameRequest(CAT, CAT, 0), 0.5, 5),
+            ),
             r"frames\[0\].start.step must be between 1 and 4",
         ),
     ],

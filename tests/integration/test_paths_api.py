@@ -22,7 +22,9 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         "app.services.rendering.send_render_batch",
         lambda render_id, indices: sent["batches"].append((render_id, indices)),
     )
-    monkeypatch.setattr("app.services.rendering.send_plan_render", lambda render_id: sent["plans"].append(render_id))
+    monkeypatch.setattr(
+        "app.services.rendering.send_plan_render", lambda render_id: sent["plans"].append(render_id)
+    )
     return sent
 
 
@@ -77,21 +79,36 @@ def render(client: TestClient, transition_id: int) -> dict[str, Any]:
 
 def test_a_transition_takes_and_reports_its_path_settings(api: TestClient) -> None:
     created = create(
-        api, noise_interpolation="normalized", spacing="ease_in_out", spacing_budget=5, in_between="shared",
+        api,
+        noise_interpolation="normalized",
+        spacing="ease_in_out",
+        spacing_budget=5,
+        in_between="shared",
         shared_from_step=2,
     )
     for name, value in dict(
-        noise_interpolation="normalized", spacing="ease_in_out", spacing_budget=5, in_between="shared",
+        noise_interpolation="normalized",
+        spacing="ease_in_out",
+        spacing_budget=5,
+        in_between="shared",
         shared_from_step=2,
     ).items():
         assert created[name] == value, name
     defaults = create(api)
-    assert (defaults["noise_interpolation"], defaults["spacing"], defaults["in_between"]) == ("slerp", "uniform", "full")
+    assert (defaults["noise_interpolation"], defaults["spacing"], defaults["in_between"]) == (
+        "slerp",
+        "uniform",
+        "full",
+    )
     assert defaults["spacing_budget"] is None and defaults["shared_from_step"] is None
-    patched = api.patch(f"/api/transitions/{defaults['id']}", json={"spacing": "adaptive", "noise_interpolation": "translate"})
+    patched = api.patch(
+        f"/api/transitions/{defaults['id']}", json={"spacing": "adaptive", "noise_interpolation": "translate"}
+    )
     assert patched.status_code == 200 and patched.json()["spacing"] == "adaptive"
     # null clears a budget or a shared step back to "not set" (their defaults)
-    cleared = api.patch(f"/api/transitions/{created['id']}", json={"spacing_budget": None, "shared_from_step": None})
+    cleared = api.patch(
+        f"/api/transitions/{created['id']}", json={"spacing_budget": None, "shared_from_step": None}
+    )
     assert cleared.status_code == 200
     assert (cleared.json()["spacing_budget"], cleared.json()["shared_from_step"]) == (None, None)
 
@@ -99,14 +116,20 @@ def test_a_transition_takes_and_reports_its_path_settings(api: TestClient) -> No
 @pytest.mark.parametrize(
     ("override", "field", "needle"),
     [
-        ({"noise_interpolation": "cubic"}, "noise_interpolation", "'linear', 'normalized', 'slerp' or 'translate'"),
+        (
+            {"noise_interpolation": "cubic"},
+            "noise_interpolation",
+            "'linear', 'normalized', 'slerp' or 'translate'",
+        ),
         ({"spacing": "random"}, "spacing", "uniform"),
         ({"in_between": "half"}, "in_between", "'full' or 'shared'"),
         ({"spacing_budget": 1}, "spacing_budget", "spacing_budget must be between 2 and 600"),
         ({"shared_from_step": 0}, "shared_from_step", "shared_from_step must be between 1 and 150"),
     ],
 )
-def test_bad_path_settings_are_422_naming_the_field(api: TestClient, override: dict[str, Any], field: str, needle: str) -> None:
+def test_bad_path_settings_are_422_naming_the_field(
+    api: TestClient, override: dict[str, Any], field: str, needle: str
+) -> None:
     response = api.post("/api/transitions", json={"start_prompt": CITY, "end_prompt": FOREST, **override})
     assert response.status_code == 422
     assert needle in response.json()["errors"][field]
@@ -116,16 +139,33 @@ def test_keyframes_take_seed_hold_cut_and_segment_settings(api: TestClient) -> N
     t = create(api)
     response = api.post(
         f"/api/transitions/{t['id']}/keyframes",
-        json={"position": 0.5, "prompt": "a city garden", "seed": 7, "hold_frames": 2, "cut": True, "frames": 4,
-              "noise_interpolation": "linear", "switch_step": 1},
+        json={
+            "position": 0.5,
+            "prompt": "a city garden",
+            "seed": 7,
+            "hold_frames": 2,
+            "cut": True,
+            "frames": 4,
+            "noise_interpolation": "linear",
+            "switch_step": 1,
+        },
     )
     assert response.status_code == 201, response.text
     kf = response.json()
-    assert {k: kf[k] for k in ("seed", "hold_frames", "cut", "frames", "noise_interpolation", "switch_step")} == {
-        "seed": 7, "hold_frames": 2, "cut": True, "frames": 4, "noise_interpolation": "linear", "switch_step": 1,
+    assert {
+        k: kf[k] for k in ("seed", "hold_frames", "cut", "frames", "noise_interpolation", "switch_step")
+    } == {
+        "seed": 7,
+        "hold_frames": 2,
+        "cut": True,
+        "frames": 4,
+        "noise_interpolation": "linear",
+        "switch_step": 1,
     }
     # PATCH changes what it names; null puts a setting back to "not set".
-    patched = api.patch(f"/api/keyframes/{kf['id']}", json={"seed": None, "cut": False, "hold_frames": 1}).json()
+    patched = api.patch(
+        f"/api/keyframes/{kf['id']}", json={"seed": None, "cut": False, "hold_frames": 1}
+    ).json()
     assert (patched["seed"], patched["cut"], patched["hold_frames"], patched["frames"]) == (None, False, 1, 4)
     listed = api.get(f"/api/transitions/{t['id']}").json()["keyframes"]
     assert listed[1]["frames"] == 4 and listed[0]["seed"] is None and listed[0]["hold_frames"] == 0
@@ -136,17 +176,25 @@ def test_keyframes_take_seed_hold_cut_and_segment_settings(api: TestClient) -> N
     assert refused.status_code == 422 and "end keyframe starts none" in refused.json()["errors"]["cut"]
     assert api.patch(f"/api/keyframes/{end['id']}", json={"seed": 9, "hold_frames": 3}).status_code == 200
     bad = api.patch(f"/api/keyframes/{kf['id']}", json={"hold_frames": -1})
-    assert bad.status_code == 422 and "hold_frames must be between 0 and 600" in bad.json()["errors"]["hold_frames"]
+    assert (
+        bad.status_code == 422
+        and "hold_frames must be between 0 and 600" in bad.json()["errors"]["hold_frames"]
+    )
 
 
 # ---------------------------------------------------------------- planning through the API
 
 
-def test_the_render_plans_holds_cuts_seeds_and_segment_frames(api: TestClient, queued: dict[str, list[Any]]) -> None:
+def test_the_render_plans_holds_cuts_seeds_and_segment_frames(
+    api: TestClient, queued: dict[str, list[Any]]
+) -> None:
     t = create(api, frames=9, seed=5, noise_interpolation="normalized")
     start, end = api.get(f"/api/transitions/{t['id']}").json()["keyframes"]
     api.patch(f"/api/keyframes/{end['id']}", json={"seed": 6})
-    api.post(f"/api/transitions/{t['id']}/keyframes", json={"position": 0.5, "prompt": "a garden", "hold_frames": 2, "cut": True})
+    api.post(
+        f"/api/transitions/{t['id']}/keyframes",
+        json={"position": 0.5, "prompt": "a garden", "hold_frames": 2, "cut": True},
+    )
     frames = render(api, t["id"])["frames"]
     assert len(frames) == 11
     ts = [f["t"] for f in frames]
@@ -174,7 +222,10 @@ def test_each_named_spacing_places_the_frames(api: TestClient, spacing: str) -> 
 
 def test_a_timeline_with_too_many_frames_is_refused_before_anything_is_saved(api: TestClient) -> None:
     t = create(api, frames=590)  # the grid misses 0.5: the held keyframe gets its own frame, then 20 more
-    api.post(f"/api/transitions/{t['id']}/keyframes", json={"position": 0.5, "prompt": "a garden", "hold_frames": 20})
+    api.post(
+        f"/api/transitions/{t['id']}/keyframes",
+        json={"position": 0.5, "prompt": "a garden", "hold_frames": 20},
+    )
     response = api.post(f"/api/transitions/{t['id']}/renders")
     assert response.status_code == 422 and "plans 611 frames" in response.json()["errors"]["frames"]
     assert api.get(f"/api/transitions/{t['id']}").json()["latest_render"] is None
@@ -225,7 +276,10 @@ def test_probed_spacings_are_planned_by_a_worker(api: TestClient, worker, queued
 
 def test_shared_in_betweens_render_and_the_unchanged_frames_are_reused(api: TestClient, worker) -> None:  # type: ignore[no-untyped-def]
     t = create(api, frames=5, steps=4, in_between="shared", shared_from_step=2, batch_size=2)
-    api.post(f"/api/transitions/{t['id']}/keyframes", json={"position": 0.5, "prompt": "a garden", "switch_step": 1})
+    api.post(
+        f"/api/transitions/{t['id']}/keyframes",
+        json={"position": 0.5, "prompt": "a garden", "switch_step": 1},
+    )
     first = render(api, t["id"])
     assert [f["start_step"] for f in first["frames"]] == [0, 2, 0, 2, 0]
     worker()
@@ -246,22 +300,55 @@ def test_the_forms_offer_paths_and_spacing_and_save_keyframe_settings(api: TestC
     new = api.get("/transitions/new").text
     for name in ("noise_interpolation", "spacing", "in_between"):
         assert f'name="{name}"' in new
-    for value in ("linear", "normalized", "slerp", "translate", "perceptual", "adaptive", "ease_in_out", "shared"):
+    for value in (
+        "linear",
+        "normalized",
+        "slerp",
+        "translate",
+        "perceptual",
+        "adaptive",
+        "ease_in_out",
+        "shared",
+    ):
         assert f'value="{value}"' in new
     response = api.post(
         "/transitions",
-        data={"start_prompt": CITY, "end_prompt": FOREST, "spacing": "sine", "noise_interpolation": "translate",
-              "in_between": "shared", "shared_from_step": "3", "spacing_budget": ""},
+        data={
+            "start_prompt": CITY,
+            "end_prompt": FOREST,
+            "spacing": "sine",
+            "noise_interpolation": "translate",
+            "in_between": "shared",
+            "shared_from_step": "3",
+            "spacing_budget": "",
+        },
         follow_redirects=False,
     )
     assert response.status_code == 303
     tid = int(response.headers["location"].rsplit("/", 1)[1])
     saved = api.get(f"/api/transitions/{tid}").json()
-    assert (saved["spacing"], saved["noise_interpolation"], saved["in_between"], saved["shared_from_step"]) == (
-        "sine", "translate", "shared", 3,
+    assert (
+        saved["spacing"],
+        saved["noise_interpolation"],
+        saved["in_between"],
+        saved["shared_from_step"],
+    ) == (
+        "sine",
+        "translate",
+        "shared",
+        3,
     )
-    settings = {"title": "t", "start_prompt": CITY, "end_prompt": FOREST, "shared_from_step": "", "spacing_budget": "4"}
-    assert api.post(f"/transitions/{tid}/settings", data=settings, headers={"HX-Request": "true"}).status_code == 200
+    settings = {
+        "title": "t",
+        "start_prompt": CITY,
+        "end_prompt": FOREST,
+        "shared_from_step": "",
+        "spacing_budget": "4",
+    }
+    assert (
+        api.post(f"/transitions/{tid}/settings", data=settings, headers={"HX-Request": "true"}).status_code
+        == 200
+    )
     saved = api.get(f"/api/transitions/{tid}").json()
     assert (saved["shared_from_step"], saved["spacing_budget"]) == (None, 4)
     editor = api.get(f"/transitions/{tid}").text
@@ -270,8 +357,15 @@ def test_the_forms_offer_paths_and_spacing_and_save_keyframe_settings(api: TestC
     # The insert form takes the keyframe settings; the row form changes and clears them.
     added = api.post(
         f"/transitions/{tid}/keyframes",
-        data={"position": "0.4", "prompt": "a garden", "seed": "11", "hold_frames": "2", "cut": "true",
-              "noise_interpolation": "", "switch_step": ""},
+        data={
+            "position": "0.4",
+            "prompt": "a garden",
+            "seed": "11",
+            "hold_frames": "2",
+            "cut": "true",
+            "noise_interpolation": "",
+            "switch_step": "",
+        },
         headers={"HX-Request": "true"},
     )
     assert added.status_code == 200, added.text
@@ -279,7 +373,14 @@ def test_the_forms_offer_paths_and_spacing_and_save_keyframe_settings(api: TestC
     assert (kf["seed"], kf["hold_frames"], kf["cut"], kf["noise_interpolation"]) == (11, 2, True, None)
     edited = api.post(
         f"/keyframes/{kf['id']}",
-        data={"position": "0.4", "prompt": "a garden", "seed": "", "hold_frames": "0", "cut": "false", "frames": "5"},
+        data={
+            "position": "0.4",
+            "prompt": "a garden",
+            "seed": "",
+            "hold_frames": "0",
+            "cut": "false",
+            "frames": "5",
+        },
         headers={"HX-Request": "true"},
     )
     assert edited.status_code == 200, edited.text

@@ -1,4 +1,4 @@
-"""Spacing (named curves, perceptual re-spacing, adaptive refinement) and the planner's keyframe behaviours."""
+"""Spacing (named curves, perceptual re-spacing, adaptive refinement) and the keyframe behaviours."""
 
 from __future__ import annotations
 
@@ -285,7 +285,9 @@ def test_noise_travels_between_seeded_keyframes_only() -> None:
     ]
     # A frame between two seeds is keyed by both, its noise t and its path; an endpoint by its seed alone.
     mid = plans[1]
-    assert frame_key(PIXELS, mid) != frame_key(PIXELS, mid.__class__(**{**mid.__dict__, "noise_path": "slerp"}))
+    assert frame_key(PIXELS, mid) != frame_key(
+        PIXELS, mid.__class__(**{**mid.__dict__, "noise_path": "slerp"})
+    )
     assert frame_key(PIXELS, plans[4]) == frame_key(PIXELS.model_copy(update={"seed": 7}), plans[4])
     seeded = plans[0].__class__(**{**plans[0].__dict__, "seed_a": None, "seed_b": None})
     assert frame_key(PIXELS.model_copy(update={"seed": 1}), seeded) == frame_key(PIXELS, plans[0])
@@ -303,7 +305,9 @@ def test_the_switch_step_is_part_of_an_in_between_frames_identity() -> None:
     plain = inside.__class__(**{**inside.__dict__, "switch_step": None})
     assert frame_key(PIXELS, inside) != frame_key(PIXELS, plain)
     # On its keyframe the frame is prompt_a alone anyway: the switch changes nothing.
-    assert frame_key(PIXELS, plans[4]) == frame_key(PIXELS, plans[4].__class__(**{**plans[4].__dict__, "switch_step": None}))
+    assert frame_key(PIXELS, plans[4]) == frame_key(
+        PIXELS, plans[4].__class__(**{**plans[4].__dict__, "switch_step": None})
+    )
     # A switch at or after the last step is prompt_a for every step: the keyframe's own frame.
     late = inside.__class__(**{**inside.__dict__, "switch_step": 25})
     assert frame_key(PIXELS, late) == frame_key(PIXELS, plans[4])
