@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from app.config import get_settings
-from engine.pipeline import FrameRequest, RenderParams, get_engine
+from core.params import PixelSettings
+from engine.pipeline import FrameRequest, get_engine
 
 
 def main() -> None:
@@ -31,8 +32,8 @@ def main() -> None:
 
     models_dir = get_settings().models_dir or Path("data/models")
     engine = get_engine(args.model, models_dir=models_dir, device=args.device)
-    params = RenderParams(
-        negative_prompt="", seed=0, steps=args.steps, guidance_scale=7.5, width=args.size, height=args.size
+    params = PixelSettings(
+        model=args.model, seed=0, steps=args.steps, guidance_scale=7.5, width=args.size, height=args.size
     )
     frames = [
         FrameRequest("a futuristic cityscape", "a girl in a magical forest", i / (args.frames - 1))
