@@ -101,20 +101,16 @@ class PromptWarning(BaseModel):
     message: str
 
 
-class KeyframeOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class KeyframeOut(KeyframeSettings):
+    """A keyframe as the API shows it: its place, prompt and role, and its own settings (core.params)."""
+
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
 
     id: int
     position: float
     prompt: str
     is_start: bool
     is_end: bool
-    seed: int | None = None
-    hold_frames: int = 0
-    cut: bool = False
-    frames: int | None = None
-    noise_interpolation: str | None = None
-    switch_step: int | None = None
 
 
 class RenderSummary(BaseModel):
