@@ -280,6 +280,16 @@ class ScoreSummaryOut(BaseModel):
     monotonicity: float = Field(description="Spearman rho of progress against t")
     scorer: str
     frames_scored: int
+    istd: float | None = Field(
+        None,
+        description="std of adjacent RMS pixel distances (Smooth Diffusion's ISTD), on 32x32 grey thumbnails",
+    )
+    interp_score: float | None = Field(
+        None, description="mean of max(100 cos, 0) of each frame to the nearer of its prompts (CLIP)"
+    )
+    noise_std: list[float] = Field(
+        [], description="each frame's expected starting-noise std: linear mixing of two seeds shrinks it"
+    )
 
 
 class ScoresOut(BaseModel):

@@ -162,7 +162,9 @@ def render_shape(
         thresholds or confusion.Thresholds(),
     )
     shapes = [FrameShape(**{**s.__dict__, "flags": flags.get(s.index, [])}) for s in shapes]
-    return RenderShape(scorer=scorer, frames=shapes, summary=_summary(shapes), scored=sum(1 for v in got.values() if v))
+    return RenderShape(
+        scorer=scorer, frames=shapes, summary=_summary(shapes), scored=sum(1 for v in got.values() if v)
+    )
 
 
 def _summary(shapes: Sequence[FrameShape]) -> metrics.Summary | None:
@@ -172,3 +174,31 @@ def _summary(shapes: Sequence[FrameShape]) -> metrics.Summary | None:
     if not distances and not timeline:
         return None
     return metrics.summarize([t for t, _ in timeline], distances, [p for _, p in timeline])
+
+
+def noise_std(noise_path: str, noise_t: float, two_seeds: bool) -> float:
+    """Expected per-element std of a frame's starting noise (N(0, I) seeds): linear mixing of two
+    independent latents shrinks it to sqrt(g^2 + (1 - g)^2) (0.707 at the midpoint); normalized, slerp and
+    translate keep 1; a single seed is 1."""
+    if not two_seeds or noise_path != "linear":
+        return 1.0
+    g = min(1.0, max(0.0, noise_t))
+    return math.sqrt(g * g + (1 - g) * (1 - g))
+
+
+def pixel_istd(thumbnails: Sequence[Sequence[float]]) -> float | None:
+    """Smooth Diffusion's ISTD on grey thumbnails: std of the adjacent frames' RMS pixel distance (0-255)."""
+    if len(thumbnails) < 3:
+        return None
+    distances = [
+        255.0 * math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) / len(a))
+        for a, b in zip(thumbnails, thumbnails[1:], strict=False)
+    ]
+    return metrics.istd(distances)
+
+
+def transition_interp_score(sims: Sequence[tuple[float | None, float | None]]) -> float | None:
+    """The latent-space blog's InterpScore for a transition: each frame against the nearer of its two
+    prompts (mean of max(100 cos, 0)), since a transition has no single prompt."""
+    best = [max(a, b) for a, b in sims if a is not None and b is not None]
+    return metrics.interp_score(best) if best else None

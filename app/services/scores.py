@@ -13,7 +13,15 @@ from app.errors import FieldError
 from app.schemas import FlagOut, FrameScoreOut, ScoresOut, ScoreSummaryOut, SimilarityOut
 from app.tables import FrameScore, Render
 from core import confusion
-from core.scores import FrameRef, RenderShape, StoredScore, render_shape
+from core.scores import (
+    FrameRef,
+    RenderShape,
+    StoredScore,
+    noise_std,
+    pixel_istd,
+    render_shape,
+    transition_interp_score,
+)
 
 #: Which scorer the plots show first when several are stored (progress needs a text-aware or image scorer).
 PREFERENCE = ("clip", "unet", "ssim")
@@ -42,7 +50,9 @@ def shape(db: Session, render: Render, scorer: str | None = None) -> tuple[Rende
     available = available_scorers(db, render)
     if scorer is not None and scorer not in available:
         choices = ", ".join(available) or "none yet"
-        raise FieldError("scorer", f"scorer '{scorer}' has no scores for render {render.id}; stored: {choices}")
+        raise FieldError(
+            "scorer", f"scorer '{scorer}' has no scores for render {render.id}; stored: {choices}"
+        )
     chosen = scorer or (available[0] if available else None)
     if chosen is None:
         return None, available
@@ -55,6 +65,30 @@ def shape(db: Session, render: Render, scorer: str | None = None) -> tuple[Rende
     stored = {key: StoredScore.from_bytes(blob, a, b) for key, blob, a, b in rows}
     refs = [FrameRef(f.index, f.t, f.segment, f.local_t, f.key) for f in render.frames]
     return render_shape(refs, stored, chosen, thresholds()), available
+
+
+def extra_metrics(db: Session, render: Render) -> dict[str, object]:
+    """ISTD (on the ssim scorer's thumbnails), InterpScore (on CLIP's prompt similarities) and each frame's
+    starting-noise std; None where the scores they need are not stored."""
+    done = sorted((f for f in render.frames if f.status == "done"), key=lambda f: f.index)
+    keys = [f.key for f in done]
+    rows = db.execute(
+        select(
+            FrameScore.frame_key, FrameScore.scorer, FrameScore.embedding, FrameScore.sim_a, FrameScore.sim_b
+        ).where(FrameScore.frame_key.in_(keys), FrameScore.scorer.in_(("ssim", "clip")))
+    )
+    by = {(key, scorer): StoredScore.from_bytes(blob, a, b) for key, scorer, blob, a, b in rows}
+    thumbs = [by[(k, "ssim")].embedding for k in keys if (k, "ssim") in by]
+    sims = [(by[(k, "clip")].sim_a, by[(k, "clip")].sim_b) for k in keys if (k, "clip") in by]
+    istd = pixel_istd(thumbs) if len(thumbs) == len(keys) else None
+    return {
+        "istd": None if istd is None else round(istd, 3),
+        "interp_score": _round(transition_interp_score(sims), 2),
+        "noise_std": [
+            round(noise_std(f.noise_path, f.noise_t, f.seed_a is not None and f.seed_a != f.seed_b), 4)
+            for f in sorted(render.frames, key=lambda f: f.index)
+        ],
+    }
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -91,6 +125,7 @@ def scores_out(db: Session, render: Render, scorer: str | None = None) -> Scores
             monotonicity=round(summary.monotonicity, 4),
             scorer=found.scorer,
             frames_scored=found.scored,
+            **extra_metrics(db, render),
         )
         if summary
         else None,
@@ -100,6 +135,7 @@ def scores_out(db: Session, render: Render, scorer: str | None = None) -> Scores
 PLOT_WIDTH = 1000
 PROGRESS_HEIGHT = 140
 CHANGE_HEIGHT = 80
+NOISE_HEIGHT = 36
 
 
 def plot_context(db: Session, render: Render, scorer: str | None = None) -> dict[str, object]:
@@ -124,7 +160,9 @@ def plot_context(db: Session, render: Render, scorer: str | None = None) -> dict
         if f.progress is not None:
             shown = min(1.25, max(-0.25, f.progress))
             y = 10 + (1 - shown) * (PROGRESS_HEIGHT - 20)
-            points.append({"index": f.index, "x": round(x, 2), "y": round(y, 2), "frame": f, "reasons": reasons})
+            points.append(
+                {"index": f.index, "x": round(x, 2), "y": round(y, 2), "frame": f, "reasons": reasons}
+            )
         if f.change is not None and position + 1 < len(frames):
             x_next = frames[position + 1].t * PLOT_WIDTH
             height = f.change / top * (CHANGE_HEIGHT - 8)
@@ -142,7 +180,16 @@ def plot_context(db: Session, render: Render, scorer: str | None = None) -> dict
         if f.flags:
             flagged.append({"frame": f, "reasons": reasons, "url": urls.get(f.index)})
     line = " ".join(f"{p['x']},{p['y']}" for p in points)
+    extra = extra_metrics(db, render)
+    ordered = sorted(render.frames, key=lambda f: f.index)
+    noise_line = " ".join(
+        f"{f.t * PLOT_WIDTH:.1f},{(1.1 - std) / 0.5 * NOISE_HEIGHT:.1f}"
+        for f, std in zip(ordered, extra["noise_std"], strict=True)  # type: ignore[call-overload]
+    )
     return {
+        "extra": extra,
+        "noise_line": noise_line,
+        "noise_height": NOISE_HEIGHT,
         "scores": found,
         "scorers": available,
         "render": render,

@@ -79,3 +79,24 @@ def test_ssim_distance() -> None:
     assert 0 < distance("ssim", flat, ramp) < 1
     with pytest.raises(ValueError):
         ssim([], [])
+
+
+def test_noise_std_of_each_path() -> None:
+    from core.scores import noise_std
+
+    assert noise_std("linear", 0.5, True) == pytest.approx(math.sqrt(0.5))  # 0.707: the blurred midpoint
+    assert noise_std("linear", 0.0, True) == noise_std("linear", 1.0, True) == 1.0
+    assert noise_std("slerp", 0.5, True) == noise_std("normalized", 0.5, True) == 1.0
+    assert noise_std("linear", 0.5, False) == 1.0  # one seed: no mixing
+
+
+def test_pixel_istd_and_interp_score_by_hand() -> None:
+    from core.scores import pixel_istd, transition_interp_score
+
+    # Three flat 4-pixel thumbnails: adjacent RMS distances 0.1 and 0.3 (x 255) -> std 0.1 x 255.
+    thumbs = [[0.0] * 4, [0.1] * 4, [0.4] * 4]
+    assert pixel_istd(thumbs) == pytest.approx(25.5)
+    assert pixel_istd(thumbs[:2]) is None
+    # Nearer prompt per frame: 0.3, 0.25, and a frame pointing away counts 0 -> mean (30 + 25 + 0) / 3.
+    sims = [(0.3, 0.1), (0.2, 0.25), (-0.1, -0.2), (None, 0.5)]
+    assert transition_interp_score(sims) == pytest.approx(55 / 3)
