@@ -10,6 +10,7 @@ backward (without repeating the two ends), so a looping player shows a seamless 
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import tempfile
@@ -115,8 +116,11 @@ def encode(
     title: str = "",
     on_progress: Progress | None = None,
     threads: int = 0,
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `frames` (in order) to `out` as options.format; returns `out`. Written atomically."""
+    """Write `frames` (in order) to `out` as options.format; returns `out`. Written atomically.
+
+    `metrics` (the render's scores: per frame and summary) go into a zip as metrics.json."""
     if not frames:
         raise ValueError("there are no frames to export")
     frames = sorted(frames, key=lambda f: f.index)
@@ -128,7 +132,7 @@ def encode(
             case "gif" | "webp":
                 _animation(frames, tmp, options, keyframe_positions, report)
             case "zip":
-                _zip(frames, tmp, report)
+                _zip(frames, tmp, report, metrics)
             case "contact_sheet":
                 _contact_sheet(frames, tmp, keyframe_positions, title, report)
             case other:  # pragma: no cover - ExportOptions allows only the formats above
@@ -228,8 +232,12 @@ def _animation(
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def _zip(frames: Sequence[SourceFrame], out: Path, report: Progress) -> None:
+def _zip(frames: Sequence[SourceFrame], out: Path, report: Progress, metrics: dict[str, Any] | None) -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        if metrics is not None:
+            info = zipfile.ZipInfo("metrics.json", date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         for step, frame in enumerate(frames):
             info = zipfile.ZipInfo(frame_name(frame.index, frame.t, len(frames)), date_time=ZIP_DATE)
             info.external_attr = 0o644 << 16

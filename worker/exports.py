@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from app.config import get_settings
 from app.db import new_session
+from app.services import scores
 from app.services.exports import ExportOptions, export_path
 from app.storage import get_store
 from app.tables import Export, Frame, Render, Transition, utcnow
@@ -56,6 +57,7 @@ def run_export(export_id: int) -> dict[str, object]:
         missing = [f.index for f in frames if f.status != "done" or not store.exists(f.key)]
         sources = [SourceFrame(f.index, f.t, store.path(f.key)) for f in frames]
         render_id = render.id
+        metrics = scores.scores_out(db, render).model_dump(mode="json") if options.format == "zip" else None
         db.execute(
             update(Export).where(Export.id == export_id).values(status="running", progress=0.0, error=None)
         )
@@ -85,6 +87,7 @@ def run_export(export_id: int) -> dict[str, object]:
             title=title,
             on_progress=on_progress,
             threads=settings.torch_threads,
+            metrics=metrics,
         )
     except Exception as exc:
         log.exception("export %s of render %s failed", export_id, render_id)

@@ -267,6 +267,10 @@ def test_an_export_runs_is_cached_and_downloads_as_an_attachment(
         if export_format == "gif":
             with Image.open(io.BytesIO(file.content)) as image:
                 assert image.n_frames == 6
+        if export_format == "zip":  # the render's metrics travel with its frames
+            with zipfile.ZipFile(io.BytesIO(file.content)) as archive:
+                metrics = json.loads(archive.read("metrics.json"))
+            assert metrics == client.get(f"/api/renders/{render_id}/scores").json()
 
 
 def test_a_lost_file_is_exported_again_under_the_same_id(client: TestClient, sent_exports: list[int]) -> None:
