@@ -205,7 +205,7 @@ def main() -> None:
         )
     plain_both = np.mean([r["plain_both"] for r in rows])
     moce_both = np.mean([r["moce_both"] for r in rows])
-    print(f"| **all {len(rows)} pairs** | | | **{plain_both:.1%}** both | **{moce_both:.1%}** both |")
+    print(f"| **all {len(rows)} pairs** | | | **{plain_both:.2%}** both | **{moce_both:.2%}** both |")
 
 
 if __name__ == "__main__":
