@@ -16,7 +16,6 @@ from core.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, model_location
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-
 def mini_is_shipped() -> bool:
     return (Path(model_location(MINI_MODEL, Path("."))) / "model_index.json").is_file()
 
@@ -55,7 +54,8 @@ class Settings(BaseSettings):
     # Scores of each frame (the confusion map): "auto" picks by model (clip and ssim for Segue-mini; clip,
     # unet and ssim otherwise, clip only if its weights are on this machine), or a comma-separated list.
     scorer: str = "auto"
-    scorer_clip: str = ""  # CLIP id or directory for models that ship none (default openai/clip-vit-large-patch14)
+    # CLIP id or directory for models that ship none (default: openai/clip-vit-large-patch14)
+    scorer_clip: str = ""
     # Confusion flags (core.confusion.Thresholds): a jump is a change above jump_ratio x the median that is
     # also at least jump_share of the whole path; backwards is a progress drop over backwards_margin; ...
     flag_jump_ratio: float = Field(default=3.0, gt=1)
@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     suggest_model: str = ""
     suggest_key: str = Field(default="", repr=False)
     suggest_probe_steps: int = Field(default=8, ge=1, le=50)  # denoising steps of each suggestion's probe
+    # MoCE's "auto" switch step (worker/moce.py): the binary search stops when the Multi-Concept Disparity
+    # |D| = |S(M, A) - S(M, B)| is at most this many CLIPScore points (100 x cosine), or its budget is spent.
+    moce_threshold: float = Field(default=1.0, ge=0, le=100)
 
     # Who may open what (README, "Sharing and the trust model"). Local single-user install: nobody logs in,
     # whoever reaches the server is the owner. A team deployment sets require_link: every request then
@@ -90,6 +93,29 @@ class Settings(BaseSettings):
     max_steps: int = Field(default=params.HARD_CAPS.steps, ge=1, le=params.HARD_CAPS.steps)
     max_batch_size: int = Field(default=params.HARD_CAPS.batch_size, ge=1, le=params.HARD_CAPS.batch_size)
     event_poll_seconds: float = Field(default=0.25, gt=0)
+
+    # Reliability (README, "Reliability"). A worker holds the frames it renders under a lease of
+    # lease_seconds that its heartbeat extends; a lease that runs out (the worker died) is queued again by
+    # the reaper, every reap_seconds, in the web app and in every worker. After max_attempts takes the
+    # frames fail. Workers write a heartbeat row every heartbeat_seconds (/healthz: "no worker alive").
+    lease_seconds: float = Field(default=30.0, ge=1)
+    reap_seconds: float = Field(default=5.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    # The longest one batch may render; Redis hands an unacknowledged batch out again after this (a safety
+    # net behind the leases, which notice a dead worker within lease_seconds).
+    batch_timeout_seconds: int = Field(default=3600, ge=60)
+    # How long publishing an event keeps retrying while Redis is away, before the batch fails.
+    publish_retry_seconds: float = Field(default=60.0, ge=0)
+
+    # Quotas: work one render may ask for (422 naming the limit), renders a transition may have queued or
+    # running at once (429), keyframes per transition (422). Work is frames x width x height x steps
+    # ("pixel-steps"); a batch's pixels (batch size x width x height) bound how long one denoising step
+    # takes, and so how long Cancel may wait.
+    max_render_work: int = Field(default=25_000_000_000, ge=1)
+    max_batch_pixels: int = Field(default=4 * 1024 * 1024, ge=64 * 64)
+    max_active_renders: int = Field(default=4, ge=1)
+    max_keyframes: int = Field(default=200, ge=2)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,16 @@ from app.templating import templates
 
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+#: The largest id (and offset) a request may name: the database's INTEGER column. Past it a request is a 422
+#: naming the parameter, never a 500 from the database; the OpenAPI schema carries the range.
+MAX_ID = 2**31 - 1
+#: A row id in a path (`/api/renders/{render_id}`), 1 to MAX_ID.
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+#: A row id in a query string (`?render=7`), 1 to MAX_ID.
+QueryId = Annotated[int, Query(ge=1, le=MAX_ID)]
+#: A position in a list (a frame's index, a page number) in a path, 0 to MAX_ID.
+Index = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 # ---------------------------------------------------------------- who may do what (share links)
@@ -197,6 +207,8 @@ def enforce_access(request: Request, db: SessionDep, settings: SettingsDep) -> A
                 ident = int(params[name])
             except (TypeError, ValueError):
                 raise AccessDenied(404, f"{name} {params[name]} does not exist") from None
+            if not 1 <= ident <= MAX_ID:  # no such row; and the database must not see it
+                raise AccessDenied(404, f"{name} {params[name]} does not exist")
             transition_id = resolve(db, ident)
             if transition_id is None:
                 raise AccessDenied(404, f"{name.removesuffix('_id')} {ident} does not exist")

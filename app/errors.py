@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,8 @@ from fastapi.responses import JSONResponse, Response
 
 from app.templating import templates
 from core.params import error_message, field_of
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(Exception):
@@ -30,11 +33,16 @@ class BrokerUnavailable(Exception):
     """The render queue cannot be reached; nothing was queued."""
 
 
+class TooMany(Exception):
+    """A quota on things at once (renders queued or running per transition): 429, naming the limit."""
+
+
 def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pydantic errors as [{field, msg, type, loc}], each message naming its field and allowed range."""
     out = []
     for error in errors:
-        field = field_of(error.get("loc", ()))
+        # Malformed JSON is located by a character offset, not a field: it is the body's problem.
+        field = "body" if error.get("type") == "json_invalid" else field_of(error.get("loc", ()))
         out.append(
             {
                 "field": field,
@@ -78,4 +86,37 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BrokerUnavailable)
     async def _broker(_request: Request, exc: BrokerUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(TooMany)
+    async def _too_many(_request: Request, exc: TooMany) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "10"})
+
+    # The database away for a moment (restarting, unreachable, locked): 503, and the next request after it
+    # returns works again without a restart (pool_pre_ping replaces the dead connections).
+    from sqlalchemy import exc as sa_exc
+
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
+        return JSONResponse(
+            {"detail": "the database is unreachable right now; nothing was changed, try again in a moment"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for kind in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(kind, _database)
+
+    # A body that is not text (invalid UTF-8) is bad input like any other: the documented 422 shape, not
+    # FastAPI's bare 400 "There was an error parsing the body".
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, (UnicodeDecodeError, ValueError)):
+            message = f"the body is not valid UTF-8 JSON ({cause})"[:300]
+            detail = [{"field": "body", "msg": message, "type": "json_invalid", "loc": ["body"]}]
+            return error_response(422, detail)
+        return await http_exception_handler(request, exc)

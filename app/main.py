@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import errors
+from app import bus, errors, openapi
 from app.config import REPO_ROOT, get_settings
 from app.deps import enforce_access
 from app.routes import docs, exports, health, keyframes, pages, projects, renders, scores, transitions
@@ -20,6 +22,7 @@ from app.routes.history import router as history_router
 from app.routes.links import router as links_router
 from app.routes.suggestions import pages as suggestion_pages
 from app.routes.suggestions import router as suggestions_router
+from app.services import recovery
 
 log = logging.getLogger("segue")
 
@@ -33,7 +36,15 @@ async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         settings.mode,
         settings.model,
     )
-    yield
+    # A request never waits out a Redis outage (workers do); the reaper queues batches of dead workers again.
+    bus.cap_publish_retry(2.0)
+    reaper = asyncio.create_task(recovery.reaper_loop(), name="segue-reaper")
+    try:
+        yield
+    finally:
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
 
 
 def create_app() -> FastAPI:
@@ -49,6 +60,7 @@ def create_app() -> FastAPI:
         dependencies=[Depends(enforce_access)],
     )
     errors.install(app)
+    openapi.install(app)  # 404/409/422/503 documented where they can happen
     install_history(app)  # 409 with the current state; 401/403/404 for links
     routers = [
         transitions.router,

@@ -19,6 +19,8 @@ PLAN_RENDER_TASK = "segue.plan_render"
 EXPORT_TASK = "segue.export_render"
 #: Suggest intermediate prompts for a transition and rank them with probes (worker/suggestions.py).
 SUGGEST_TASK = "segue.suggest_prompts"
+#: Search MoCE's switch step of a keyframe by probe renders (worker/moce.py).
+MOCE_SEARCH_TASK = "segue.search_switch_step"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -52,9 +54,34 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.2,
         }
     else:
-        # Long renders outlive Redis' default 1 h visibility timeout; don't hand them out twice.
-        config["broker_transport_options"] = {"visibility_timeout": 6 * 3600}
+        # A dead worker's batch is noticed by its lease within SEGUE_LEASE_SECONDS (app/services/recovery.py).
+        # Redis' own redelivery of an unacknowledged batch is the safety net behind it: sized from the longest
+        # batch (SEGUE_BATCH_TIMEOUT_SECONDS), so a live batch is not handed out twice (a second copy would
+        # find its frames leased and do nothing) and a lost one is not left for 6 h.
+        config["broker_transport_options"] = {"visibility_timeout": settings.batch_timeout_seconds + 60}
     return config
+
+
+def broker_error(timeout: float = 1.5) -> str | None:
+    """Why the render queue cannot take work now, or None when it can (checked before creating rows)."""
+    settings = get_settings()
+    url = settings.broker_url
+    try:
+        if url.startswith("filesystem://"):
+            folder = settings.broker_dir / "out"
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+            return None
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping()
+            return None
+        with celery_client().connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
 
 
 def make_celery(settings: Settings | None = None, **kwargs: Any) -> Celery:
@@ -76,8 +103,35 @@ def celery_client() -> Celery:
     return _client[1]
 
 
-def send_render_batch(render_id: int, indices: list[int]) -> None:
-    celery_client().send_task(RENDER_BATCH_TASK, args=[render_id, indices], queue=get_settings().render_queue)
+def queue_depth() -> int:
+    """How many messages wait in the render queue (not counting those a worker is executing)."""
+    name = get_settings().render_queue
+    with celery_client().connection_for_read() as connection:
+        channel = connection.default_channel
+        try:
+            return int(channel.queue_declare(queue=name, passive=True).message_count)
+        except Exception as exc:  # never declared (nothing was ever sent, or the broker came back empty)
+            if "NOT_FOUND" in str(exc) or "404" in str(exc):
+                return 0
+            raise
+
+
+def batch_priority(position: int) -> int:
+    """Fairness between renders: a render's first batches go ahead of other renders' later ones.
+
+    Redis serves priority 0 first (kombu's priority steps 0, 3, 6, 9): the first 2 batches of every render
+    get 0, the next 4 get 3, the next 8 get 6, the rest 9. A 600-frame render therefore cannot starve an
+    8-frame render started after it: the small one's batches overtake the big one's tail, and within a
+    priority renders take turns in the order their batches were queued. (The embedded filesystem broker
+    has no priorities: one person, first come first served.)
+    """
+    return 0 if position < 2 else 3 if position < 6 else 6 if position < 14 else 9
+
+
+def send_render_batch(render_id: int, indices: list[int], priority: int = 0) -> None:
+    celery_client().send_task(
+        RENDER_BATCH_TASK, args=[render_id, indices], queue=get_settings().render_queue, priority=priority
+    )
 
 
 def send_export(export_id: int) -> None:
@@ -90,3 +144,7 @@ def send_plan_render(render_id: int) -> None:
 
 def send_suggestions(suggestion_id: int) -> None:
     celery_client().send_task(SUGGEST_TASK, args=[suggestion_id], queue=get_settings().render_queue)
+
+
+def send_moce_search(search_id: int) -> None:
+    celery_client().send_task(MOCE_SEARCH_TASK, args=[search_id], queue=get_settings().render_queue)

@@ -83,9 +83,11 @@ class KeyframeCreate(KeyframeSettings):
 
 if TYPE_CHECKING:  # the checker sees plain models; at run time they are built from the create shapes
 
-    class TransitionUpdate(BaseModel): ...
+    class TransitionUpdate(BaseModel):
+        version: int | None
 
-    class KeyframeUpdate(BaseModel): ...
+    class KeyframeUpdate(BaseModel):
+        version: int | None
 
 else:
     TransitionUpdate = _all_optional(
@@ -151,6 +153,8 @@ class FrameOut(BaseModel):
     noise_path: str = "slerp"
     switch_step: int | None = Field(None, description="steps before this one are conditioned on prompt_a")
     start_step: int = Field(0, description="> 0: a shared in-between, started at this step")
+    early_a: str | None = Field(None, description="MoCE: steps before switch_step see this blend")
+    early_b: str | None = Field(None, description="(null: prompt_a alone, the plain switch)")
 
 
 class RenderOut(BaseModel):

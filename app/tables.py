@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     false,
 )
@@ -27,14 +28,41 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always carries its zone: stored in UTC, read back as UTC-aware on every database.
+
+    SQLite has no zone-aware type and hands back naive datetimes; those are UTC here (every writer uses
+    utcnow), so the zone is attached on the way out and responses keep their `date-time` schema.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: Ids are never reused on SQLite either (AUTOINCREMENT; PostgreSQL sequences never reuse): a deleted render's
+#: id, events or frames can never be mistaken for a new one's (migration 0007).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime()}
 
 
 class Transition(Base):
     """A transition between prompts: its keyframes plus the settings every frame is rendered with."""
 
     __tablename__ = "transitions"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200), default="")
@@ -90,6 +118,10 @@ class Keyframe(Base):
     frames: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     noise_interpolation: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
     switch_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    #: MoCE (core.params.Concepts as JSON: first, second, descriptions, switch_step N or "auto"); null: off.
+    concepts: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True, default=None
+    )
 
     transition: Mapped[Transition] = relationship(back_populates="keyframes")
 
@@ -102,6 +134,7 @@ class Render(Base):
     """One rendering of a whole timeline, frozen at the transition version it was started from."""
 
     __tablename__ = "renders"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
@@ -145,7 +178,7 @@ FINISHED_STATUSES = ("done", "failed", "cancelled")
 
 class Frame(Base):
     __tablename__ = "frames"
-    __table_args__ = (UniqueConstraint("render_id", "index", name="uq_frame_index"),)
+    __table_args__ = (UniqueConstraint("render_id", "index", name="uq_frame_index"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
@@ -165,12 +198,22 @@ class Frame(Base):
     start_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     anchor_a: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     anchor_b: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    #: MoCE: steps [0, switch_step) are conditioned on the blend of these prompts (null: prompt_a alone).
+    early_a: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    early_b: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     #: Hash of everything that decides the pixels; the image is stored under it.
     key: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     reused: Mapped[bool] = mapped_column(Boolean, default=False)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The lease of the worker rendering this frame (worker/lease.py): it holds the frame while
+    # leased_until is ahead (its heartbeat extends it); past it, the reaper (app/reaper.py) queues the frame
+    # again. `lease_token` names the claim, so only the holder of the lease may mark the frame done.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    #: How many times a worker took the frame; a frame whose workers keep dying fails after a few.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     render: Mapped[Render] = relationship(back_populates="frames")
 
@@ -185,7 +228,7 @@ class Edit(Base):
     """
 
     __tablename__ = "edits"
-    __table_args__ = (UniqueConstraint("transition_id", "version", name="uq_edit_version"),)
+    __table_args__ = (UniqueConstraint("transition_id", "version", name="uq_edit_version"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
@@ -213,6 +256,7 @@ class ShareLink(Base):
     """
 
     __tablename__ = "share_links"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
@@ -227,7 +271,7 @@ class TransitionEventRow(Base):
     """Events of a transition's co-viewing channel in embedded mode (distributed: one Redis Stream each)."""
 
     __tablename__ = "transition_events"
-    __table_args__ = (Index("ix_transition_events_transition_id_id", "transition_id", "id"),)
+    __table_args__ = (Index("ix_transition_events_transition_id_id", "transition_id", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(Integer)
@@ -237,13 +281,16 @@ class TransitionEventRow(Base):
 
 
 class RenderEventRow(Base):
-    """Render events for the embedded mode (distributed mode keeps them in Redis Streams)."""
+    """Render events for the embedded mode (distributed mode keeps them in Redis Streams).
+
+    Deleted with their render (ON DELETE CASCADE), so no stream ever replays another render's events.
+    """
 
     __tablename__ = "render_events"
-    __table_args__ = (Index("ix_render_events_render_id_id", "render_id", "id"),)
+    __table_args__ = (Index("ix_render_events_render_id_id", "render_id", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    render_id: Mapped[int] = mapped_column(Integer)
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -276,7 +323,7 @@ class Export(Base):
     """
 
     __tablename__ = "exports"
-    __table_args__ = (UniqueConstraint("cache_key", name="uq_export_cache_key"),)
+    __table_args__ = (UniqueConstraint("cache_key", name="uq_export_cache_key"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
@@ -301,6 +348,7 @@ class Suggestion(Base):
     """
 
     __tablename__ = "suggestions"
+    __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
@@ -315,4 +363,52 @@ class Suggestion(Base):
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+
+
+class WorkerHeartbeat(Base):
+    """A render worker that is alive: it rewrites its row every few seconds (app/heartbeat.py).
+
+    Both modes keep these in the database, so `/healthz` can tell "no worker alive" on a laptop too.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    queue: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    #: What it is doing now ("render 7: frames 0, 5"), or null when idle.
+    busy: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
+
+
+class ConceptSearch(Base):
+    """MoCE's switch step search for one set of inputs (worker/moce.py), found again by `input_key`.
+
+    The key hashes everything that decides the probes: the model and its revision, the keyframe's prompt and
+    effective seed, its concepts without the switch step, and the pixel settings. So an undone and redone
+    keyframe finds its search again, and identical inputs are searched once. `inputs` holds what was hashed
+    (the worker renders exactly that); `trace` grows while the worker probes: [{step, disparity,
+    thumbnail_key, sim_first, sim_second}], in probe order.
+    """
+
+    __tablename__ = "concept_searches"
+    __table_args__ = (UniqueConstraint("input_key", name="uq_concept_search_input_key"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    #: The keyframe that first asked (searches outlive keyframe edits; no foreign key).
+    keyframe_id: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    input_key: Mapped[str] = mapped_column(String(64))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    chosen_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    trace: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: How the search went: converged (|D| under the threshold), threshold, budget, scorer, seconds.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 SEED_MAX = 2**32 - 1  # numpy/A1111-compatible, fits every database's BIGINT and torch.Generator
 GUIDANCE_MAX = 30.0
@@ -268,6 +268,75 @@ def defaults() -> dict[str, Any]:
     }
 
 
+#: MoCE's switch step: a number of steps, or "auto" (found by a binary search on the worker).
+AUTO_SWITCH: Literal["auto"] = "auto"
+
+
+def _concept_prompt(value: str, info: ValidationInfo) -> str:
+    return check_prompt(f"concepts.{info.field_name}", value)
+
+
+def _concept_description(value: str | None, info: ValidationInfo) -> str | None:
+    if value is None:
+        return None
+    return check_prompt(f"concepts.{info.field_name}", value, required=False) or None
+
+
+def _concept_switch(value: Any) -> Any:
+    """A whole number of steps within the steps cap, or "auto"; the message names the field."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == AUTO_SWITCH:
+            return AUTO_SWITCH
+        if text.isdigit():
+            value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        high = format_number(KEYFRAME_RANGES["switch_step"].high())
+        raise ValueError(f'concepts.switch_step must be a whole number between 0 and {high} or "auto"')
+    KEYFRAME_RANGES["switch_step"].check("concepts.switch_step", value)
+    return int(value)
+
+
+ConceptPrompt = Annotated[str, AfterValidator(_concept_prompt), Field(max_length=MAX_PROMPT_CHARS + 200)]
+ConceptDescription = Annotated[
+    Annotated[str, Field(max_length=MAX_PROMPT_CHARS + 200)] | None, AfterValidator(_concept_description)
+]
+ConceptSwitch = Annotated[
+    int | Literal["auto"],
+    BeforeValidator(_concept_switch),
+    Field(
+        json_schema_extra=lambda schema: schema.update(
+            description=(
+                'steps [0, N) denoise with the first concept alone; "auto": found by a binary search on the '
+                "Multi-Concept Disparity (README, MoCE)"
+            )
+        )
+    ),
+]
+
+
+class Concepts(BaseModel):
+    """MoCE (sequential concept introduction) on a keyframe whose prompt combines concepts the model mixes up.
+
+    `first` is the easily lost concept A: the keyframe's frames denoise their first `switch_step` steps
+    with A alone, the rest with the full prompt (in a segment, the early and the full embeddings
+    interpolate like the prompts do). `second` (B) and the descriptions feed the search of "auto": the
+    Multi-Concept Disparity S(M, A) - S(M, B), S(M, X) = max(CLIPScore(M, X), CLIPScore(M, description)).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    first: ConceptPrompt
+    first_description: ConceptDescription = None
+    second: ConceptPrompt
+    second_description: ConceptDescription = None
+    switch_step: ConceptSwitch = AUTO_SWITCH
+
+    @property
+    def is_auto(self) -> bool:
+        return self.switch_step == AUTO_SWITCH
+
+
 class KeyframeSettings(BaseModel):
     """A keyframe's own behaviour; the segment settings apply to the segment the keyframe starts.
 
@@ -285,6 +354,8 @@ class KeyframeSettings(BaseModel):
     frames: ranged("frames", int, KEYFRAME_RANGES) | None = None  # type: ignore[valid-type]
     noise_interpolation: NoiseInterpolation | None = None
     switch_step: ranged("switch_step", int, KEYFRAME_RANGES) | None = None  # type: ignore[valid-type]
+    #: MoCE on this keyframe (not a segment setting: the end keyframe may have it too); null: off.
+    concepts: Concepts | None = None
 
 
 KEYFRAME_FIELDS: tuple[str, ...] = tuple(KeyframeSettings.model_fields)

@@ -11,12 +11,21 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from core import spacing as spacings
-from core.params import PixelSettings, RenderSnapshot
+from core.params import KeyframeSnapshot, PixelSettings, RenderSnapshot
 
 #: Positions closer than this are the same point on the timeline, everywhere (API, forms, planner).
 POSITION_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class KeyConcepts:
+    """MoCE on a keyframe, as the planner needs it: the first concept and the resolved switch step N."""
+
+    first: str
+    switch_step: int
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,9 @@ class Key:
     transition's seed). hold_frames: n extra frames showing this keyframe. The rest apply to the segment
     this keyframe starts: cut (no blending: its frames show this keyframe until the next one), frames
     (the segment's frame count), noise_interpolation (its noise path), switch_step (see FramePlan).
+    concepts (MoCE): every frame of both segments touching this keyframe denoises its first N steps on
+    the early blend (this keyframe's first concept instead of its prompt); it takes precedence over the
+    segment's plain switch_step.
     """
 
     position: float
@@ -37,6 +49,7 @@ class Key:
     frames: int | None = None
     noise_interpolation: str | None = None
     switch_step: int | None = None
+    concepts: KeyConcepts | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,9 @@ class FramePlan:
 
     Noise: the frame's noise latent is noise_path(noise(seed_a), noise(seed_b), noise_t); a seed of None is
     the transition's seed. switch_step k: steps [0, k) are conditioned on prompt_a alone, the rest on the
-    blend. start_step k > 0 (trajectory sharing): the frame starts at step k from the slerp of the step-k
+    blend; with early_a / early_b set (MoCE), steps [0, k) are conditioned on the blend of early_a and
+    early_b at local_t instead (a keyframe's first concept in place of its prompt). start_step k > 0
+    (trajectory sharing): the frame starts at step k from the slerp of the step-k
     latents of frames anchor_a and anchor_b (indices), weighted by where t sits between their t.
     """
 
@@ -63,6 +78,8 @@ class FramePlan:
     start_step: int = 0
     anchor_a: int | None = None
     anchor_b: int | None = None
+    early_a: str | None = None
+    early_b: str | None = None
 
 
 def frame_times(n: int) -> list[float]:
@@ -102,8 +119,21 @@ def locate(t: float, keys: Sequence[Key]) -> tuple[int, float]:
     raise AssertionError("unreachable: keys cover 0..1")
 
 
+def _key_concepts(keyframe: KeyframeSnapshot) -> KeyConcepts | None:
+    concepts = keyframe.concepts
+    if concepts is None:
+        return None
+    if not isinstance(concepts.switch_step, int):
+        raise ValueError(
+            f"the keyframe at {keyframe.position:g} has switch step {concepts.switch_step!r} for its "
+            "concepts: a search must make it a number first (the studio searches before it renders; "
+            "a headless render needs a number)"
+        )
+    return KeyConcepts(concepts.first, concepts.switch_step)
+
+
 def keys_of(snapshot: RenderSnapshot) -> list[Key]:
-    """A stored render's keyframes as timeline keys."""
+    """A stored render's keyframes as timeline keys (a MoCE switch step must be a number by now)."""
     return [
         Key(
             position=k.position,
@@ -114,6 +144,7 @@ def keys_of(snapshot: RenderSnapshot) -> list[Key]:
             frames=k.frames,
             noise_interpolation=k.noise_interpolation,
             switch_step=k.switch_step,
+            concepts=_key_concepts(k),
         )
         for k in snapshot.keyframes
     ]
@@ -185,6 +216,19 @@ def _content(
     if key.cut and 0.0 < local_t < 1.0:  # at 1 (the end keyframe) the cut is over
         at, local_t = key.position, 0.0
     seed_a, seed_b, noise_t = noise_at(at, anchors)
+    end = ordered[segment + 1]
+    early_a = early_b = None
+    switch_step = key.switch_step
+    if key.concepts is not None or end.concepts is not None:
+        # MoCE: the first concept stands in for its keyframe's prompt for the first N steps, on both sides
+        # of the keyframe; N blends between two MoCE keyframes. It takes precedence over the plain switch.
+        early_a = key.concepts.first if key.concepts else key.prompt
+        early_b = end.concepts.first if end.concepts else end.prompt
+        if key.concepts is not None and end.concepts is not None:
+            n_a, n_b = key.concepts.switch_step, end.concepts.switch_step
+            switch_step = round(n_a + (n_b - n_a) * local_t)
+        else:
+            switch_step = (key.concepts or end.concepts).switch_step  # type: ignore[union-attr]
     return FramePlan(
         index=0,
         t=t,
@@ -196,7 +240,9 @@ def _content(
         seed_b=seed_b,
         noise_t=noise_t,
         noise_path=key.noise_interpolation or noise_path,
-        switch_step=key.switch_step,
+        switch_step=switch_step,
+        early_a=early_a,
+        early_b=early_b,
     )
 
 
@@ -349,8 +395,16 @@ def frame_key(
     as `seed` (so with the transition's seed the key is the one Segue always gave it); a frame between two
     seeds hashes both, its noise t and the noise path; an effective switch step hashes it with prompt_a;
     a shared in-between (trajectory sharing) hashes its start step, its anchors' keys and its weight
-    (`shared`: (key of anchor_a, key of anchor_b, weight)).
+    (`shared`: (key of anchor_a, key of anchor_b, weight)). A MoCE frame (early_a / early_b) whose early
+    blend differs from its blend hashes the early blend and N (`early`), at local t 0 and 1 too; one whose
+    early blend is its blend is the plain frame without a switch, and N >= steps is the early blend alone.
     """
+    if plan.early_a is not None or plan.early_b is not None:
+        moce = _moce_blends(pixels, plan)
+        if moce is not None:
+            return _moce_key(pixels, plan, model_revision, shared, *moce)
+        # The early steps see what the rest sees: the plain frame, no switch.
+        plan = replace(plan, early_a=None, early_b=None, switch_step=None)
     switch = plan.switch_step or 0
     if plan.local_t > 0.0 and plan.prompt_a != plan.prompt_b and switch >= pixels.steps:
         blend = (plan.prompt_a, plan.prompt_a, 0.0)  # conditioned on prompt_a for every step
@@ -367,6 +421,61 @@ def frame_key(
         payload["text_interpolation"] = "-"
     if switch > 0 and plan.local_t > 0.0 and plan.prompt_a != plan.prompt_b:
         payload["switch"] = [switch, plan.prompt_a]
+    return _digest(pixels, plan, payload, shared)
+
+
+Blend = tuple[str, str, float]
+
+
+def _normal_blend(a: str, b: str, local_t: float) -> Blend:
+    """A blend in normal form: one prompt at the ends or when both are the same."""
+    if local_t <= 0.0 or a == b:
+        return (a, a, 0.0)
+    if local_t >= 1.0:
+        return (b, b, 0.0)
+    return (a, b, round(local_t, 12))
+
+
+def _moce_blends(pixels: PixelSettings, plan: FramePlan) -> tuple[Blend, Blend, int] | None:
+    """(early blend, blend, N) of a MoCE frame whose early steps differ from the rest; None otherwise."""
+    if plan.early_a is None and plan.early_b is None:
+        return None
+    early = _normal_blend(
+        plan.prompt_a if plan.early_a is None else plan.early_a,
+        plan.prompt_b if plan.early_b is None else plan.early_b,
+        plan.local_t,
+    )
+    late = _normal_blend(plan.prompt_a, plan.prompt_b, plan.local_t)
+    switch = plan.switch_step or 0
+    if switch <= 0 or early == late:
+        return None
+    return early, late, switch
+
+
+def _moce_key(
+    pixels: PixelSettings,
+    plan: FramePlan,
+    model_revision: str,
+    shared: tuple[str, str, float] | None,
+    early: Blend,
+    late: Blend,
+    switch: int,
+) -> str:
+    if switch >= pixels.steps:  # conditioned on the early blend for every step: that blend's plain frame
+        plain = replace(plan, prompt_a=early[0], prompt_b=early[1], local_t=early[2])
+        return frame_key(
+            pixels, replace(plain, early_a=None, early_b=None, switch_step=None), model_revision, shared
+        )
+    payload = {"v": 2, **pixels.model_dump(), "model_revision": model_revision, "blend": late}
+    payload["early"] = [switch, early]
+    if late[0] == late[1] and early[0] == early[1]:
+        payload["text_interpolation"] = "-"
+    return _digest(pixels, plan, payload, shared)
+
+
+def _digest(
+    pixels: PixelSettings, plan: FramePlan, payload: dict[str, Any], shared: tuple[str, str, float] | None
+) -> str:
     seed_a = pixels.seed if plan.seed_a is None else plan.seed_a
     seed_b = pixels.seed if plan.seed_b is None else plan.seed_b
     if seed_a == seed_b or plan.noise_t <= 0.0:

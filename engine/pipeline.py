@@ -69,8 +69,9 @@ class FrameRequest:
     """One frame: its text embedding is interpolate(E(prompt_a), E(prompt_b), local_t).
 
     Its noise is engine.noise.noise_between(seed_a, seed_b, noise_t, noise_path) (a seed of None is the
-    render's seed); switch_step k conditions steps [0, k) on prompt_a alone; `start` makes it a shared
-    in-between (trajectory sharing). core.timeline.FramePlan carries the same fields.
+    render's seed); switch_step k conditions steps [0, k) on prompt_a alone, or, with early_a / early_b
+    set (MoCE), on interpolate(E(early_a), E(early_b), local_t) (either left None: its prompt); `start`
+    makes it a shared in-between (trajectory sharing). core.timeline.FramePlan carries the same fields.
     """
 
     prompt_a: str
@@ -82,6 +83,18 @@ class FrameRequest:
     noise_path: str = "slerp"
     switch_step: int | None = None
     start: SharedStart | None = None
+    early_a: str | None = None
+    early_b: str | None = None
+
+    @property
+    def early(self) -> tuple[str, str] | None:
+        """The prompts of steps [0, switch_step) under MoCE; None: prompt_a alone (the plain switch)."""
+        if self.early_a is None and self.early_b is None:
+            return None
+        return (
+            self.prompt_a if self.early_a is None else self.early_a,
+            self.prompt_b if self.early_b is None else self.early_b,
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,10 @@ def check_inputs(params: PixelSettings, frames: Sequence[FrameRequest]) -> None:
         for name in ("prompt_a", "prompt_b"):
             if not isinstance(getattr(frame, name), str):
                 raise ValueError(f"frames[{index}].{name} must be a string, got {getattr(frame, name)!r}")
+        for name in ("early_a", "early_b"):
+            value = getattr(frame, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"frames[{index}].{name} must be a string or None, got {value!r}")
         for name in ("local_t", "noise_t"):
             t = getattr(frame, name)
             if not (isinstance(t, int | float) and math.isfinite(t) and 0.0 <= t <= 1.0):
@@ -355,7 +372,10 @@ class Engine:
         # 2. Encode every distinct prompt once (cached across calls); "" is the unconditional prompt
         anchors = [a for f in unique if f.start for a in (f.start.anchor_a, f.start.anchor_b)]
         embeddings = self.encode(
-            [params.negative_prompt, *(p for f in [*unique, *anchors] for p in (f.prompt_a, f.prompt_b))]
+            [
+                params.negative_prompt,
+                *(p for f in [*unique, *anchors] for p in (f.prompt_a, f.prompt_b, *(f.early or ()))),
+            ]
         )
         shape = (
             1,
@@ -365,14 +385,22 @@ class Engine:
         )
 
         def conditioning(group: Sequence[FrameRequest]) -> Callable[[int], torch.Tensor]:
-            # 3. Per frame: the interpolated embedding; prompt_a alone before its switch step
+            # 3. Per frame: the interpolated embedding; before its switch step prompt_a alone, or (MoCE)
+            # the early prompts' blend at the same local t
             blends = [
                 interpolate(
                     embeddings[f.prompt_a], embeddings[f.prompt_b], f.local_t, params.text_interpolation
                 )
                 for f in group
             ]
-            firsts = [embeddings[f.prompt_a] for f in group]
+            firsts = [
+                embeddings[f.prompt_a]
+                if f.early is None
+                else interpolate(
+                    embeddings[f.early[0]], embeddings[f.early[1]], f.local_t, params.text_interpolation
+                )
+                for f in group
+            ]
             switches = [f.switch_step or 0 for f in group]
             plain = torch.cat(blends)
 

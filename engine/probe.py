@@ -19,6 +19,7 @@ import PIL.Image
 
 from core import spacing
 from core.params import RenderSnapshot, caps
+from core.spacing import Warp
 from core.timeline import base_times, check_keys, cut_boundaries, frames_at, keys_of, plan_frames
 from engine.pipeline import Engine, FrameRequest, SharedStart
 
@@ -41,6 +42,8 @@ def request_of(frame: Any) -> FrameRequest:
         noise_t=frame.noise_t,
         noise_path=frame.noise_path,
         switch_step=frame.switch_step,
+        early_a=getattr(frame, "early_a", None),  # MoCE: the early steps' prompts
+        early_b=getattr(frame, "early_b", None),
     )
 
 
@@ -62,7 +65,7 @@ class Placement:
     """What a probe pass decided: a curve (perceptual) or positions (adaptive), and what it measured."""
 
     spacing: str
-    warp: spacing.Warp | None = None
+    warp: Warp | None = None
     times: list[float] | None = None
     probe_ts: list[float] = field(default_factory=list)
     probe_distances: list[float] = field(default_factory=list)

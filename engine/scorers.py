@@ -51,7 +51,9 @@ class Scorer(ABC):
     name: str
 
     @abstractmethod
-    def score(self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]) -> list[FrameScoreValues]:
+    def score(
+        self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]
+    ) -> list[FrameScoreValues]:
         """Score a batch of frames; prompts[i] = (prompt_a, prompt_b) bracketing frame i."""
 
 
@@ -86,15 +88,21 @@ class ClipScorer(Scorer):
     def _text(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         missing = [p for p in dict.fromkeys(prompts) if p not in self._texts]
         if missing:
-            tokens = self.tokenizer(missing, padding=True, truncation=True, return_tensors="pt").to(self.device)
+            tokens = self.tokenizer(missing, padding=True, truncation=True, return_tensors="pt").to(
+                self.device
+            )
             with torch.inference_mode():
                 features = _normalise(_projected(self.model.get_text_features(**tokens)).float())
             with self._lock:
                 self._texts.update(zip(missing, features.cpu(), strict=True))
         return {p: self._texts[p] for p in prompts}
 
-    def score(self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]) -> list[FrameScoreValues]:
-        pixels = self.processor(images=[i.convert("RGB") for i in images], return_tensors="pt")["pixel_values"]
+    def score(
+        self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]
+    ) -> list[FrameScoreValues]:
+        pixels = self.processor(images=[i.convert("RGB") for i in images], return_tensors="pt")[
+            "pixel_values"
+        ]
         with torch.inference_mode():
             output = self.model.get_image_features(pixel_values=pixels.to(self.device))
             features = _normalise(_projected(output).float()).cpu()
@@ -139,7 +147,10 @@ class UNetScorer(Scorer):
                 noisy = alpha.sqrt() * latents + (1 - alpha).sqrt() * noise.to(device, dtype)
                 if self._uncond is None:
                     tokens = pipe.tokenizer(
-                        "", padding="max_length", max_length=pipe.tokenizer.model_max_length, return_tensors="pt"
+                        "",
+                        padding="max_length",
+                        max_length=pipe.tokenizer.model_max_length,
+                        return_tensors="pt",
                     )
                     self._uncond = pipe.text_encoder(tokens.input_ids.to(device))[0].to(dtype)
                 timestep = torch.full((len(images),), self.timestep, device=device)
@@ -154,7 +165,9 @@ class UNetScorer(Scorer):
             pooled[b] = _normalise(torch.cat([act.mean(dim=(2, 3)), grid], dim=1)).cpu()
         return pooled
 
-    def score(self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]) -> list[FrameScoreValues]:
+    def score(
+        self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]
+    ) -> list[FrameScoreValues]:
         features = self.features(images, [self.block])[self.block]
         return [FrameScoreValues(embedding=f.numpy().astype(np.float32)) for f in features]
 
@@ -162,9 +175,13 @@ class UNetScorer(Scorer):
 class SsimScorer(Scorer):
     name = "ssim"
 
-    def score(self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]) -> list[FrameScoreValues]:
+    def score(
+        self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]
+    ) -> list[FrameScoreValues]:
         thumbs = [
-            np.asarray(i.convert("L").resize((SSIM_SIDE, SSIM_SIDE), PIL.Image.Resampling.BOX), dtype=np.float32)
+            np.asarray(
+                i.convert("L").resize((SSIM_SIDE, SSIM_SIDE), PIL.Image.Resampling.BOX), dtype=np.float32
+            )
             / 255.0
             for i in images
         ]
@@ -181,7 +198,7 @@ def clip_location(model_folder: Path | None, configured: str) -> str:
 
 
 def build_scorers(names: Sequence[str], pipe: Any, model_folder: Path | None, clip: str = "") -> list[Scorer]:
-    """The scorers asked for; one that cannot load is left out with a warning (a render never fails for it)."""
+    """The scorers asked for; one that cannot load is left out with a warning (never failing a render)."""
     scorers: list[Scorer] = []
     for name in names:
         try:

@@ -90,7 +90,7 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[int]]]:
     sent: list[tuple[int, list[int]]] = []
     monkeypatch.setattr(
         "app.services.rendering.send_render_batch",
-        lambda render_id, indices: sent.append((render_id, indices)),
+        lambda render_id, indices, **_options: sent.append((render_id, indices)),
     )
     return sent
 

@@ -30,7 +30,9 @@ def nn_accuracy(features: torch.Tensor, targets: list[int]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=240)
     parser.add_argument("--timesteps", default="50,200,500")
     args = parser.parse_args()
@@ -56,7 +58,11 @@ def main() -> None:
             accs = " | ".join(f"{nn_accuracy(f, y):.3f}" for y in (ground, sky, objects))
             print(f"| up_blocks[{b}] | {timestep} | {accs} |")
     clip = ClipScorer(clip_location(engine_folder(), ""))
-    values = [v for s in range(0, len(pil), 40) for v in clip.score(pil[s : s + 40], [("", "")] * len(pil[s : s + 40]))]
+    values = [
+        v
+        for s in range(0, len(pil), 40)
+        for v in clip.score(pil[s : s + 40], [("", "")] * len(pil[s : s + 40]))
+    ]
     emb = torch.from_numpy(np.stack([v.embedding for v in values]))
     accs = " | ".join(f"{nn_accuracy(emb, y):.3f}" for y in (ground, sky, objects))
     print(f"| mini CLIP image | - | {accs} |")

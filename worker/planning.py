@@ -80,7 +80,8 @@ def run_plan(render_id: int) -> dict[str, Any]:
 
 
 def frame_requests(db: Any, render_id: int, frames: list[Frame]) -> list[Any]:
-    """The engine requests of a batch's frames; shared in-betweens carry their anchors' requests."""
+    """The engine requests of a batch's frames (prompts, blend, noise, switch step and MoCE's early_a /
+    early_b, engine.probe.request_of); shared in-betweens carry their anchors' requests."""
     from engine.probe import requests_for
 
     wanted = {i for f in frames if f.start_step for i in (f.anchor_a, f.anchor_b) if i is not None}

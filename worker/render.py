@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.bus import get_bus
 from app.config import get_settings
@@ -24,6 +24,7 @@ from app.storage import get_store
 from app.tables import Frame, Render, utcnow
 from core import events
 from core.params import RenderSnapshot
+from worker import lease
 from worker.planning import frame_requests
 from worker.scoring import score_and_store
 
@@ -35,7 +36,8 @@ PREVIEW_EVERY = 5
 
 def _is_cancelled(render_id: int) -> bool:
     with new_session() as db:
-        return db.scalar(select(Render.status).where(Render.id == render_id)) in ("cancelled", "failed")
+        status = db.scalar(select(Render.status).where(Render.id == render_id))
+        return status is None or status in ("cancelled", "failed")  # None: the render was deleted
 
 
 def _png(image: Any) -> bytes:
@@ -51,6 +53,30 @@ def _data_uri(image: Any) -> str:
 
 
 def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
+    """Render the batch's frames this worker can claim. Any failure is visible: the frames and the render
+    are marked failed with the reason (the page offers Retry); a crash is recovered by the reaper."""
+    token = lease.new_token()
+    beat = lease.pulse()
+    try:
+        return _run_batch(render_id, indices, token, beat)
+    except Exception as exc:
+        log.exception("render %s: batch %s failed", render_id, indices)
+        _fail(render_id, token, f"{type(exc).__name__}: {exc}")
+        return {"rendered": 0}
+    finally:
+        beat.drop(token)
+
+
+def _fail(render_id: int, token: str, reason: str) -> None:
+    """Mark the frames still held under `token` and their render failed, with the reason."""
+    lease.release(token, "failed")
+    with new_session() as db:
+        render = db.get(Render, render_id)
+        if render is not None:
+            finish_render(db, render, "failed", error=reason)
+
+
+def _run_batch(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -> dict[str, int]:
     # Imported here so that importing the task module (e.g. by `celery inspect`) stays light.
     from engine.pipeline import RenderCancelled, get_engine
 
@@ -58,31 +84,24 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
     bus = get_bus()
     store = get_store()
 
-    # 1. Load the batch's frames by id and mark them running
+    # 1. Claim the batch's frames that nobody holds, under a lease the pulse thread keeps alive
     with new_session() as db:
         render = db.get(Render, render_id)
         if render is None or render.is_finished:
             return {"rendered": 0}
-        frames = list(
-            db.scalars(
-                select(Frame)
-                .where(Frame.render_id == render_id, Frame.index.in_(indices), Frame.status != "done")
-                .order_by(Frame.index)
-            )
-        )
+        frames = lease.claim(db, render_id, indices, token)
         # Keep the order the planner chose (coarse to fine).
         rank = {index: i for i, index in enumerate(indices)}
         frames.sort(key=lambda f: rank.get(f.index, 0))
         if not frames:
             return {"rendered": 0}
+        beat.hold(token, f"render {render_id}: frames {', '.join(str(f.index) for f in frames)}")
         if render.status == "queued":
             db.execute(
                 update(Render)
                 .where(Render.id == render_id, Render.status == "queued")
-                .values(status="running", started_at=utcnow())
+                .values(status="running", started_at=func.coalesce(Render.started_at, utcnow()))
             )
-        for pending in frames:
-            pending.status = "running"
         db.commit()
         db.refresh(render)
         bus.publish(progress(render))
@@ -118,22 +137,11 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
         )
     except RenderCancelled:
         log.info("render %s cancelled during batch %s", render_id, frame_indices)
-        with new_session() as db:
-            db.execute(
-                update(Frame)
-                .where(Frame.id.in_(frame_ids), Frame.status == "running")
-                .values(status="cancelled")
-            )
-            db.commit()
+        lease.release(token, "cancelled")
         return {"rendered": 0}
     except Exception as exc:
         log.exception("render %s failed in batch %s", render_id, frame_indices)
-        with new_session() as db:
-            db.execute(update(Frame).where(Frame.id.in_(frame_ids)).values(status="failed"))
-            db.commit()
-            render = db.get(Render, render_id)
-            if render is not None:
-                finish_render(db, render, "failed", error=f"{type(exc).__name__}: {exc}")
+        _fail(render_id, token, f"{type(exc).__name__}: {exc}")
         return {"rendered": 0}
     seconds_each = (time.perf_counter() - started) / len(images)
 
@@ -143,29 +151,31 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
     except Exception:  # a scorer's failure costs the confusion map a frame, never the render
         log.exception("render %s: scoring batch %s failed", render_id, frame_indices)
 
-    # 4. Store each image under its key, then announce it
+    # 4. Store each image under its key, then mark it done and announce it. Only the holder of a frame's
+    # lease marks it done (so it is counted and announced once); a frame of a render that was cancelled
+    # or deleted meanwhile, or taken over after this worker's lease ran out, is skipped. Any error here
+    # (frame store, database, event bus) fails the batch with its reason (run_batch).
+    rendered = 0
+    for frame_id, key, image in zip(frame_ids, frame_keys, images, strict=True):
+        try:
+            store.write(key, _png(image))
+        except OSError as exc:
+            raise OSError(f"could not store frame {key[:12]} in the frame store: {exc}") from exc
+        with new_session() as db:
+            if not lease.complete(db, render_id, frame_id, token, seconds_each):
+                continue
+            frame = db.get(Frame, frame_id)
+        rendered += 1
+        if frame is not None:
+            bus.publish(frame_done(frame))
     with new_session() as db:
         render = db.get(Render, render_id)
-        assert render is not None
-        for frame_id, image in zip(frame_ids, images, strict=True):
-            frame = db.get(Frame, frame_id)
-            assert frame is not None
-            store.write(frame.key, _png(image))
-            frame.status = "done"
-            frame.seconds = round(seconds_each, 4)
-            frame.finished_at = utcnow()
-            db.execute(
-                update(Render)
-                .where(Render.id == render_id)
-                .values(frames_computed=Render.frames_computed + 1)
-            )
-            db.commit()
-            bus.publish(frame_done(frame))
-        db.refresh(render)
+        if render is None:  # deleted while the batch rendered
+            return {"rendered": rendered}
         bus.publish(progress(render))
         remaining = db.scalar(
             select(Frame.id).where(Frame.render_id == render_id, Frame.status != "done").limit(1)
         )
         if remaining is None:
             finish_render(db, render, "done")
-    return {"rendered": len(images)}
+    return {"rendered": rendered}

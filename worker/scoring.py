@@ -36,13 +36,19 @@ def scorers_for(engine: Any) -> list[Any]:
     return _scorers[id(engine)]
 
 
-def score_and_store(engine: Any, images: Sequence[Any], keys: Sequence[str], prompts: Sequence[tuple[str, str]]) -> int:
+def score_and_store(
+    engine: Any, images: Sequence[Any], keys: Sequence[str], prompts: Sequence[tuple[str, str]]
+) -> int:
     """Score the frames not scored yet (per scorer) and store the rows; returns how many rows were added."""
     added = 0
     for scorer in scorers_for(engine):
         with new_session() as db:
             done = set(
-                db.scalars(select(FrameScore.frame_key).where(FrameScore.scorer == scorer.name, FrameScore.frame_key.in_(keys)))
+                db.scalars(
+                    select(FrameScore.frame_key).where(
+                        FrameScore.scorer == scorer.name, FrameScore.frame_key.in_(keys)
+                    )
+                )
             )
         todo = [i for i, key in enumerate(keys) if key not in done]
         if not todo:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from app.queue import EXPORT_TASK, PLAN_RENDER_TASK, RENDER_BATCH_TASK, SUGGEST_TASK
+from app.queue import EXPORT_TASK, MOCE_SEARCH_TASK, PLAN_RENDER_TASK, RENDER_BATCH_TASK, SUGGEST_TASK
 from worker.celery_app import celery
 from worker.exports import run_export
+from worker.moce import run_search
 from worker.planning import run_plan
 from worker.render import run_batch
 from worker.suggestions import run_suggestions
@@ -28,3 +29,8 @@ def plan_render(render_id: int) -> dict[str, int]:
 @celery.task(name=SUGGEST_TASK, acks_late=True)
 def suggest_prompts(suggestion_id: int) -> dict[str, object]:
     return run_suggestions(suggestion_id)
+
+
+@celery.task(name=MOCE_SEARCH_TASK, acks_late=True)
+def search_switch_step(search_id: int) -> dict[str, object]:
+    return run_search(search_id)

@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app import coviewing
 from app.db import new_session
-from app.deps import SessionDep
+from app.deps import Id, QueryId, SessionDep
 from app.routes.pages import _editor_context
 from app.services import rendering
 from app.services.transitions import get_transition
@@ -40,7 +40,7 @@ def _start(transition_id: int) -> coviewing.Cursor:
     },
 )
 async def transition_event_stream(
-    transition_id: int,
+    transition_id: Id,
     request: Request,
     db: SessionDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -68,7 +68,7 @@ async def transition_event_stream(
 
 
 @router.get("/transitions/{transition_id}/live", response_class=HTMLResponse, include_in_schema=False)
-def live_state(request: Request, transition_id: int, db: SessionDep) -> Response:
+def live_state(request: Request, transition_id: Id, db: SessionDep) -> Response:
     """The header, settings, timeline and history as they are now, each swapped in by its id."""
     transition = get_transition(db, transition_id)
     context = _editor_context(db, transition)
@@ -79,7 +79,9 @@ def live_state(request: Request, transition_id: int, db: SessionDep) -> Response
 
 
 @router.get("/transitions/{transition_id}/render-panel", response_class=HTMLResponse, include_in_schema=False)
-def render_panel(request: Request, transition_id: int, db: SessionDep, render: int | None = None) -> Response:
+def render_panel(
+    request: Request, transition_id: Id, db: SessionDep, render: QueryId | None = None
+) -> Response:
     """The render panel (film strip, progress, its live stream) of the newest render, or of `render`."""
     transition = get_transition(db, transition_id)
     chosen = rendering.get_render(db, render) if render else None

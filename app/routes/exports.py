@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
-from app.deps import SessionDep
+from app.deps import Id, SessionDep
 from app.errors import BrokerUnavailable, FieldError, NotFound, form_errors
 from app.services import exports as services
 from app.services.rendering import get_render
@@ -28,7 +28,7 @@ pages = APIRouter(include_in_schema=False)
         422: {"description": "the render is not done, or an option is out of range"},
     },
 )
-def create_export(render_id: int, options: services.ExportOptions, db: SessionDep) -> Any:
+def create_export(render_id: Id, options: services.ExportOptions, db: SessionDep) -> Any:
     """Queue an export of a finished render; an identical request returns the cached export.
 
     202 with `url: null` while it is queued or running; 200 with its `url` when it is already done.
@@ -40,12 +40,12 @@ def create_export(render_id: int, options: services.ExportOptions, db: SessionDe
 
 
 @router.get("/renders/{render_id}/exports", response_model=list[services.ExportOut])
-def list_exports(render_id: int, db: SessionDep) -> list[services.ExportOut]:
+def list_exports(render_id: Id, db: SessionDep) -> list[services.ExportOut]:
     return [services.export_out(e) for e in services.list_exports(db, get_render(db, render_id))]
 
 
 @router.get("/exports/{export_id}", response_model=services.ExportOut)
-def get_export(export_id: int, db: SessionDep) -> services.ExportOut:
+def get_export(export_id: Id, db: SessionDep) -> services.ExportOut:
     return services.export_out(services.get_export(db, export_id))
 
 
@@ -54,7 +54,7 @@ def get_export(export_id: int, db: SessionDep) -> services.ExportOut:
     response_class=FileResponse,
     responses={200: {"content": {info.media_type: {} for info in services.FORMATS.values()}}},
 )
-def download_export(export_id: int, db: SessionDep) -> Response:
+def download_export(export_id: Id, db: SessionDep) -> Response:
     """The exported file, as an attachment named after the transition and the render."""
     export = services.get_export(db, export_id)
     path = services.export_path(export)
@@ -88,7 +88,7 @@ def _fragment(request: Request, context: dict[str, Any], status_code: int = 200)
 
 
 @pages.get("/renders/{render_id}/export-panel", response_class=HTMLResponse)
-def export_panel(request: Request, render_id: int, db: SessionDep) -> Response:
+def export_panel(request: Request, render_id: Id, db: SessionDep) -> Response:
     """The export form of a render (empty until it is done), with its earlier exports."""
     render = get_render(db, render_id)
     context = {
@@ -101,7 +101,7 @@ def export_panel(request: Request, render_id: int, db: SessionDep) -> Response:
 
 
 @pages.post("/renders/{render_id}/exports", response_class=HTMLResponse)
-async def start_export(request: Request, render_id: int, db: SessionDep) -> Response:
+async def start_export(request: Request, render_id: Id, db: SessionDep) -> Response:
     form = await request.form()
     values: dict[str, Any] = {
         name: value for name, value in form.items() if isinstance(value, str) and value.strip() != ""
@@ -123,6 +123,6 @@ async def start_export(request: Request, render_id: int, db: SessionDep) -> Resp
 
 
 @pages.get("/exports/{export_id}/status", response_class=HTMLResponse)
-def export_status(request: Request, export_id: int, db: SessionDep) -> Response:
+def export_status(request: Request, export_id: Id, db: SessionDep) -> Response:
     """Polled by the panel while an export is queued or running; stops polling once it is finished."""
     return _fragment(request, {"export": services.export_out(services.get_export(db, export_id))})

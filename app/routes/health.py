@@ -6,43 +6,59 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app import heartbeat
 from app.db import database_engine
 from app.deps import SettingsDep
-from app.queue import celery_client
+from app.queue import broker_error
 
 router = APIRouter(tags=["health"])
 
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "ok: the database and the render queue answer and a worker is alive"},
+    503: {
+        "description": "degraded (`down` names what: database, broker, no worker alive) or down (no database)"
+    },
+}
 
-@router.get("/healthz")
+
+@router.get("/healthz", responses=HEALTH_RESPONSES)
 def healthz(settings: SettingsDep) -> JSONResponse:
-    """200 when the app can serve (its database answers); broker and worker state are reported alongside."""
+    """200 `ok` when Segue can render: its database and render queue answer and a worker is alive
+    (workers write a heartbeat row every few seconds, in both modes). Otherwise 503 with `status`
+    `degraded` and `down` naming what is not there ("database", "broker", "no worker alive")."""
     body: dict[str, Any] = {"mode": settings.mode, "model": settings.model}
+    down: list[str] = []
     try:
         with database_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
         body["database"] = {"ok": True, "backend": database_engine().dialect.name}
     except Exception as exc:
-        body["database"] = {"ok": False, "error": str(exc)}
+        body["database"] = {"ok": False, "error": str(exc).splitlines()[0][:300]}
+        down.append("database")
+    problem = broker_error()
+    body["broker"] = {"ok": problem is None, "url": settings.broker_url.split("@")[-1]}
+    if problem:
+        body["broker"]["error"] = problem[:300]
+        down.append("broker")
+    body["workers"] = _workers(settings.render_queue, database_ok=body["database"]["ok"])
+    if body["workers"]["alive"] == 0:
+        down.append("no worker alive")
+    body["down"] = down
+    body["status"] = "ok" if not down else "down" if "database" in down else "degraded"
+    return JSONResponse(body, status_code=200 if not down else 503)
+
+
+def _workers(queue: str, database_ok: bool) -> dict[str, Any]:
+    if not database_ok:
+        return {"alive": 0, "known": 0, "error": "the database is unreachable"}
     try:
-        if settings.mode == "distributed":
-            import redis
-
-            redis.Redis.from_url(settings.redis_url, socket_timeout=1).ping()
-        body["broker"] = {"ok": True, "url": settings.broker_url.split("@")[-1]}
+        rows = heartbeat.alive(queue)
     except Exception as exc:
-        body["broker"] = {"ok": False, "error": str(exc)}
-    body["workers"] = _workers(settings.mode)
-    ok = body["database"]["ok"]
-    body["status"] = "ok" if ok and body["broker"]["ok"] else "degraded" if ok else "down"
-    return JSONResponse(body, status_code=200 if ok else 503)
-
-
-def _workers(mode: str) -> dict[str, Any]:
-    if mode != "distributed":
-        # The filesystem transport has no broadcast channel to ping workers over.
-        return {"known": None, "note": "embedded mode: the worker runs beside the web server"}
-    try:
-        replies = celery_client().control.ping(timeout=0.5) or []
-        return {"known": len(replies), "names": sorted(name for reply in replies for name in reply)}
-    except Exception as exc:
-        return {"known": 0, "error": str(exc)}
+        return {"alive": 0, "known": 0, "error": str(exc).splitlines()[0][:300]}
+    return {
+        "alive": len(rows),
+        "known": len(rows),
+        "names": [r.name for r in rows],
+        "busy": {r.name: r.busy for r in rows if r.busy},
+        "heartbeat_within_seconds": heartbeat.alive_window(),
+    }

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from app.db import new_session
-from app.deps import LINK_COOKIE, AccessDenied, AccessDep, IfMatchDep, SessionDep, based_on
+from app.deps import LINK_COOKIE, AccessDenied, AccessDep, Id, IfMatchDep, SessionDep, based_on
 from app.errors import FieldError
 from app.schemas import BasedOn, RevertRequest, TransitionOut
 from app.services import history, views
@@ -19,12 +19,14 @@ from app.templating import templates
 
 router = APIRouter(prefix="/api/transitions", tags=["history"])
 
-_CONFLICT = {409: {"description": "the version named (If-Match or `version`) is stale: detail and current"}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "the version named (If-Match or `version`) is stale: detail and current"}
+}
 
 
 @router.post("/{transition_id}/undo", response_model=TransitionOut, responses=_CONFLICT)
 def undo(
-    transition_id: int, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
+    transition_id: Id, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
 ) -> TransitionOut:
     """Take back the newest edit not yet undone (an edit itself: it bumps the version and is recorded)."""
     transition = get_transition(db, transition_id)
@@ -35,7 +37,7 @@ def undo(
 
 @router.post("/{transition_id}/redo", response_model=TransitionOut, responses=_CONFLICT)
 def redo(
-    transition_id: int, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
+    transition_id: Id, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
 ) -> TransitionOut:
     """Apply again the newest undone edit (until a new edit is made: then there is nothing to redo)."""
     transition = get_transition(db, transition_id)
@@ -46,7 +48,7 @@ def redo(
 
 @router.post("/{transition_id}/revert", response_model=TransitionOut, responses=_CONFLICT)
 def revert(
-    transition_id: int, data: RevertRequest, db: SessionDep, access: AccessDep, if_match: IfMatchDep
+    transition_id: Id, data: RevertRequest, db: SessionDep, access: AccessDep, if_match: IfMatchDep
 ) -> TransitionOut:
     """Make the transition what it was at `to_version`, as one new edit (so it can be undone in turn)."""
     transition = get_transition(db, transition_id)
@@ -150,15 +152,15 @@ async def _history_page(request: Request, db: Any, transition_id: int, access: A
 
 
 @pages.post("/transitions/{transition_id}/undo", response_class=HTMLResponse)
-async def undo_page(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+async def undo_page(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     return await _history_page(request, db, transition_id, access, "undo")
 
 
 @pages.post("/transitions/{transition_id}/redo", response_class=HTMLResponse)
-async def redo_page(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+async def redo_page(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     return await _history_page(request, db, transition_id, access, "redo")
 
 
 @pages.post("/transitions/{transition_id}/revert", response_class=HTMLResponse)
-async def revert_page(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+async def revert_page(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     return await _history_page(request, db, transition_id, access, "revert")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import LINK_COOKIE, AccessDenied, SessionDep, SettingsDep, owner_only, resolve_credential
+from app.deps import LINK_COOKIE, AccessDenied, Id, SessionDep, SettingsDep, owner_only, resolve_credential
 from app.errors import FieldError
 from app.schemas import LinkCreate, LinkCreated, LinkOut
 from app.services import links
@@ -25,7 +25,7 @@ GONE = "this share link does not exist, was revoked or has expired"
     "/api/transitions/{transition_id}/links", response_model=LinkCreated, status_code=status.HTTP_201_CREATED
 )
 @owner_only
-def create_link(transition_id: int, data: LinkCreate, db: SessionDep) -> LinkCreated:
+def create_link(transition_id: Id, data: LinkCreate, db: SessionDep) -> LinkCreated:
     """A link that opens this transition with `role` (view: read only; edit: edit and render).
 
     The token is in this answer only; Segue keeps its SHA-256. Send it as `Authorization: Bearer <token>`
@@ -36,14 +36,14 @@ def create_link(transition_id: int, data: LinkCreate, db: SessionDep) -> LinkCre
 
 @router.get("/api/transitions/{transition_id}/links", response_model=list[LinkOut])
 @owner_only
-def list_links(transition_id: int, db: SessionDep) -> list[LinkOut]:
+def list_links(transition_id: Id, db: SessionDep) -> list[LinkOut]:
     """Every link of the transition, revoked and expired ones too; never their tokens."""
     return [links.link_out(link) for link in links.list_links(db, get_transition(db, transition_id))]
 
 
 @router.delete("/api/links/{link_id}", status_code=status.HTTP_204_NO_CONTENT)
 @owner_only
-def revoke_link(link_id: int, db: SessionDep) -> Response:
+def revoke_link(link_id: Id, db: SessionDep) -> Response:
     """Revoke: the link opens nothing from now on (404 for its holder). Revoking twice is harmless."""
     links.revoke(db, links.get_link(db, link_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -107,7 +107,7 @@ def share_context(
 
 @router.post("/transitions/{transition_id}/links", response_class=HTMLResponse, include_in_schema=False)
 @owner_only
-async def create_link_page(request: Request, transition_id: int, db: SessionDep) -> Response:
+async def create_link_page(request: Request, transition_id: Id, db: SessionDep) -> Response:
     transition = get_transition(db, transition_id)
     form = await request.form()
     role = str(form.get("role") or "view")
@@ -136,7 +136,7 @@ async def create_link_page(request: Request, transition_id: int, db: SessionDep)
 
 @router.post("/links/{link_id}/revoke", response_class=HTMLResponse, include_in_schema=False)
 @owner_only
-def revoke_link_page(request: Request, link_id: int, db: SessionDep) -> Response:
+def revoke_link_page(request: Request, link_id: Id, db: SessionDep) -> Response:
     link = links.revoke(db, links.get_link(db, link_id))
     transition = get_transition(db, link.transition_id)
     return templates.TemplateResponse(request, "partials/share.html", share_context(db, request, transition))

@@ -16,10 +16,10 @@ from sse_starlette.sse import EventSourceResponse
 from app import coviewing
 from app.bus import get_bus
 from app.db import new_session
-from app.deps import AccessDep, SessionDep, owner_only
-from app.errors import BrokerUnavailable, FieldError, NotFound, form_errors
+from app.deps import AccessDep, Id, Index, QueryId, SessionDep, owner_only
+from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany, form_errors
 from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
-from app.services import history, links, rendering, scores, transitions, views
+from app.services import history, links, moce, recovery, rendering, scores, transitions, views
 from app.services.history import Conflict
 from app.streams import render_events
 from app.tables import Render, Transition
@@ -60,7 +60,7 @@ def _is_htmx(request: Request) -> bool:
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, db: SessionDep, page: int = 1) -> Response:
+def index(request: Request, db: SessionDep, page: QueryId = 1) -> Response:
     # A constant number of queries per page, however many transitions and frames there are.
     total = transitions.count_transitions(db)
     pages = max(1, -(-total // PAGE_SIZE))
@@ -127,6 +127,7 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "kf_errors": {},
         "oob": False,
         "views": views,
+        "moce_panel": lambda keyframe: moce.panel_context(db, keyframe),  # keyframe_concepts.html
         **settings_context(),
         **(_scores_context(db, render, live=not render.is_finished) if render is not None else {}),
         **_history_context(db, transition),
@@ -169,7 +170,7 @@ def _scores_context(db: Any, render: Render, scorer: str | None = None, live: bo
 
 
 @router.get("/renders/{render_id}/scores", response_class=HTMLResponse)
-def scores_panel(request: Request, render_id: int, db: SessionDep, scorer: str | None = None) -> Response:
+def scores_panel(request: Request, render_id: Id, db: SessionDep, scorer: str | None = None) -> Response:
     """The confusion map alone (switching scorer, or refreshing after a render)."""
     chosen = rendering.get_render(db, render_id)
     context = {"render": chosen, **_scores_context(db, chosen, scorer, live=not chosen.is_finished)}
@@ -183,7 +184,7 @@ def _scores_html(render_id: int) -> str:
 
 
 @router.get("/transitions/{transition_id}", response_class=HTMLResponse)
-def editor(request: Request, transition_id: int, db: SessionDep, render: int | None = None) -> Response:
+def editor(request: Request, transition_id: Id, db: SessionDep, render: QueryId | None = None) -> Response:
     transition = transitions.get_transition(db, transition_id)
     chosen = rendering.get_render(db, render) if render else None
     if chosen is not None and chosen.transition_id != transition.id:
@@ -194,7 +195,7 @@ def editor(request: Request, transition_id: int, db: SessionDep, render: int | N
 
 
 @router.post("/transitions/{transition_id}/settings", response_class=HTMLResponse)
-async def save_settings(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+async def save_settings(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
     values = await _form(request, TransitionUpdate)
     context = _editor_context(db, transition)
@@ -225,7 +226,7 @@ async def save_settings(request: Request, transition_id: int, db: SessionDep, ac
 
 
 @router.post("/transitions/{transition_id}/keyframes", response_class=HTMLResponse)
-async def add_keyframe(request: Request, transition_id: int, db: SessionDep, access: AccessDep) -> Response:
+async def add_keyframe(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
     values = await _form(request, KeyframeCreate)
     try:
@@ -241,14 +242,17 @@ async def add_keyframe(request: Request, transition_id: int, db: SessionDep, acc
 
 
 @router.post("/keyframes/{keyframe_id}", response_class=HTMLResponse)
-async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep, access: AccessDep) -> Response:
+async def edit_keyframe(request: Request, keyframe_id: Id, db: SessionDep, access: AccessDep) -> Response:
     keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
     values = await _form(request, KeyframeUpdate)
     form = await request.form()  # an emptied keyframe setting (seed, frames, ...) goes back to "not set"
     cleared = {name: None for name in KEYFRAME_FIELDS if str(form.get(name, "x")).strip() == ""}
+    concepts, concept_values = _concepts_form(form)  # MoCE: concepts.on, concepts.first, ...
+    values.update(concept_values)
     try:
-        patch = KeyframeUpdate(**values, **cleared)
+        given = {k: v for k, v in values.items() if not k.startswith("concepts.")}
+        patch = KeyframeUpdate(**given, **cleared, **concepts)
         transitions.update_keyframe(db, keyframe, patch, expected=patch.version, actor=access.actor)
     except Conflict as exc:
         return conflict_response(request, db, exc)
@@ -265,8 +269,39 @@ async def edit_keyframe(request: Request, keyframe_id: int, db: SessionDep, acce
     return _timeline(request, db, transition)
 
 
+def _concepts_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The row's "Sequential concepts" fields as the keyframe's `concepts` (keyframe_concepts.html).
+
+    Returns ({"concepts": value} when the form has the section, else {}; the fields as typed, to show them
+    again). Unticked: null (off). Ticked: the concepts, empty descriptions left out, an empty switch step
+    meaning "auto".
+    """
+    if "concepts.on" not in form:
+        return {}, {}
+    typed = {n: str(form.get(n, "")) for n in form if n.startswith("concepts.") and n != "concepts.on"}
+    on = "true" in form.getlist("concepts.on")
+    typed["concepts.on"] = "true" if on else "false"
+    if not on:
+        return {"concepts": None}, typed
+    value: dict[str, Any] = {}
+    for name in ("first", "first_description", "second", "second_description", "switch_step"):
+        text = typed.get(f"concepts.{name}", "").strip()
+        if text or name in ("first", "second"):
+            value[name] = text
+    value.setdefault("switch_step", "auto")
+    return {"concepts": value}, typed
+
+
+@router.get("/keyframes/{keyframe_id}/concepts", response_class=HTMLResponse)
+def keyframe_concepts(request: Request, keyframe_id: Id, db: SessionDep) -> Response:
+    """The switch step search of a keyframe's sequential concepts: the fragment its row polls."""
+    keyframe = transitions.get_keyframe(db, keyframe_id)
+    context = {"moce_status_only": True, "panel": moce.panel_context(db, keyframe)}
+    return templates.TemplateResponse(request, "partials/keyframe_concepts.html", context)
+
+
 @router.post("/keyframes/{keyframe_id}/delete", response_class=HTMLResponse)
-async def remove_keyframe(request: Request, keyframe_id: int, db: SessionDep, access: AccessDep) -> Response:
+async def remove_keyframe(request: Request, keyframe_id: Id, db: SessionDep, access: AccessDep) -> Response:
     keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
     version = (await request.form()).get("version")
@@ -307,7 +342,7 @@ def _timeline(
 
 @router.post("/transitions/{transition_id}/delete")
 @owner_only
-def remove_transition(request: Request, transition_id: int, db: SessionDep) -> Response:
+def remove_transition(request: Request, transition_id: Id, db: SessionDep) -> Response:
     transitions.delete_transition(db, transitions.get_transition(db, transition_id))
     if _is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": "/"})
@@ -318,13 +353,13 @@ def remove_transition(request: Request, transition_id: int, db: SessionDep) -> R
 
 
 @router.post("/transitions/{transition_id}/render", response_class=HTMLResponse)
-def render(request: Request, transition_id: int, db: SessionDep) -> Response:
+def render(request: Request, transition_id: Id, db: SessionDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
     error = None
     started: Render | None
     try:
         started = rendering.start_render(db, transition)
-    except (BrokerUnavailable, FieldError) as exc:  # FieldError: a timeline that plans too many frames
+    except (BrokerUnavailable, FieldError, TooMany) as exc:  # FieldError: too many frames, or over a quota
         error = str(exc)
         started = views.latest_render(db, transition)
     context = _editor_context(db, transition, started)
@@ -333,7 +368,7 @@ def render(request: Request, transition_id: int, db: SessionDep) -> Response:
 
 
 @router.post("/renders/{render_id}/cancel", response_class=HTMLResponse)
-def cancel(request: Request, render_id: int, db: SessionDep) -> Response:
+def cancel(request: Request, render_id: Id, db: SessionDep) -> Response:
     chosen = rendering.get_render(db, render_id)
     error = None
     try:
@@ -346,10 +381,25 @@ def cancel(request: Request, render_id: int, db: SessionDep) -> Response:
     return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
 
 
+@router.post("/renders/{render_id}/retry", response_class=HTMLResponse)
+def retry(request: Request, render_id: Id, db: SessionDep) -> Response:
+    """The Retry button of a failed or cancelled render: its missing frames are queued again."""
+    chosen = rendering.get_render(db, render_id)
+    error = None
+    try:
+        recovery.retry_render(db, chosen)
+    except (BrokerUnavailable, FieldError) as exc:
+        error = exc.message if isinstance(exc, FieldError) else str(exc)
+    db.refresh(chosen)
+    context = _editor_context(db, chosen.transition, chosen)
+    context["render_error"] = error
+    return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
+
+
 @router.get("/renders/{render_id}/stream")
 async def render_stream(
     request: Request,
-    render_id: int,
+    render_id: Id,
     db: SessionDep,
     access: AccessDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -441,7 +491,7 @@ def _stream_messages(
 
 
 @router.get("/frames/{render_id}/{index}", response_class=HTMLResponse)
-def frame_detail(request: Request, render_id: int, index: int, db: SessionDep) -> Response:
+def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) -> Response:
     chosen = rendering.get_render(db, render_id)
     frame = next((f for f in chosen.frames if f.index == index), None)
     if frame is None:

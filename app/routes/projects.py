@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.deps import SessionDep
+from app.deps import Id, SessionDep
 from app.errors import error_response, validation_errors
 from app.schemas import TransitionOut
 from app.services import projects, views
@@ -35,7 +35,7 @@ def _file(project: projects.Project, download: bool) -> Response:
 
 
 @router.get("/transitions/{transition_id}/project", responses=_PROJECT_RESPONSE, response_class=Response)
-def transition_project(transition_id: int, db: SessionDep, download: bool = False) -> Response:
+def transition_project(transition_id: Id, db: SessionDep, download: bool = False) -> Response:
     """The transition as a project file: model and weight revision, every setting, keyframes, title.
 
     `download=true` adds a Content-Disposition so a browser saves it as <title>.segue.json.
@@ -44,7 +44,7 @@ def transition_project(transition_id: int, db: SessionDep, download: bool = Fals
 
 
 @router.get("/renders/{render_id}/project", responses=_PROJECT_RESPONSE, response_class=Response)
-def render_project(render_id: int, db: SessionDep, download: bool = False) -> Response:
+def render_project(render_id: Id, db: SessionDep, download: bool = False) -> Response:
     """Exactly what a render used (its frozen settings, keyframes and weight revision) as a project file."""
     render = get_render(db, render_id)
     return _file(

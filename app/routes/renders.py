@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, status
 from sse_starlette.sse import EventSourceResponse
 
-from app.deps import SessionDep
+from app.deps import Id, SessionDep
 from app.schemas import RenderCreated, RenderOut
-from app.services import rendering, views
+from app.services import recovery, rendering, views
 from app.services.transitions import get_transition
 from app.streams import render_events
 
@@ -18,13 +18,13 @@ router = APIRouter(prefix="/api", tags=["renders"])
 @router.post(
     "/transitions/{transition_id}/renders", response_model=RenderCreated, status_code=status.HTTP_202_ACCEPTED
 )
-def start_render(transition_id: int, db: SessionDep) -> RenderCreated:
+def start_render(transition_id: Id, db: SessionDep) -> RenderCreated:
     render = rendering.start_render(db, get_transition(db, transition_id))
     return RenderCreated(id=render.id, status=render.status, transition_version=render.transition_version)  # type: ignore[arg-type]
 
 
 @router.get("/transitions/{transition_id}/renders", response_model=list[RenderCreated])
-def list_renders(transition_id: int, db: SessionDep) -> list[RenderCreated]:
+def list_renders(transition_id: Id, db: SessionDep) -> list[RenderCreated]:
     transition = get_transition(db, transition_id)
     return [
         RenderCreated(id=r.id, status=r.status, transition_version=r.transition_version)  # type: ignore[arg-type]
@@ -33,13 +33,20 @@ def list_renders(transition_id: int, db: SessionDep) -> list[RenderCreated]:
 
 
 @router.get("/renders/{render_id}", response_model=RenderOut)
-def get_render(render_id: int, db: SessionDep) -> RenderOut:
+def get_render(render_id: Id, db: SessionDep) -> RenderOut:
     return views.render_out(rendering.get_render(db, render_id))
 
 
 @router.post("/renders/{render_id}/cancel", response_model=RenderOut)
-def cancel_render(render_id: int, db: SessionDep) -> RenderOut:
+def cancel_render(render_id: Id, db: SessionDep) -> RenderOut:
     return views.render_out(rendering.cancel_render(db, rendering.get_render(db, render_id)))
+
+
+@router.post("/renders/{render_id}/retry", response_model=RenderOut, status_code=status.HTTP_202_ACCEPTED)
+def retry_render(render_id: Id, db: SessionDep) -> RenderOut:
+    """Queue again exactly the frames a failed or cancelled render is missing; 422 for any other status,
+    503 (nothing changed) when the render queue is unreachable."""
+    return views.render_out(recovery.retry_render(db, rendering.get_render(db, render_id)))
 
 
 @router.get(
@@ -53,7 +60,7 @@ def cancel_render(render_id: int, db: SessionDep) -> RenderOut:
     },
 )
 async def render_event_stream(
-    render_id: int,
+    render_id: Id,
     request: Request,
     db: SessionDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,

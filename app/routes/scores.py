@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import SessionDep
+from app.deps import Id, SessionDep
 from app.schemas import ScoresOut
 from app.services import rendering, scores
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["scores"])
     responses={404: {"description": "no such render"}, 422: {"description": "no scores by that scorer"}},
 )
 def render_scores(
-    render_id: int,
+    render_id: Id,
     db: SessionDep,
     scorer: Annotated[
         str | None, Query(max_length=32, description="clip, unet or ssim; default: the best one stored")

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from app.deps import TRANSITION_OF, SessionDep
+from app.deps import TRANSITION_OF, Id, Index, SessionDep
 from app.errors import BrokerUnavailable, FieldError, form_errors
 from app.services import suggestions as services
 from app.services import transitions as transition_services
@@ -34,7 +34,7 @@ TRANSITION_OF.setdefault(
     responses={422: {"description": "the keyframe does not start a segment of this transition"}},
 )
 def create_suggestions(
-    transition_id: int, db: SessionDep, data: services.SuggestionCreate | None = None
+    transition_id: Id, db: SessionDep, data: services.SuggestionCreate | None = None
 ) -> services.SuggestionStarted:
     """Ask for suggested intermediate prompts; a worker writes, probes and ranks them.
 
@@ -48,7 +48,7 @@ def create_suggestions(
 
 
 @router.get("/suggestions/{suggestion_id}", response_model=services.SuggestionOut)
-def get_suggestions(suggestion_id: int, db: SessionDep) -> services.SuggestionOut:
+def get_suggestions(suggestion_id: Id, db: SessionDep) -> services.SuggestionOut:
     """The suggestions so far, best first (a storyboard: in order along the timeline); items appear while
     the worker ranks them. Accept one with `POST /api/transitions/{id}/keyframes` `{position, prompt}`."""
     return services.suggestion_out(services.get_suggestion(db, suggestion_id))
@@ -89,20 +89,20 @@ def _block(request: Request, block: str, context: dict[str, Any], status_code: i
 
 
 @pages.get("/transitions/{transition_id}/suggestions/latest", response_class=HTMLResponse)
-def latest(request: Request, transition_id: int, db: SessionDep) -> Response:
+def latest(request: Request, transition_id: Id, db: SessionDep) -> Response:
     """The latest suggestions of this transition (the panel loads them when the editor opens)."""
     transition = transition_services.get_transition(db, transition_id)
     return _block(request, "run", _context(transition, services.latest_suggestion(db, transition.id)))
 
 
 @pages.get("/transitions/{transition_id}/suggestions/segments", response_class=HTMLResponse)
-def segments(request: Request, transition_id: int, db: SessionDep) -> Response:
+def segments(request: Request, transition_id: Id, db: SessionDep) -> Response:
     transition = transition_services.get_transition(db, transition_id)
     return _block(request, "segments", _context(transition, None))
 
 
 @pages.post("/transitions/{transition_id}/suggestions", response_class=HTMLResponse)
-async def ask(request: Request, transition_id: int, db: SessionDep) -> Response:
+async def ask(request: Request, transition_id: Id, db: SessionDep) -> Response:
     """The panel's buttons and a flagged frame's "suggest bridges here" (with `position`)."""
     transition = transition_services.get_transition(db, transition_id)
     form = await request.form()
@@ -136,7 +136,7 @@ async def ask(request: Request, transition_id: int, db: SessionDep) -> Response:
 
 
 @pages.get("/suggestions/{suggestion_id}/panel", response_class=HTMLResponse)
-def run_panel(request: Request, suggestion_id: int, db: SessionDep) -> Response:
+def run_panel(request: Request, suggestion_id: Id, db: SessionDep) -> Response:
     """One request's suggestions (polled every second while the worker ranks them)."""
     row = services.get_suggestion(db, suggestion_id)
     transition = transition_services.get_transition(db, row.transition_id)
@@ -145,7 +145,7 @@ def run_panel(request: Request, suggestion_id: int, db: SessionDep) -> Response:
 
 @pages.post("/suggestions/{suggestion_id}/items/{index}/{state}", response_class=HTMLResponse)
 def mark(
-    request: Request, suggestion_id: int, index: int, state: Literal["accepted", "discarded"], db: SessionDep
+    request: Request, suggestion_id: Id, index: Index, state: Literal["accepted", "discarded"], db: SessionDep
 ) -> Response:
     """Remember that an item was inserted (through the keyframe form) or discarded."""
     row = services.get_suggestion(db, suggestion_id)

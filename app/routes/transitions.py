@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import AccessDep, IfMatchDep, SessionDep, based_on, owner_only
+from app.deps import MAX_ID, AccessDep, Id, IfMatchDep, SessionDep, based_on, owner_only
 from app.schemas import EditOut, TransitionCreate, TransitionOut, TransitionUpdate
 from app.services import history, views
 from app.services import transitions as services
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/transitions", tags=["transitions"])
 def list_transitions(
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many, newest edits first")] = 100,
-    offset: Annotated[int, Query(ge=0, description="skip this many")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="skip this many")] = 0,
 ) -> list[TransitionOut]:
     transitions = services.list_transitions(db, limit=limit, offset=offset)
     renders = views.latest_renders(db, transitions)
@@ -30,7 +30,7 @@ def create_transition(data: TransitionCreate, db: SessionDep) -> TransitionOut:
 
 
 @router.get("/{transition_id}", response_model=TransitionOut)
-def get_transition(transition_id: int, db: SessionDep, response: Response) -> TransitionOut:
+def get_transition(transition_id: Id, db: SessionDep, response: Response) -> TransitionOut:
     out = views.transition_out(db, services.get_transition(db, transition_id))
     response.headers["ETag"] = f'"{out.version}"'  # send it back as If-Match with the next write
     return out
@@ -42,7 +42,7 @@ def get_transition(transition_id: int, db: SessionDep, response: Response) -> Tr
     responses={409: {"description": "stale If-Match / version: detail and the current transition"}},
 )
 def update_transition(
-    transition_id: int, patch: TransitionUpdate, db: SessionDep, access: AccessDep, if_match: IfMatchDep
+    transition_id: Id, patch: TransitionUpdate, db: SessionDep, access: AccessDep, if_match: IfMatchDep
 ) -> TransitionOut:
     transition = services.update_transition(
         db,
@@ -56,13 +56,13 @@ def update_transition(
 
 @router.delete("/{transition_id}", status_code=status.HTTP_204_NO_CONTENT)
 @owner_only
-def delete_transition(transition_id: int, db: SessionDep) -> Response:
+def delete_transition(transition_id: Id, db: SessionDep) -> Response:
     services.delete_transition(db, services.get_transition(db, transition_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{transition_id}/edits", response_model=list[EditOut])
-def list_edits(transition_id: int, db: SessionDep) -> list[EditOut]:
+def list_edits(transition_id: Id, db: SessionDep) -> list[EditOut]:
     """The transition's history, oldest first: every change with the version it produced, what it did
     (`summary`, and exactly: `before`/`after`), who made it (`link_id`, null: the owner) and whether it is
     currently undone."""

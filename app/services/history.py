@@ -210,6 +210,9 @@ def apply(db: Session, transition: Transition, change: Doc) -> None:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict) and "first" in value:  # a keyframe's MoCE concepts
+        first, second = _fmt(value["first"]), _fmt(value.get("second"))
+        return f"{first} first, then {second} (N = {value.get('switch_step')})"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, str):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.bus import get_bus
 from app.config import get_settings
-from app.errors import BrokerUnavailable, FieldError, NotFound
-from app.queue import send_plan_render, send_render_batch
-from app.services import paths
+from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany
+from app.queue import batch_priority, broker_error, send_plan_render, send_render_batch
+from app.services import moce, paths
 from app.services.views import frame_done, progress, stats
 from app.storage import get_store
 from app.tables import Frame, Render, Transition, utcnow
@@ -49,7 +49,14 @@ def start_render(db: Session, transition: Transition) -> Render:
     frames and a worker plans it (worker/planning.py), then queues its batches through `queue_frames`.
     """
     params = snapshot(transition)
+    # MoCE: an "auto" switch step becomes its search's chosen step; a search not done yet is a 422 naming
+    # the keyframe (and is queued if it was never asked for)
+    params = moce.resolve(db, transition, params)
     plans = paths.plan(params)  # a timeline that cannot be planned fails here, before anything is saved
+    check_quotas(db, transition.id, params, len(plans))
+    problem = broker_error()  # the queue is away: 503 before any row is written, nothing is left queued
+    if problem:
+        raise BrokerUnavailable(f"the render queue is unreachable, so the render was not started: {problem}")
     render = Render(
         transition_id=transition.id,
         transition_version=transition.version,
@@ -71,6 +78,39 @@ def start_render(db: Session, transition: Transition) -> Render:
         raise BrokerUnavailable(error) from exc
     get_bus().publish(progress(render))
     return render
+
+
+def check_quotas(db: Session, transition_id: int, params: RenderSnapshot, frames: int) -> None:
+    """Refuse work beyond what this server takes (SEGUE_MAX_RENDER_WORK, SEGUE_MAX_BATCH_PIXELS: 422) and
+    more renders of one transition at once than SEGUE_MAX_ACTIVE_RENDERS (429), each naming its limit."""
+    settings = get_settings()
+    size = params.width * params.height
+    work = frames * size * params.steps
+    if work > settings.max_render_work:
+        raise FieldError(
+            "frames",
+            f"this render is {frames} frames × {params.width}×{params.height} px × {params.steps} steps = "
+            f"{work:.3g} pixel-steps, over this server's limit of {settings.max_render_work:.3g} "
+            "(SEGUE_MAX_RENDER_WORK): render fewer frames or steps, or a smaller size",
+        )
+    batch_pixels = params.batch_size * size
+    if batch_pixels > settings.max_batch_pixels:
+        raise FieldError(
+            "batch_size",
+            f"a batch of {params.batch_size} frames of {params.width}×{params.height} px is {batch_pixels} "
+            f"pixels, over this server's limit of {settings.max_batch_pixels} per batch "
+            "(SEGUE_MAX_BATCH_PIXELS): choose a smaller batch size or size",
+        )
+    active = db.scalar(
+        select(func.count())
+        .select_from(Render)
+        .where(Render.transition_id == transition_id, Render.status.in_(("queued", "running")))
+    )
+    if (active or 0) >= settings.max_active_renders:
+        raise TooMany(
+            f"transition {transition_id} already has {active} renders queued or running; the limit is "
+            f"{settings.max_active_renders} (SEGUE_MAX_ACTIVE_RENDERS): wait for one to finish or cancel one"
+        )
 
 
 def batches(plans: list[FramePlan], keys: list[str], pending: set[int], size: int) -> list[list[int]]:
@@ -119,22 +159,25 @@ def queue_frames(db: Session, render: Render, plans: list[FramePlan]) -> Render:
     db.commit()
 
     bus = get_bus()
-    for frame in render.frames:
-        if frame.reused:
-            bus.publish(frame_done(frame))
     pending = {f.index for f in render.frames if not f.reused}
-    if not pending:
-        finish_render(db, render, "done")
-        return render
     try:
-        for batch in batches(plans, frame_keys, pending, params.batch_size):
-            send_render_batch(render.id, batch)
-    except Exception as exc:  # broker down: say so instead of leaving a render queued forever
+        for frame in render.frames:
+            if frame.reused:
+                bus.publish(frame_done(frame))
+        if not pending:
+            finish_render(db, render, "done")
+            return render
+        for position, batch in enumerate(batches(plans, frame_keys, pending, params.batch_size)):
+            send_render_batch(render.id, batch, priority=batch_priority(position))
+    except Exception as exc:  # broker or bus down: say so instead of leaving a render queued forever
         log.exception("could not queue render %s", render.id)
         error = f"the render queue is unreachable: {exc}"
         finish_render(db, render, "failed", error=error)
         raise BrokerUnavailable(error) from exc
-    bus.publish(progress(render))
+    try:
+        bus.publish(progress(render))
+    except Exception:  # queued all the same; the stream shows progress from the next event on
+        log.warning("render %s: could not announce it was queued", render.id)
     return render
 
 
@@ -156,7 +199,10 @@ def finish_render(db: Session, render: Render, status: str, error: str | None = 
         return False
     db.refresh(render)
     extra = {"error": error} if error else {}
-    get_bus().publish(events.finished(status, render.id, stats=stats(render), **extra))
+    try:
+        get_bus().publish(events.finished(status, render.id, stats=stats(render), **extra))
+    except Exception:  # the status is saved; streams end from the database when the event is missing
+        log.exception("render %s is %s but the final event could not be published", render.id, status)
     return True
 
 

@@ -5,6 +5,8 @@ The worker scores; this module only reads (core.scores does the math, core.confu
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -67,7 +69,13 @@ def shape(db: Session, render: Render, scorer: str | None = None) -> tuple[Rende
     return render_shape(refs, stored, chosen, thresholds()), available
 
 
-def extra_metrics(db: Session, render: Render) -> dict[str, object]:
+class ExtraMetrics(TypedDict):
+    istd: float | None
+    interp_score: float | None
+    noise_std: list[float]
+
+
+def extra_metrics(db: Session, render: Render) -> ExtraMetrics:
     """ISTD (on the ssim scorer's thumbnails), InterpScore (on CLIP's prompt similarities) and each frame's
     starting-noise std; None where the scores they need are not stored."""
     done = sorted((f for f in render.frames if f.status == "done"), key=lambda f: f.index)
@@ -111,7 +119,7 @@ def scores_out(db: Session, render: Render, scorer: str | None = None) -> Scores
                 progress=_round(f.progress),
                 change=_round(f.change, 5),
                 similarity=SimilarityOut(a=_round(f.sim_a), b=_round(f.sim_b)),
-                flags=[FlagOut(kind=flag.kind, message=flag.message) for flag in f.flags],
+                flags=[FlagOut(kind=flag.kind, message=flag.message) for flag in f.flags],  # type: ignore[arg-type]
             )
             for f in found.frames
         ],

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import logging
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from app.bus import get_bus
 from app.channels import announce
 from app.config import get_settings
 from app.errors import FieldError, NotFound
 from app.prompts import prompt_warning
 from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
-from app.services import history, paths
+from app.services import history, moce, paths
 from app.services.history import Actor
-from app.tables import Edit, Keyframe, Transition
+from app.tables import Edit, Keyframe, Render, Transition, utcnow
+from core import events
 from core.events import TransitionDeleted
 from core.params import SETTING_FIELDS
 from core.timeline import POSITION_TOLERANCE
+
+log = logging.getLogger(__name__)
 
 
 def get_transition(db: Session, transition_id: int) -> Transition:
@@ -100,6 +107,7 @@ def update_transition(
         return history.Outcome(payload=changes)
 
     history.edit(db, transition, "update", change, expected=expected, actor=actor)
+    moce.after_edit(db, transition)  # new settings: the "auto" switch steps need searches for them
     return transition
 
 
@@ -109,6 +117,21 @@ def list_edits(db: Session, transition: Transition) -> list[Edit]:
 
 def delete_transition(db: Session, transition: Transition) -> None:
     transition_id = transition.id
+    # Its unfinished renders are cancelled first: workers drop their batches (a batch whose render is gone
+    # is skipped), and every open stream ends with a final event (or, its render row gone, from the database).
+    unfinished = [r.id for r in transition.renders if not r.is_finished]
+    if unfinished:
+        db.execute(
+            update(Render)
+            .where(Render.id.in_(unfinished), Render.status.in_(("queued", "running")))
+            .values(status="cancelled", error="its transition was deleted", finished_at=utcnow())
+        )
+        db.commit()
+        for render_id in unfinished:
+            try:
+                get_bus().publish(events.Cancelled(render_id=render_id))
+            except Exception:  # the streams end anyway once the render row is gone
+                log.warning("could not announce that render %s was cancelled", render_id)
     db.delete(transition)
     db.commit()
     announce(TransitionDeleted(transition_id=transition_id))
@@ -162,6 +185,13 @@ def add_keyframe(
 
     def change() -> history.Outcome:
         _check_free(transition, data.position)
+        limit = get_settings().max_keyframes
+        if len(transition.keyframes) >= limit:
+            raise FieldError(
+                "keyframes",
+                f"transition {transition.id} has {len(transition.keyframes)} keyframes, this server's limit "
+                f"(SEGUE_MAX_KEYFRAMES); delete one before adding another",
+            )
         keyframe = Keyframe(**values)
         transition.keyframes.append(keyframe)
         db.flush()
@@ -169,6 +199,7 @@ def add_keyframe(
         return history.Outcome(payload={"id": keyframe.id, **values})
 
     history.edit(db, transition, "add_keyframe", change, expected=expected, actor=actor)
+    moce.after_edit(db, transition, added[0])  # concepts with switch step "auto": queue the search
     return added[0]
 
 
@@ -189,6 +220,8 @@ def update_keyframe(
     actor: Actor | None = None,
 ) -> Keyframe:
     changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.keyframe_changes(patch)
+    if isinstance(changes.get("concepts"), BaseModel):  # MoCE: stored as JSON, recorded as plain values
+        changes["concepts"] = changes["concepts"].model_dump()
     if not changes and expected is None:
         return keyframe
     transition, keyframe_id = keyframe.transition, keyframe.id
@@ -209,7 +242,9 @@ def update_keyframe(
         return history.Outcome(payload={"id": keyframe_id, **changes})
 
     history.edit(db, transition, "update_keyframe", change, expected=expected, actor=actor)
-    return _fresh_keyframe(db, transition, keyframe_id)
+    updated = _fresh_keyframe(db, transition, keyframe_id)
+    moce.after_edit(db, transition, updated)
+    return updated
 
 
 def delete_keyframe(

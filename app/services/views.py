@@ -61,9 +61,7 @@ def transition_out(db: Session, transition: Transition, render: Render | None = 
         version=transition.version,
         start_prompt=endpoint(transition, True).prompt,
         end_prompt=endpoint(transition, False).prompt,
-        keyframes=[
-            KeyframeOut.model_validate(k, from_attributes=True) for k in transition.keyframes
-        ],
+        keyframes=[KeyframeOut.model_validate(k, from_attributes=True) for k in transition.keyframes],
         warnings=transition_warnings(transition),
         latest_render=RenderSummary(
             id=render.id,

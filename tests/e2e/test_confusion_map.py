@@ -31,11 +31,20 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
         server,
         "POST",
         "/api/transitions",
-        {"start_prompt": "a desert at noon", "end_prompt": "a snowy field at night", "frames": 13, "seed": 1,
-         "steps": 10, "batch_size": 4, "title": "Desert to snow"},
+        {
+            "start_prompt": "a desert at noon",
+            "end_prompt": "a snowy field at night",
+            "frames": 13,
+            "seed": 1,
+            "steps": 10,
+            "batch_size": 4,
+            "title": "Desert to snow",
+        },
     )
     tid = created["id"]
-    _api(server, "POST", f"/api/transitions/{tid}/keyframes", {"position": 0.5, "prompt": "a desert at night"})
+    _api(
+        server, "POST", f"/api/transitions/{tid}/keyframes", {"position": 0.5, "prompt": "a desert at night"}
+    )
 
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.set_default_timeout(60_000)
@@ -82,7 +91,9 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
 
     # Re-render: only the frames of the segment that changed are computed; the plots are redrawn for it.
     page.click("#render-button")
-    page.locator("#render-head [data-status=done]", has_text=re.compile(r"Render #\d+")).wait_for(timeout=180_000)
+    page.locator("#render-head [data-status=done]", has_text=re.compile(r"Render #\d+")).wait_for(
+        timeout=180_000
+    )
     page.wait_for_function(f"document.querySelector('#scores').dataset.renderId != '{first_render}'")
     second = int(page.locator("#scores").get_attribute("data-render-id"))
     detail = _api(server, "GET", f"/api/renders/{second}")

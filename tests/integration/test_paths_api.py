@@ -20,7 +20,7 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     sent: dict[str, list[Any]] = {"batches": [], "plans": []}
     monkeypatch.setattr(
         "app.services.rendering.send_render_batch",
-        lambda render_id, indices: sent["batches"].append((render_id, indices)),
+        lambda render_id, indices, **_options: sent["batches"].append((render_id, indices)),
     )
     monkeypatch.setattr(
         "app.services.rendering.send_plan_render", lambda render_id: sent["plans"].append(render_id)

@@ -41,7 +41,10 @@ def test_frames_are_scored_once_and_reused_frames_keep_their_scores(stack_factor
     assert set(frame) == {"index", "t", "progress", "change", "similarity", "flags"}
     assert set(frame["similarity"]) == {"a", "b"}
     assert all(isinstance(f["progress"], float) for f in scores["frames"])
-    assert all(isinstance(f["change"], float) for f in scores["frames"][:-1]) and scores["frames"][-1]["change"] is None
+    assert (
+        all(isinstance(f["change"], float) for f in scores["frames"][:-1])
+        and scores["frames"][-1]["change"] is None
+    )
     summary = scores["summary"]
     assert set(summary) >= {"smoothness", "max_jump", "ppl", "pdv", "crossing_t", "monotonicity", "scorer"}
     assert 0.0 <= summary["smoothness"] <= 1.0 and summary["frames_scored"] == 4

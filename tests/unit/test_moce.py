@@ -39,7 +39,9 @@ def test_stops_as_soon_as_the_disparity_is_under_the_threshold() -> None:
 
 
 def test_a_spent_budget_keeps_the_best_probe() -> None:
-    found = search_switch_step(lambda n: Probe(n, n * 2.0 - 7.3, {"thumb": f"/x/{n}.png"}), 50, 0.01, budget=3)
+    found = search_switch_step(
+        lambda n: Probe(n, n * 2.0 - 7.3, {"thumb": f"/x/{n}.png"}), 50, 0.01, budget=3
+    )
     assert len(found.trace) == 3 and not found.converged
     assert found.step == min(found.trace, key=lambda p: abs(p.disparity)).step
     assert found.trace[0].extra == {"thumb": "/x/25.png"}

@@ -22,7 +22,12 @@ def test_a_busy_port_is_named_before_anything_starts(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         env = {**os.environ, "SEGUE_PORT": str(port), "SEGUE_DATA_DIR": str(tmp_path / "data")}
         result = subprocess.run(
-            [sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "app.cli", "run"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode != 0
     assert f"port {port} is in use" in result.stderr and "SEGUE_PORT" in result.stderr
@@ -32,5 +37,7 @@ def test_a_busy_port_is_named_before_anything_starts(tmp_path: Path) -> None:
 
 def test_an_unwritable_data_dir_is_named() -> None:
     target = Path("/proc/segue-data")  # no process may create a directory here, root included
-    with pytest.raises(SystemExit, match="the data directory /proc/segue-data is not writable.*SEGUE_DATA_DIR"):
+    with pytest.raises(
+        SystemExit, match="the data directory /proc/segue-data is not writable.*SEGUE_DATA_DIR"
+    ):
         _check_writable(target)

@@ -1,0 +1,258 @@
+"""Recovery: the database is the truth about which frames are unfinished; this puts them back in the queue.
+
+- `reap`: frames whose worker's lease ran out (the worker died, was killed or lost its database for
+  longer than the lease) go back to `pending` and are queued again, in batches, coarse to fine. A frame
+  taken `max_attempts` times without finishing fails its render with the reason. Renders whose frames
+  are all done but that were never closed (a worker died right after its last frame) are closed.
+  Runs every `reap_seconds` in the web app (`reaper_loop`, started by the app's lifespan) and in every
+  worker (worker/lease.py); each step is one conditional UPDATE, so any number of reapers may race.
+- Frames `pending` in no message (the broker lost it: a Redis without persistence came back empty, or a
+  worker died between taking a message and claiming its frames) are queued again when the render queue
+  has been empty for two reaper rounds while they waited. A duplicate message is harmless: whoever
+  comes second finds the frames claimed.
+- `retry_render`: a failed or cancelled render queues exactly the frames it is missing again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exists, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from app import heartbeat, queue
+from app.bus import get_bus
+from app.config import get_settings
+from app.db import _sqlite_pragmas
+from app.errors import BrokerUnavailable, FieldError
+from app.services.rendering import batches, check_quotas, finish_render
+from app.services.views import progress
+from app.tables import Frame, Render, utcnow
+from core.params import RenderSnapshot
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = ("queued", "running")
+RETRYABLE = ("failed", "cancelled")
+
+
+def batches_of(render: Render, indices: set[int]) -> list[list[int]]:
+    """The frames `indices` of a render in batches of its batch size, coarse to fine (as first queued)."""
+    frames = sorted(render.frames, key=lambda f: f.index)
+    plans: Any = [SimpleNamespace(start_step=f.start_step) for f in frames]
+    size = RenderSnapshot.model_validate(render.params).batch_size
+    return batches(plans, [f.key for f in frames], indices, size)
+
+
+def send_batches(render: Render, indices: set[int]) -> int:
+    """Queue these frames of the render; the broker's error propagates (nothing is marked)."""
+    sent = 0
+    for batch in batches_of(render, indices):
+        queue.send_render_batch(render.id, batch)
+        sent += 1
+    return sent
+
+
+# ---------------------------------------------------------------- the reaper
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _session() -> Session:
+    """The reaper's own connections (no pool): it never takes one a request is waiting for."""
+    url = get_settings().database_url
+    engine = _engines.get(url)
+    if engine is None:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 10})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, poolclass=NullPool)
+        _engines[url] = engine
+    return Session(bind=engine, expire_on_commit=False)
+
+
+def reap() -> dict[str, int]:
+    """Queue again every frame whose lease ran out; close renders that are complete. Returns counts."""
+    settings = get_settings()
+    now = utcnow()
+    counts = {"requeued": 0, "failed": 0, "closed": 0, "orphans": 0}
+    unfinished = select(Render.id).where(Render.status.in_(UNFINISHED))
+    with _session() as db:
+        taken = db.execute(
+            update(Frame)
+            .where(
+                Frame.status == "running",
+                or_(Frame.leased_until.is_(None), Frame.leased_until < now),
+                Frame.render_id.in_(unfinished.scalar_subquery()),
+            )
+            .values(status="pending", lease_token=None, leased_until=None)
+            .returning(Frame.render_id, Frame.index, Frame.attempts),
+            execution_options={"synchronize_session": False},
+        ).all()
+        db.commit()
+
+        lost: dict[int, set[int]] = defaultdict(set)
+        worn: dict[int, set[int]] = defaultdict(set)
+        for render_id, index, attempts in taken:
+            (worn if attempts >= settings.max_attempts else lost)[render_id].add(index)
+
+        for render_id, indices in worn.items():
+            render = db.get(Render, render_id)
+            if render is None:
+                continue
+            counts["failed"] += len(indices)
+            listed = ", ".join(f"#{i}" for i in sorted(indices))
+            db.execute(
+                update(Frame)
+                .where(Frame.render_id == render_id, Frame.index.in_(indices), Frame.status == "pending")
+                .values(status="failed")
+            )
+            db.commit()
+            finish_render(
+                db,
+                render,
+                "failed",
+                error=f"the workers rendering frames {listed} stopped {settings.max_attempts} times "
+                "without finishing them (crashed, killed or out of memory); retry to try again",
+            )
+            lost.pop(render_id, None)
+
+        for render_id, indices in lost.items():
+            render = db.get(Render, render_id)
+            if render is None or render.is_finished:
+                continue
+            log.warning("render %s: frames %s lost their worker; queued again", render_id, sorted(indices))
+            try:
+                send_batches(render, indices)
+                counts["requeued"] += len(indices)
+            except Exception as exc:  # broker away: leave them expired, the next round tries again
+                log.warning("render %s: could not queue lost frames again (%s)", render_id, exc)
+                db.execute(
+                    update(Frame)
+                    .where(Frame.render_id == render_id, Frame.index.in_(indices), Frame.status == "pending")
+                    .values(status="running", leased_until=now)
+                )
+                db.commit()
+
+        # Renders whose every frame is done but that nobody closed (their worker died after the last frame).
+        complete = db.scalars(
+            select(Render).where(
+                Render.status.in_(UNFINISHED),
+                Render.frames_total > 0,
+                ~exists().where(Frame.render_id == Render.id, Frame.status != "done"),
+            )
+        ).all()
+        for render in complete:
+            if finish_render(db, render, "done"):
+                counts["closed"] += 1
+
+        counts["orphans"] = _requeue_orphans(db)
+        heartbeat.prune(db)
+    return counts
+
+
+#: Pending frames seen while the queue was empty in the previous round: (render id, index).
+_suspects: set[tuple[int, int]] = set()
+
+
+def _requeue_orphans(db: Session) -> int:
+    """Queue again the pending frames that no message names (seen so in two rounds in a row)."""
+    global _suspects
+    pending = set(
+        db.execute(
+            select(Frame.render_id, Frame.index).where(
+                Frame.status == "pending",
+                Frame.render_id.in_(select(Render.id).where(Render.status.in_(UNFINISHED)).scalar_subquery()),
+            )
+        ).tuples()
+    )
+    if not pending or queue.queue_depth() > 0:  # messages wait: the frames they name will be taken
+        _suspects = set()
+        return 0
+    confirmed, _suspects = pending & _suspects, pending
+    lost: dict[int, set[int]] = defaultdict(set)
+    for render_id, index in confirmed:
+        lost[render_id].add(index)
+    requeued = 0
+    for render_id, indices in lost.items():
+        render = db.get(Render, render_id)
+        if render is None or render.is_finished:
+            continue
+        log.warning("render %s: frames %s waited in no message; queued again", render_id, sorted(indices))
+        send_batches(render, indices)
+        requeued += len(indices)
+    _suspects -= confirmed
+    return requeued
+
+
+async def reaper_loop(interval: float | None = None) -> None:
+    """The web app's reaper: `reap` every `reap_seconds` until cancelled; a failing round is logged."""
+    every = interval or get_settings().reap_seconds
+    while True:
+        try:
+            counts = await asyncio.to_thread(reap)
+            if any(counts.values()):
+                log.info("reaper: %s", counts)
+        except Exception as exc:  # the database away for a moment: try again next round
+            log.warning("reaper round failed: %s", exc)
+        await asyncio.sleep(every)
+
+
+# ---------------------------------------------------------------- retry
+
+
+def retry_render(db: Session, render: Render) -> Render:
+    """Queue the frames a failed or cancelled render is missing (only those); the render runs again."""
+    if render.status not in RETRYABLE:
+        raise FieldError(
+            "status",
+            f"render {render.id} is {render.status}; only a failed or cancelled render can be retried",
+        )
+    check_quotas(db, render.transition_id, RenderSnapshot.model_validate(render.params), 0)
+    problem = queue.broker_error()
+    if problem:
+        raise BrokerUnavailable(f"the render queue is unreachable, nothing was queued: {problem}")
+    moved = db.execute(
+        update(Render)
+        .where(Render.id == render.id, Render.status.in_(RETRYABLE))
+        .values(status="queued", error=None, finished_at=None)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        db.rollback()
+        db.refresh(render)
+        raise FieldError("status", f"render {render.id} is {render.status} now; it was retried meanwhile")
+    db.execute(
+        update(Frame)
+        .where(Frame.render_id == render.id, Frame.status != "done")
+        .values(status="pending", lease_token=None, leased_until=None, attempts=0)
+    )
+    db.commit()
+    db.refresh(render)
+    for frame in render.frames:
+        db.refresh(frame)
+    missing = {f.index for f in render.frames if f.status != "done"}
+    try:
+        if not render.frames:  # failed while its frames were being placed: place them again
+            queue.send_plan_render(render.id)
+        elif not missing:
+            finish_render(db, render, "done")
+            return render
+        else:
+            send_batches(render, missing)
+    except Exception as exc:  # the broker went away between the check and the send
+        log.exception("could not queue the retry of render %s", render.id)
+        error = f"the render queue is unreachable: {exc}"
+        finish_render(db, render, "failed", error=error)
+        raise BrokerUnavailable(error) from exc
+    try:
+        get_bus().publish(progress(render))
+    except Exception:  # the stream learns the status from the database too
+        log.warning("render %s: could not announce its retry", render.id)
+    return render

@@ -1,0 +1,213 @@
+"""Leases: a worker holds the frames it renders, and says so every few seconds while it is alive.
+
+- `claim`: one conditional UPDATE takes a batch's frames that are pending, or running under a lease that
+  ran out, and gives them this claim's token and a lease of `lease_seconds`. A second copy of the batch
+  (a broker's redelivery, the reaper's requeue racing a slow worker) finds nothing to take.
+- `complete`: a frame is marked done only by the holder of its lease, in one conditional UPDATE, so each
+  frame is counted and announced exactly once even when two workers rendered it.
+- `Pulse`: one thread per worker process. While a batch renders it extends that batch's lease (torch
+  releases the GIL, so the thread runs between kernels); it also writes the worker's heartbeat row and
+  runs the reaper (app/services/recovery.py), so a batch whose worker died is queued again by any worker
+  that is alive, even when no web app runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from app import heartbeat
+from app.config import get_settings
+from app.db import new_session
+from app.services import recovery
+from app.tables import Frame, Render, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _until() -> object:
+    return utcnow() + timedelta(seconds=get_settings().lease_seconds)
+
+
+def claim(db: Session, render_id: int, indices: list[int], token: str) -> list[Frame]:
+    """Take the batch's frames that nobody holds; returns them (in no particular order), committed."""
+    now = utcnow()
+    db.execute(
+        update(Frame)
+        .where(
+            Frame.render_id == render_id,
+            Frame.index.in_(indices),
+            or_(
+                Frame.status == "pending",
+                (Frame.status == "running") & or_(Frame.leased_until.is_(None), Frame.leased_until < now),
+            ),
+        )
+        .values(status="running", lease_token=token, leased_until=_until(), attempts=Frame.attempts + 1),
+        execution_options={"synchronize_session": False},
+    )
+    db.commit()
+    return list(db.scalars(select(Frame).where(Frame.render_id == render_id, Frame.lease_token == token)))
+
+
+def extend(tokens: list[str]) -> int:
+    """Push the leases of these claims forward; returns how many frames are still held."""
+    if not tokens:
+        return 0
+    with new_session() as db:
+        result = db.execute(
+            update(Frame)
+            .where(Frame.lease_token.in_(tokens), Frame.status == "running")
+            .values(leased_until=_until()),
+            execution_options={"synchronize_session": False},
+        )
+        db.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def complete(db: Session, render_id: int, frame_id: int, token: str, seconds: float) -> bool:
+    """Mark a held frame done and count it on its render, in one transaction; False if the lease was lost."""
+    result = db.execute(
+        update(Frame)
+        .where(Frame.id == frame_id, Frame.lease_token == token, Frame.status == "running")
+        .values(
+            status="done",
+            seconds=round(seconds, 4),
+            finished_at=utcnow(),
+            lease_token=None,
+            leased_until=None,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.rollback()
+        return False
+    db.execute(
+        update(Render).where(Render.id == render_id).values(frames_computed=Render.frames_computed + 1),
+        execution_options={"synchronize_session": False},
+    )
+    db.commit()
+    return True
+
+
+def release(token: str, status: str) -> int:
+    """Give up the frames still held under `token`, marking them `status` (failed, cancelled or pending)."""
+    with new_session() as db:
+        result = db.execute(
+            update(Frame)
+            .where(Frame.lease_token == token, Frame.status == "running")
+            .values(status=status, lease_token=None, leased_until=None),
+            execution_options={"synchronize_session": False},
+        )
+        db.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class Pulse(threading.Thread):
+    """The worker's heartbeat thread: extends held leases, writes the heartbeat row, runs the reaper."""
+
+    def __init__(self) -> None:
+        super().__init__(name="segue-pulse", daemon=True)
+        self._held: dict[str, str] = {}  # token -> what it is ("render 7: frames 0, 5")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.worker_name: str | None = None
+        self.queue = ""
+        self.started_at = utcnow()
+
+    def hold(self, token: str, what: str) -> None:
+        with self._lock:
+            self._held[token] = what
+
+    def drop(self, token: str) -> None:
+        with self._lock:
+            self._held.pop(token, None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        settings = get_settings()
+        tick = max(0.2, min(settings.lease_seconds / 3, settings.heartbeat_seconds, settings.reap_seconds))
+        last_beat = last_reap = 0.0
+        while not self._stop.wait(tick):
+            with self._lock:
+                tokens, what = list(self._held), "; ".join(self._held.values()) or None
+            try:
+                extend(tokens)
+            except Exception as exc:  # database away: the lease may run out, the reaper then requeues
+                log.warning("could not extend the lease of %s: %s", what, exc)
+            now = time.monotonic()
+            if self.worker_name is None:
+                continue
+            try:
+                if now - last_beat >= settings.heartbeat_seconds:
+                    heartbeat.beat(self.worker_name, self.queue, what, self.started_at)
+                    last_beat = now
+                if now - last_reap >= settings.reap_seconds:
+                    last_reap = now
+                    counts = recovery.reap()
+                    if any(counts.values()):
+                        log.info("reaper: %s", counts)
+            except Exception as exc:
+                log.warning("heartbeat or reaper round failed: %s", exc)
+
+
+_pulse: Pulse | None = None
+_pulse_lock = threading.Lock()
+
+
+def pulse() -> Pulse:
+    """This process's pulse thread, started on first use."""
+    global _pulse
+    with _pulse_lock:
+        if _pulse is None or not _pulse.is_alive():
+            _pulse = Pulse()
+            _pulse.start()
+        return _pulse
+
+
+def start_worker(name: str, queue: str) -> None:
+    """A worker process starts: heartbeats and reaping from now on, one heartbeat and one reap at once."""
+    beat = pulse()
+    beat.worker_name, beat.queue = name, queue
+    try:
+        heartbeat.beat(name, queue, None, beat.started_at)
+        recovery.reap()
+    except Exception as exc:
+        log.warning("first heartbeat or reap failed: %s", exc)
+
+
+def stop_worker() -> None:
+    global _pulse
+    with _pulse_lock:
+        if _pulse is None:
+            return
+        _pulse.stop()
+        name = _pulse.worker_name
+        _pulse = None
+    if name:
+        with contextlib.suppress(Exception):
+            heartbeat.forget(name)
+
+
+@contextlib.contextmanager
+def held(token: str, what: str) -> Iterator[None]:
+    """While the block runs, the pulse thread keeps the claim `token` alive."""
+    beat = pulse()
+    beat.hold(token, what)
+    try:
+        yield
+    finally:
+        beat.drop(token)
