@@ -52,10 +52,15 @@ def _set(search_id: int, **values: Any) -> None:
 def clip_for(engine: Any) -> Any:
     """The model's CLIP scorer (loaded once per location): its own clip/ folder, else SEGUE_SCORER_CLIP."""
     from engine.scorers import ClipScorer, clip_location
+    from worker.scoring import scorers_for
 
     settings = get_settings()
     folder = Path(engine.folder) if getattr(engine, "folder", None) else None
     location = clip_location(folder, settings.scorer_clip)
+    # The frame scorers already hold this CLIP (same location) when scoring with it: don't load it twice.
+    loaded = next((s for s in scorers_for(engine) if s.name == "clip"), None)
+    if loaded is not None:
+        _clips.setdefault(location, loaded)
     if location not in _clips:
         try:
             _clips[location] = ClipScorer(location, device=engine.pipe.unet.device)
