@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings, get_settings
 
@@ -39,6 +40,12 @@ class FrameStore:
 
     def url(self, key: str) -> str:
         return f"{self.url_prefix}/{key[:2]}/{key}.png"
+
+
+def thumbnail_url(entry: dict[str, Any]) -> str | None:
+    """The URL of an image a worker stored for a row's entry (a suggestion's or a probe's thumbnail)."""
+    key = entry.get("thumbnail_key")
+    return get_store().url(key) if key else None
 
 
 def get_store(settings: Settings | None = None) -> FrameStore:

@@ -26,7 +26,7 @@ from app.config import get_settings
 from app.errors import FieldError
 from app.queue import send_moce_search
 from app.schemas import KeyframeOut
-from app.storage import get_store
+from app.storage import thumbnail_url
 from app.tables import ConceptSearch, Keyframe, Transition, utcnow
 from core.params import SEED_MAX, Concepts, RenderSnapshot
 from core.registry import model_revision
@@ -235,11 +235,6 @@ def resolve(db: Session, transition: Transition, snapshot: RenderSnapshot) -> Re
 
 
 # ---------------------------------------------------------------- views
-
-
-def thumbnail_url(entry: dict[str, Any]) -> str | None:
-    key = entry.get("thumbnail_key")
-    return get_store().url(key) if key else None
 
 
 def moce_out(row: ConceptSearch) -> MoceOut:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import BrokerUnavailable, FieldError, NotFound
 from app.queue import send_suggestions
-from app.storage import get_store
+from app.storage import thumbnail_url
 from app.tables import Keyframe, Suggestion, Transition, utcnow
 
 log = logging.getLogger(__name__)
@@ -182,11 +182,6 @@ def latest_suggestion(db: Session, transition_id: int) -> Suggestion | None:
         .order_by(Suggestion.id.desc())
         .limit(1)
     )
-
-
-def thumbnail_url(item: dict[str, Any]) -> str | None:
-    key = item.get("thumbnail_key")
-    return get_store().url(key) if key else None
 
 
 def suggestion_out(row: Suggestion) -> SuggestionOut:
