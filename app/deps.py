@@ -45,7 +45,7 @@ LINK_COOKIE = "segue_link"
 CLIENT_HEADER = "X-Segue-Client"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Open without a credential even when links are required.
-PUBLIC_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/s/")
+PUBLIC_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/media/", "/s/")
 
 Role = Literal["owner", "admin", "edit", "view"]
 

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from app import bus, errors, openapi
 from app.config import REPO_ROOT, get_settings
 from app.deps import enforce_access
-from app.routes import docs, exports, health, keyframes, pages, projects, renders, scores, transitions
+from app.routes import docs, exports, health, keyframes, media, pages, projects, renders, scores, transitions
 from app.routes.compare import router as compare_router
 from app.routes.events import router as events_router
 from app.routes.history import install as install_history
@@ -23,6 +23,7 @@ from app.routes.links import router as links_router
 from app.routes.suggestions import pages as suggestion_pages
 from app.routes.suggestions import router as suggestions_router
 from app.services import recovery
+from app.storage import get_store
 
 log = logging.getLogger("segue")
 
@@ -82,7 +83,11 @@ def create_app() -> FastAPI:
     for router in (history_router, history_pages, links_router, events_router, compare_router):
         app.include_router(router)
 
-    settings.frames_dir.mkdir(parents=True, exist_ok=True)
-    app.mount("/media/frames", StaticFiles(directory=settings.frames_dir), name="frames")
+    store = get_store(settings)
+    if store.local_root is not None:
+        store.local_root.mkdir(parents=True, exist_ok=True)
+        app.mount(store.url_prefix, StaticFiles(directory=store.local_root), name="frames")
+    else:
+        app.include_router(media.router)  # frames read from the object store and served from here
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     return app

@@ -1,22 +1,121 @@
-"""The frame store: images kept under the hash of what determines their pixels."""
+"""The frame store: images kept under the hash of what determines their pixels, and export files.
+
+Two stores behind one interface, chosen by settings (SEGUE_FRAME_STORE):
+- `LocalFrameStore` (default): a directory. Frames at `<dir>/<k[:2]>/<k>.png`, exports at `<dir>/exports/`.
+  Every process that renders or serves must see the same directory (one machine, or a shared volume).
+- `S3FrameStore`: a bucket of any S3-compatible object store (AWS S3, MinIO, Ceph, R2...). Objects are
+  `<prefix>frames/<k[:2]>/<k>.png` and `<prefix>exports/<name>`. Web processes and workers on other
+  machines then share nothing but the database, Redis and the bucket.
+
+Both write atomically (a temp file renamed; an S3 PUT is all or nothing), so a redelivered batch overwrites
+and never leaves half a file. Frame keys are content hashes, so a stored frame never changes: the web app
+serves them as immutable.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from app.config import Settings, get_settings
 
+#: A frame key: the hex digest core.timeline.frame_key makes.
+KEY_PATTERN = re.compile(r"^[0-9a-f]{16,128}$")
+#: An export's file name: its cache key and an extension (app/services/exports.py).
+EXPORT_NAME_PATTERN = re.compile(r"^[0-9a-f]{16,128}\.[a-z0-9]{2,5}$")
+#: Frames never change under their key (it hashes everything that sets their pixels).
+IMMUTABLE = "public, max-age=31536000, immutable"
 
-class FrameStore:
-    """Local directory store. Writes are atomic, so a redelivered task overwrites and never duplicates."""
 
+class StoreError(RuntimeError):
+    """The frame store cannot be reached or refuses a request."""
+
+
+class FrameStore(ABC):
     url_prefix = "/media/frames"
+
+    #: Whether the web app serves frames from a directory itself (StaticFiles) or asks the store.
+    local_root: Path | None = None
+
+    # ------------------------------------------------------------ frames
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def read(self, key: str) -> bytes:
+        """The frame's PNG; FileNotFoundError when it is not stored."""
+
+    def url(self, key: str) -> str:
+        return f"{self.url_prefix}/{key[:2]}/{key}.png"
+
+    @contextmanager
+    def files(self, keys: Iterable[str]) -> Iterator[dict[str, Path]]:
+        """The frames as files on this machine, for the encoders; fetched into a temp dir when remote."""
+        wanted = sorted(set(keys))
+        with tempfile.TemporaryDirectory(prefix="segue-frames-") as scratch:
+            paths = {}
+            for key in wanted:
+                path = Path(scratch) / f"{key}.png"
+                path.write_bytes(self.read(key))
+                paths[key] = path
+            yield paths
+
+    @abstractmethod
+    def frame_response(self, key: str) -> Response:
+        """The frame as an HTTP response (only used when the app does not serve a directory)."""
+
+    # ------------------------------------------------------------ exports
+
+    @abstractmethod
+    def has_export(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def put_export(self, name: str, source: Path) -> int:
+        """Store a finished export file under `name`; returns its size in bytes."""
+
+    @abstractmethod
+    def delete_export(self, name: str) -> None: ...
+
+    @abstractmethod
+    def export_response(
+        self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None
+    ) -> Response:
+        """The export file as a download, a byte range of it when asked (FileNotFoundError when gone)."""
+
+    # ------------------------------------------------------------ health
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise StoreError when the store cannot be written (for /healthz and start-up)."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+# ---------------------------------------------------------------- a directory
+
+
+class LocalFrameStore(FrameStore):
+    """A directory. Writes are atomic, so a redelivered task overwrites and never duplicates."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.local_root = root
 
     def path(self, key: str) -> Path:
         # Two-level fan-out keeps directories small for long sessions.
@@ -25,21 +124,241 @@ class FrameStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def write(self, key: str, data: bytes) -> Path:
-        target = self.path(key)
+    def write(self, key: str, data: bytes) -> None:
+        _atomic_write(self.path(key), data)
+
+    def read(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    @contextmanager
+    def files(self, keys: Iterable[str]) -> Iterator[dict[str, Path]]:
+        yield {key: self.path(key) for key in set(keys)}
+
+    def frame_response(self, key: str) -> Response:
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": IMMUTABLE})
+
+    def export_path(self, name: str) -> Path:
+        return self.root / "exports" / name
+
+    def has_export(self, name: str) -> bool:
+        return self.export_path(name).is_file()
+
+    def put_export(self, name: str, source: Path) -> int:
+        target = self.export_path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".png")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            shutil.copyfile(source, tmp)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return target
+        return target.stat().st_size
+
+    def delete_export(self, name: str) -> None:
+        self.export_path(name).unlink(missing_ok=True)
+
+    def export_response(
+        self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None
+    ) -> Response:
+        path = self.export_path(name)
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return FileResponse(path, media_type=media_type, headers=headers)  # answers Range itself
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".probe-")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise StoreError(
+                f"the frame directory {self.root} is not writable: {exc.strerror or exc}"
+            ) from exc
+
+    def describe(self) -> str:
+        return f"directory {self.root}"
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- an S3-compatible bucket
+
+#: Bytes per chunk when streaming an object to a client.
+CHUNK = 256 * 1024
+
+
+class S3FrameStore(FrameStore):
+    """A bucket of an S3-compatible object store, reached with boto3.
+
+    `url`: s3://bucket or s3://bucket/prefix. `endpoint_url`: the store's HTTP endpoint (empty for AWS).
+    `public_url`: when browsers can read the bucket directly (a public bucket or a CDN in front), frame
+    URLs point there; otherwise the web app reads frames from the bucket and serves them itself.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        endpoint_url: str = "",
+        access_key_id: str = "",
+        secret_access_key: str = "",
+        region: str = "us-east-1",
+        public_url: str = "",
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"SEGUE_FRAME_STORE must look like s3://bucket[/prefix], got {url!r}")
+        self.bucket = parts.netloc
+        prefix = parts.path.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.endpoint_url = endpoint_url or None
+        self.public_url = public_url.rstrip("/")
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=secret_access_key or None,
+            region_name=region or "us-east-1",
+            config=Config(
+                connect_timeout=timeout_seconds,
+                read_timeout=timeout_seconds,
+                retries={"max_attempts": 4, "mode": "standard"},
+                # Path-style addressing works with every S3-compatible server (MinIO has no bucket DNS).
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    # object names
+    def frame_object(self, key: str) -> str:
+        return f"{self.prefix}frames/{key[:2]}/{key}.png"
+
+    def export_object(self, name: str) -> str:
+        return f"{self.prefix}exports/{name}"
+
+    def _missing(self, exc: Exception) -> bool:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    def _head(self, name: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client.head_object(Bucket=self.bucket, Key=name))
+        except ClientError as exc:
+            if self._missing(exc):
+                return None
+            raise
+
+    def _get(self, name: str, **extra: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client.get_object(Bucket=self.bucket, Key=name, **extra))
+        except ClientError as exc:
+            if self._missing(exc):
+                raise FileNotFoundError(name) from exc
+            raise
+
+    # frames
+    def exists(self, key: str) -> bool:
+        return self._head(self.frame_object(key)) is not None
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.frame_object(key),
+            Body=data,
+            ContentType="image/png",
+            CacheControl=IMMUTABLE,
+        )
+
+    def read(self, key: str) -> bytes:
+        return bytes(self._get(self.frame_object(key))["Body"].read())
 
     def url(self, key: str) -> str:
-        return f"{self.url_prefix}/{key[:2]}/{key}.png"
+        if self.public_url:
+            return f"{self.public_url}/{self.frame_object(key)}"
+        return super().url(key)
+
+    def frame_response(self, key: str) -> Response:
+        return Response(self.read(key), media_type="image/png", headers={"Cache-Control": IMMUTABLE})
+
+    # exports
+    def has_export(self, name: str) -> bool:
+        return self._head(self.export_object(name)) is not None
+
+    def put_export(self, name: str, source: Path) -> int:
+        # upload_file splits big files into parts; the object appears only when every part is in.
+        self.client.upload_file(str(source), self.bucket, self.export_object(name))
+        return source.stat().st_size
+
+    def delete_export(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.export_object(name))
+
+    def export_response(
+        self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None
+    ) -> Response:
+        extra = {"Range": range_header} if range_header else {}
+        obj = self._get(self.export_object(name), **extra)
+        body = obj["Body"]
+        out = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(obj["ContentLength"])}
+        status = 200
+        if obj.get("ContentRange"):
+            out["Content-Range"] = obj["ContentRange"]
+            status = 206
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(CHUNK)
+            finally:
+                body.close()
+
+        return StreamingResponse(chunks(), status_code=status, media_type=media_type, headers=out)
+
+    # health
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it does not exist (MinIO and test servers start empty)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if not self._missing(exc) and "NoSuchBucket" not in str(exc):
+                raise
+            self.client.create_bucket(Bucket=self.bucket)
+
+    def check(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(f"the object store bucket {self.bucket!r} is not reachable: {exc}") from exc
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+
+
+# ---------------------------------------------------------------- the configured store
 
 
 def thumbnail_url(entry: dict[str, Any]) -> str | None:
@@ -49,4 +368,34 @@ def thumbnail_url(entry: dict[str, Any]) -> str | None:
 
 
 def get_store(settings: Settings | None = None) -> FrameStore:
-    return FrameStore((settings or get_settings()).frames_dir)
+    settings = settings or get_settings()
+    if settings.frame_store.startswith("s3://"):
+        return _s3_store(
+            settings.frame_store,
+            settings.s3_endpoint_url,
+            settings.s3_access_key_id,
+            settings.s3_secret_access_key,
+            settings.s3_region,
+            settings.s3_public_url,
+        )
+    return LocalFrameStore(settings.frames_dir)
+
+
+def prepare_store(settings: Settings | None = None) -> FrameStore:
+    """Make the store ready at start-up (the directory, or the bucket if missing); StoreError if it can't."""
+    store = get_store(settings)
+    if isinstance(store, S3FrameStore):
+        try:
+            store.ensure_bucket()
+        except Exception as exc:
+            raise StoreError(f"cannot reach or create the bucket of {store.describe()}: {exc}") from exc
+    store.check()
+    return store
+
+
+@lru_cache(maxsize=4)
+def _s3_store(
+    url: str, endpoint_url: str, access_key_id: str, secret_access_key: str, region: str, public_url: str
+) -> S3FrameStore:
+    # One boto3 client per configuration and process: clients are thread-safe and slow to build.
+    return S3FrameStore(url, endpoint_url, access_key_id, secret_access_key, region, public_url)

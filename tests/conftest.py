@@ -16,13 +16,14 @@ PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postg
 
 
 def reset_caches() -> None:
-    from app import bus, queue
+    from app import bus, queue, storage
     from app.config import get_settings
     from app.db import dispose_engines
 
     get_settings.cache_clear()
     dispose_engines()
     bus._bus_for.cache_clear()
+    storage._s3_store.cache_clear()
     queue._client = None
 
 

@@ -1,20 +1,23 @@
 """Run one export: load it by id, encode the render's stored frames (worker/encode.py), record progress.
 
 Idempotent like render batches (acks_late may redeliver it): a done export whose file exists is left
-alone, and the file is written atomically under its cache key, so a second run overwrites, never mixes.
+alone, and the file is encoded into a scratch directory and then stored whole under its cache key
+(app/storage.py), so a second run overwrites, never mixes. Frames in an object store are fetched first.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from pathlib import Path
 
 from sqlalchemy import select, update
 
 from app.config import get_settings
 from app.db import new_session
 from app.services import scores
-from app.services.exports import ExportOptions, export_path
+from app.services.exports import ExportOptions
 from app.storage import get_store
 from app.tables import Export, Frame, Render, Transition, utcnow
 from core.params import RenderSnapshot
@@ -41,11 +44,11 @@ def run_export(export_id: int) -> dict[str, object]:
         export = db.get(Export, export_id)
         if export is None:
             return {"exported": False, "reason": "gone"}
-        out = export_path(export)
-        if out is None:
+        name = export.file_name
+        if not name:
             _set(export_id, status="failed", error="the export has no file name", finished_at=utcnow())
             return {"exported": False}
-        if export.status == "done" and out.is_file():
+        if export.status == "done" and store.has_export(name):
             return {"exported": False, "reason": "cached"}
         render = db.get(Render, export.render_id)
         if render is None:
@@ -55,7 +58,7 @@ def run_export(export_id: int) -> dict[str, object]:
         frames = list(db.scalars(select(Frame).where(Frame.render_id == render.id).order_by(Frame.index)))
         keyframe_positions = [k.position for k in RenderSnapshot.model_validate(render.params).keyframes]
         missing = [f.index for f in frames if f.status != "done" or not store.exists(f.key)]
-        sources = [SourceFrame(f.index, f.t, store.path(f.key)) for f in frames]
+        placed = [(f.index, f.t, f.key) for f in frames]
         render_id = render.id
         metrics = scores.scores_out(db, render).model_dump(mode="json") if options.format == "zip" else None
         db.execute(
@@ -63,7 +66,7 @@ def run_export(export_id: int) -> dict[str, object]:
         )
         db.commit()
 
-    if missing or not sources:
+    if missing or not placed:
         error = f"render {render_id} has no stored image for frame(s) {missing[:10]}; render it again"
         _set(export_id, status="failed", error=error, finished_at=utcnow())
         return {"exported": False, "reason": "missing frames"}
@@ -79,22 +82,24 @@ def run_export(export_id: int) -> dict[str, object]:
 
     started = time.perf_counter()
     try:
-        encode(
-            sources,
-            out,
-            options,
-            keyframe_positions,
-            title=title,
-            on_progress=on_progress,
-            threads=settings.torch_threads,
-            metrics=metrics,
-        )
+        with store.files(key for _, _, key in placed) as paths, tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / name
+            encode(
+                [SourceFrame(index, t, paths[key]) for index, t, key in placed],
+                out,
+                options,
+                keyframe_positions,
+                title=title,
+                on_progress=on_progress,
+                threads=settings.torch_threads,
+                metrics=metrics,
+            )
+            size = store.put_export(name, out)
     except Exception as exc:
         log.exception("export %s of render %s failed", export_id, render_id)
         _set(export_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
         return {"exported": False, "reason": "failed"}
 
-    size = out.stat().st_size
     _set(export_id, status="done", progress=1.0, size_bytes=size, finished_at=utcnow())
     log.info(
         "export %s: render %s as %s, %d bytes in %.2f s",

@@ -28,7 +28,7 @@ from app.config import get_settings
 from app.errors import FieldError, validation_errors
 from app.services import paths, projects
 from app.services.exports import DEFAULT_FPS, DEFAULT_HOLD_SECONDS, ExportOptions
-from app.storage import FrameStore
+from app.storage import LocalFrameStore
 from core.params import PROBED_SPACINGS, PixelSettings
 from core.registry import TINY_MODEL, model_location, model_revision
 from core.timeline import FramePlan, frame_keys, render_order, shared_weight
@@ -200,10 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     scratch = None
     if args.cache_dir:
-        store = FrameStore(Path(args.cache_dir))
+        store = LocalFrameStore(Path(args.cache_dir))
     else:
         scratch = tempfile.TemporaryDirectory(prefix="segue-render-")
-        store = FrameStore(Path(scratch.name))
+        store = LocalFrameStore(Path(scratch.name))
     try:
         # 3. Render what is not stored yet, coarse to fine, in batches; a frame shown twice (a hold) once
         todo, seen = [], set()
@@ -263,7 +263,7 @@ def _render(
     plans: Sequence[FramePlan],
     keys: Sequence[str],
     todo: Sequence[int],
-    store: FrameStore,
+    store: LocalFrameStore,
     bar: Bar,
 ) -> None:
     """Render the frames `todo` (indices into plans) on the engine and store each under its key."""

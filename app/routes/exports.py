@@ -12,6 +12,7 @@ from app.deps import Id, SessionDep
 from app.errors import BrokerUnavailable, FieldError, NotFound, form_errors
 from app.services import exports as services
 from app.services.rendering import get_render
+from app.storage import get_store
 from app.tables import Export, Transition
 from app.templating import templates
 
@@ -54,18 +55,23 @@ def get_export(export_id: Id, db: SessionDep) -> services.ExportOut:
     response_class=FileResponse,
     responses={200: {"content": {info.media_type: {} for info in services.FORMATS.values()}}},
 )
-def download_export(export_id: Id, db: SessionDep) -> Response:
+def download_export(export_id: Id, request: Request, db: SessionDep) -> Response:
     """The exported file, as an attachment named after the transition and the render."""
     export = services.get_export(db, export_id)
-    path = services.export_path(export)
-    if export.status != "done" or path is None or not path.is_file():
+    if export.status != "done" or not export.file_name:
         raise NotFound("file of export", export_id)
     title = _title(db, export)
-    return FileResponse(
-        path,
-        media_type=services.FORMATS[export.format].media_type,
-        headers={"Content-Disposition": services.content_disposition(title, export.render_id, export.format)},
-    )
+    try:
+        return get_store().export_response(
+            export.file_name,
+            media_type=services.FORMATS[export.format].media_type,
+            headers={
+                "Content-Disposition": services.content_disposition(title, export.render_id, export.format)
+            },
+            range_header=request.headers.get("range"),
+        )
+    except FileNotFoundError:
+        raise NotFound("file of export", export_id) from None
 
 
 def _title(db: Any, export: Export) -> str:

@@ -10,13 +10,15 @@ from app import heartbeat
 from app.db import database_engine
 from app.deps import SettingsDep
 from app.queue import broker_error
+from app.storage import get_store
 
 router = APIRouter(tags=["health"])
 
 HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "ok: the database and the render queue answer and a worker is alive"},
     503: {
-        "description": "degraded (`down` names what: database, broker, no worker alive) or down (no database)"
+        "description": "degraded (`down` names what: database, broker, frame store, no worker alive) "
+        "or down (no database)"
     },
 }
 
@@ -25,7 +27,8 @@ HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 def healthz(settings: SettingsDep) -> JSONResponse:
     """200 `ok` when Segue can render: its database and render queue answer and a worker is alive
     (workers write a heartbeat row every few seconds, in both modes). Otherwise 503 with `status`
-    `degraded` and `down` naming what is not there ("database", "broker", "no worker alive")."""
+    `degraded` and `down` naming what is not there ("database", "broker", "frame store",
+    "no worker alive")."""
     body: dict[str, Any] = {"mode": settings.mode, "model": settings.model}
     down: list[str] = []
     try:
@@ -40,12 +43,24 @@ def healthz(settings: SettingsDep) -> JSONResponse:
     if problem:
         body["broker"]["error"] = problem[:300]
         down.append("broker")
+    body["frame_store"] = _frame_store()
+    if not body["frame_store"]["ok"]:
+        down.append("frame store")
     body["workers"] = _workers(settings.render_queue, database_ok=body["database"]["ok"])
     if body["workers"]["alive"] == 0:
         down.append("no worker alive")
     body["down"] = down
     body["status"] = "ok" if not down else "down" if "database" in down else "degraded"
     return JSONResponse(body, status_code=200 if not down else 503)
+
+
+def _frame_store() -> dict[str, Any]:
+    store = get_store()
+    try:
+        store.check()
+    except Exception as exc:
+        return {"ok": False, "store": store.describe(), "error": str(exc).splitlines()[0][:300]}
+    return {"ok": True, "store": store.describe()}
 
 
 def _workers(queue: str, database_ok: bool) -> dict[str, Any]:

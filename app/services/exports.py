@@ -2,8 +2,9 @@
 
 The web side validates and queues; the worker (worker/exports.py) encodes with worker/encode.py. An
 export is cached by (render, format, options): an identical request returns the same row and file.
-Files live in the frame store's export area (<frames_dir>/exports/) and are served by the API with their
-content type and a Content-Disposition naming the transition and the render.
+Files live in the frame store's export area (app/storage.py: <frames_dir>/exports/ or the bucket's
+exports/) and are served by the API with their content type and a Content-Disposition naming the
+transition and the render.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import quote
 
@@ -23,9 +23,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.config import Settings, get_settings
 from app.errors import BrokerUnavailable, FieldError, NotFound
 from app.queue import send_export
+from app.storage import get_store
 from app.tables import Export, Render, utcnow
 from core.params import Range
 
@@ -119,13 +119,9 @@ class ExportOut(BaseModel):
 # ---------------------------------------------------------------- files
 
 
-def export_dir(settings: Settings | None = None) -> Path:
-    """The frame store's export area."""
-    return (settings or get_settings()).frames_dir / "exports"
-
-
-def export_path(export: Export, settings: Settings | None = None) -> Path | None:
-    return export_dir(settings) / export.file_name if export.file_name else None
+def has_file(export: Export) -> bool:
+    """Whether the export's file is in the frame store."""
+    return export.file_name is not None and get_store().has_export(export.file_name)
 
 
 def file_name(options: ExportOptions, cache_key: str) -> str:
@@ -191,11 +187,10 @@ def list_exports(db: Session, render: Render) -> list[Export]:
 
 
 def _is_usable(export: Export) -> bool:
-    """A cached export that needs no new work: in progress, or done with its file still on disk."""
+    """A cached export that needs no new work: in progress, or done with its file still stored."""
     if export.status in ("queued", "running"):
         return True
-    path = export_path(export)
-    return export.status == "done" and path is not None and path.is_file()
+    return export.status == "done" and has_file(export)
 
 
 def request_export(db: Session, render: Render, options: ExportOptions) -> tuple[Export, bool]:

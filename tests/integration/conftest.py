@@ -51,7 +51,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def stack_factory(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path
 ) -> Iterator[object]:
-    """Start Segue with a given mode and database: stack_factory(mode='distributed', database='postgres')."""
+    """Start Segue with a given mode, database and SEGUE_* settings: stack_factory(mode='distributed',
+    database='postgres', frame_store='s3://bucket')."""
     from fastapi.testclient import TestClient
 
     from app.cli import migrate
@@ -59,7 +60,7 @@ def stack_factory(
 
     started: list[tuple[Stack, TestClient]] = []
 
-    def start(mode: str = "distributed", database: str = "sqlite") -> Stack:
+    def start(mode: str = "distributed", database: str = "sqlite", **settings: str) -> Stack:
         env_settings = {
             "mode": mode,
             "models_dir": str(models_dir),
@@ -67,6 +68,7 @@ def stack_factory(
             "redis_url": REDIS_URL,
             "redis_namespace": f"segue-test-{uuid.uuid4().hex[:8]}",
             "event_poll_seconds": "0.05",
+            **settings,
         }
         if database == "postgres":
             env_settings["database_url"] = request.getfixturevalue("postgres_url")

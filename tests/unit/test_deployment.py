@@ -57,3 +57,22 @@ def test_compose_runs_migrations_before_web_and_workers_on_gpus() -> None:
     device = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert device["capabilities"] == ["gpu"]
     assert "healthcheck" in services["redis"] and "healthcheck" in services["postgres"]
+
+
+def test_compose_web_and_workers_share_frames_only_through_the_object_store() -> None:
+    import yaml
+
+    from app.config import Settings
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert "healthcheck" in services["minio"]
+    assert services["migrate"]["depends_on"]["minio"]["condition"] == "service_healthy"  # it makes the bucket
+    volumes = {name: set(services[name].get("volumes", [])) for name in ("web", "worker")}
+    assert not volumes["web"] & volumes["worker"], "web and workers must not need a shared disk"
+    for name in ("web", "worker", "migrate"):
+        env = {k: str(v) for k, v in services[name]["environment"].items() if k.startswith("SEGUE_")}
+        assert env["SEGUE_FRAME_STORE"].startswith("s3://")
+        assert env["SEGUE_S3_ENDPOINT_URL"] == "http://minio:9000"
+        # The settings accept what compose passes (pattern of frame_store, field names).
+        Settings(**{k.removeprefix("SEGUE_").lower(): v for k, v in env.items() if "${" not in v})
