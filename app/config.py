@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     max_render_work: int = Field(default=25_000_000_000, ge=1)
     max_batch_pixels: int = Field(default=4 * 1024 * 1024, ge=64 * 64)
     max_active_renders: int = Field(default=4, ge=1)
+    # Renders one share link may have queued or running at once (429), so one guest cannot hold every slot
+    # of a transition; the owner and admins are bound by max_active_renders only.
+    max_active_renders_per_link: int = Field(default=2, ge=1)
     max_keyframes: int = Field(default=200, ge=2)
 
     @model_validator(mode="after")

@@ -140,6 +140,10 @@ class Render(Base):
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
     transition_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    #: The share link it was started through (None: the owner or an admin), for the per-link quota.
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("share_links.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     #: The settings and keyframes this render uses (a snapshot; later edits do not change it).
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     model: Mapped[str] = mapped_column(String(500))

@@ -353,12 +353,12 @@ def remove_transition(request: Request, transition_id: Id, db: SessionDep) -> Re
 
 
 @router.post("/transitions/{transition_id}/render", response_class=HTMLResponse)
-def render(request: Request, transition_id: Id, db: SessionDep) -> Response:
+def render(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
     error = None
     started: Render | None
     try:
-        started = rendering.start_render(db, transition)
+        started = rendering.start_render(db, transition, access.link_id)
     except (BrokerUnavailable, FieldError, TooMany) as exc:  # FieldError: too many frames, or over a quota
         error = str(exc)
         started = views.latest_render(db, transition)
@@ -382,13 +382,13 @@ def cancel(request: Request, render_id: Id, db: SessionDep) -> Response:
 
 
 @router.post("/renders/{render_id}/retry", response_class=HTMLResponse)
-def retry(request: Request, render_id: Id, db: SessionDep) -> Response:
+def retry(request: Request, render_id: Id, db: SessionDep, access: AccessDep) -> Response:
     """The Retry button of a failed or cancelled render: its missing frames are queued again."""
     chosen = rendering.get_render(db, render_id)
     error = None
     try:
-        recovery.retry_render(db, chosen)
-    except (BrokerUnavailable, FieldError) as exc:
+        recovery.retry_render(db, chosen, access.link_id)
+    except (BrokerUnavailable, FieldError, TooMany) as exc:
         error = exc.message if isinstance(exc, FieldError) else str(exc)
     db.refresh(chosen)
     context = _editor_context(db, chosen.transition, chosen)

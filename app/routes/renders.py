@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, status
 from sse_starlette.sse import EventSourceResponse
 
-from app.deps import Id, SessionDep
+from app.deps import AccessDep, Id, SessionDep
 from app.schemas import RenderCreated, RenderOut
 from app.services import recovery, rendering, views
 from app.services.transitions import get_transition
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/api", tags=["renders"])
 @router.post(
     "/transitions/{transition_id}/renders", response_model=RenderCreated, status_code=status.HTTP_202_ACCEPTED
 )
-def start_render(transition_id: Id, db: SessionDep) -> RenderCreated:
-    render = rendering.start_render(db, get_transition(db, transition_id))
+def start_render(transition_id: Id, db: SessionDep, access: AccessDep) -> RenderCreated:
+    render = rendering.start_render(db, get_transition(db, transition_id), access.link_id)
     return RenderCreated(id=render.id, status=render.status, transition_version=render.transition_version)  # type: ignore[arg-type]
 
 
@@ -43,10 +43,10 @@ def cancel_render(render_id: Id, db: SessionDep) -> RenderOut:
 
 
 @router.post("/renders/{render_id}/retry", response_model=RenderOut, status_code=status.HTTP_202_ACCEPTED)
-def retry_render(render_id: Id, db: SessionDep) -> RenderOut:
+def retry_render(render_id: Id, db: SessionDep, access: AccessDep) -> RenderOut:
     """Queue again exactly the frames a failed or cancelled render is missing; 422 for any other status,
     503 (nothing changed) when the render queue is unreachable."""
-    return views.render_out(recovery.retry_render(db, rendering.get_render(db, render_id)))
+    return views.render_out(recovery.retry_render(db, rendering.get_render(db, render_id), access.link_id))
 
 
 @router.get(

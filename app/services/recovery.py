@@ -208,21 +208,22 @@ async def reaper_loop(interval: float | None = None) -> None:
 # ---------------------------------------------------------------- retry
 
 
-def retry_render(db: Session, render: Render) -> Render:
-    """Queue the frames a failed or cancelled render is missing (only those); the render runs again."""
+def retry_render(db: Session, render: Render, link_id: int | None = None) -> Render:
+    """Queue the frames a failed or cancelled render is missing (only those); the render runs again.
+    `link_id`: the share link asking, whose quota of renders at once the retried render then counts in."""
     if render.status not in RETRYABLE:
         raise FieldError(
             "status",
             f"render {render.id} is {render.status}; only a failed or cancelled render can be retried",
         )
-    check_quotas(db, render.transition_id, RenderSnapshot.model_validate(render.params), 0)
+    check_quotas(db, render.transition_id, RenderSnapshot.model_validate(render.params), 0, link_id)
     problem = queue.broker_error()
     if problem:
         raise BrokerUnavailable(f"the render queue is unreachable, nothing was queued: {problem}")
     moved = db.execute(
         update(Render)
         .where(Render.id == render.id, Render.status.in_(RETRYABLE))
-        .values(status="queued", error=None, finished_at=None)
+        .values(status="queued", error=None, finished_at=None, link_id=link_id)
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         db.rollback()

@@ -42,18 +42,19 @@ def snapshot(transition: Transition) -> RenderSnapshot:
     )
 
 
-def start_render(db: Session, transition: Transition) -> Render:
+def start_render(db: Session, transition: Transition, link_id: int | None = None) -> Render:
     """Plan every frame, reuse the ones already stored, and queue the rest in batches.
 
     Perceptual and adaptive spacing place the frames from a probe render: the render is saved without
     frames and a worker plans it (worker/planning.py), then queues its batches through `queue_frames`.
+    `link_id`: the share link it is started through, which has its own quota of renders at once.
     """
     params = snapshot(transition)
     # MoCE: an "auto" switch step becomes its search's chosen step; a search not done yet is a 422 naming
     # the keyframe (and is queued if it was never asked for)
     params = moce.resolve(db, transition, params)
     plans = paths.plan(params)  # a timeline that cannot be planned fails here, before anything is saved
-    check_quotas(db, transition.id, params, len(plans))
+    check_quotas(db, transition.id, params, len(plans), link_id)
     problem = broker_error()  # the queue is away: 503 before any row is written, nothing is left queued
     if problem:
         raise BrokerUnavailable(f"the render queue is unreachable, so the render was not started: {problem}")
@@ -64,6 +65,7 @@ def start_render(db: Session, transition: Transition) -> Render:
         params=params.model_dump(mode="json"),
         model=params.model,
         frames_total=0,
+        link_id=link_id,
     )
     if params.spacing not in PROBED_SPACINGS:
         return queue_frames(db, render, plans)
@@ -80,9 +82,12 @@ def start_render(db: Session, transition: Transition) -> Render:
     return render
 
 
-def check_quotas(db: Session, transition_id: int, params: RenderSnapshot, frames: int) -> None:
-    """Refuse work beyond what this server takes (SEGUE_MAX_RENDER_WORK, SEGUE_MAX_BATCH_PIXELS: 422) and
-    more renders of one transition at once than SEGUE_MAX_ACTIVE_RENDERS (429), each naming its limit."""
+def check_quotas(
+    db: Session, transition_id: int, params: RenderSnapshot, frames: int, link_id: int | None = None
+) -> None:
+    """Refuse work beyond what this server takes (SEGUE_MAX_RENDER_WORK, SEGUE_MAX_BATCH_PIXELS: 422),
+    more renders of one transition at once than SEGUE_MAX_ACTIVE_RENDERS and more renders started through
+    one share link at once than SEGUE_MAX_ACTIVE_RENDERS_PER_LINK (429), each naming its limit."""
     settings = get_settings()
     size = params.width * params.height
     work = frames * size * params.steps
@@ -110,6 +115,19 @@ def check_quotas(db: Session, transition_id: int, params: RenderSnapshot, frames
         raise TooMany(
             f"transition {transition_id} already has {active} renders queued or running; the limit is "
             f"{settings.max_active_renders} (SEGUE_MAX_ACTIVE_RENDERS): wait for one to finish or cancel one"
+        )
+    if link_id is None:
+        return
+    by_link = db.scalar(
+        select(func.count())
+        .select_from(Render)
+        .where(Render.link_id == link_id, Render.status.in_(("queued", "running")))
+    )
+    if (by_link or 0) >= settings.max_active_renders_per_link:
+        raise TooMany(
+            f"this share link already has {by_link} renders queued or running; the limit per link is "
+            f"{settings.max_active_renders_per_link} (SEGUE_MAX_ACTIVE_RENDERS_PER_LINK): wait for one to "
+            "finish or cancel one"
         )
 
 

@@ -433,3 +433,33 @@ def test_the_co_viewing_stream_resumes_after_last_event_id(
     after_tail = asyncio.run(asyncio.wait_for(read(coviewing.Cursor.decode(tail), 1), 30))  # type: ignore[arg-type]
     assert [(i.name, i.data.get("version")) for i in after_tail] == [("changed", 5)]
     get_settings.cache_clear()
+
+
+def test_a_link_has_its_own_quota_of_renders_at_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS", "4")
+    monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS_PER_LINK", "1")
+    get_settings.cache_clear()
+    tid = create(client)["id"]
+    guest, other = make_link(client, tid, "edit"), make_link(client, tid, "edit")
+
+    first = client.post(f"/api/transitions/{tid}/renders", headers=bearer(guest))
+    assert first.status_code == 202, first.text
+    refused = client.post(f"/api/transitions/{tid}/renders", headers=bearer(guest))
+    assert refused.status_code == 429 and "SEGUE_MAX_ACTIVE_RENDERS_PER_LINK" in refused.json()["detail"]
+    assert refused.headers["Retry-After"]
+    page = client.post(f"/transitions/{tid}/render", headers={**bearer(guest), **HX})
+    assert page.status_code == 200 and "SEGUE_MAX_ACTIVE_RENDERS_PER_LINK" in page.text  # inline in the page
+    # Another link and the owner still have room: one guest cannot hold every slot of the transition.
+    assert client.post(f"/api/transitions/{tid}/renders", headers=bearer(other)).status_code == 202
+    assert client.post(f"/api/transitions/{tid}/renders").status_code == 202
+    assert len(client.get(f"/api/transitions/{tid}/renders").json()) == 3  # nothing half-saved by the 429s
+
+    # Cancelling frees the link's slot; a retry through the link counts against it again.
+    assert client.post(f"/api/renders/{first.json()['id']}/cancel", headers=bearer(guest)).status_code == 200
+    second = client.post(f"/api/transitions/{tid}/renders", headers=bearer(guest))
+    assert second.status_code == 202
+    retry = client.post(f"/api/renders/{first.json()['id']}/retry", headers=bearer(guest))
+    assert retry.status_code == 429 and "SEGUE_MAX_ACTIVE_RENDERS_PER_LINK" in retry.json()["detail"]
+    assert client.post(f"/api/renders/{first.json()['id']}/retry").status_code == 202  # the owner may
