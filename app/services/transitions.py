@@ -16,7 +16,8 @@ from app.prompts import prompt_warning
 from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
 from app.services import history, moce, paths
 from app.services.history import Actor
-from app.tables import Edit, Keyframe, Render, Transition, utcnow
+from app.storage import get_store
+from app.tables import Edit, Export, Keyframe, Render, Transition, utcnow
 from core import events
 from core.events import TransitionDeleted
 from core.params import SETTING_FIELDS
@@ -132,9 +133,23 @@ def delete_transition(db: Session, transition: Transition) -> None:
                 get_bus().publish(events.Cancelled(render_id=render_id))
             except Exception:  # the streams end anyway once the render row is gone
                 log.warning("could not announce that render %s was cancelled", render_id)
+    # Export files are the transition's alone (frames are shared by content key with other transitions).
+    files = list(
+        db.scalars(
+            select(Export.file_name).where(
+                Export.render_id.in_([r.id for r in transition.renders]), Export.file_name.is_not(None)
+            )
+        )
+    )
     db.delete(transition)
     db.commit()
     announce(TransitionDeleted(transition_id=transition_id))
+    store = get_store()
+    for name in files:
+        try:
+            store.delete_export(name)
+        except Exception:  # a file left behind is garbage, not an error the person can act on
+            log.warning("could not delete export file %s of deleted transition %s", name, transition_id)
 
 
 def transition_warnings(transition: Transition) -> list[PromptWarning]:

@@ -487,3 +487,30 @@ def test_a_worker_exports_a_render_and_an_imported_project_reuses_its_frames(sta
         lambda: (d := status(f"/api/renders/{again}"))["status"] == "done" and d, what="the re-render"
     )
     assert detail["stats"]["frames_reused"] == 6 and detail["stats"]["frames_computed"] == 0
+
+
+def test_export_files_can_be_seeked_and_go_with_their_transition(
+    client: TestClient, sent_exports: list[int]
+) -> None:
+    from app.config import get_settings
+    from worker.exports import run_export
+
+    transition = create(client)
+    render_id = client.post(f"/api/transitions/{transition['id']}/renders").json()["id"]
+    finish_by_hand(render_id)
+    export_id = client.post(f"/api/renders/{render_id}/exports", json={"format": "mp4"}).json()["id"]
+    assert run_export(export_id)["exported"] is True
+    url = client.get(f"/api/exports/{export_id}").json()["url"]
+    whole = client.get(url).content
+    part = client.get(url, headers={"Range": "bytes=8-15"})
+    assert part.status_code == 206 and part.content == whole[8:16]  # a browser seeks in the video
+    files = list((get_settings().frames_dir / "exports").iterdir())
+    assert len(files) == 1 and files[0].stat().st_size == len(whole)
+
+    keys = frame_keys(render_id)
+    assert client.delete(f"/api/transitions/{transition['id']}").status_code == 204
+    assert list((get_settings().frames_dir / "exports").iterdir()) == []  # its export went with it
+    assert client.get(url).status_code == 404
+    from app.storage import get_store
+
+    assert all(get_store().exists(k) for k in keys)  # frames stay: other transitions may share them
