@@ -76,3 +76,64 @@ def test_compose_web_and_workers_share_frames_only_through_the_object_store() ->
         assert env["SEGUE_S3_ENDPOINT_URL"] == "http://minio:9000"
         # The settings accept what compose passes (pattern of frame_store, field names).
         Settings(**{k.removeprefix("SEGUE_").lower(): v for k, v in env.items() if "${" not in v})
+
+
+def test_upgrading_and_downgrading_a_sqlite_database_keeps_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrations that alter a parent table must not cascade-delete its children or lose AUTOINCREMENT."""
+    from alembic import command
+    from alembic.config import Config
+
+    from app.config import REPO_ROOT
+    from app.db import engine_for
+    from tests.conftest import configure, reset_caches
+
+    configure(monkeypatch, tmp_path)
+    url = f"sqlite:///{tmp_path / 'segue.db'}"
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    config.attributes["configure_logging"] = False
+    config.attributes["database_url"] = url
+
+    def counts() -> dict[str, int]:
+        with engine_for(url).connect() as conn:
+            return {
+                table: conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+                for table in ("transitions", "keyframes", "renders", "frames")
+            }
+
+    def fill() -> None:
+        """One transition, render and frame, every required column given a value of its type."""
+        samples = {"INT": 1, "BOOL": 0, "FLOAT": 0.5, "REAL": 0.5, "DATE": "2026-01-01 00:00:00", "JSON": "{}"}
+        with engine_for(url).begin() as conn:
+            run = conn.exec_driver_sql
+            ids: dict[str, int] = {}
+            for table, parent in (("transitions", None), ("renders", "transition"), ("frames", "render")):
+                values: dict[str, object] = {}
+                for _, name, kind, notnull, default, pk in run(f"PRAGMA table_info({table})"):
+                    if pk or not notnull or default is not None:
+                        continue
+                    sample = next((v for k, v in samples.items() if k in kind.upper()), "x")
+                    values[name] = ids[parent] if parent and name == f"{parent}_id" else sample
+                columns = ", ".join(f'"{c}"' for c in values)
+                marks = ", ".join("?" for _ in values)
+                cursor = run(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
+                ids[table.removesuffix("s")] = int(cursor.lastrowid)
+
+    try:
+        command.upgrade(config, "0008")
+        fill()
+        before = counts()
+        assert before["renders"] == 1 and before["frames"] == 1
+        command.upgrade(config, "head")
+        assert counts() == before
+        command.downgrade(config, "0008")
+        assert counts() == before
+        command.upgrade(config, "head")
+        assert counts() == before
+        with engine_for(url).connect() as conn:
+            schema = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'renders'").scalar_one()
+        assert "AUTOINCREMENT" in schema and "link_id" in schema
+    finally:
+        reset_caches()
