@@ -154,6 +154,11 @@ class Render(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The planning lease (probed spacing, worker/planning.py) while the render has no frames yet; null
+    # otherwise (its frames carry their own leases). Same meaning as on Export.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     transition: Mapped[Transition] = relationship(back_populates="renders")
     frames: Mapped[list[Frame]] = relationship(
@@ -341,6 +346,12 @@ class Export(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The lease of the worker running this job (worker/lease.py `claim_job`, app/services/recovery.py
+    # JOBS): held while leased_until is ahead; past it the reaper queues the job again, and after
+    # max_attempts takes fails it with the reason. Only the holder of `lease_token` writes the result.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Suggestion(Base):
@@ -368,6 +379,10 @@ class Suggestion(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    #: The lease of the worker running it, as on Export.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WorkerHeartbeat(Base):
@@ -416,3 +431,7 @@ class ConceptSearch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    #: The lease of the worker running it, as on Export.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -1,7 +1,9 @@
 """Run one export: load it by id, encode the render's stored frames (worker/encode.py), record progress.
 
-Idempotent like render batches (acks_late may redeliver it): a done export whose file exists is left
-alone, and the file is encoded into a scratch directory and then stored whole under its cache key
+Idempotent like render batches (acks_late may redeliver it): the export is claimed under a lease
+(worker/lease.py `claim_job`), so a second copy of the task finds nothing to take and only the holder
+writes progress and the result; a worker that dies lets the lease run out and the reaper queues the
+export again. The file is encoded into a scratch directory and then stored whole under its cache key
 (app/storage.py), so a second run overwrites, never mixes. Frames in an object store are fetched first.
 """
 
@@ -12,15 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.config import get_settings
 from app.db import new_session
 from app.services import scores
 from app.services.exports import ExportOptions
+from app.services.recovery import EXPORTS
 from app.storage import get_store
 from app.tables import Export, Frame, Render, Transition, utcnow
 from core.params import RenderSnapshot
+from worker import lease
 from worker.encode import SourceFrame, encode
 
 log = logging.getLogger(__name__)
@@ -29,29 +33,40 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.3
 
 
-def _set(export_id: int, **values: object) -> None:
-    with new_session() as db:
-        db.execute(update(Export).where(Export.id == export_id).values(**values))
-        db.commit()
-
-
 def run_export(export_id: int) -> dict[str, object]:
+    token = lease.new_token()
+    with lease.held(token, f"export {export_id}", EXPORTS):
+        try:
+            return _run_export(export_id, token)
+        except lease.LeaseLost:
+            log.warning("export %s was taken over by another worker; dropped", export_id)
+            return {"exported": False, "reason": "taken over"}
+
+
+def _fail(export_id: int, token: str, error: str) -> None:
+    lease.finish_job(EXPORTS, export_id, token, "failed", error=error, finished_at=utcnow())
+
+
+def _run_export(export_id: int, token: str) -> dict[str, object]:
     settings = get_settings()
     store = get_store()
 
-    # 1. Load the export, its render's frames and keyframes; mark it running
+    # 1. Claim the export (a second copy of the task takes nothing); load its render's frames and keyframes
     with new_session() as db:
         export = db.get(Export, export_id)
         if export is None:
             return {"exported": False, "reason": "gone"}
         name = export.file_name
-        if not name:
-            _set(export_id, status="failed", error="the export has no file name", finished_at=utcnow())
-            return {"exported": False}
-        if export.status == "done" and store.has_export(name):
+        if export.status == "done" and name and store.has_export(name):
             return {"exported": False, "reason": "cached"}
+        if not lease.claim_job(db, EXPORTS, export_id, token, progress=0.0, error=None):
+            return {"exported": False, "reason": "not queued"}
+        if not name:
+            _fail(export_id, token, "the export has no file name")
+            return {"exported": False}
         render = db.get(Render, export.render_id)
         if render is None:
+            _fail(export_id, token, f"render {export.render_id} was deleted")
             return {"exported": False, "reason": "gone"}
         title = db.scalar(select(Transition.title).where(Transition.id == render.transition_id)) or ""
         options = ExportOptions.model_validate(export.options)
@@ -61,14 +76,10 @@ def run_export(export_id: int) -> dict[str, object]:
         placed = [(f.index, f.t, f.key) for f in frames]
         render_id = render.id
         metrics = scores.scores_out(db, render).model_dump(mode="json") if options.format == "zip" else None
-        db.execute(
-            update(Export).where(Export.id == export_id).values(status="running", progress=0.0, error=None)
-        )
-        db.commit()
 
     if missing or not placed:
         error = f"render {render_id} has no stored image for frame(s) {missing[:10]}; render it again"
-        _set(export_id, status="failed", error=error, finished_at=utcnow())
+        _fail(export_id, token, error)
         return {"exported": False, "reason": "missing frames"}
 
     # 2. Encode, reporting progress now and then
@@ -78,7 +89,7 @@ def run_export(export_id: int) -> dict[str, object]:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_SECONDS and fraction < 1.0:
             last[0] = now
-            _set(export_id, progress=round(min(fraction, 0.99), 4))
+            lease.write_job(EXPORTS, export_id, token, progress=round(min(fraction, 0.99), 4))
 
     started = time.perf_counter()
     try:
@@ -95,12 +106,17 @@ def run_export(export_id: int) -> dict[str, object]:
                 metrics=metrics,
             )
             size = store.put_export(name, out)
+    except lease.LeaseLost:
+        raise
     except Exception as exc:
         log.exception("export %s of render %s failed", export_id, render_id)
-        _set(export_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+        _fail(export_id, token, f"{type(exc).__name__}: {exc}")
         return {"exported": False, "reason": "failed"}
 
-    _set(export_id, status="done", progress=1.0, size_bytes=size, finished_at=utcnow())
+    if not lease.finish_job(
+        EXPORTS, export_id, token, "done", progress=1.0, size_bytes=size, finished_at=utcnow()
+    ):
+        raise lease.LeaseLost(f"export {export_id} was taken over before it was stored")
     log.info(
         "export %s: render %s as %s, %d bytes in %.2f s",
         export_id,

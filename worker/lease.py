@@ -9,6 +9,10 @@
   releases the GIL, so the thread runs between kernels); it also writes the worker's heartbeat row and
   runs the reaper (app/services/recovery.py), so a batch whose worker died is queued again by any worker
   that is alive, even when no web app runs.
+- Jobs (exports, suggestions, switch step searches, the planning of renders: app/services/recovery.py
+  `JOBS`) are held the same way, one row each: `claim_job` takes a queued row, or a running one whose lease
+  ran out, in one conditional UPDATE (a second copy of the job takes nothing); `held(token, what, job)`
+  keeps its lease alive; `write_job` and `finish_job` write only while this claim holds it.
 """
 
 from __future__ import annotations
@@ -18,16 +22,19 @@ import logging
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import heartbeat
 from app.config import get_settings
 from app.db import new_session
 from app.services import recovery
+from app.services.recovery import Job
 from app.tables import Frame, Render, utcnow
 
 log = logging.getLogger(__name__)
@@ -114,38 +121,130 @@ def release(token: str, status: str) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+# ---------------------------------------------------------------- jobs
+
+
+class LeaseLost(Exception):
+    """This worker's claim on a job was taken over (its lease ran out): stop, write nothing more."""
+
+
+def claim_job(db: Session, job: Job, job_id: int, token: str, **values: Any) -> bool:
+    """Take the job if it is queued, or running under a lease that ran out; committed. `values` are written
+    with the claim (e.g. progress reset). False: another claim holds it, or it is finished or gone."""
+    t = job.table
+    now = utcnow()
+    result = db.execute(
+        update(t)
+        .where(t.id == job_id, job.claimable(now))
+        .values(
+            status="running",
+            lease_token=token,
+            leased_until=_until(),
+            # A new request (queued, no lease ever expired on it) starts counting again: see recovery.Job.
+            attempts=case((and_(t.status == "queued", t.leased_until.is_(None)), 1), else_=t.attempts + 1),
+            **values,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    db.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def hold_job(db: Session, job: Job, job_id: int, token: str, **values: Any) -> bool:
+    """Write `values` to the job if this claim still holds it, in the caller's transaction (not committed)."""
+    t = job.table
+    result = db.execute(
+        update(t).where(t.id == job_id, t.lease_token == token, t.status == "running").values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def write_job(job: Job, job_id: int, token: str, **values: Any) -> None:
+    """Write progress to a job this claim holds; LeaseLost (nothing written) when it holds it no more."""
+    with new_session() as db:
+        if not hold_job(db, job, job_id, token, **values):
+            db.rollback()
+            raise LeaseLost(f"{job.kind} {job_id} was taken over by another worker")
+        db.commit()
+
+
+def finish_job(job: Job, job_id: int, token: str, status: str, **values: Any) -> bool:
+    """End a job this claim holds (done or failed) and give up its lease; False if it was taken over."""
+    with new_session() as db:
+        ended = hold_job(db, job, job_id, token, status=status, lease_token=None, leased_until=None, **values)
+        db.commit()
+        return ended
+
+
+def extend_jobs(held: dict[str, list[str]]) -> int:
+    """Push the leases of these job claims (kind -> tokens) forward; returns how many jobs are still held."""
+    count = 0
+    with new_session() as db:
+        for kind, tokens in held.items():
+            t = recovery.JOBS[kind].table
+            result = db.execute(
+                update(t)
+                .where(t.lease_token.in_(tokens), t.status == "running")
+                .values(leased_until=_until()),
+                execution_options={"synchronize_session": False},
+            )
+            count += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        db.commit()
+    return count
+
+
+# ---------------------------------------------------------------- the pulse
+
+
 class Pulse(threading.Thread):
     """The worker's heartbeat thread: extends held leases, writes the heartbeat row, runs the reaper."""
 
     def __init__(self) -> None:
         super().__init__(name="segue-pulse", daemon=True)
         self._held: dict[str, str] = {}  # token -> what it is ("render 7: frames 0, 5")
+        self._kinds: dict[str, str] = {}  # token -> job kind (recovery.JOBS); frames have none
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.worker_name: str | None = None
         self.queue = ""
         self.started_at = utcnow()
 
-    def hold(self, token: str, what: str) -> None:
+    def hold(self, token: str, what: str, job: Job | None = None) -> None:
+        """Keep the claim `token` alive: a batch's frames, or the row of `job`."""
         with self._lock:
             self._held[token] = what
+            if job is not None:
+                self._kinds[token] = job.kind
 
     def drop(self, token: str) -> None:
         with self._lock:
             self._held.pop(token, None)
+            self._kinds.pop(token, None)
 
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self) -> None:
+    @staticmethod
+    def tick() -> float:
+        """Seconds between rounds: a third of the lease at most (read each round: settings may change)."""
         settings = get_settings()
-        tick = max(0.2, min(settings.lease_seconds / 3, settings.heartbeat_seconds, settings.reap_seconds))
+        return max(0.2, min(settings.lease_seconds / 3, settings.heartbeat_seconds, settings.reap_seconds))
+
+    def run(self) -> None:
         last_beat = last_reap = 0.0
-        while not self._stop.wait(tick):
+        while not self._stop.wait(self.tick()):
+            settings = get_settings()
             with self._lock:
-                tokens, what = list(self._held), "; ".join(self._held.values()) or None
+                what = "; ".join(self._held.values()) or None
+                frames = [token for token in self._held if token not in self._kinds]
+                jobs: dict[str, list[str]] = defaultdict(list)
+                for token, kind in self._kinds.items():
+                    jobs[kind].append(token)
             try:
-                extend(tokens)
+                extend(frames)
+                if jobs:
+                    extend_jobs(dict(jobs))
             except Exception as exc:  # database away: the lease may run out, the reaper then requeues
                 log.warning("could not extend the lease of %s: %s", what, exc)
             now = time.monotonic()
@@ -203,10 +302,10 @@ def stop_worker() -> None:
 
 
 @contextlib.contextmanager
-def held(token: str, what: str) -> Iterator[None]:
-    """While the block runs, the pulse thread keeps the claim `token` alive."""
+def held(token: str, what: str, job: Job | None = None) -> Iterator[None]:
+    """While the block runs, the pulse thread keeps the claim `token` alive (of frames, or of `job`'s row)."""
     beat = pulse()
-    beat.hold(token, what)
+    beat.hold(token, what, job)
     try:
         yield
     finally:

@@ -8,8 +8,10 @@ rest with the keyframe's full prompt) at the transition's settings, once per pro
 
 core.moce.search_switch_step halves [0, steps] on the sign of D until |D| <= SEGUE_MOCE_THRESHOLD or
 core.moce.max_probes(steps) probes are spent, and keeps the probe with the smallest |D|. Each probe's
-renders are stored as one thumbnail in the frame store; the trace grows as probes finish. Idempotent: a
-search that is not queued any more (a redelivered task) is left alone.
+renders are stored as one thumbnail in the frame store; the trace grows as probes finish. The search is
+claimed under a lease (worker/lease.py `claim_job`): a second copy of the task (a redelivery, the reaper's
+requeue racing a slow worker) takes nothing, only the holder writes the trace and the result, and a
+worker that dies lets the lease run out so the reaper queues the search again.
 """
 
 from __future__ import annotations
@@ -18,20 +20,19 @@ import hashlib
 import io
 import logging
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import update
 
 from app.config import get_settings
 from app.db import new_session
-from app.services.moce import STALE_SECONDS
+from app.services.recovery import SEARCHES
 from app.storage import get_store
 from app.tables import ConceptSearch, utcnow
 from core.moce import Probe, concept_score, max_probes, search_switch_step
 from core.params import PixelSettings
+from worker import lease
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,6 @@ _clips: dict[str, Any] = {}
 
 class NoClip(Exception):
     """The model has no CLIP to measure concepts with."""
-
-
-def _set(search_id: int, **values: Any) -> None:
-    with new_session() as db:
-        db.execute(update(ConceptSearch).where(ConceptSearch.id == search_id).values(**values))
-        db.commit()
 
 
 def clip_for(engine: Any) -> Any:
@@ -124,22 +119,29 @@ def disparities(scorer: Any, images: list[Any], concepts: dict[str, Any]) -> tup
 
 
 def run_search(search_id: int) -> dict[str, Any]:
+    token = lease.new_token()
+    with lease.held(token, f"switch step search {search_id}", SEARCHES):
+        try:
+            return _run_search(search_id, token)
+        except lease.LeaseLost:
+            log.warning("switch step search %s was taken over by another worker; dropped", search_id)
+            return {"probes": 0}
+
+
+def _run_search(search_id: int, token: str) -> dict[str, Any]:
     from engine.pipeline import FrameRequest, get_engine
 
     settings = get_settings()
     started = time.perf_counter()
-    stale = utcnow() - timedelta(seconds=STALE_SECONDS)  # a worker that died mid-search left it running
+
+    def _set(**values: Any) -> None:  # only while this claim holds the search (else LeaseLost)
+        lease.write_job(SEARCHES, search_id, token, **values)
+
     with new_session() as db:
-        claimed = db.execute(
-            update(ConceptSearch)
-            .where(
-                ConceptSearch.id == search_id,
-                (ConceptSearch.status == "queued")
-                | ((ConceptSearch.status == "running") & (ConceptSearch.started_at < stale)),
-            )
-            .values(status="running", started_at=utcnow(), trace=[], error=None)
-        ).rowcount  # type: ignore[attr-defined]
-        db.commit()
+        # Queued, or running under a lease that ran out (its worker died); a second copy takes nothing.
+        claimed = lease.claim_job(
+            db, SEARCHES, search_id, token, started_at=utcnow(), trace=[], error=None, finished_at=None
+        )
         row = db.get(ConceptSearch, search_id)
         if not claimed or row is None:
             return {"probes": 0}
@@ -184,7 +186,7 @@ def run_search(search_id: int) -> dict[str, Any]:
                 "thumbnail_key": thumb,
             }
             trace.append(entry)
-            _set(search_id, trace=list(trace))
+            _set(trace=list(trace))
             log.info("switch step search %s: N=%d D=%+.2f", search_id, n, disparity)
             return Probe(n, disparity, entry)
 
@@ -200,25 +202,32 @@ def run_search(search_id: int) -> dict[str, Any]:
             "probe_seeds": len(inputs["seeds"]),
             "seconds": round(time.perf_counter() - started, 2),
         }
-        _set(
+        if not lease.finish_job(
+            SEARCHES,
             search_id,
-            status="done",
+            token,
+            "done",
             chosen_step=result.step,
             trace=list(trace),
             details=details,
             finished_at=utcnow(),
-        )
+        ):
+            raise lease.LeaseLost(f"switch step search {search_id} was taken over before it was stored")
         log.info(
             "switch step search %s: N=%d after %d probes (%s)", search_id, result.step, len(trace), details
         )
         return {"probes": len(trace), "chosen_step": result.step}
+    except lease.LeaseLost:
+        raise
     except Exception as exc:
         if not isinstance(exc, NoClip):
             log.exception("switch step search %s failed", search_id)
         message = str(exc) if isinstance(exc, NoClip) else f"{type(exc).__name__}: {exc}"
-        _set(
+        lease.finish_job(
+            SEARCHES,
             search_id,
-            status="failed",
+            token,
+            "failed",
             error=message,
             trace=list(trace),
             details={"seconds": round(time.perf_counter() - started, 2)},

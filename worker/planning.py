@@ -1,6 +1,9 @@
 """Plan a render whose spacing needs a probe pass (perceptual, adaptive), then queue its batches.
 
-Idempotent like run_batch: a render that already has its frames (a redelivered task) is left alone.
+Held under a lease like run_batch's frames (worker/lease.py `claim_job` on the render row, which has no
+frames yet): a second copy of the task (a redelivery, the reaper's requeue racing a slow worker) takes
+nothing, a worker that dies lets the lease run out and the reaper queues the planning again (the render
+fails after `max_attempts` takes). Only the holder adds the frames, in the transaction that ends its lease.
 The probe pass itself is engine/probe.py; where the frames go is core.spacing; the frames are then
 planned, keyed, reused and queued exactly as for any render (app/services/rendering.queue_frames).
 """
@@ -10,16 +13,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.bus import get_bus
 from app.config import get_settings
 from app.db import new_session
 from app.services import paths
+from app.services.recovery import PLANNING
 from app.services.rendering import finish_render, queue_frames
 from app.services.views import progress
 from app.tables import Frame, Render, utcnow
 from core.params import RenderSnapshot
+from worker import lease
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +35,24 @@ def _is_cancelled(render_id: int) -> bool:
 
 
 def run_plan(render_id: int) -> dict[str, Any]:
+    token = lease.new_token()
+    with lease.held(token, f"render {render_id}: planning", PLANNING):
+        return _run_plan(render_id, token)
+
+
+def _run_plan(render_id: int, token: str) -> dict[str, Any]:
     from engine.pipeline import RenderCancelled, get_engine
     from engine.probe import place
 
     settings = get_settings()
     with new_session() as db:
-        render = db.get(Render, render_id)
-        if render is None or render.is_finished or render.frames:
+        # Queued without frames, or planning under a lease that ran out; a second copy takes nothing.
+        started = func.coalesce(Render.started_at, utcnow())
+        if not lease.claim_job(db, PLANNING, render_id, token, started_at=started):
             return {"planned": 0}
-        db.execute(
-            update(Render)
-            .where(Render.id == render_id, Render.status == "queued")
-            .values(status="running", started_at=utcnow())
-        )
-        db.commit()
+        render = db.get(Render, render_id)
+        if render is None:
+            return {"planned": 0}
         db.refresh(render)
         get_bus().publish(progress(render))
         snapshot = RenderSnapshot.model_validate(render.params)
@@ -54,12 +63,16 @@ def run_plan(render_id: int) -> dict[str, Any]:
         plans = paths.plan(snapshot, times=placement.times, spacing=placement.warp)
     except RenderCancelled:
         log.info("render %s cancelled during its probe pass", render_id)
+        _release(render_id, token)
         return {"planned": 0}
     except Exception as exc:
         log.exception("render %s: the probe pass failed", render_id)
         with new_session() as db:
             render = db.get(Render, render_id)
-            if render is not None:
+            # Only while this claim holds the planning; the lease ends in the transaction that fails it.
+            if render is not None and lease.hold_job(
+                db, PLANNING, render_id, token, lease_token=None, leased_until=None
+            ):
                 message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
                 finish_render(db, render, "failed", error=f"planning the spacing failed: {message}")
         return {"planned": 0}
@@ -72,11 +85,30 @@ def run_plan(render_id: int) -> dict[str, Any]:
         placement.reason or "curve",
     )
     with new_session() as db:
+        # The lease ends in the transaction that adds the frames (queue_frames commits): from then on the
+        # render is no planning job, and a claimer blocked on the row finds it without a lease holder.
+        if not lease.hold_job(db, PLANNING, render_id, token, lease_token=None, leased_until=None):
+            db.rollback()
+            log.warning("render %s: no longer ours to plan (cancelled, or taken over); dropped", render_id)
+            return {"planned": 0}
         render = db.get(Render, render_id)
-        if render is None or render.is_finished or render.frames:
+        if render is None or render.frames:
+            db.rollback()
             return {"planned": 0}
         queue_frames(db, render, plans)
     return {"planned": len(plans), "probe_frames": placement.probe_frames}
+
+
+def _release(render_id: int, token: str) -> None:
+    """Give up the planning lease of a cancelled render (its status stays as the canceller set it)."""
+    with new_session() as db:
+        db.execute(
+            update(Render)
+            .where(Render.id == render_id, Render.lease_token == token)
+            .values(lease_token=None, leased_until=None),
+            execution_options={"synchronize_session": False},
+        )
+        db.commit()
 
 
 def frame_requests(db: Any, render_id: int, frames: list[Frame]) -> list[Any]:

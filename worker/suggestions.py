@@ -4,6 +4,10 @@ rank each with the image model, store a thumbnail per suggestion, and fill the r
 Never fails for a bad answer: an unreachable endpoint or a model that cannot load falls back to the
 templates (and says so in `details`); garbage gives fewer suggestions. It fails only when the image model
 cannot render the probes (then `error` says why).
+
+The request is claimed under a lease (worker/lease.py `claim_job`): a second copy of the task takes
+nothing, only the holder writes items and the result, and a worker that dies lets the lease run out so
+the reaper queues the request again (failed after `max_attempts` takes).
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import update
-
 from app.config import get_settings
 from app.db import new_session
+from app.services.recovery import SUGGESTIONS
 from app.services.suggestions import plan as plan_suggestions
 from app.storage import get_store
 from app.tables import Suggestion, Transition, utcnow
 from core.params import PIXEL_FIELDS, PixelSettings
+from worker import lease
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +58,6 @@ def thumbnail_key(settings_json: str, prompt: str) -> str:
     return hashlib.sha256(f"suggestion-probe\n{settings_json}\n{prompt}".encode()).hexdigest()
 
 
-def _set(suggestion_id: int, **values: Any) -> None:
-    with new_session() as db:
-        db.execute(update(Suggestion).where(Suggestion.id == suggestion_id).values(**values))
-        db.commit()
-
-
 def _scorer_for(engine: Any) -> Any:
     """The render's own scorers (worker/scoring.py): CLIP when the model has one, else U-Net, else SSIM."""
     from engine.scorers import SsimScorer
@@ -88,6 +86,16 @@ def _suggester(details: dict[str, Any]) -> Any:
 
 
 def run_suggestions(suggestion_id: int) -> dict[str, object]:
+    token = lease.new_token()
+    with lease.held(token, f"suggestions {suggestion_id}", SUGGESTIONS):
+        try:
+            return _run_suggestions(suggestion_id, token)
+        except lease.LeaseLost:
+            log.warning("suggestions %s were taken over by another worker; dropped", suggestion_id)
+            return {"items": 0}
+
+
+def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
     from engine.pipeline import get_engine
     from engine.suggesters import TemplateSuggester
     from engine.suggesters.base import SuggesterError
@@ -98,20 +106,25 @@ def run_suggestions(suggestion_id: int) -> dict[str, object]:
 
     settings = get_settings()
     started = time.perf_counter()
+
+    def _set(**values: Any) -> None:  # only while this claim holds the request (else LeaseLost)
+        lease.write_job(SUGGESTIONS, suggestion_id, token, **values)
+
+    def _end(status: str, **values: Any) -> None:
+        lease.finish_job(SUGGESTIONS, suggestion_id, token, status, finished_at=utcnow(), **values)
+
     with new_session() as db:
+        # Queued, or running under a lease that ran out (its worker died); a second copy takes nothing.
+        if not lease.claim_job(db, SUGGESTIONS, suggestion_id, token, error=None, items=[]):
+            return {"items": 0}
         row = db.get(Suggestion, suggestion_id)
-        if row is None or row.status in ("done", "failed"):
+        transition = db.get(Transition, row.transition_id) if row is not None else None
+        if row is None or transition is None:
             return {"items": 0}
-        transition = db.get(Transition, row.transition_id)
-        if transition is None:
-            return {"items": 0}
-        row.status = "running"
-        db.commit()
         try:
             target = plan_suggestions(transition, row.mode, row.count, row.after_keyframe_id, row.position)
         except Exception as exc:  # the keyframe was deleted since the request
-            row.status, row.error, row.finished_at = "failed", str(exc), utcnow()
-            db.commit()
+            _end("failed", error=str(exc))
             return {"items": 0}
         count, mode = row.count, row.mode
         seed = (transition.seed * 1_000_003 + suggestion_id) % (2**31)
@@ -173,7 +186,7 @@ def run_suggestions(suggestion_id: int) -> dict[str, object]:
         details["proposed"] = len(proposed.prompts)
         details["rejected"] = [{"prompt": r.prompt[:200], "reason": r.reason} for r in rejected[:20]]
         details["raw"] = [text[:1000] for text in proposed.raw[:4]]
-        _set(suggestion_id, details=dict(details))
+        _set(details=dict(details))
 
         # 4. Probe and rank; each update rewrites the items, best first
         params = PixelSettings.model_validate(
@@ -212,7 +225,7 @@ def run_suggestions(suggestion_id: int) -> dict[str, object]:
             return items
 
         def on_update(ranking: list[Any]) -> None:
-            _set(suggestion_id, items=items_of(ranking))
+            _set(items=items_of(ranking))
 
         ranking = rank_suggestions(
             engine,
@@ -228,13 +241,16 @@ def run_suggestions(suggestion_id: int) -> dict[str, object]:
         details["probe_seconds"] = round(time.perf_counter() - probe_started, 2)
         details["probes"] = len(kept) + 2
         details["seconds"] = round(time.perf_counter() - started, 2)
-        _set(
+        if not lease.finish_job(
+            SUGGESTIONS,
             suggestion_id,
+            token,
+            "done",
             items=items_of(ranking),
             details=json.loads(json.dumps(details, default=str)),
-            status="done",
             finished_at=utcnow(),
-        )
+        ):
+            raise lease.LeaseLost(f"suggestions {suggestion_id} were taken over before they were stored")
         log.info(
             "suggestions %s: %d items in %.1f s (%s)",
             suggestion_id,
@@ -243,14 +259,14 @@ def run_suggestions(suggestion_id: int) -> dict[str, object]:
             details,
         )
         return {"items": len(ranking)}
+    except lease.LeaseLost:
+        raise
     except Exception as exc:
         log.exception("suggestions %s failed", suggestion_id)
         details["seconds"] = round(time.perf_counter() - started, 2)
-        _set(
-            suggestion_id,
-            status="failed",
+        _end(
+            "failed",
             error=f"{type(exc).__name__}: {exc}",
             details=json.loads(json.dumps(details, default=str)),
-            finished_at=utcnow(),
         )
         return {"items": 0}

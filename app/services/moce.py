@@ -18,7 +18,7 @@ from datetime import UTC
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,11 +35,10 @@ log = logging.getLogger(__name__)
 
 Status = Literal["queued", "running", "done", "failed"]
 FINISHED = ("done", "failed")
-#: Probe seeds per switch step: the keyframe's seed and the next one (D is their mean).
+#: Probe seeds per switch step: the keyframe's seed and the next one (D is their mean). A search is held
+#: under its worker's lease (worker/lease.py): one whose worker died is queued again by the reaper once the
+#: lease runs out (app/services/recovery.py), and failed after SEGUE_MAX_ATTEMPTS takes.
 PROBE_SEEDS = 2
-#: A search "running" for longer than this lost its worker: saving the keyframe again queues it again, and
-#: a redelivered task may take it over (a search takes seconds to a few minutes).
-STALE_SECONDS = 900
 
 
 class ProbeOut(BaseModel):
@@ -129,7 +128,8 @@ def ensure_search(
     """The keyframe's search, queued if there is none for its inputs.
 
     retry: a failed search is queued again (the person saved the keyframe again: maybe a CLIP is there now),
-    and a queued one is sent again (the task is idempotent: a message lost with a broker is replaced).
+    and so is one whose worker's lease ran out (the reaper would soon); a queued one is sent again (a second
+    copy of the task claims nothing: a message lost with a broker is replaced).
     """
     inputs = search_inputs(transition, keyframe)
     key = input_key(inputs)
@@ -153,24 +153,50 @@ def ensure_search(
             assert found is not None
             return found
         _send(db, row)
-    elif retry and (row.status == "failed" or is_stale(row)):
-        row.status, row.error, row.trace, row.chosen_step = "queued", None, [], None
-        row.details, row.started_at, row.finished_at = {}, None, None
+    elif retry and (row.status == "failed" or is_lost(row)):
+        # Conditional: a search a worker took meanwhile is left to it. A new request: takes count from 0.
+        now = utcnow()
+        again = db.execute(
+            update(ConceptSearch)
+            .where(
+                ConceptSearch.id == row.id,
+                (ConceptSearch.status == "failed")
+                | (
+                    (ConceptSearch.status == "running")
+                    & or_(ConceptSearch.leased_until.is_(None), ConceptSearch.leased_until < now)
+                ),
+            )
+            .values(
+                status="queued",
+                error=None,
+                trace=[],
+                chosen_step=None,
+                details={},
+                started_at=None,
+                finished_at=None,
+                lease_token=None,
+                leased_until=None,
+                attempts=0,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount  # type: ignore[attr-defined]
         db.commit()
-        _send(db, row)
+        db.refresh(row)
+        if again:
+            _send(db, row)
     elif retry and row.status == "queued":
         _send(db, row)
     return row
 
 
-def is_stale(row: ConceptSearch) -> bool:
-    """A search left "running" by a worker that died (it would never finish)."""
-    started = row.started_at
-    if row.status != "running" or started is None:
+def is_lost(row: ConceptSearch) -> bool:
+    """A search left "running" by a worker that died: its lease ran out (the reaper queues it again)."""
+    until = row.leased_until
+    if row.status != "running":
         return False
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    return (utcnow() - started).total_seconds() > STALE_SECONDS
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return until is None or until < utcnow()
 
 
 def ensure_searches(db: Session, transition: Transition, *, retry: bool = False) -> None:

@@ -10,6 +10,11 @@
   worker died between taking a message and claiming its frames) are queued again when the render queue
   has been empty for two reaper rounds while they waited. A duplicate message is harmless: whoever
   comes second finds the frames claimed.
+- Jobs (`JOBS`: exports, suggestions, switch step searches, the planning of renders with probed spacing)
+  are held the same way, one row per job: a worker claims the row under a lease (worker/lease.py
+  `claim_job`), its pulse extends it, and only the holder writes the result. `reap` queues a `running` job
+  whose lease ran out again (`queued`, then its task is sent), and after `max_attempts` takes fails it
+  with the reason; a `queued` job that no message names is sent again like pending frames.
 - `retry_render`: a failed or cancelled render queues exactly the frames it is missing again.
 """
 
@@ -17,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exists, or_, select, update
+from sqlalchemy import ColumnElement, Engine, create_engine, event, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -32,7 +40,7 @@ from app.db import _sqlite_pragmas
 from app.errors import BrokerUnavailable, FieldError
 from app.services.rendering import batches, check_quotas, finish_render
 from app.services.views import progress
-from app.tables import Frame, Render, utcnow
+from app.tables import ConceptSearch, Export, Frame, Render, Suggestion, utcnow
 from core.params import RenderSnapshot
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,147 @@ def send_batches(render: Render, indices: set[int]) -> int:
     return sent
 
 
+# ---------------------------------------------------------------- jobs held under a lease
+
+
+@dataclass(frozen=True)
+class Job:
+    """A kind of worker job held under a lease like a batch's frames, one row per job.
+
+    Its row is `queued` until a worker claims it (`running`, with that claim's token and `leased_until`),
+    then `done` or `failed`. `attempts` counts the takes of the current request: a claim of a `queued` row
+    whose `leased_until` is null (a new or re-asked request: every end of a run clears it) starts at 1,
+    every other take (after the reaper queued it again, it keeps its expired `leased_until`) adds one.
+    """
+
+    kind: str
+    table: Any
+    #: The task that runs it (a function of app.queue, looked up when sending, so tests can record it).
+    sender: str
+    #: What a person reads when its workers keep dying: "the worker {doing} stopped 3 times without
+    #: finishing {it} (…); {again}".
+    doing: str
+    again: str
+    it: str = "it"
+
+    def send(self, job_id: int) -> None:
+        getattr(queue, self.sender)(job_id)
+
+    def reason(self, attempts: int) -> str:
+        return (
+            f"the worker {self.doing} stopped {attempts} times without finishing {self.it} "
+            f"(crashed, killed or out of memory); {self.again}"
+        )
+
+    def expired(self, now: datetime) -> ColumnElement[bool]:
+        """Running, under a lease that ran out (its worker died, or lost the database for that long)."""
+        t = self.table
+        return (t.status == "running") & or_(t.leased_until.is_(None), t.leased_until < now)
+
+    def claimable(self, now: datetime) -> ColumnElement[bool]:
+        return (self.table.status == "queued") | self.expired(now)
+
+    def waiting(self) -> ColumnElement[bool]:
+        """Queued: a message should name it."""
+        return self.table.status == "queued"
+
+
+class Planning(Job):
+    """The probe pass of a render with perceptual or adaptive spacing (worker/planning.py): the lease is the
+    render row's while it has no frames. Once planned its frames hold their own leases and the render's
+    lease is cleared (in the transaction that adds the frames), so nothing here touches it again."""
+
+    @staticmethod
+    def _unplanned() -> ColumnElement[bool]:
+        return ~exists().where(Frame.render_id == Render.id)
+
+    def expired(self, now: datetime) -> ColumnElement[bool]:
+        # A running render without a token is rendering its frames (or being closed): not a planning job.
+        return (
+            (Render.status == "running")
+            & Render.lease_token.is_not(None)
+            & or_(Render.leased_until.is_(None), Render.leased_until < now)
+            & self._unplanned()
+        )
+
+    def claimable(self, now: datetime) -> ColumnElement[bool]:
+        return ((Render.status == "queued") | self.expired(now)) & self._unplanned()
+
+    def waiting(self) -> ColumnElement[bool]:
+        return (Render.status == "queued") & self._unplanned()
+
+
+EXPORTS = Job("export", Export, "send_export", "running this export", "ask again to retry")
+SUGGESTIONS = Job(
+    "suggestions", Suggestion, "send_suggestions", "writing these suggestions", "ask again to retry", "them"
+)
+SEARCHES = Job(
+    "switch step search",
+    ConceptSearch,
+    "send_moce_search",
+    "searching this switch step",
+    "save the keyframe again to search again",
+)
+PLANNING = Planning(
+    "planning", Render, "send_plan_render", "placing this render's frames", "retry to try again"
+)
+JOBS: dict[str, Job] = {job.kind: job for job in (EXPORTS, SUGGESTIONS, SEARCHES, PLANNING)}
+
+
+def _reap_jobs(db: Session, now: datetime, counts: dict[str, int]) -> None:
+    """Jobs whose lease ran out: queued again and their task sent, or failed after max_attempts takes."""
+    settings = get_settings()
+    for job in JOBS.values():
+        t = job.table
+        worn = db.execute(
+            select(t.id, t.attempts).where(job.expired(now), t.attempts >= settings.max_attempts)
+        ).all()
+        for job_id, attempts in worn:
+            # One conditional UPDATE per job (a racing reaper finds nothing left to fail).
+            final = {} if job is PLANNING else {"status": "failed", "error": job.reason(attempts)}
+            taken = db.execute(
+                update(t)
+                .where(t.id == job_id, job.expired(now), t.attempts >= settings.max_attempts)
+                .values(lease_token=None, leased_until=None, finished_at=now, **final),
+                execution_options={"synchronize_session": False},
+            ).rowcount  # type: ignore[attr-defined]
+            if taken != 1:
+                db.rollback()
+                continue
+            log.warning("%s %s lost its worker %s times; failed", job.kind, job_id, attempts)
+            counts["jobs_failed"] += 1
+            render = db.get(Render, job_id) if job is PLANNING else None
+            if render is not None:  # failed and announced in the same transaction (finish_render commits)
+                finish_render(db, render, "failed", error=job.reason(attempts))
+            else:
+                db.commit()
+
+        # The rest go back to `queued` (one reaper wins each), keeping their expired `leased_until`: the next
+        # claim counts another take. Then their task is sent again.
+        lost = db.scalars(
+            update(t)
+            .where(job.expired(now), t.attempts < settings.max_attempts)
+            .values(status="queued", lease_token=None, leased_until=func.coalesce(t.leased_until, now))
+            .returning(t.id),
+            execution_options={"synchronize_session": False},
+        ).all()
+        db.commit()
+        for job_id in lost:
+            log.warning("%s %s lost its worker; queued again", job.kind, job_id)
+            try:
+                job.send(job_id)
+                counts["jobs_requeued"] += 1
+            except Exception as exc:  # broker away: leave it expired (running), the next round tries again
+                log.warning("%s %s: could not queue it again (%s)", job.kind, job_id, exc)
+                db.execute(
+                    update(t)
+                    .where(t.id == job_id, t.status == "queued", t.lease_token.is_(None))
+                    .values(status="running", lease_token=uuid.uuid4().hex, leased_until=now),
+                    execution_options={"synchronize_session": False},
+                )
+                db.commit()
+
+
 # ---------------------------------------------------------------- the reaper
 
 
@@ -79,10 +228,10 @@ def _session() -> Session:
 
 
 def reap() -> dict[str, int]:
-    """Queue again every frame whose lease ran out; close renders that are complete. Returns counts."""
+    """Queue again every frame and job whose lease ran out; close renders that are complete; counts."""
     settings = get_settings()
     now = utcnow()
-    counts = {"requeued": 0, "failed": 0, "closed": 0, "orphans": 0}
+    counts = {"requeued": 0, "failed": 0, "closed": 0, "orphans": 0, "jobs_requeued": 0, "jobs_failed": 0}
     unfinished = select(Render.id).where(Render.status.in_(UNFINISHED))
     with _session() as db:
         taken = db.execute(
@@ -153,34 +302,45 @@ def reap() -> dict[str, int]:
             if finish_render(db, render, "done"):
                 counts["closed"] += 1
 
+        _reap_jobs(db, now, counts)
         counts["orphans"] = _requeue_orphans(db)
         heartbeat.prune(db)
     return counts
 
 
-#: Pending frames seen while the queue was empty in the previous round: (render id, index).
-_suspects: set[tuple[int, int]] = set()
+#: Pending frames and queued jobs seen while the queue was empty in the previous round:
+#: ("frame", render id, index) and (job kind, job id).
+_suspects: set[tuple[Any, ...]] = set()
 
 
 def _requeue_orphans(db: Session) -> int:
-    """Queue again the pending frames that no message names (seen so in two rounds in a row)."""
+    """Queue again the pending frames and queued jobs that no message names (seen so in two rounds in a
+    row). A duplicate message is harmless: whoever comes second finds nothing to claim."""
     global _suspects
-    pending = set(
-        db.execute(
+    waiting: set[tuple[Any, ...]] = {
+        ("frame", render_id, index)
+        for render_id, index in db.execute(
             select(Frame.render_id, Frame.index).where(
                 Frame.status == "pending",
                 Frame.render_id.in_(select(Render.id).where(Render.status.in_(UNFINISHED)).scalar_subquery()),
             )
         ).tuples()
-    )
-    if not pending or queue.queue_depth() > 0:  # messages wait: the frames they name will be taken
+    }
+    for job in JOBS.values():
+        waiting |= {(job.kind, job_id) for job_id in db.scalars(select(job.table.id).where(job.waiting()))}
+    if not waiting or queue.queue_depth() > 0:  # messages wait: the frames and jobs they name will be taken
         _suspects = set()
         return 0
-    confirmed, _suspects = pending & _suspects, pending
+    confirmed, _suspects = waiting & _suspects, waiting
     lost: dict[int, set[int]] = defaultdict(set)
-    for render_id, index in confirmed:
-        lost[render_id].add(index)
     requeued = 0
+    for suspect in confirmed:
+        if suspect[0] == "frame":
+            lost[suspect[1]].add(suspect[2])
+            continue
+        log.warning("%s %s waited in no message; queued again", *suspect)
+        JOBS[suspect[0]].send(suspect[1])
+        requeued += 1
     for render_id, indices in lost.items():
         render = db.get(Render, render_id)
         if render is None or render.is_finished:
@@ -223,7 +383,15 @@ def retry_render(db: Session, render: Render, link_id: int | None = None) -> Ren
     moved = db.execute(
         update(Render)
         .where(Render.id == render.id, Render.status.in_(RETRYABLE))
-        .values(status="queued", error=None, finished_at=None, link_id=link_id)
+        .values(
+            status="queued",
+            error=None,
+            finished_at=None,
+            link_id=link_id,
+            lease_token=None,
+            leased_until=None,
+            attempts=0,
+        )
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         db.rollback()

@@ -134,13 +134,13 @@ def delete_transition(db: Session, transition: Transition) -> None:
             except Exception:  # the streams end anyway once the render row is gone
                 log.warning("could not announce that render %s was cancelled", render_id)
     # Export files are the transition's alone (frames are shared by content key with other transitions).
-    files = list(
-        db.scalars(
-            select(Export.file_name).where(
-                Export.render_id.in_([r.id for r in transition.renders]), Export.file_name.is_not(None)
-            )
+    files = [
+        name
+        for name in db.scalars(
+            select(Export.file_name).where(Export.render_id.in_([r.id for r in transition.renders]))
         )
-    )
+        if name
+    ]
     db.delete(transition)
     db.commit()
     announce(TransitionDeleted(transition_id=transition_id))
