@@ -107,6 +107,14 @@ def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ign
 
 
 @pytest.fixture(scope="session")
+def llm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A suggestion cache shared by the test session: the packaged SmolLM2 de-quantized once (about 30 s of
+    CPU), by the first test that loads it cold (tests/engine/test_suggesters.py), then reused by the
+    browser tests' servers (tests/e2e/conftest.py links their data dir's cache here)."""
+    return tmp_path_factory.mktemp("llm-cache")
+
+
+@pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models directory holding the offline tiny model, built once per test session."""
     from engine.tiny_model import build_tiny_model

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +26,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, llm_cache: Path) -> Iterator[str]:
     """`segue run` as a person starts it: embedded mode, SQLite, local frames, worker beside the server."""
     data = tmp_path_factory.mktemp("e2e-data")
+    (data / "cache").symlink_to(llm_cache, target_is_directory=True)  # SmolLM2 de-quantized once a session
     port = _free_port()
     env = {
         **os.environ,
@@ -54,6 +57,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
                 raise AssertionError((data / "server.log").read_text()[-3000:]) from None
             time.sleep(0.5)
     yield url
+    # The embedded worker gets Celery's cold shutdown (a warm one waits seconds for its next poll), then
+    # `segue run` the SIGTERM a person's Ctrl-C or service manager sends.
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(child), signal.SIGQUIT)
     process.terminate()
     try:
         process.wait(timeout=30)

