@@ -144,6 +144,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
+def _check_settings() -> None:
+    """A bad SEGUE_* value is named with what is allowed, instead of a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        lines = [
+            (f"SEGUE_{str(error['loc'][0]).upper()}: " if error["loc"] else "")
+            + str(error["msg"]).removeprefix("Value error, ")
+            for error in exc.errors()
+        ]
+        raise SystemExit("Segue's settings are not valid:\n  " + "\n  ".join(lines)) from None
+
+
 def render_command(args: list[str]) -> list[str]:
     """`segue render ...` is worker/headless.py in its own process: the web side never imports the engine."""
     return [sys.executable, "-m", "worker.headless", *args]
@@ -164,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         "render", help="render a project file headless: segue render project.json --out film.mp4 (see --help)"
     )
     args = parser.parse_args(argv)
+    _check_settings()
     if args.command == "run":
         run(args)
     elif args.command == "migrate":

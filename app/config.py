@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import params
@@ -39,7 +40,7 @@ class Settings(BaseSettings):
     # Where frames and exports live (app/storage.py): "" or "local" for frame_store_dir, or an S3-compatible
     # bucket as s3://bucket[/prefix] so workers and web processes on other machines share it. Credentials:
     # the s3_* settings, else boto3's usual sources (AWS_* variables, ~/.aws, an instance role).
-    frame_store: str = Field(default="", pattern=r"^(|local|s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?)$")
+    frame_store: str = ""
     s3_endpoint_url: str = ""  # e.g. http://minio:9000; empty for AWS S3
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
@@ -130,6 +131,13 @@ class Settings(BaseSettings):
     # of a transition; the owner and admins are bound by max_active_renders only.
     max_active_renders_per_link: int = Field(default=2, ge=1)
     max_keyframes: int = Field(default=200, ge=2)
+
+    @field_validator("frame_store")
+    @classmethod
+    def _frame_store_url(cls, value: str) -> str:
+        if value in ("", "local") or re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^\s]*)?", value):
+            return value
+        raise ValueError(f"must be empty or 'local' (a directory), or s3://bucket[/prefix]; got {value!r}")
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
