@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,8 @@ KEY_PATTERN = re.compile(r"^[0-9a-f]{16,128}$")
 EXPORT_NAME_PATTERN = re.compile(r"^[0-9a-f]{16,128}\.[a-z0-9]{2,5}$")
 #: Frames never change under their key (it hashes everything that sets their pixels).
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: Requests to an object store at once when checking or fetching many frames (boto3's default pool is 10).
+PARALLEL_REQUESTS = 8
 
 
 class StoreError(RuntimeError):
@@ -53,6 +56,10 @@ class FrameStore(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        """Which of `keys` are stored (a render's cache hits, an export's check)."""
+        return {key for key in set(keys) if self.exists(key)}
+
     @abstractmethod
     def write(self, key: str, data: bytes) -> None: ...
 
@@ -68,11 +75,13 @@ class FrameStore(ABC):
         """The frames as files on this machine, for the encoders; fetched into a temp dir when remote."""
         wanted = sorted(set(keys))
         with tempfile.TemporaryDirectory(prefix="segue-frames-") as scratch:
-            paths = {}
-            for key in wanted:
-                path = Path(scratch) / f"{key}.png"
-                path.write_bytes(self.read(key))
-                paths[key] = path
+            paths = {key: Path(scratch) / f"{key}.png" for key in wanted}
+
+            def fetch(key: str) -> None:
+                paths[key].write_bytes(self.read(key))
+
+            with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_REQUESTS, len(wanted)))) as pool:
+                list(pool.map(fetch, wanted))  # list(): the first failure is raised here
             yield paths
 
     @abstractmethod
@@ -281,6 +290,15 @@ class S3FrameStore(FrameStore):
     # frames
     def exists(self, key: str) -> bool:
         return self._head(self.frame_object(key)) is not None
+
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        # One HEAD per key, many at once: a 600-frame re-render must not wait for 600 round trips in a row.
+        wanted = sorted(set(keys))
+        if len(wanted) < 2:
+            return {key for key in wanted if self.exists(key)}
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_REQUESTS, len(wanted))) as pool:
+            found = pool.map(self.exists, wanted)
+        return {key for key, there in zip(wanted, found, strict=True) if there}
 
     def write(self, key: str, data: bytes) -> None:
         self.client.put_object(

@@ -72,7 +72,8 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
         options = ExportOptions.model_validate(export.options)
         frames = list(db.scalars(select(Frame).where(Frame.render_id == render.id).order_by(Frame.index)))
         keyframe_positions = [k.position for k in RenderSnapshot.model_validate(render.params).keyframes]
-        missing = [f.index for f in frames if f.status != "done" or not store.exists(f.key)]
+        there = store.existing(f.key for f in frames)
+        missing = [f.index for f in frames if f.status != "done" or f.key not in there]
         placed = [(f.index, f.t, f.key) for f in frames]
         render_id = render.id
         metrics = scores.scores_out(db, render).model_dump(mode="json") if options.format == "zip" else None

@@ -156,7 +156,7 @@ def queue_frames(db: Session, render: Render, plans: list[FramePlan]) -> Render:
     stored = set(
         db.scalars(select(Frame.key).where(Frame.key.in_(set(frame_keys)), Frame.status == "done").distinct())
     )
-    reusable = {key for key in stored if store.exists(key)}
+    reusable = store.existing(stored)
 
     render.frames_total = len(plans)
     now = utcnow()

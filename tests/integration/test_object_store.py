@@ -94,6 +94,8 @@ def test_the_s3_store_keeps_frames_and_exports_under_its_prefix(s3: S3Server, tm
     assert store.url(key) == f"/media/frames/ab/{key}.png"  # served by the web app, same URLs as local
 
     store.write(other, _png((0, 0, 255)))
+    absent = ["ef" + f"{i:062d}" for i in range(20)]
+    assert store.existing([key, other, *absent, key]) == {key, other}  # many HEADs at once
     with store.files([key, other, key]) as paths:
         assert set(paths) == {key, other}
         assert paths[key].read_bytes() == red  # fetched to this machine for the encoders
