@@ -11,6 +11,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One torch thread in this process and in every worker or server a test starts: `make test` runs two test
+# processes on two cores (pytest-xdist), and torch processes that each take every core slow each other 10x.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SEGUE_WORKER_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -110,8 +114,12 @@ def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ign
 def llm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A suggestion cache shared by the test session: the packaged SmolLM2 de-quantized once (about 30 s of
     CPU), by the first test that loads it cold (tests/engine/test_suggesters.py), then reused by the
-    browser tests' servers (tests/e2e/conftest.py links their data dir's cache here)."""
-    return tmp_path_factory.mktemp("llm-cache")
+    browser tests' servers (tests/e2e/conftest.py links their data dir's cache here). Shared by the test
+    processes of one run under pytest-xdist (their temp dirs have one parent)."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "llm-cache"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 @pytest.fixture(scope="session")

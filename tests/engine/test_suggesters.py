@@ -4,6 +4,7 @@ word list against its world, and ranking by probe renders on the tiny model."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -220,8 +221,17 @@ def test_smollm2_writes_bridges_offline_and_caches_its_dequantized_weights(
     assert warm.timings["from_cache"] is True
     assert second.raw[0] == first.raw[0]  # the greedy answer: same weights from the GGUF and the cache
     assert warm.timings["load_seconds"] < cold.timings["load_seconds"]
-    # The later tests of this session (the browser's suggestions) start from this cache.
-    shutil.copytree(cold.cached_folder, llm_cache / "llm" / cold.cached_folder.name, dirs_exist_ok=True)
+    # The later tests of this run (the browser's suggestions) start from this cache: moved in whole, and
+    # only if no other test process got there first.
+    shared = llm_cache / "llm" / cold.cached_folder.name
+    if not shared.exists():
+        staging = llm_cache / f".staging-{os.getpid()}"
+        shutil.copytree(cold.cached_folder, staging)
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.rename(shared)
+        except OSError:  # another process's copy is there now
+            shutil.rmtree(staging, ignore_errors=True)
     print(
         f"\nSmolLM2: cold {cold_seconds:.1f} s (load {cold.timings['load_seconds']:.1f} s, de-quantize "
         f"{cold.timings['dequantize_seconds']:.1f} s); warm {warm_seconds:.1f} s (load "
