@@ -34,13 +34,8 @@ PROGRESS_EVERY_SECONDS = 0.3
 
 
 def run_export(export_id: int) -> dict[str, object]:
-    token = lease.new_token()
-    with lease.held(token, f"export {export_id}", EXPORTS):
-        try:
-            return _run_export(export_id, token)
-        except lease.LeaseLost:
-            log.warning("export %s was taken over by another worker; dropped", export_id)
-            return {"exported": False, "reason": "taken over"}
+    dropped: dict[str, object] = {"exported": False, "reason": "taken over"}
+    return lease.run_job(EXPORTS, export_id, f"export {export_id}", _run_export, dropped)
 
 
 def _fail(export_id: int, token: str, error: str) -> None:

@@ -23,9 +23,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
@@ -38,6 +38,8 @@ from app.services.recovery import Job
 from app.tables import Frame, Render, utcnow
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def new_token() -> str:
@@ -310,3 +312,15 @@ def held(token: str, what: str, job: Job | None = None) -> Iterator[None]:
         yield
     finally:
         beat.drop(token)
+
+
+def run_job(job: Job, job_id: int, what: str, work: Callable[[int, str], T], dropped: T) -> T:
+    """Run `work(job_id, token)` under a new claim the pulse keeps alive; if another worker takes the job
+    over meanwhile (this claim's lease ran out: LeaseLost), stop and answer `dropped`."""
+    token = new_token()
+    with held(token, what, job):
+        try:
+            return work(job_id, token)
+        except LeaseLost:
+            log.warning("%s was taken over by another worker; dropped", what)
+            return dropped

@@ -119,13 +119,7 @@ def disparities(scorer: Any, images: list[Any], concepts: dict[str, Any]) -> tup
 
 
 def run_search(search_id: int) -> dict[str, Any]:
-    token = lease.new_token()
-    with lease.held(token, f"switch step search {search_id}", SEARCHES):
-        try:
-            return _run_search(search_id, token)
-        except lease.LeaseLost:
-            log.warning("switch step search %s was taken over by another worker; dropped", search_id)
-            return {"probes": 0}
+    return lease.run_job(SEARCHES, search_id, f"switch step search {search_id}", _run_search, {"probes": 0})
 
 
 def _run_search(search_id: int, token: str) -> dict[str, Any]:

@@ -35,9 +35,7 @@ def _is_cancelled(render_id: int) -> bool:
 
 
 def run_plan(render_id: int) -> dict[str, Any]:
-    token = lease.new_token()
-    with lease.held(token, f"render {render_id}: planning", PLANNING):
-        return _run_plan(render_id, token)
+    return lease.run_job(PLANNING, render_id, f"render {render_id}: planning", _run_plan, {"planned": 0})
 
 
 def _run_plan(render_id: int, token: str) -> dict[str, Any]:

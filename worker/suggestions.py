@@ -86,13 +86,9 @@ def _suggester(details: dict[str, Any]) -> Any:
 
 
 def run_suggestions(suggestion_id: int) -> dict[str, object]:
-    token = lease.new_token()
-    with lease.held(token, f"suggestions {suggestion_id}", SUGGESTIONS):
-        try:
-            return _run_suggestions(suggestion_id, token)
-        except lease.LeaseLost:
-            log.warning("suggestions %s were taken over by another worker; dropped", suggestion_id)
-            return {"items": 0}
+    dropped: dict[str, object] = {"items": 0}
+    what = f"suggestions {suggestion_id}"
+    return lease.run_job(SUGGESTIONS, suggestion_id, what, _run_suggestions, dropped)
 
 
 def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from app.bus import get_bus
 from app.config import get_settings
@@ -106,29 +107,27 @@ def check_quotas(
             f"pixels, over this server's limit of {settings.max_batch_pixels} per batch "
             "(SEGUE_MAX_BATCH_PIXELS): choose a smaller batch size or size",
         )
-    active = db.scalar(
-        select(func.count())
-        .select_from(Render)
-        .where(Render.transition_id == transition_id, Render.status.in_(("queued", "running")))
-    )
-    if (active or 0) >= settings.max_active_renders:
+    active = _active_renders(db, Render.transition_id == transition_id)
+    if active >= settings.max_active_renders:
         raise TooMany(
             f"transition {transition_id} already has {active} renders queued or running; the limit is "
             f"{settings.max_active_renders} (SEGUE_MAX_ACTIVE_RENDERS): wait for one to finish or cancel one"
         )
     if link_id is None:
         return
-    by_link = db.scalar(
-        select(func.count())
-        .select_from(Render)
-        .where(Render.link_id == link_id, Render.status.in_(("queued", "running")))
-    )
-    if (by_link or 0) >= settings.max_active_renders_per_link:
+    by_link = _active_renders(db, Render.link_id == link_id)
+    if by_link >= settings.max_active_renders_per_link:
         raise TooMany(
             f"this share link already has {by_link} renders queued or running; the limit per link is "
             f"{settings.max_active_renders_per_link} (SEGUE_MAX_ACTIVE_RENDERS_PER_LINK): wait for one to "
             "finish or cancel one"
         )
+
+
+def _active_renders(db: Session, which: ColumnElement[bool]) -> int:
+    """How many renders matching `which` are queued or running."""
+    query = select(func.count()).select_from(Render).where(which, Render.status.in_(("queued", "running")))
+    return int(db.scalar(query) or 0)
 
 
 def batches(plans: list[FramePlan], keys: list[str], pending: set[int], size: int) -> list[list[int]]:
