@@ -40,13 +40,12 @@ worker: $(VENV)/.installed
 migrate: $(VENV)/.installed
 	$(VENV)/bin/segue migrate
 
-# Test processes at once (pytest-xdist; each test file runs whole in one of them and the browser tests one
-# after another in one, see tests/conftest.py, which pins torch to one thread per process). TEST_WORKERS=0
-# runs everything in this process.
+# Test processes at once (pytest-xdist; each test file runs whole in one of them, torch pinned to one thread
+# per process by tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.test-installed
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check core app engine worker training bench tests migrations

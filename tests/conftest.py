@@ -19,17 +19,6 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SEGUE_WORKER_THREADS"):
 PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `make test`'s two processes (pytest-xdist --dist loadgroup): a test file runs whole in one
-    process (its module fixtures load a model or start a server once), and the browser tests all run in one
-    process one after another: each starts a server, a worker and Chromium, and two such at once on two
-    cores slow everything else down."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            path = item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group("browser" if path.startswith("tests/e2e/") else path))
-
-
 def reset_caches() -> None:
     from app import bus, queue, storage
     from app.config import get_settings
