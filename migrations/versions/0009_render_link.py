@@ -45,16 +45,20 @@ def _sqlite_rebuild_safely() -> Iterator[None]:
 
 
 def upgrade() -> None:
-    with _sqlite_rebuild_safely():
-        with op.batch_alter_table("renders", table_kwargs={"sqlite_autoincrement": True}) as batch_op:
-            batch_op.add_column(sa.Column("link_id", sa.Integer(), nullable=True))
-            batch_op.create_index(batch_op.f("ix_renders_link_id"), ["link_id"], unique=False)
-            batch_op.create_foreign_key(FK, "share_links", ["link_id"], ["id"], ondelete="SET NULL")
+    with (
+        _sqlite_rebuild_safely(),
+        op.batch_alter_table("renders", table_kwargs={"sqlite_autoincrement": True}) as batch_op,
+    ):
+        batch_op.add_column(sa.Column("link_id", sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f("ix_renders_link_id"), ["link_id"], unique=False)
+        batch_op.create_foreign_key(FK, "share_links", ["link_id"], ["id"], ondelete="SET NULL")
 
 
 def downgrade() -> None:
-    with _sqlite_rebuild_safely():
-        with op.batch_alter_table("renders", table_kwargs={"sqlite_autoincrement": True}) as batch_op:
-            batch_op.drop_constraint(FK, type_="foreignkey")
-            batch_op.drop_index(batch_op.f("ix_renders_link_id"))
-            batch_op.drop_column("link_id")
+    with (
+        _sqlite_rebuild_safely(),
+        op.batch_alter_table("renders", table_kwargs={"sqlite_autoincrement": True}) as batch_op,
+    ):
+        batch_op.drop_constraint(FK, type_="foreignkey")
+        batch_op.drop_index(batch_op.f("ix_renders_link_id"))
+        batch_op.drop_column("link_id")

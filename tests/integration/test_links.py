@@ -435,7 +435,9 @@ def test_the_co_viewing_stream_resumes_after_last_event_id(
     get_settings.cache_clear()
 
 
-def test_a_link_has_its_own_quota_of_renders_at_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_link_has_its_own_quota_of_renders_at_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from app.config import get_settings
 
     monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS", "4")

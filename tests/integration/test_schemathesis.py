@@ -21,7 +21,6 @@ from schemathesis.specs.openapi import checks as openapi_checks  # noqa: E402
 MAX_EXAMPLES = int(os.environ.get("SEGUE_SCHEMATHESIS_EXAMPLES", "20"))
 
 
-
 def no_server_error(ctx: Any, response: Any, case: Any) -> None:
     """5xx is a failure; so is 503 here (database and queue are up), except /healthz: no worker runs."""
     if response.status_code >= 500 and not (response.status_code == 503 and case.path == "/healthz"):

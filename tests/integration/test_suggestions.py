@@ -156,4 +156,3 @@ def test_bad_requests_name_the_field(stack_factory: Any, monkeypatch: pytest.Mon
     assert "at t = 0.4" in here.text
     bad = client.post(page, data={"position": "1.5"}, headers={"HX-Request": "true"})
     assert bad.status_code == 422 and "position must be strictly between 0 and 1" in bad.text
-

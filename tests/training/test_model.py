@@ -11,17 +11,13 @@ import pytest
 import torch
 
 MODEL = Path(
-    os.environ.get(
-        "SEGUE_MINI_MODEL", Path(__file__).resolve().parents[2] / "models" / "segue-mini"
-    )
+    os.environ.get("SEGUE_MINI_MODEL", Path(__file__).resolve().parents[2] / "models" / "segue-mini")
 )
 REF = Path(__file__).with_name("reference_seed0.png")
 HAVE = (MODEL / "unet" / "diffusion_pytorch_model.safetensors").exists() and (
     MODEL / "clip" / "model.safetensors"
 ).exists()
-pytestmark = pytest.mark.skipif(
-    not HAVE, reason="Segue-mini weights not committed yet (models/segue-mini)"
-)
+pytestmark = pytest.mark.skipif(not HAVE, reason="Segue-mini weights not committed yet (models/segue-mini)")
 
 
 @pytest.fixture(scope="module")

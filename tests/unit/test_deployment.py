@@ -105,7 +105,7 @@ def test_upgrading_and_downgrading_a_sqlite_database_keeps_every_row(
 
     def fill() -> None:
         """One transition, render and frame, every required column given a value of its type."""
-        samples = {"INT": 1, "BOOL": 0, "FLOAT": 0.5, "REAL": 0.5, "DATE": "2026-01-01 00:00:00", "JSON": "{}"}
+        samples = {"INT": 1, "BOOL": 0, "FLOAT": 0.5, "REAL": 0.5, "DATE": "2026-01-01 00:00", "JSON": "{}"}
         with engine_for(url).begin() as conn:
             run = conn.exec_driver_sql
             ids: dict[str, int] = {}
