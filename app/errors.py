@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from app.storage import StoreError
 from app.templating import templates
 from core.params import error_message, field_of
 
@@ -87,6 +88,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BrokerUnavailable)
     async def _broker(_request: Request, exc: BrokerUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(StoreError)
+    async def _store(_request: Request, exc: StoreError) -> JSONResponse:
+        log.warning("frame store unavailable: %s", str(exc).splitlines()[0][:300])
+        return JSONResponse(
+            {"detail": "the frame store is not reachable right now; try again in a moment"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(TooMany)
     async def _too_many(_request: Request, exc: TooMany) -> JSONResponse:

@@ -263,6 +263,20 @@ class S3FrameStore(FrameStore):
     def export_object(self, name: str) -> str:
         return f"{self.prefix}exports/{name}"
 
+    @contextmanager
+    def _request(self, what: str) -> Iterator[None]:
+        """Errors of the store itself (unreachable, refusing, timing out) become StoreError: a 503 in the
+        app, a visible failure in a worker. A missing object stays FileNotFoundError (or None from _head)."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
+            raise StoreError(f"the object store ({self.describe()}) failed to {what}: {exc}") from exc
+
     def _missing(self, exc: Exception) -> bool:
         code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
         return code in ("404", "NoSuchKey", "NotFound")
@@ -270,22 +284,24 @@ class S3FrameStore(FrameStore):
     def _head(self, name: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
 
-        try:
-            return dict(self.client.head_object(Bucket=self.bucket, Key=name))
-        except ClientError as exc:
-            if self._missing(exc):
-                return None
-            raise
+        with self._request(f"look up {name}"):
+            try:
+                return dict(self.client.head_object(Bucket=self.bucket, Key=name))
+            except ClientError as exc:
+                if self._missing(exc):
+                    return None
+                raise
 
     def _get(self, name: str, **extra: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
-        try:
-            return dict(self.client.get_object(Bucket=self.bucket, Key=name, **extra))
-        except ClientError as exc:
-            if self._missing(exc):
-                raise FileNotFoundError(name) from exc
-            raise
+        with self._request(f"read {name}"):
+            try:
+                return dict(self.client.get_object(Bucket=self.bucket, Key=name, **extra))
+            except ClientError as exc:
+                if self._missing(exc):
+                    raise FileNotFoundError(name) from exc
+                raise
 
     # frames
     def exists(self, key: str) -> bool:
@@ -301,16 +317,19 @@ class S3FrameStore(FrameStore):
         return {key for key, there in zip(wanted, found, strict=True) if there}
 
     def write(self, key: str, data: bytes) -> None:
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=self.frame_object(key),
-            Body=data,
-            ContentType="image/png",
-            CacheControl=IMMUTABLE,
-        )
+        with self._request(f"write frame {key}"):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.frame_object(key),
+                Body=data,
+                ContentType="image/png",
+                CacheControl=IMMUTABLE,
+            )
 
     def read(self, key: str) -> bytes:
-        return bytes(self._get(self.frame_object(key))["Body"].read())
+        body = self._get(self.frame_object(key))["Body"]
+        with self._request(f"read frame {key}"):
+            return bytes(body.read())
 
     def url(self, key: str) -> str:
         if self.public_url:
@@ -326,11 +345,13 @@ class S3FrameStore(FrameStore):
 
     def put_export(self, name: str, source: Path) -> int:
         # upload_file splits big files into parts; the object appears only when every part is in.
-        self.client.upload_file(str(source), self.bucket, self.export_object(name))
+        with self._request(f"store export {name}"):
+            self.client.upload_file(str(source), self.bucket, self.export_object(name))
         return source.stat().st_size
 
     def delete_export(self, name: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.export_object(name))
+        with self._request(f"delete export {name}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.export_object(name))
 
     def export_response(
         self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None

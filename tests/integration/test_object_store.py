@@ -216,3 +216,9 @@ def test_workers_and_web_share_frames_and_exports_only_through_the_bucket(
     health = client.get("/healthz")
     assert health.status_code == 503 and "frame store" in health.json()["down"]
     assert client.get(detail["frames"][0]["url"]).status_code == 503
+    assert client.get(done["url"]).status_code == 503  # the export's download
+    listed = f"/api/transitions/{transition.json()['id']}/renders"
+    renders = client.get(listed).json()
+    refused = client.post(listed)  # a render's cache hits are checked in the store
+    assert refused.status_code == 503 and "frame store" in refused.json()["detail"]
+    assert client.get(listed).json() == renders  # nothing half-saved
