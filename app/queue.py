@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 from app.config import Settings, get_settings
+
+# filesystem:// (embedded mode) is kombu's transport with atomic message writes (app/fsqueue.py).
+TRANSPORT_ALIASES["filesystem"] = "app.fsqueue:Transport"
 
 RENDER_BATCH_TASK = "segue.render_batch"
 #: Place a render's frames with a probe pass (perceptual and adaptive spacing), then queue its batches.
