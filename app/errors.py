@@ -91,12 +91,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(_request: Request, exc: StoreError) -> JSONResponse:
-        log.warning("frame store unavailable: %s", str(exc).splitlines()[0][:300])
-        return JSONResponse(
-            {"detail": "the frame store is not reachable right now; try again in a moment"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable("frame store", exc, "the frame store is not reachable right now")
 
     @app.exception_handler(TooMany)
     async def _too_many(_request: Request, exc: TooMany) -> JSONResponse:
@@ -107,12 +102,7 @@ def install(app: FastAPI) -> None:
     from sqlalchemy import exc as sa_exc
 
     async def _database(_request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
-        return JSONResponse(
-            {"detail": "the database is unreachable right now; nothing was changed, try again in a moment"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable("database", exc, "the database is unreachable right now; nothing was changed")
 
     for kind in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(kind, _database)
@@ -130,3 +120,11 @@ def install(app: FastAPI) -> None:
             detail = [{"field": "body", "msg": message, "type": "json_invalid", "loc": ["body"]}]
             return error_response(422, detail)
         return await http_exception_handler(request, exc)
+
+
+def _unavailable(what: str, exc: Exception, detail: str) -> JSONResponse:
+    """503 for a dependency that is away for a moment; the next request after it returns works again."""
+    log.warning("%s unavailable: %s", what, str(exc).splitlines()[0][:300])
+    return JSONResponse(
+        {"detail": f"{detail}, try again in a moment"}, status_code=503, headers={"Retry-After": "5"}
+    )

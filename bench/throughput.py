@@ -78,6 +78,20 @@ TARGET_SCALING = 1.7  # 2 workers >= 1.7x one
 # Pure helpers (tests/unit/test_throughput_bench.py)
 
 
+def pixel_settings(args: argparse.Namespace) -> Any:
+    """The picture settings every measurement of one run shares."""
+    from core.params import PixelSettings
+
+    return PixelSettings(
+        model=args.model,
+        seed=args.seed,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        width=args.size,
+        height=args.size,
+    )
+
+
 def frame_ts(frames: int) -> list[float]:
     """The t of each frame on a uniform grid over [0, 1] (one frame: t = 0)."""
     if frames <= 1:
@@ -319,14 +333,7 @@ def engine_runs(engine: Any, args: argparse.Namespace, batches: Sequence[int]) -
     from core.timeline import render_order
     from engine.pipeline import FrameRequest
 
-    params = PixelSettings(
-        model=args.model,
-        seed=args.seed,
-        steps=args.steps,
-        guidance_scale=args.guidance,
-        width=args.size,
-        height=args.size,
-    )
+    params = pixel_settings(args)
     ts = frame_ts(args.frames)
     requests = [FrameRequest(START_PROMPT, END_PROMPT, t) for t in ts]
     order = render_order(args.frames)
@@ -364,14 +371,7 @@ def engine_child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.scaling_threads)
     engine = get_engine(args.model, models_dir=args.models_dir, device=args.device)
-    params = PixelSettings(
-        model=args.model,
-        seed=args.seed,
-        steps=args.steps,
-        guidance_scale=args.guidance,
-        width=args.size,
-        height=args.size,
-    )
+    params = pixel_settings(args)
     requests = [FrameRequest(START_PROMPT, END_PROMPT, t) for t in frame_ts(args.frames)]
     engine.render(PixelSettings(**dict(params.model_dump(), steps=2)), requests[: args.app_batch])
     print("ready", flush=True)
