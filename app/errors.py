@@ -34,6 +34,10 @@ class BrokerUnavailable(Exception):
     """The render queue cannot be reached; nothing was queued."""
 
 
+class Busy(Exception):
+    """Something of the same kind is already under way (an autopilot on this transition): 409 naming it."""
+
+
 class TooMany(Exception):
     """A quota on things at once (renders queued or running per transition): 429, naming the limit."""
 
@@ -92,6 +96,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store(_request: Request, exc: StoreError) -> JSONResponse:
         return _unavailable("frame store", exc, "the frame store is not reachable right now")
+
+    @app.exception_handler(Busy)
+    async def _busy(_request: Request, exc: Busy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(TooMany)
     async def _too_many(_request: Request, exc: TooMany) -> JSONResponse:

@@ -13,7 +13,19 @@ from fastapi.staticfiles import StaticFiles
 from app import bus, errors, openapi
 from app.config import REPO_ROOT, get_settings
 from app.deps import enforce_access
-from app.routes import docs, exports, health, keyframes, media, pages, projects, renders, scores, transitions
+from app.routes import (
+    autofix,
+    docs,
+    exports,
+    health,
+    keyframes,
+    media,
+    pages,
+    projects,
+    renders,
+    scores,
+    transitions,
+)
 from app.routes.compare import router as compare_router
 from app.routes.events import router as events_router
 from app.routes.history import install as install_history
@@ -81,6 +93,9 @@ def create_app() -> FastAPI:
         app.include_router(router)
     # Undo/redo and history, share links, live co-viewing, comparing two renders.
     for router in (history_router, history_pages, links_router, events_router, compare_router):
+        app.include_router(router)
+    # The loop: a Fix per problem and the autopilot.
+    for router in (autofix.router, autofix.pages):
         app.include_router(router)
 
     store = get_store(settings)

@@ -25,6 +25,8 @@ EXPORT_TASK = "segue.export_render"
 SUGGEST_TASK = "segue.suggest_prompts"
 #: Search MoCE's switch step of a keyframe by probe renders (worker/moce.py).
 MOCE_SEARCH_TASK = "segue.search_switch_step"
+#: One step of an autopilot run or a "Fix" request: find, probe, apply, re-render (worker/autofix.py).
+AUTOFIX_TASK = "segue.autofix_step"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -152,3 +154,7 @@ def send_suggestions(suggestion_id: int) -> None:
 
 def send_moce_search(search_id: int) -> None:
     celery_client().send_task(MOCE_SEARCH_TASK, args=[search_id], queue=get_settings().render_queue)
+
+
+def send_autofix(autofix_id: int) -> None:
+    celery_client().send_task(AUTOFIX_TASK, args=[autofix_id], queue=get_settings().render_queue)

@@ -296,9 +296,22 @@ class ScoreSummaryOut(BaseModel):
     )
 
 
+class ProblemOut(BaseModel):
+    """A stretch that goes wrong (core.problems): flags grouped, ranked by severity, with where to fix it."""
+
+    id: str = Field(description='stable for the same frames, e.g. "jump-9-10"')
+    kind: Literal["jump", "backwards", "neither", "plateau"]
+    frames: list[int] = Field(description="[first, last] frame index involved")
+    t: float = Field(description="where a fix goes: for a jump, the midpoint of its two frames' t")
+    severity: float = Field(description="0..1, higher is worse (core/problems.py documents each score)")
+    message: str
+    segment: int
+
+
 class ScoresOut(BaseModel):
     render_id: int
     scorer: str | None
     scorers: list[str]
     frames: list[FrameScoreOut]
     summary: ScoreSummaryOut | None
+    problems: list[ProblemOut] = Field([], description="the flags grouped into problems, worst first")

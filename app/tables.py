@@ -159,6 +159,8 @@ class Render(Base):
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
     leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Why a queued render has no frames yet (a switch step search it waits for); None otherwise.
+    waiting_for: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
     transition: Mapped[Transition] = relationship(back_populates="renders")
     frames: Mapped[list[Frame]] = relationship(
@@ -432,6 +434,47 @@ class ConceptSearch(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     #: The lease of the worker running it, as on Export.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Autofix(Base):
+    """The loop run by Segue: find a render's worst problem, probe fixes for it, apply the best, re-render.
+
+    kind "autopilot" repeats rounds (worker/autofix.py) until a stop rule holds; kind "fix" only proposes
+    fixes for one problem (`problem_id` of render `render_id`) and stops: a person applies one.
+    `status`: queued | running | waiting (a round's render is under way; no lease, the render's end sends
+    the next step) | done | failed | cancelled. `rounds`: [{problem, fix, edit_version, before, after,
+    outcome}], `proposals` (fix): [{id, kind, label, prompt?, position, frames?, predicted, current,
+    thumbnail_key}], best first.
+    """
+
+    __tablename__ = "autofixes"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="autopilot")
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    max_rounds: Mapped[int] = mapped_column(Integer, default=3)
+    budget_frames: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    target_smoothness: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    problem_id: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    #: The render a fix analyses, or the render an autopilot round waits for.
+    render_id: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("share_links.id", ondelete="SET NULL"), nullable=True, default=None
+    )
+    phase: Mapped[str] = mapped_column(String(200), default="")
+    frames_spent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rounds: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    proposals: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    stopped_because: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    #: The lease of the worker running a step, as on Export.
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
     leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

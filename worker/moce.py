@@ -28,6 +28,7 @@ import numpy as np
 from app.config import get_settings
 from app.db import new_session
 from app.services.recovery import SEARCHES
+from app.services.rendering import plan_waiting
 from app.storage import get_store
 from app.tables import ConceptSearch, utcnow
 from core.moce import Probe, concept_score, max_probes, search_switch_step
@@ -139,7 +140,7 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
         row = db.get(ConceptSearch, search_id)
         if not claimed or row is None:
             return {"probes": 0}
-        inputs, key = dict(row.inputs), row.input_key
+        inputs, key, transition_id = dict(row.inputs), row.input_key, row.transition_id
 
     trace: list[dict[str, Any]] = []
     try:
@@ -210,6 +211,7 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
         log.info(
             "switch step search %s: N=%d after %d probes (%s)", search_id, result.step, len(trace), details
         )
+        _wake_renders(transition_id)
         return {"probes": len(trace), "chosen_step": result.step}
     except lease.LeaseLost:
         raise
@@ -227,4 +229,14 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
             details={"seconds": round(time.perf_counter() - started, 2)},
             finished_at=utcnow(),
         )
+        _wake_renders(transition_id)
         return {"probes": len(trace)}
+
+
+def _wake_renders(transition_id: int) -> None:
+    """Renders that waited for this search plan now: with its step, or failing with its error."""
+    try:
+        with new_session() as db:
+            plan_waiting(db, transition_id)
+    except Exception as exc:  # the reaper sends their planning again (queued renders without frames)
+        log.warning("transition %s: could not wake the renders waiting for a search (%s)", transition_id, exc)

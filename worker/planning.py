@@ -18,12 +18,13 @@ from sqlalchemy import func, select, update
 from app.bus import get_bus
 from app.config import get_settings
 from app.db import new_session
-from app.services import paths
+from app.errors import FieldError
+from app.services import moce, paths
 from app.services.recovery import PLANNING
 from app.services.rendering import finish_render, queue_frames
 from app.services.views import progress
 from app.tables import Frame, Render, utcnow
-from core.params import RenderSnapshot
+from core.params import PROBED_SPACINGS, RenderSnapshot
 from worker import lease
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,25 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
         if render is None:
             return {"planned": 0}
         db.refresh(render)
-        get_bus().publish(progress(render))
         snapshot = RenderSnapshot.model_validate(render.params)
+        if render.waiting_for is not None:
+            # Waited for a switch step search: resolve it now, or wait on (released, queued) or fail
+            try:
+                snapshot = moce.resolve(db, render.transition, snapshot)
+            except moce.SearchPending as pending:
+                _wait_on(render_id, token, pending.message)
+                return {"planned": 0}
+            except FieldError as exc:
+                if lease.hold_job(db, PLANNING, render_id, token, lease_token=None, leased_until=None):
+                    finish_render(db, render, "failed", error=exc.message)
+                return {"planned": 0}
+            render.params = snapshot.model_dump(mode="json")
+            render.waiting_for = None
+            db.commit()
+        get_bus().publish(progress(render))
 
+    if snapshot.spacing not in PROBED_SPACINGS:  # it only waited for a search: no probe pass to run
+        return _queue(render_id, token, paths.plan(snapshot), 0)
     try:
         engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
         placement = place(engine, snapshot, should_cancel=lambda: _is_cancelled(render_id))
@@ -82,6 +99,10 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
         placement.probe_frames,
         placement.reason or "curve",
     )
+    return _queue(render_id, token, plans, placement.probe_frames)
+
+
+def _queue(render_id: int, token: str, plans: list[Any], probe_frames: int) -> dict[str, Any]:
     with new_session() as db:
         # The lease ends in the transaction that adds the frames (queue_frames commits): from then on the
         # render is no planning job, and a claimer blocked on the row finds it without a lease holder.
@@ -94,7 +115,19 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
             db.rollback()
             return {"planned": 0}
         queue_frames(db, render, plans)
-    return {"planned": len(plans), "probe_frames": placement.probe_frames}
+    return {"planned": len(plans), "probe_frames": probe_frames}
+
+
+def _wait_on(render_id: int, token: str, reason: str) -> None:
+    """Back to `queued` (no lease, so the next claim counts from 1): the search's end sends the planning."""
+    with new_session() as db:
+        db.execute(
+            update(Render)
+            .where(Render.id == render_id, Render.lease_token == token)
+            .values(status="queued", lease_token=None, leased_until=None, waiting_for=reason),
+            execution_options={"synchronize_session": False},
+        )
+        db.commit()
 
 
 def _release(render_id: int, token: str) -> None:

@@ -50,7 +50,10 @@ def score_and_store(
                     )
                 )
             )
-        todo = [i for i, key in enumerate(keys) if key not in done]
+        # One row per key: a batch may hold one key several times (holds, a cut's frames); two rows of one
+        # key would fail the commit and lose the scores of the whole batch
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}
+        todo = sorted(i for key, i in first.items() if key not in done)
         if not todo:
             continue
         values = scorer.score([images[i] for i in todo], [prompts[i] for i in todo])

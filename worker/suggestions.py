@@ -85,6 +85,73 @@ def _suggester(details: dict[str, Any]) -> Any:
         return TemplateSuggester()
 
 
+def bridge_candidates(
+    engine: Any,
+    model: str,
+    start: str,
+    end: str,
+    want: int,
+    count: int,
+    seed: int,
+    keyframe_prompts: list[str],
+    details: dict[str, Any],
+) -> tuple[list[Any], list[Any], Any]:
+    """Prompts bridging `start` -> `end` that the image model can use: the configured suggester's (a chat
+    model writes `count` per answer, templates `want`), validated against the model's tokenizer and
+    vocabulary, topped up from the templates to `want`. Returns (kept, rejected, what was proposed);
+    `details` learns which suggester answered and how long it took."""
+    from engine.suggesters import TemplateSuggester
+    from engine.suggesters.base import SuggesterError
+    from engine.suggesters.parse import validate
+    from engine.suggesters.template import template_bridges
+    from engine.suggesters.vocab import Vocabulary
+
+    tokenizer = engine.pipe.tokenizer
+    window = int(getattr(tokenizer, "model_max_length", 77) or 77)
+    vocabulary = Vocabulary.for_model(model, tokenizer)
+    suggester = _suggester(details)
+    try:
+        # A chat model writes `count` scenes per answer (and answers several times); templates `want`.
+        asked = want if suggester.name == "template" else count
+        proposed = suggester.suggest(start, end, asked, seed)
+    except SuggesterError as exc:
+        log.warning("bridges %r -> %r: %s; using templates", start[:60], end[:60], exc)
+        details["fallback"] = str(exc)
+        suggester = TemplateSuggester()
+        proposed = suggester.suggest(start, end, want, seed)
+    details["suggester"] = suggester.label
+    details["generate_seconds"] = round(proposed.seconds, 2)
+    timings = getattr(suggester, "timings", None)
+    if timings:
+        details["model_load"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()}
+
+    # Keep what the image model can use; top up from the templates, so the ranking has a choice
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text).input_ids)
+
+    kept, rejected = validate(
+        proposed.prompts,
+        keyframe_prompts,
+        count_tokens=count_tokens,
+        window=window,
+        adapt=vocabulary.adapt if vocabulary is not None else None,
+        source="template" if suggester.name == "template" else "llm",
+    )
+    if len(kept) < want and suggester.name != "template":
+        more, more_rejected = validate(
+            template_bridges(start, end, want),
+            keyframe_prompts + [c.prompt for c in kept],
+            count_tokens=count_tokens,
+            window=window,
+            adapt=vocabulary.adapt if vocabulary is not None else None,
+            source="template",
+        )
+        kept += more[: max(0, want - len(kept))]
+        rejected += more_rejected
+    kept = kept[:want]
+    return kept, rejected, proposed
+
+
 def run_suggestions(suggestion_id: int) -> dict[str, object]:
     dropped: dict[str, object] = {"items": 0}
     what = f"suggestions {suggestion_id}"
@@ -93,12 +160,7 @@ def run_suggestions(suggestion_id: int) -> dict[str, object]:
 
 def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
     from engine.pipeline import get_engine
-    from engine.suggesters import TemplateSuggester
-    from engine.suggesters.base import SuggesterError
-    from engine.suggesters.parse import validate
     from engine.suggesters.rank import Slot, rank_suggestions
-    from engine.suggesters.template import template_bridges
-    from engine.suggesters.vocab import Vocabulary
 
     settings = get_settings()
     started = time.perf_counter()
@@ -131,54 +193,13 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
     try:
         # 1. The image model: its tokenizer bounds the prompts, its vocabulary (small models) filters them
         engine = get_engine(pixels["model"], models_dir=settings.models_dir, device=settings.worker_device)
-        tokenizer = engine.pipe.tokenizer
-        window = int(getattr(tokenizer, "model_max_length", 77) or 77)
-        vocabulary = Vocabulary.for_model(pixels["model"], tokenizer)
 
-        # 2. Ask the suggester (the language model loads here, once per worker process)
-        suggester = _suggester(details)
+        # 2-3. Ask the suggester (the language model loads here, once per worker process) and keep what
+        # the image model can use, topped up from the templates
         want = pool_size(count)
-        try:
-            # A chat model writes `count` scenes per answer (and answers several times); templates `want`.
-            asked = want if suggester.name == "template" else count
-            proposed = suggester.suggest(target.start, target.end, asked, seed)
-        except SuggesterError as exc:
-            log.warning("suggestions %s: %s; using templates", suggestion_id, exc)
-            details["fallback"] = str(exc)
-            suggester = TemplateSuggester()
-            proposed = suggester.suggest(target.start, target.end, want, seed)
-        details["suggester"] = suggester.label
-        details["generate_seconds"] = round(proposed.seconds, 2)
-        timings = getattr(suggester, "timings", None)
-        if timings:
-            details["model_load"] = {
-                k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()
-            }
-
-        # 3. Keep what the image model can use; top up from the templates, so the ranking has a choice
-        def count_tokens(text: str) -> int:
-            return len(tokenizer(text).input_ids)
-
-        kept, rejected = validate(
-            proposed.prompts,
-            keyframe_prompts,
-            count_tokens=count_tokens,
-            window=window,
-            adapt=vocabulary.adapt if vocabulary is not None else None,
-            source="template" if suggester.name == "template" else "llm",
+        kept, rejected, proposed = bridge_candidates(
+            engine, pixels["model"], target.start, target.end, want, count, seed, keyframe_prompts, details
         )
-        if len(kept) < want and suggester.name != "template":
-            more, more_rejected = validate(
-                template_bridges(target.start, target.end, want),
-                keyframe_prompts + [c.prompt for c in kept],
-                count_tokens=count_tokens,
-                window=window,
-                adapt=vocabulary.adapt if vocabulary is not None else None,
-                source="template",
-            )
-            kept += more[: max(0, want - len(kept))]
-            rejected += more_rejected
-        kept = kept[:want]
         details["proposed"] = len(proposed.prompts)
         details["rejected"] = [{"prompt": r.prompt[:200], "reason": r.reason} for r in rejected[:20]]
         details["raw"] = [text[:1000] for text in proposed.raw[:4]]

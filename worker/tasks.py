@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from app.queue import EXPORT_TASK, MOCE_SEARCH_TASK, PLAN_RENDER_TASK, RENDER_BATCH_TASK, SUGGEST_TASK
+from app.queue import (
+    AUTOFIX_TASK,
+    EXPORT_TASK,
+    MOCE_SEARCH_TASK,
+    PLAN_RENDER_TASK,
+    RENDER_BATCH_TASK,
+    SUGGEST_TASK,
+)
+from worker.autofix import run_autofix
 from worker.celery_app import celery
 from worker.exports import run_export
 from worker.moce import run_search
@@ -34,3 +42,8 @@ def suggest_prompts(suggestion_id: int) -> dict[str, object]:
 @celery.task(name=MOCE_SEARCH_TASK, acks_late=True)
 def search_switch_step(search_id: int) -> dict[str, object]:
     return run_search(search_id)
+
+
+@celery.task(name=AUTOFIX_TASK, acks_late=True)
+def autofix_step(autofix_id: int) -> dict[str, object]:
+    return run_autofix(autofix_id)

@@ -18,6 +18,7 @@ from app.bus import get_bus
 from app.db import new_session
 from app.deps import AccessDep, Id, Index, QueryId, SessionDep, owner_only
 from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany, form_errors
+from app.routes.autofix import panel_context as autofix_panel
 from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
 from app.services import history, links, moce, recovery, rendering, scores, transitions, views
 from app.services.history import Conflict
@@ -131,6 +132,7 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         **settings_context(),
         **(_scores_context(db, render, live=not render.is_finished) if render is not None else {}),
         **_history_context(db, transition),
+        **autofix_panel(db, transition),
     }
 
 
@@ -514,6 +516,8 @@ def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) 
             )
         ],
         "flags": scores.frame_flags(db, chosen, index),
+        # A jump from this frame to the next is bridged between the two frames, not on this one
+        "insert_t": scores.insert_position(db, chosen, frame),
     }
     block = "detail" if _is_htmx(request) else None
     return templates.TemplateResponse(request, "pages/frame.html", context, block_name=block)

@@ -319,10 +319,12 @@ def edit(
     *,
     expected: int | None = None,
     actor: Actor | None = None,
+    because: str | None = None,
 ) -> Edit | None:
     """Run `change` (which mutates the rows, or raises FieldError/NotFound) as one recorded edit.
 
     Returns the Edit, or None when the change changed nothing (nothing is recorded, the version stays).
+    `because`: why it was made (the problem a fix answers), appended to the history's summary.
     """
     actor = actor or OWNER
     transition_id = transition.id
@@ -343,6 +345,8 @@ def edit(
         db.rollback()  # gives the claimed version back
         return None
     summary = outcome.summary or summarize(before, after, before_doc)
+    if because:
+        summary = f"{summary} — {because}"
     row = Edit(
         transition_id=transition_id,
         version=version,

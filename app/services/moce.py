@@ -227,11 +227,16 @@ def _where(keyframe: Keyframe) -> str:
     return f"the keyframe at {keyframe.position:g}"
 
 
+class SearchPending(FieldError):
+    """An "auto" switch step whose search is queued or running: a render waits for it (status queued)."""
+
+
 def resolve(db: Session, transition: Transition, snapshot: RenderSnapshot) -> RenderSnapshot:
     """The snapshot with every "auto" switch step replaced by its search's chosen step.
 
-    A search that is not done is a FieldError (422) naming the keyframe; one that does not exist yet is
-    queued first, so rendering again later works.
+    A failed search is a FieldError (422) naming the keyframe; one that is not done is SearchPending (one
+    that does not exist yet is queued first), which start_render turns into a render that waits for it.
+    A keyframe moved or removed since the snapshot was taken is a FieldError too.
     """
     if not any(k.concepts is not None and k.concepts.is_auto for k in snapshot.keyframes):
         return snapshot
@@ -242,7 +247,13 @@ def resolve(db: Session, transition: Transition, snapshot: RenderSnapshot) -> Re
         if concepts is None or not concepts.is_auto:
             keyframes.append(shot)
             continue
-        keyframe = rows[round(shot.position, 9)]
+        keyframe = rows.get(round(shot.position, 9))
+        if keyframe is None or keyframe.concepts is None:
+            raise FieldError(
+                "concepts",
+                f"the keyframe at t = {shot.position:g} with an automatic switch step was moved or removed "
+                "since this render was asked for; render again",
+            )
         row = ensure_search(db, transition, keyframe)
         where = _where(keyframe)
         if row.status == "failed":
@@ -252,8 +263,9 @@ def resolve(db: Session, transition: Transition, snapshot: RenderSnapshot) -> Re
                 "instead of \u201cauto\u201d, or save it again to search again",
             )
         if row.status != "done" or row.chosen_step is None:
-            raise FieldError(
-                "concepts", f"the switch step search for {where} is still running; render when it is done"
+            raise SearchPending(
+                "concepts",
+                f"waiting for the switch step search for {where}; the render starts when it is done",
             )
         chosen = concepts.model_copy(update={"switch_step": int(row.chosen_step)})
         keyframes.append(shot.model_copy(update={"concepts": chosen}))

@@ -40,7 +40,7 @@ from app.db import _sqlite_pragmas
 from app.errors import BrokerUnavailable, FieldError
 from app.services.rendering import batches, check_quotas, finish_render
 from app.services.views import progress
-from app.tables import ConceptSearch, Export, Frame, Render, Suggestion, utcnow
+from app.tables import FINISHED_STATUSES, Autofix, ConceptSearch, Export, Frame, Render, Suggestion, utcnow
 from core.params import RenderSnapshot
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,24 @@ class Planning(Job):
         return (Render.status == "queued") & self._unplanned()
 
 
+class AutofixJob(Job):
+    """An autopilot run or a Fix request (worker/autofix.py). Between two steps an autopilot `waits` for its
+    round's render without a lease; once that render is finished the row is claimable again, and a
+    waiting row whose render finished is a job a message should name (the render's end sends it)."""
+
+    def _render_finished(self) -> ColumnElement[bool]:
+        t = self.table
+        return (t.status == "waiting") & exists().where(
+            Render.id == t.render_id, Render.status.in_(FINISHED_STATUSES)
+        )
+
+    def claimable(self, now: datetime) -> ColumnElement[bool]:
+        return super().claimable(now) | self._render_finished()
+
+    def waiting(self) -> ColumnElement[bool]:
+        return super().waiting() | self._render_finished()
+
+
 EXPORTS = Job("export", Export, "send_export", "running this export", "ask again to retry")
 SUGGESTIONS = Job(
     "suggestions", Suggestion, "send_suggestions", "writing these suggestions", "ask again to retry", "them"
@@ -150,7 +168,8 @@ SEARCHES = Job(
 PLANNING = Planning(
     "planning", Render, "send_plan_render", "placing this render's frames", "retry to try again"
 )
-JOBS: dict[str, Job] = {job.kind: job for job in (EXPORTS, SUGGESTIONS, SEARCHES, PLANNING)}
+AUTOFIXES = AutofixJob("autofix", Autofix, "send_autofix", "running this autofix", "start it again to retry")
+JOBS: dict[str, Job] = {job.kind: job for job in (EXPORTS, SUGGESTIONS, SEARCHES, PLANNING, AUTOFIXES)}
 
 
 def _reap_jobs(db: Session, now: datetime, counts: dict[str, int]) -> None:

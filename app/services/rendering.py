@@ -12,11 +12,11 @@ from sqlalchemy.sql import ColumnElement
 from app.bus import get_bus
 from app.config import get_settings
 from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany
-from app.queue import batch_priority, broker_error, send_plan_render, send_render_batch
+from app.queue import batch_priority, broker_error, send_autofix, send_plan_render, send_render_batch
 from app.services import moce, paths
 from app.services.views import frame_done, progress, stats
 from app.storage import get_store
-from app.tables import Frame, Render, Transition, utcnow
+from app.tables import Autofix, Frame, Render, Transition, utcnow
 from core import events
 from core.params import PROBED_SPACINGS, SETTING_FIELDS, KeyframeSnapshot, RenderSnapshot
 from core.registry import model_revision
@@ -51,9 +51,13 @@ def start_render(db: Session, transition: Transition, link_id: int | None = None
     `link_id`: the share link it is started through, which has its own quota of renders at once.
     """
     params = snapshot(transition)
-    # MoCE: an "auto" switch step becomes its search's chosen step; a search not done yet is a 422 naming
-    # the keyframe (and is queued if it was never asked for)
-    params = moce.resolve(db, transition, params)
+    # MoCE: an "auto" switch step becomes its search's chosen step; a failed search is a 422 naming the
+    # keyframe; a search not done yet (queued if it was never asked for) makes the render wait for it
+    try:
+        params = moce.resolve(db, transition, params)
+    except moce.SearchPending as pending:
+        paths.plan(params)  # a timeline that cannot be planned fails now, not once the search is done
+        return _wait_for_search(db, transition, params, link_id, pending.message)
     plans = paths.plan(params)  # a timeline that cannot be planned fails here, before anything is saved
     check_quotas(db, transition.id, params, len(plans), link_id)
     problem = broker_error()  # the queue is away: 503 before any row is written, nothing is left queued
@@ -81,6 +85,50 @@ def start_render(db: Session, transition: Transition, link_id: int | None = None
         raise BrokerUnavailable(error) from exc
     get_bus().publish(progress(render))
     return render
+
+
+def _wait_for_search(
+    db: Session, transition: Transition, params: RenderSnapshot, link_id: int | None, reason: str
+) -> Render:
+    """A render saved without frames, `queued` with the reason it waits; when the switch step search ends,
+    `plan_waiting` hands it to the planning job (worker/planning.py), which resolves the step and queues
+    the frames, or fails the render with the search's error."""
+    check_quotas(db, transition.id, params, params.frames, link_id)
+    render = Render(
+        transition_id=transition.id,
+        transition_version=transition.version,
+        status="queued",
+        params=params.model_dump(mode="json"),
+        model=params.model,
+        frames_total=0,
+        link_id=link_id,
+        waiting_for=reason,
+    )
+    db.add(render)
+    db.commit()
+    try:
+        get_bus().publish(progress(render))
+    except Exception:  # saved all the same; the page shows it from the database
+        log.warning("render %s: could not announce that it waits", render.id)
+    return render
+
+
+def plan_waiting(db: Session, transition_id: int) -> int:
+    """Send the planning of this transition's renders that wait for a switch step search (one ended)."""
+    waiting = db.scalars(
+        select(Render.id).where(
+            Render.transition_id == transition_id,
+            Render.status == "queued",
+            Render.waiting_for.is_not(None),
+            ~Render.frames.any(),
+        )
+    ).all()
+    for render_id in waiting:
+        try:
+            send_plan_render(render_id)
+        except Exception as exc:  # the reaper sends it again (a queued render without frames is a job)
+            log.warning("render %s: could not queue its planning (%s)", render_id, exc)
+    return len(waiting)
 
 
 def check_quotas(
@@ -220,7 +268,20 @@ def finish_render(db: Session, render: Render, status: str, error: str | None = 
         get_bus().publish(events.finished(status, render.id, stats=stats(render), **extra))
     except Exception:  # the status is saved; streams end from the database when the event is missing
         log.exception("render %s is %s but the final event could not be published", render.id, status)
+    _wake_autofixes(db, render.id)
     return True
+
+
+def _wake_autofixes(db: Session, render_id: int) -> None:
+    """An autopilot round waited for this render: its next step runs now (the reaper sends it otherwise)."""
+    waiting = db.scalars(
+        select(Autofix.id).where(Autofix.render_id == render_id, Autofix.status == "waiting")
+    ).all()
+    for autofix_id in waiting:
+        try:
+            send_autofix(autofix_id)
+        except Exception as exc:
+            log.warning("autofix %s: could not send its next step (%s); the reaper will", autofix_id, exc)
 
 
 def cancel_render(db: Session, render: Render) -> Render:

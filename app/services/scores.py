@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.errors import FieldError
-from app.schemas import FlagOut, FrameScoreOut, ScoresOut, ScoreSummaryOut, SimilarityOut
-from app.tables import FrameScore, Render
-from core import confusion
+from app.schemas import FlagOut, FrameScoreOut, ProblemOut, ScoresOut, ScoreSummaryOut, SimilarityOut
+from app.tables import Frame, FrameScore, Render
+from core import confusion, problems
 from core.scores import (
     FrameRef,
     RenderShape,
@@ -108,6 +108,7 @@ def scores_out(db: Session, render: Render, scorer: str | None = None) -> Scores
     if found is None:
         return ScoresOut(render_id=render.id, scorer=None, scorers=available, frames=[], summary=None)
     summary = found.summary
+    grouped = problems.group(found.frames)
     return ScoresOut(
         render_id=render.id,
         scorer=found.scorer,
@@ -137,7 +138,26 @@ def scores_out(db: Session, render: Render, scorer: str | None = None) -> Scores
         )
         if summary
         else None,
+        problems=[problem_out(p) for p in grouped],
     )
+
+
+def problem_out(problem: problems.Problem) -> ProblemOut:
+    return ProblemOut(
+        id=problem.id,
+        kind=problem.kind,  # type: ignore[arg-type]
+        frames=list(problem.frames),
+        t=round(problem.t, 4),
+        severity=round(problem.severity, 4),
+        message=problem.message,
+        segment=problem.segment,
+    )
+
+
+def render_problems(db: Session, render: Render, scorer: str | None = None) -> list[problems.Problem]:
+    """The render's problems as `scorer` (default: the preferred one stored) sees them, worst first."""
+    found, _ = shape(db, render, scorer)
+    return problems.group(found.frames) if found else []
 
 
 PLOT_WIDTH = 1000
@@ -188,6 +208,8 @@ def plot_context(db: Session, render: Render, scorer: str | None = None) -> dict
         if f.flags:
             flagged.append({"frame": f, "reasons": reasons, "url": urls.get(f.index)})
     line = " ".join(f"{p['x']},{p['y']}" for p in points)
+    grouped = problems.group(frames)
+    involved = sorted({i for p in grouped for i in range(p.frames[0], p.frames[1] + 1)})
     extra = extra_metrics(db, render)
     ordered = sorted(render.frames, key=lambda f: f.index)
     noise_line = " ".join(
@@ -206,12 +228,23 @@ def plot_context(db: Session, render: Render, scorer: str | None = None) -> dict
         "line": line,
         "bars": bars,
         "flagged": flagged,
+        "problems": grouped,
+        "involved": involved,
         "urls": urls,
         "width": PLOT_WIDTH,
         "progress_height": PROGRESS_HEIGHT,
         "change_height": CHANGE_HEIGHT,
         "y_of": lambda p: 10 + (1 - p) * (PROGRESS_HEIGHT - 20),
     }
+
+
+def insert_position(db: Session, render: Render, frame: Frame) -> float:
+    """Where the frame panel's insert box puts a keyframe: the midpoint of a jump that starts at this frame
+    (the pair's problem t), else the frame's own t."""
+    for problem in render_problems(db, render):
+        if problem.kind == problems.JUMP and problem.frames[0] == frame.index:
+            return round(problem.t, 6)
+    return frame.t
 
 
 def frame_flags(db: Session, render: Render, index: int) -> list[str]:

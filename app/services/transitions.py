@@ -91,6 +91,7 @@ def update_transition(
     *,
     expected: int | None = None,
     actor: Actor | None = None,
+    because: str | None = None,
 ) -> Transition:
     changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.cleared_settings(patch)
     if not changes and expected is None:
@@ -107,7 +108,7 @@ def update_transition(
                 setattr(transition, name, changes[name])
         return history.Outcome(payload=changes)
 
-    history.edit(db, transition, "update", change, expected=expected, actor=actor)
+    history.edit(db, transition, "update", change, expected=expected, actor=actor, because=because)
     moce.after_edit(db, transition)  # new settings: the "auto" switch steps need searches for them
     return transition
 
@@ -194,6 +195,7 @@ def add_keyframe(
     *,
     expected: int | None = None,
     actor: Actor | None = None,
+    because: str | None = None,
 ) -> Keyframe:
     values = data.model_dump(exclude={"version"})
     added: list[Keyframe] = []
@@ -213,7 +215,7 @@ def add_keyframe(
         added.append(keyframe)
         return history.Outcome(payload={"id": keyframe.id, **values})
 
-    history.edit(db, transition, "add_keyframe", change, expected=expected, actor=actor)
+    history.edit(db, transition, "add_keyframe", change, expected=expected, actor=actor, because=because)
     moce.after_edit(db, transition, added[0])  # concepts with switch step "auto": queue the search
     return added[0]
 
@@ -233,6 +235,7 @@ def update_keyframe(
     *,
     expected: int | None = None,
     actor: Actor | None = None,
+    because: str | None = None,
 ) -> Keyframe:
     changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.keyframe_changes(patch)
     if isinstance(changes.get("concepts"), BaseModel):  # MoCE: stored as JSON, recorded as plain values
@@ -256,7 +259,7 @@ def update_keyframe(
         paths.apply_keyframe_settings(current, changes)
         return history.Outcome(payload={"id": keyframe_id, **changes})
 
-    history.edit(db, transition, "update_keyframe", change, expected=expected, actor=actor)
+    history.edit(db, transition, "update_keyframe", change, expected=expected, actor=actor, because=because)
     updated = _fresh_keyframe(db, transition, keyframe_id)
     moce.after_edit(db, transition, updated)
     return updated
