@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 #: Problems a fix can take on (a plateau is the other side of a jump; spacing answers it, not an edit).
 FIXABLE = (grouping.JUMP, grouping.BACKWARDS, grouping.NEITHER)
 #: Bridge prompts probed per problem; the best two are kept beside "more frames" (three fixes at most).
-BRIDGES_PROBED = 4
+BRIDGES_PROBED = 2
 BRIDGES_KEPT = 2
+#: Frames rendered to probe one fix at most: the changed frames nearest its t (they are reused on apply).
+MAX_PROBES = 8
 THUMBNAIL_SIDE = 128
 #: A fix must be predicted to lower the stretch's largest change by at least this fraction.
 MIN_GAIN = 0.02
@@ -207,18 +209,18 @@ def propose(
     """Probe candidate fixes for `problem` of `render`; (proposals best first, frames rendered to probe).
 
     Each candidate is a changed timeline (a bridge keyframe at the problem's t; more frames there). Its
-    frames are planned and keyed exactly as a render would; across the stretch (one frame beyond the
-    problem on each side) the frames whose keys are new are probe-rendered and scored, the others keep
-    their stored scores, and `predicted` is the largest scorer change between neighbours there, against
-    `current`, the same of the render as it is. `budget`: frames left to spend; fixes whose re-render
-    would cost more are not proposed."""
+    frames are planned and keyed exactly as a render would; the frames it changes nearest t (MAX_PROBES at
+    most) are rendered at full settings, scored, and stored under their frame keys (applying the fix
+    reuses them). `predicted` is the largest scorer change between neighbours over those frames and the
+    unchanged frames beside them; `current` the same over that stretch of the render as it is.
+    `budget`: frames left to spend; fixes whose re-render would cost more are not proposed."""
     from app.config import get_settings
     from app.services.paths import plan as plan_frames_of
     from core.params import KeyframeSnapshot
     from core.timeline import frame_keys
     from engine.pipeline import get_engine
     from worker.headless import request_of
-    from worker.scoring import scorers_for
+    from worker.scoring import score_and_store, scorers_for
     from worker.suggestions import bridge_candidates
 
     settings = get_settings()
@@ -230,14 +232,8 @@ def propose(
     keys = keys_of(snapshot)
     frames = sorted(render.frames, key=lambda f: f.index)
     left, right = _stretch(problem, len(frames) - 1)
-    low = frames[max(0, left - 1)].t
-    high = frames[min(len(frames) - 1, right + 1)].t
-    old = _window([f.t for f in frames], low, high)
-    changes = [found.frames[i].change for i in old[:-1]]
-    known = [c for c in changes if c is not None]
-    if not known:
+    if not any(f.change is not None for f in found.frames):
         return [], 0
-    current = max(known)
     segment_cost = sum(1 for f in frames if f.segment == problem.segment)
 
     engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
@@ -296,67 +292,89 @@ def propose(
                 }
             )
 
-    # Plan each candidate's frames in the stretch; what is not scored yet is probed (once per key)
+    # Plan each candidate as a render would; the frames it changes nearest t are probed (once per key)
     pixels = snapshot.pixels()
-    stored = _frame_embeddings(db, scorer_name, [f.key for f in frames])
+    old_keys = {f.key for f in frames}
+    stored = _frame_embeddings(db, scorer_name, list(old_keys))
     embeddings: dict[str, list[float]] = {k: list(v.embedding) for k, v in stored.items()}
     todo: dict[str, tuple[Any, list[Any]]] = {}
     for candidate in candidates:
         try:
             plans = plan_frames_of(candidate["snapshot"])
         except FieldError:
-            candidate["plans"] = None
             continue
         keyed = frame_keys(pixels, plans, snapshot.model_revision)
-        window = _window([p.t for p in plans], low, high)
-        candidate["window"] = [keyed[i] for i in window]
-        candidate["near"] = min(window, key=lambda i: abs(plans[i].t - t)) if window else None
-        candidate["near_key"] = keyed[candidate["near"]] if window else None
-        for i in window:
-            if keyed[i] not in embeddings and keyed[i] not in todo:
-                todo[keyed[i]] = (plans[i], plans)
-    candidates = [c for c in candidates if c.get("window")]
+        changed = sorted(
+            (i for i, k in enumerate(keyed) if k not in old_keys), key=lambda i: abs(plans[i].t - t)
+        )
+        probe = set(changed[:MAX_PROBES])
+        if not probe:
+            continue
+        # The probed frames and the unchanged frames next to them: a changed frame not probed ends it
+        low_i, high_i = max(0, min(probe) - 1), min(len(plans) - 1, max(probe) + 1)
+        window = [i for i in range(low_i, high_i + 1) if i in probe or keyed[i] in old_keys]
+        candidate.update(
+            keys=[keyed[i] for i in window],
+            probed={keyed[i] for i in probe},
+            near_key=keyed[min(probe, key=lambda i: abs(plans[i].t - t))],
+            span=(plans[window[0]].t, plans[window[-1]].t),
+        )
+        for i in probe:
+            todo.setdefault(keyed[i], (plans[i], plans))
+    candidates = [c for c in candidates if c.get("keys")]
     images: dict[str, Any] = {}
     keys_todo = list(todo)
+    store = get_store()
     batch = max(1, snapshot.batch_size)
     for start in range(0, len(keys_todo), batch):
         chunk = keys_todo[start : start + batch]
-        run.set(phase=f"probing: frame {start + 1}–{start + len(chunk)} of {len(keys_todo)}")
+        run.set(phase=f"probing fixes: frames {start + 1}–{start + len(chunk)} of {len(keys_todo)}")
         rendered = engine.render(pixels, [request_of(todo[k][0], todo[k][1]) for k in chunk])
-        values = scorer.score(rendered, [(todo[k][0].prompt_a, todo[k][0].prompt_b) for k in chunk])
+        prompts = [(todo[k][0].prompt_a, todo[k][0].prompt_b) for k in chunk]
+        values = scorer.score(rendered, prompts)
         for key, image, value in zip(chunk, rendered, values, strict=True):
             images[key] = image
             embeddings[key] = value.embedding.tolist()
+            # A probe is the very frame the fix's render needs: stored (and scored) under its frame key,
+            # so applying the fix reuses it instead of rendering it again
+            store.write(key, _frame_png(image))
+        score_and_store(engine, rendered, chunk, prompts)
 
-    store = get_store()
     proposals = []
+    ts = [f.t for f in frames]
     for number, candidate in enumerate(candidates):
-        sequence = [embeddings[k] for k in candidate["window"] if k in embeddings]
+        sequence = [embeddings[k] for k in candidate["keys"] if k in embeddings]
         if len(sequence) < 2:
             continue
         predicted = max(distance(scorer_name, x, y) for x, y in zip(sequence, sequence[1:], strict=False))
+        span = _window(ts, *candidate["span"])
+        before = [found.frames[i].change for i in span[:-1]]
+        current = max([c for c in before if c is not None], default=0.0)
         thumb = None
         image = images.get(candidate["near_key"])
         if image is not None:
-            thumb = hashlib.sha256(f"autofix-probe\n{run.id}\n{candidate['near_key']}".encode()).hexdigest()
+            thumb = hashlib.sha256(f"autofix-probe\n{candidate['near_key']}".encode()).hexdigest()
             store.write(thumb, _png(image))
+        hidden = ("snapshot", "keys", "near_key", "span")
         proposals.append(
             {
-                **{
-                    k: v
-                    for k, v in candidate.items()
-                    if k not in ("snapshot", "plans", "window", "near", "near_key")
-                },
+                **{k: v for k, v in candidate.items() if k not in hidden},
+                "probed": sorted(candidate["probed"]),
                 "id": f"{candidate['kind']}-{number}",
                 "predicted": round(float(predicted), 5),
                 "current": round(float(current), 5),
                 "thumbnail_key": thumb,
-                "probed": sum(1 for k in candidate["window"] if k in images),
             }
         )
     bridges = sorted((p for p in proposals if p["kind"] == "bridge"), key=lambda p: p["predicted"])
     rest = [p for p in proposals if p["kind"] != "bridge"]
     return sorted(bridges[:BRIDGES_KEPT] + rest, key=lambda p: p["predicted"]), len(keys_todo)
+
+
+def _frame_png(image: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _png(image: Any) -> bytes:
@@ -535,7 +553,8 @@ def _autopilot(run: _Run) -> dict[str, object]:
             }
         )
         db.refresh(transition)
-        rendered = rendering.start_render(db, transition, link_id=row.link_id)
+        probed = frozenset(applied.get("probed", []))
+        rendered = rendering.start_render(db, transition, link_id=row.link_id, probed=probed)
         return _wait_for(
             run,
             rendered,

@@ -179,10 +179,11 @@ def scores_panel(request: Request, render_id: Id, db: SessionDep, scorer: str | 
     return templates.TemplateResponse(request, "partials/scores.html", context)
 
 
-def _scores_html(render_id: int) -> str:
+def _scores_html(render_id: int, can_edit: bool) -> str:
     with new_session() as db:
         chosen = rendering.get_render(db, render_id)
-        return fragment("partials/scores.html", render=chosen, **_scores_context(db, chosen, live=True))
+        context = _scores_context(db, chosen, live=True)
+        return fragment("partials/scores.html", render=chosen, can_edit=can_edit, **context)
 
 
 @router.get("/transitions/{transition_id}", response_class=HTMLResponse)
@@ -423,7 +424,7 @@ async def render_stream(
             # The plots are redrawn from the database at most once a second (and at the end), not per frame.
             now = time.monotonic()
             if stale and (now - scored_at >= SCORES_EVERY_SECONDS or item.event.terminal):
-                html = await asyncio.to_thread(_scores_html, render_id)
+                html = await asyncio.to_thread(_scores_html, render_id, access.can_edit)
                 messages.insert(-1 if item.event.terminal else len(messages), ("scores", html))
                 scored_at, stale = now, False
             for name, html in messages:

@@ -82,6 +82,8 @@ class ProposalOut(BaseModel):
     predicted: float
     current: float
     thumbnail_url: str | None = None
+    cost: int | None = Field(None, description="frames its render computes at most, before probe reuse")
+    probed: list[str] = Field([], description="frame keys the probe rendered: its render reuses them")
 
 
 class AutofixOut(BaseModel):
@@ -124,7 +126,7 @@ def autofix_out(row: Autofix) -> AutofixOut:
         render_id=row.render_id,
         proposals=[
             ProposalOut(
-                **{k: p.get(k) for k in ProposalOut.model_fields if k != "thumbnail_url"},
+                **{k: p[k] for k in ProposalOut.model_fields if k != "thumbnail_url" and k in p},
                 thumbnail_url=thumbnail_url(p),
             )
             for p in row.proposals or []
@@ -313,7 +315,8 @@ def apply_fix(
         }
     ]
     db.commit()
-    return rendering.start_render(db, transition, link_id=link_id)
+    probed = frozenset(proposal.get("probed", []))  # the probes are the fix's frames: reused, not rendered
+    return rendering.start_render(db, transition, link_id=link_id, probed=probed)
 
 
 def describe_problem(problem_id: str | None) -> str:

@@ -231,6 +231,18 @@ class SearchPending(FieldError):
     """An "auto" switch step whose search is queued or running: a render waits for it (status queued)."""
 
 
+def placeholder_steps(snapshot: RenderSnapshot) -> RenderSnapshot:
+    """The snapshot with every "auto" switch step as 0: plannable (frame count, positions) before the
+    searches are done; never rendered."""
+    keyframes = [
+        k.model_copy(update={"concepts": k.concepts.model_copy(update={"switch_step": 0})})
+        if k.concepts is not None and k.concepts.is_auto
+        else k
+        for k in snapshot.keyframes
+    ]
+    return snapshot.model_copy(update={"keyframes": keyframes})
+
+
 def resolve(db: Session, transition: Transition, snapshot: RenderSnapshot) -> RenderSnapshot:
     """The snapshot with every "auto" switch step replaced by its search's chosen step.
 

@@ -43,8 +43,13 @@ def snapshot(transition: Transition) -> RenderSnapshot:
     )
 
 
-def start_render(db: Session, transition: Transition, link_id: int | None = None) -> Render:
+def start_render(
+    db: Session, transition: Transition, link_id: int | None = None, probed: frozenset[str] = frozenset()
+) -> Render:
     """Plan every frame, reuse the ones already stored, and queue the rest in batches.
+
+    `probed`: frame keys a worker rendered at full settings and stored (the autopilot's probes of the fix
+    it applies): reused like rendered frames when the store has them.
 
     Perceptual and adaptive spacing place the frames from a probe render: the render is saved without
     frames and a worker plans it (worker/planning.py), then queues its batches through `queue_frames`.
@@ -56,7 +61,7 @@ def start_render(db: Session, transition: Transition, link_id: int | None = None
     try:
         params = moce.resolve(db, transition, params)
     except moce.SearchPending as pending:
-        paths.plan(params)  # a timeline that cannot be planned fails now, not once the search is done
+        paths.plan(moce.placeholder_steps(params))  # an unplannable timeline fails now, not after the search
         return _wait_for_search(db, transition, params, link_id, pending.message)
     plans = paths.plan(params)  # a timeline that cannot be planned fails here, before anything is saved
     check_quotas(db, transition.id, params, len(plans), link_id)
@@ -73,7 +78,7 @@ def start_render(db: Session, transition: Transition, link_id: int | None = None
         link_id=link_id,
     )
     if params.spacing not in PROBED_SPACINGS:
-        return queue_frames(db, render, plans)
+        return queue_frames(db, render, plans, probed)
     db.add(render)
     db.commit()
     try:
@@ -194,8 +199,11 @@ def batches(plans: list[FramePlan], keys: list[str], pending: set[int], size: in
     return [sum(listed[i : i + size], []) for i in range(0, len(listed), size)]
 
 
-def queue_frames(db: Session, render: Render, plans: list[FramePlan]) -> Render:
-    """Give a render its planned frames, reuse the ones already stored and queue the rest."""
+def queue_frames(
+    db: Session, render: Render, plans: list[FramePlan], probed: frozenset[str] = frozenset()
+) -> Render:
+    """Give a render its planned frames, reuse the ones already stored (and the `probed` ones the store
+    has) and queue the rest."""
     params = RenderSnapshot.model_validate(render.params)
     frame_keys = keys_of_frames(params.pixels(), plans, params.model_revision)
 
@@ -203,7 +211,7 @@ def queue_frames(db: Session, render: Render, plans: list[FramePlan]) -> Render:
     stored = set(
         db.scalars(select(Frame.key).where(Frame.key.in_(set(frame_keys)), Frame.status == "done").distinct())
     )
-    reusable = store.existing(stored)
+    reusable = store.existing(stored | (probed & set(frame_keys)))
 
     render.frames_total = len(plans)
     now = utcnow()

@@ -59,31 +59,35 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
     assert page.locator("#scores .point.flagged").count() >= 1
     first_render = int(page.locator("#scores").get_attribute("data-render-id"))
     scores = _api(server, "GET", f"/api/renders/{first_render}/scores")
-    # Frames on a keyframe cannot take another one; prefer a jump, the most telling flag.
+    # The list shows problems, worst first, as the API does; a fixable one (not a hold at the ends)
+    problems = scores["problems"]
     on_keys = {0.0, 0.5, 1.0}
-    flagged = sorted(
-        (f for f in scores["frames"] if f["flags"] and f["t"] not in on_keys),
-        key=lambda f: f["flags"][0]["kind"] != "jump",
-    )
-    assert flagged, scores
-    reason = flagged[0]["flags"][0]["message"]
-    assert page.locator("#scores .flags").inner_text().count("#") >= 1
-    assert reason in page.locator("#scores .flags").inner_text()
-    # The flagged frame is outlined in the film strip too.
-    outline = page.locator(f"#frame-{flagged[0]['index']} .frame-link").evaluate(
-        "e => getComputedStyle(e).outlineStyle"
-    )
+    fixable = [p for p in problems if p["kind"] != "plateau" and p["t"] not in on_keys]
+    assert fixable, scores
+    problem = fixable[0]
+    listed = page.locator("#scores .problems").inner_text()
+    assert problem["message"] in listed
+    assert [p.get_attribute("data-problem") for p in page.locator("#scores .problem").all()] == [
+        p["id"] for p in problems
+    ]
+    first = problem["frames"][0]
+    # Every frame of a problem is outlined in the film strip too.
+    outline = page.locator(f"#frame-{first} .frame-link").evaluate("e => getComputedStyle(e).outlineStyle")
     assert outline == "solid"
 
-    # One click on the flagged point opens the frame panel: the frame, its neighbours, why, insert here.
-    page.locator(f"#scores .point.flagged[data-index='{flagged[0]['index']}']").click()
+    # One click on the problem's point opens the frame panel: the frame, its neighbours, why, insert there
+    # (for a jump: between its two frames, at the problem's t).
+    page.locator(f"#scores .point.flagged[data-index='{first}']").click()
     dialog = page.locator("#frame-dialog")
     dialog.locator(".why-flagged").wait_for()
+    reason = next(f for f in scores["frames"] if f["index"] == first)["flags"][0]["message"]
     assert reason in dialog.locator(".why-flagged").inner_text()
     assert dialog.locator(".neighbours a").count() >= 1
-    t = flagged[0]["t"]
-    insert = dialog.locator("form", has_text="Insert a corrective prompt here")
-    assert float(insert.locator("input[name=position]").input_value()) == pytest.approx(t, abs=1e-9)
+    frame_t = next(f["t"] for f in scores["frames"] if f["index"] == first)
+    t = problem["t"] if problem["kind"] == "jump" else frame_t
+    insert = dialog.locator("form", has_text="Insert a corrective prompt")
+    assert float(insert.locator("input[name=position]").input_value()) == pytest.approx(t, abs=1e-5)
+    t = float(insert.locator("input[name=position]").input_value())
     insert.locator("input[name=prompt]").fill("a desert at sunset")
     insert.locator("button", has_text="Insert keyframe").click()
     page.wait_for_function("document.querySelectorAll('#timeline .keyframe').length === 4")

@@ -1,5 +1,6 @@
 """MoCE through the API: keyframes take `concepts`, an "auto" switch step gets a search (one per set of
-inputs, found again after undo), a render waits for it (422 naming the keyframe) and then uses its N, and
+inputs, found again after undo), a render waits for it (queued, the page names the search) and then uses
+its N, a failed search fails a waiting render visibly, and
 GET /api/keyframes/{id} shows the chosen step and the trace. The last test runs a real worker process that
 searches with a CLIP (Segue-mini's mini CLIP, pointed at by SEGUE_SCORER_CLIP: the tiny model has none)."""
 
@@ -22,11 +23,12 @@ CONCEPTS = {"first": "a boat", "second": "a desert", "second_description": "sand
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Record what the web side queues: render batches and switch step searches."""
-    queued: dict[str, list[Any]] = {"batches": [], "searches": []}
+    queued: dict[str, list[Any]] = {"batches": [], "searches": [], "plans": []}
     monkeypatch.setattr(
         "app.services.rendering.send_render_batch",
         lambda rid, indices, **_: queued["batches"].append((rid, indices)),
     )
+    monkeypatch.setattr("app.services.rendering.send_plan_render", lambda rid: queued["plans"].append(rid))
     monkeypatch.setattr("app.services.moce.send_moce_search", lambda sid: queued["searches"].append(sid))
     return queued
 
@@ -115,21 +117,24 @@ def test_a_render_waits_for_the_search_then_uses_its_step_and_undo_finds_the_sea
     shown = api.get(f"/api/keyframes/{kid}").json()
     assert shown["moce"] == {"status": "queued", "chosen_step": None, "trace": [], "error": None}
 
-    refused = api.post(f"/api/transitions/{tid}/renders")
-    assert refused.status_code == 422
-    message = refused.json()["errors"]["concepts"]
-    assert (
-        message == "the switch step search for the keyframe at 0.5 is still running; render when it is done"
-    )
+    waiting = api.post(f"/api/transitions/{tid}/renders")
+    assert waiting.status_code == 202, waiting.text  # accepted: it waits for the search
+    render_id = waiting.json()["id"]
+    shown_render = api.get(f"/api/renders/{render_id}").json()
+    assert shown_render["status"] == "queued" and shown_render["frames"] == []
+    page = api.get(f"/transitions/{tid}").text
+    assert "waiting for the switch step search for the keyframe at 0.5" in page
     assert sent["searches"] == [search_id] and not sent["batches"]  # it exists: not queued twice
+    assert not sent["plans"]  # nothing plans before the search ends
 
     finish_search(search_id, 4)
     shown = api.get(f"/api/keyframes/{kid}").json()
     assert shown["moce"]["status"] == "done" and shown["moce"]["chosen_step"] == 4
     assert shown["moce"]["trace"] == [{"step": 4, "disparity": 0.4, "thumbnail_url": None}]
-    started = api.post(f"/api/transitions/{tid}/renders")
-    assert started.status_code == 202, started.text
-    frames = api.get(f"/api/renders/{started.json()['id']}").json()["frames"]
+    wake_and_plan(tid, sent)
+    planned = api.get(f"/api/renders/{render_id}").json()
+    assert planned["status"] in ("queued", "running") and sent["batches"]
+    frames = planned["frames"]
     # t = 0, .25, .5, .75, 1: both segments touch the keyframe, N = the chosen step
     assert [(f["early_a"], f["early_b"], f["switch_step"]) for f in frames] == [
         (CITY, "a boat", 4),
@@ -159,6 +164,37 @@ def test_a_render_waits_for_the_search_then_uses_its_step_and_undo_finds_the_sea
     assert len(sent["searches"]) == 2
     with new_session() as db:
         assert len(db.scalars(select(ConceptSearch)).all()) == 2
+
+
+def wake_and_plan(tid: int, sent: dict[str, list[Any]]) -> None:
+    """Play the worker: a search ended (worker/moce.py wakes the renders waiting for it), plan them."""
+    from app.db import new_session
+    from app.services.rendering import plan_waiting
+    from worker.planning import run_plan
+
+    with new_session() as db:
+        assert plan_waiting(db, tid) == 1
+    while sent["plans"]:
+        run_plan(sent["plans"].pop(0))
+
+
+def test_a_render_waiting_for_a_search_that_fails_fails_with_its_reason(
+    api: TestClient, sent: dict[str, list[Any]]
+) -> None:
+    from app.db import new_session
+    from app.tables import ConceptSearch
+
+    tid = create(api)["id"]
+    add(api, tid, concepts=CONCEPTS)
+    waiting = api.post(f"/api/transitions/{tid}/renders")
+    assert waiting.status_code == 202
+    with new_session() as db:
+        db.execute(update(ConceptSearch).values(status="failed", error="model 'x' has no CLIP"))
+        db.commit()
+    wake_and_plan(tid, sent)
+    failed = api.get(f"/api/renders/{waiting.json()['id']}").json()
+    assert failed["status"] == "failed" and not sent["batches"]
+    assert "the switch step search for the keyframe at 0.5 failed: model 'x' has no CLIP" in failed["error"]
 
 
 def test_a_failed_search_is_named_by_the_render_and_searched_again_when_the_keyframe_is_saved(

@@ -15,9 +15,7 @@ def shapes(changes: list[float | None], progress: list[float | None] | None = No
     own rules (core.confusion), as the web app does."""
     n = len(changes)
     progress = progress or [i / (n - 1) for i in range(n)]
-    bare = [
-        confusion.FrameScore(i, i / (n - 1), 0, progress[i], changes[i], None, None) for i in range(n)
-    ]
+    bare = [confusion.FrameScore(i, i / (n - 1), 0, progress[i], changes[i], None, None) for i in range(n)]
     flags = confusion.detect(bare)
     return [
         FrameShape(
