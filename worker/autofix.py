@@ -298,6 +298,7 @@ def propose(
     stored = _frame_embeddings(db, scorer_name, list(old_keys))
     embeddings: dict[str, list[float]] = {k: list(v.embedding) for k, v in stored.items()}
     todo: dict[str, tuple[Any, list[Any]]] = {}
+    planned = []
     for candidate in candidates:
         try:
             plans = plan_frames_of(candidate["snapshot"])
@@ -307,7 +308,13 @@ def propose(
         changed = sorted(
             (i for i, k in enumerate(keyed) if k not in old_keys), key=lambda i: abs(plans[i].t - t)
         )
-        probe = set(changed[:MAX_PROBES])
+        candidate["cost"] = len({keyed[i] for i in changed})  # what its render computes, probes included
+        if budget is None or candidate["cost"] <= budget:
+            planned.append((candidate, plans, keyed, changed))
+    # Probes share the budget: each candidate probes the changed frames nearest t, MAX_PROBES at most
+    each = MAX_PROBES if budget is None else max(1, min(MAX_PROBES, budget // max(1, len(planned))))
+    for candidate, plans, keyed, changed in planned:
+        probe = set(changed[:each])
         if not probe:
             continue
         # The probed frames and the unchanged frames next to them: a changed frame not probed ends it
@@ -449,6 +456,7 @@ def _autopilot(run: _Run) -> dict[str, object]:
             spent += render.frames_computed
             after = summary_of(db, render)
             current["after"] = after
+            current["frames_spent"] = spent  # probes and renders of the run so far
             before_worst = float(current["before"]["worst"])
             if after["worst"] >= before_worst - 1e-6:
                 try:

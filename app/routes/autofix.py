@@ -117,6 +117,7 @@ def panel_context(db: Any, transition: Transition, **extra: Any) -> dict[str, An
         "af_error": None,
         "af_defaults": {"max_rounds": services.DEFAULT_ROUNDS, "budget_frames": transition.frames},
         "af_max_rounds": services.MAX_ROUNDS,
+        "describe": services.describe_problem,
         **extra,
     }
 

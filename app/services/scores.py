@@ -147,7 +147,7 @@ def problem_out(problem: problems.Problem) -> ProblemOut:
         id=problem.id,
         kind=problem.kind,  # type: ignore[arg-type]
         frames=list(problem.frames),
-        t=round(problem.t, 4),
+        t=round(problem.t, 6),
         severity=round(problem.severity, 4),
         message=problem.message,
         segment=problem.segment,
