@@ -358,10 +358,10 @@ def propose(
         before = [found.frames[i].change for i in span[:-1]]
         current = max([c for c in before if c is not None], default=0.0)
         thumb = None
-        image = images.get(candidate["near_key"])
-        if image is not None:
+        near = images.get(candidate["near_key"])
+        if near is not None:
             thumb = hashlib.sha256(f"autofix-probe\n{candidate['near_key']}".encode()).hexdigest()
-            store.write(thumb, _png(image))
+            store.write(thumb, _png(near))
         hidden = ("snapshot", "keys", "near_key", "span")
         proposals.append(
             {

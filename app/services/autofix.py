@@ -279,14 +279,19 @@ def apply_proposal(
             raise FieldError("frames", f"this fix needs {count} frames; this server allows {caps().frames}")
         keyframe_id = proposal.get("keyframe_id")
         if keyframe_id is None:
-            patch = TransitionUpdate(frames=count)
+            patch = TransitionUpdate.model_validate({"frames": count})
             transitions.update_transition(
                 db, transition, patch, expected=expected, actor=actor, because=because
             )
         else:
             keyframe = transitions.get_keyframe(db, int(keyframe_id))
             transitions.update_keyframe(
-                db, keyframe, KeyframeUpdate(frames=count), expected=expected, actor=actor, because=because
+                db,
+                keyframe,
+                KeyframeUpdate.model_validate({"frames": count}),
+                expected=expected,
+                actor=actor,
+                because=because,
             )
     else:
         raise FieldError("proposal", f"unknown fix kind {proposal['kind']!r}")

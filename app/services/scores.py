@@ -106,7 +106,9 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 def scores_out(db: Session, render: Render, scorer: str | None = None) -> ScoresOut:
     found, available = shape(db, render, scorer)
     if found is None:
-        return ScoresOut(render_id=render.id, scorer=None, scorers=available, frames=[], summary=None)
+        return ScoresOut(
+            render_id=render.id, scorer=None, scorers=available, frames=[], summary=None, problems=[]
+        )
     summary = found.summary
     grouped = problems.group(found.frames)
     return ScoresOut(
