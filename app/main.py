@@ -8,12 +8,25 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app import bus, errors, openapi
 from app.config import REPO_ROOT, get_settings
 from app.deps import enforce_access
-from app.routes import docs, exports, health, keyframes, media, pages, projects, renders, scores, transitions
+from app.routes import (
+    docs,
+    exports,
+    health,
+    keyframes,
+    media,
+    pages,
+    projects,
+    renders,
+    scores,
+    signin,
+    transitions,
+)
 from app.routes.compare import router as compare_router
 from app.routes.events import router as events_router
 from app.routes.history import install as install_history
@@ -22,6 +35,14 @@ from app.routes.history import router as history_router
 from app.routes.links import router as links_router
 from app.routes.suggestions import pages as suggestion_pages
 from app.routes.suggestions import router as suggestions_router
+from app.security import (
+    SecurityMiddleware,
+    TokenThrottle,
+    ensure_owner_secret,
+    install_log_redaction,
+    owner_required,
+    parse_origins,
+)
 from app.services import recovery
 from app.storage import get_store
 
@@ -60,6 +81,21 @@ def create_app() -> FastAPI:
         # Every route checks who asks (share links, SEGUE_REQUIRE_LINK): app/deps.enforce_access.
         dependencies=[Depends(enforce_access)],
     )
+    # Hostile pages (docs/security.md): Hosts, cross-site writes, headers; the owner's secret; no tokens in logs.
+    if owner_required(settings):
+        ensure_owner_secret(settings)
+    app.state.token_throttle = TokenThrottle(settings.max_token_failures)
+    install_log_redaction()
+    origins = parse_origins(settings.allowed_origins)
+    if origins:  # CORS stays closed unless a second front end is named
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(origins),
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Segue-Client"],
+        )
+    app.add_middleware(SecurityMiddleware, settings=settings)
     errors.install(app)
     openapi.install(app)  # 404/409/422/503 documented where they can happen
     install_history(app)  # 409 with the current state; 401/403/404 for links
@@ -70,6 +106,7 @@ def create_app() -> FastAPI:
         scores.router,
         health.router,
         docs.router,
+        signin.router,
         pages.router,
         suggestions_router,
         suggestion_pages,
