@@ -210,7 +210,8 @@ def cross_site_refusal(
 # ---------------------------------------------------------------- response headers
 
 
-def content_security_policy(settings: Settings) -> str:
+def content_security_policy(settings: Settings, extra_style: str = "", worker_src: str = "") -> str:
+    """Segue's policy. One page may add style sources (a nonce, hashes) and a worker-src (ReDoc)."""
     extra = ""
     if settings.s3_public_url:  # frames read straight from a bucket or a CDN
         match = re.match(r"^(https?://[^/]+)", settings.s3_public_url)
@@ -219,7 +220,7 @@ def content_security_policy(settings: Settings) -> str:
         (
             "default-src 'self'",
             "script-src 'self'",
-            "style-src 'self'",
+            f"style-src 'self' {extra_style}".strip(),
             f"img-src 'self' data: blob:{extra}",
             f"media-src 'self' blob:{extra}",
             f"connect-src 'self'{extra}",
@@ -228,6 +229,7 @@ def content_security_policy(settings: Settings) -> str:
             "base-uri 'none'",
             "form-action 'self'",
             "frame-ancestors 'none'",
+            *([f"worker-src {worker_src}"] if worker_src else []),
         )
     )
 
@@ -268,6 +270,8 @@ def security_headers(
         # Stored bytes are never a document (HTML, SVG, XML...): the browser downloads them.
         ours[b"content-type"] = b"application/octet-stream"
         ours[b"content-disposition"] = b"attachment"
+    if any(k.lower() == b"content-security-policy" for k, _ in response_headers):
+        del ours[b"content-security-policy"]  # a page that set its own (stricter or nonce-bearing) policy
     kept = [(k, v) for k, v in response_headers if k.lower() not in ours]
     return kept + list(ours.items())
 
