@@ -194,14 +194,19 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def refuse_if_throttled(throttle: TokenThrottle, address: str) -> None:
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        message = f"too many wrong tokens from this address; try again in {wait} s"
+        raise AccessDenied(429, message, retry_after=wait)
+
+
 def check_token(
     request: Request, db: Session, settings: Settings, token: str, client: str | None = None
 ) -> Access | None:
     """`resolve_credential`, limited per client: past SEGUE_MAX_TOKEN_FAILURES wrong tokens a minute, 429."""
     throttle, address = _throttle(request), client_address(request)
-    wait = throttle.retry_after(address)
-    if wait is not None:
-        raise AccessDenied(429, f"too many wrong tokens from this address; try again in {wait} s", retry_after=wait)
+    refuse_if_throttled(throttle, address)
     granted = resolve_credential(db, settings, token, client)
     if granted is None:
         throttle.failed(address)
@@ -209,14 +214,12 @@ def check_token(
 
 
 def _owner_cookie(request: Request, settings: Settings) -> bool | None:
-    """True: the owner's browser; False: a cookie that opens nothing (counted as a wrong token); None: none."""
+    """True: the owner's browser; False: a cookie that opens nothing (a wrong token); None: no cookie."""
     cookie = request.cookies.get(OWNER_COOKIE)
     if not cookie:
         return None
     throttle, address = _throttle(request), client_address(request)
-    wait = throttle.retry_after(address)
-    if wait is not None:
-        raise AccessDenied(429, f"too many wrong tokens from this address; try again in {wait} s", retry_after=wait)
+    refuse_if_throttled(throttle, address)
     if settings.owner_token and same_secret(cookie, owner_session(settings.owner_token)):
         return True
     throttle.failed(address)

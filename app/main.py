@@ -81,7 +81,7 @@ def create_app() -> FastAPI:
         # Every route checks who asks (share links, SEGUE_REQUIRE_LINK): app/deps.enforce_access.
         dependencies=[Depends(enforce_access)],
     )
-    # Hostile pages (docs/security.md): Hosts, cross-site writes, headers; the owner's secret; no tokens in logs.
+    # Hostile pages (docs/security.md): Hosts, cross-site writes, headers, the owner's secret, clean logs.
     if owner_required(settings):
         ensure_owner_secret(settings)
     app.state.token_throttle = TokenThrottle(settings.max_token_failures)

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
@@ -61,6 +62,7 @@ SAFE_MEDIA_TYPES = frozenset(
         "video/webm",
     }
 )
+NO_REFERRER = b"no-referrer"
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"
     for feature in (
@@ -262,7 +264,7 @@ def security_headers(
         b"cross-origin-resource-policy": b"cross-origin" if cors_origins else b"same-origin",
         # Pages keep `same-origin`, so their own forms still send a real Origin in browsers without Fetch
         # Metadata (no-referrer turns it into `null`); a Referer never leaves Segue either way.
-        b"referrer-policy": b"same-origin" if media_type == "text/html" and not token_path else b"no-referrer",
+        b"referrer-policy": b"same-origin" if media_type == "text/html" and not token_path else NO_REFERRER,
     }
     if not cacheable:
         ours[b"cache-control"] = b"no-store"  # pages, fragments, API answers: they may carry tokens

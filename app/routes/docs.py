@@ -21,7 +21,10 @@ SWAGGER_UI = "/static/vendor/swagger-ui-5.35.0"
 REDOC = "/static/vendor/redoc-2.5.4"
 #: The two <style> elements the ReDoc bundle adds as it loads, before it knows the nonce (an empty one, and
 #: its scrollbar rules): their hashes, for this pinned version. tests/e2e/test_security.py sees no violation.
-REDOC_STYLE_HASHES = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='"
+REDOC_STYLE_HASHES = (
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' "
+    "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='"
+)
 
 
 def _openapi_url(request: Request) -> str:

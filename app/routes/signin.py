@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import AccessDenied, SettingsDep, _throttle, client_address
+from app.deps import SettingsDep, _throttle, client_address, refuse_if_throttled
 from app.security import OWNER_COOKIE, owner_required, owner_session, same_secret
 from app.templating import templates
 
@@ -32,9 +32,7 @@ async def sign_in(request: Request, settings: SettingsDep) -> Response:
     if not owner_required(settings):
         return RedirectResponse("/", status_code=303)
     throttle, address = _throttle(request), client_address(request)
-    wait = throttle.retry_after(address)
-    if wait is not None:
-        raise AccessDenied(429, f"too many wrong tokens from this address; try again in {wait} s", retry_after=wait)
+    refuse_if_throttled(throttle, address)
     form = await request.form(max_files=0, max_fields=5)
     token = str(form.get("token") or "").strip()
     if not same_secret(token, settings.owner_token):
