@@ -188,6 +188,11 @@ class Settings(BaseSettings):
         return self.frame_store_dir
 
     @property
+    def uploads_dir(self) -> Path:
+        """Where uploads (images, audio) are kept by content hash (core/uploads.py)."""
+        return self.data_dir / "uploads"
+
+    @property
     def broker_dir(self) -> Path:
         """Where the embedded (filesystem) Celery transport keeps its messages."""
         return self.data_dir / "broker"

@@ -126,5 +126,6 @@ def create_app() -> FastAPI:
         app.mount(store.url_prefix, StaticFiles(directory=store.local_root), name="frames")
     else:
         app.include_router(media.router)  # frames read from the object store and served from here
+    app.include_router(media.uploads)
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     return app
