@@ -159,7 +159,7 @@ def _check_image(data: bytes, kind: Kind, field: str, max_pixels: int) -> tuple[
                     "are accepted",
                 )
             if image.format != kind.pillow_format:
-                raise UploadRefused(field, f"the bytes start like {kind.label} but are not a {kind.label} file")
+                raise UploadRefused(field, f"the bytes start like {kind.label} but are not {kind.label}")
             image.load()  # within the pixel limit: decoding proves the file is whole
     except UploadRefused:
         raise
