@@ -41,7 +41,9 @@ from app.security import (
     ensure_owner_secret,
     install_log_redaction,
     owner_required,
+    owner_token_path,
     parse_origins,
+    refuse_public_without_secret,
 )
 from app.services import recovery
 from app.storage import get_store
@@ -83,7 +85,10 @@ def create_app() -> FastAPI:
     )
     # Hostile pages (docs/security.md): Hosts, cross-site writes, headers, the owner's secret, clean logs.
     if owner_required(settings):
-        ensure_owner_secret(settings)
+        refuse_public_without_secret(settings)
+        secret, created = ensure_owner_secret(settings)
+        if created:  # started without `segue run` (uvicorn, compose): the log is where the person looks
+            log.warning("Owner secret (sign in at /signin; kept in %s): %s", owner_token_path(settings), secret)
     app.state.token_throttle = TokenThrottle(settings.max_token_failures)
     install_log_redaction()
     origins = parse_origins(settings.allowed_origins)

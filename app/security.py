@@ -351,6 +351,15 @@ def owner_required(settings: Settings) -> bool:
     return settings.require_owner or bool(settings.owner_token) or not is_loopback(settings.host)
 
 
+def refuse_public_without_secret(settings: Settings) -> None:
+    """Listening on a public address with no owner secret: refuse to start, saying how to set one."""
+    if owner_required(settings) and listen_scope(settings.host) == "public" and not settings.owner_token:
+        raise SystemExit(
+            f"Segue would listen on the public address {settings.host} with no owner secret; "
+            "set SEGUE_OWNER_TOKEN (16+ characters, e.g. `openssl rand -hex 32`) or SEGUE_HOST=127.0.0.1"
+        )
+
+
 def owner_token_path(settings: Settings) -> Path:
     return settings.data_dir / OWNER_TOKEN_FILE
 
