@@ -113,7 +113,12 @@ def check_owner_secret(settings: Settings) -> str | None:
     """Off loopback the owner signs in (docs/security.md). A public address needs SEGUE_OWNER_TOKEN set;
     on a private one (a LAN, a container's every-interface bind) a secret is made at first start and
     printed once. Returns what to tell the person, or None on loopback."""
-    from app.security import ensure_owner_secret, owner_required, owner_token_path, refuse_public_without_secret
+    from app.security import (
+        ensure_owner_secret,
+        owner_required,
+        owner_token_path,
+        refuse_public_without_secret,
+    )
 
     if not owner_required(settings):
         return None

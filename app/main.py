@@ -88,7 +88,8 @@ def create_app() -> FastAPI:
         refuse_public_without_secret(settings)
         secret, created = ensure_owner_secret(settings)
         if created:  # started without `segue run` (uvicorn, compose): the log is where the person looks
-            log.warning("Owner secret (sign in at /signin; kept in %s): %s", owner_token_path(settings), secret)
+            kept = owner_token_path(settings)
+            log.warning("Owner secret (sign in at /signin; kept in %s): %s", kept, secret)
     app.state.token_throttle = TokenThrottle(settings.max_token_failures)
     install_log_redaction()
     origins = parse_origins(settings.allowed_origins)
