@@ -163,8 +163,11 @@ def _check_image(data: bytes, kind: Kind, field: str, max_pixels: int) -> tuple[
             image.load()  # within the pixel limit: decoding proves the file is whole
     except UploadRefused:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadRefused(field, f"the image decodes to more than {max_pixels:,} pixels") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Past Pillow's own limit it refuses at open, before our count: its message has the pixels.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else f"more than {max_pixels:,} pixels"
+        raise UploadRefused(field, f"the image is {size}; at most {max_pixels:,} are accepted") from None
     except Exception as exc:  # truncated, corrupt, or a format trick: Pillow's own errors vary
         raise UploadRefused(field, f"this {kind.label} image cannot be read ({exc})") from None
     return width, height
