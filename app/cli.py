@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     # Errors a person can act on, before anything starts (no "Segue is up" followed by a crash).
+    _check_owner_secret_first(settings)
     _check_port(settings.host, settings.port)
     _check_writable(settings.data_dir)
     owner_notice = check_owner_secret(settings)
@@ -107,6 +108,12 @@ def _check_port(host: str, port: int) -> None:
             raise SystemExit(
                 f"port {port} is in use on {host} ({exc.strerror}); set SEGUE_PORT to a free port"
             ) from None
+
+
+def _check_owner_secret_first(settings: Settings) -> None:
+    from app.security import refuse_public_without_secret
+
+    refuse_public_without_secret(settings)  # before the port: an address Segue must not serve on as it is
 
 
 def check_owner_secret(settings: Settings) -> str | None:

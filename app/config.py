@@ -152,6 +152,14 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"must be empty or 'local' (a directory), or s3://bucket[/prefix]; got {value!r}")
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if not re.fullmatch(r"https?://[^/\s,*]+", origin.rstrip("/")):
+                raise ValueError(f"an origin is scheme://host[:port] (https://segue.example); got {origin!r}")
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
