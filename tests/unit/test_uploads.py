@@ -30,7 +30,7 @@ def png(width: int = 8, height: int = 6, color: tuple[int, int, int] = (200, 30,
 
 
 def bomb_png(width: int, height: int) -> bytes:
-    """A valid PNG header claiming width x height grey pixels, with one compressed row: a few hundred bytes."""
+    """A valid PNG header claiming width x height grey pixels, one compressed row: a few hundred bytes."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
