@@ -79,7 +79,8 @@ window.addEventListener("message", (event) => { results.sandboxed = event.data; 
     "import-multipart": () => {
       const data = new FormData();
       data.append("project", project, "p.segue.json");
-      return fetch(`${S}/projects/import`, {method: "POST", mode: "no-cors", credentials: "include", body: data});
+      return fetch(`${S}/projects/import`,
+        {method: "POST", mode: "no-cors", credentials: "include", body: data});
     },
     "link-no-cors": () => fetch(`${S}/api/transitions/${T}/links`, {method: "POST", mode: "no-cors",
       credentials: "include", headers: {"Content-Type": "text/plain"}, body: '{"role": "edit"}'}),
