@@ -436,8 +436,9 @@ class TokenThrottle:
         now = time.monotonic()
         with self._lock:
             self._recent(client, now).append(now)
-            if len(self._failures) > 10_000:  # a flood of clients: forget the quietest
-                for key in [k for k, v in self._failures.items() if not v][:5000]:
+            if len(self._failures) > 10_000:  # a flood of clients: forget those whose minute is over
+                stale = [k for k, v in self._failures.items() if not v or v[-1] <= now - self.window]
+                for key in stale:
                     del self._failures[key]
 
 
