@@ -10,6 +10,7 @@ import json
 import re
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from functools import partial
@@ -334,3 +335,71 @@ def test_share_tokens_never_reach_the_access_log(
     log = SERVER_LOGS[server].read_text(errors="replace")
     assert link["token"] not in log and "wrong-guess-token" not in log
     assert '"GET /s/… HTTP/1.1" 303' in log and '"GET /s/… HTTP/1.1" 404' in log
+
+
+def test_off_loopback_the_owner_signs_in_with_the_secret_printed_at_first_start(
+    tmp_path: Path, browser: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import REPO, _free_port
+
+    port = _free_port()
+    env = {**os.environ, "SEGUE_DATA_DIR": str(tmp_path), "SEGUE_HOST": "0.0.0.0", "SEGUE_PORT": str(port)}
+    env.update(SEGUE_EMBEDDED_WORKER="false", HF_HUB_OFFLINE="1")
+    for name in ("SEGUE_DATABASE_URL", "SEGUE_MODE", "SEGUE_OWNER_TOKEN", "SEGUE_ENV"):
+        env.pop(name, None)
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while "Owner secret" not in log.read_text(errors="replace") or not _up(url):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        secret = re.search(r"Owner secret .*: (\S+)", log.read_text()).group(1)
+        assert secret == (tmp_path / "owner-token").read_text().strip()
+
+        page = browser.new_context().new_page()
+        page.add_init_script(VIOLATIONS)
+        page.goto(url + "/")
+        assert page.url == url + "/signin"  # nobody is the owner by reaching the server
+        page.fill("input[name=token]", "not-the-secret")
+        page.click("button[type=submit]")
+        assert "not the owner secret" in page.locator(".error").inner_text()
+        page.fill("input[name=token]", secret)
+        page.click("button[type=submit]")
+        assert page.url == url + "/" and page.locator("h1").first.inner_text() == "Transitions"
+        assert page.evaluate("window.__violations") == []
+        cookie = next(c for c in page.context.cookies() if c["name"] == "segue_owner")
+        assert cookie["httpOnly"] and cookie["value"] != secret
+        # Another browser without the cookie is not the owner; the API wants Bearer.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/api/transitions", timeout=10)
+        assert refused.value.code == 401
+        request = urllib.request.Request(
+            url + "/api/transitions", headers={"Authorization": f"Bearer {secret}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response) == []
+        assert (
+            secret not in log.read_text().split("Set SEGUE_OWNER_TOKEN", 1)[1]
+        )  # printed once, never logged
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _up(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url + "/healthz", timeout=2)
+    except urllib.error.HTTPError:
+        return True  # 503 (no worker here) is up
+    except OSError:
+        return False
+    return True
