@@ -183,7 +183,7 @@ def resolve_credential(
     return Access(role=link.role, link_id=link.id, transition_id=link.transition_id, client=client)  # type: ignore[arg-type]
 
 
-def _throttle(request: Request) -> TokenThrottle:
+def token_throttle(request: Request) -> TokenThrottle:
     throttle = getattr(request.app.state, "token_throttle", None)
     if throttle is None:  # an app built without create_app (a test's bare router)
         throttle = request.app.state.token_throttle = TokenThrottle(get_settings().max_token_failures)
@@ -205,7 +205,7 @@ def check_token(
     request: Request, db: Session, settings: Settings, token: str, client: str | None = None
 ) -> Access | None:
     """`resolve_credential`, limited per client: past SEGUE_MAX_TOKEN_FAILURES wrong tokens a minute, 429."""
-    throttle, address = _throttle(request), client_address(request)
+    throttle, address = token_throttle(request), client_address(request)
     refuse_if_throttled(throttle, address)
     granted = resolve_credential(db, settings, token, client)
     if granted is None:
@@ -218,7 +218,7 @@ def _owner_cookie(request: Request, settings: Settings) -> bool | None:
     cookie = request.cookies.get(OWNER_COOKIE)
     if not cookie:
         return None
-    throttle, address = _throttle(request), client_address(request)
+    throttle, address = token_throttle(request), client_address(request)
     refuse_if_throttled(throttle, address)
     if settings.owner_token and same_secret(cookie, owner_session(settings.owner_token)):
         return True

@@ -469,4 +469,3 @@ def install_log_redaction(names: Iterable[str] = ("uvicorn.access",)) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
-

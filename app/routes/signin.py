@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import SettingsDep, _throttle, client_address, refuse_if_throttled
+from app.deps import SettingsDep, client_address, refuse_if_throttled, token_throttle
 from app.security import OWNER_COOKIE, owner_required, owner_session, same_secret
 from app.templating import templates
 
@@ -15,9 +15,7 @@ COOKIE_DAYS = 30
 
 
 def _page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
-    return templates.TemplateResponse(
-        request, "pages/signin.html", {"error": error}, status_code=status_code
-    )
+    return templates.TemplateResponse(request, "pages/signin.html", {"error": error}, status_code=status_code)
 
 
 @router.get("/signin", response_class=HTMLResponse)
@@ -31,7 +29,7 @@ def signin_page(request: Request, settings: SettingsDep) -> Response:
 async def sign_in(request: Request, settings: SettingsDep) -> Response:
     if not owner_required(settings):
         return RedirectResponse("/", status_code=303)
-    throttle, address = _throttle(request), client_address(request)
+    throttle, address = token_throttle(request), client_address(request)
     refuse_if_throttled(throttle, address)
     form = await request.form(max_files=0, max_fields=5)
     token = str(form.get("token") or "").strip()
