@@ -31,8 +31,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 
-log = logging.getLogger("segue")
-
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The three content types a cross-site <form> (or a no-cors fetch) may send without a CORS preflight.
 SIMPLE_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
