@@ -376,6 +376,7 @@ def test_off_loopback_the_owner_signs_in_with_the_secret_printed_at_first_start(
         page.click("button[type=submit]")
         assert page.url == url + "/" and page.locator("h1").first.inner_text() == "Transitions"
         assert page.evaluate("window.__violations") == []
+        page.screenshot(path="/tmp/segue-signed-in.png")
         cookie = next(c for c in page.context.cookies() if c["name"] == "segue_owner")
         assert cookie["httpOnly"] and cookie["value"] != secret
         # Another browser without the cookie is not the owner; the API wants Bearer.
@@ -387,9 +388,12 @@ def test_off_loopback_the_owner_signs_in_with_the_secret_printed_at_first_start(
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.load(response) == []
-        assert (
-            secret not in log.read_text().split("Set SEGUE_OWNER_TOKEN", 1)[1]
-        )  # printed once, never logged
+        printed_after = log.read_text().split("Set SEGUE_OWNER_TOKEN", 1)[1]
+        assert secret not in printed_after  # printed once, never logged
+        # Signing out: the cookie goes, the next page asks again.
+        page.click("form.signout button")
+        assert page.url == url + "/signin"
+        assert not [c for c in page.context.cookies() if c["name"] == "segue_owner"]
     finally:
         process.terminate()
         process.wait(timeout=30)
