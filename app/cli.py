@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.config import REPO_ROOT, get_settings
+from app.config import REPO_ROOT, Settings, get_settings
 from core.registry import model_location
 
 log = logging.getLogger("segue")
@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     # Errors a person can act on, before anything starts (no "Segue is up" followed by a crash).
+    _check_owner_secret_first(settings)
     _check_port(settings.host, settings.port)
     _check_writable(settings.data_dir)
+    owner_notice = check_owner_secret(settings)
     _prepare_store()
     migrate()
     prepare_model()
@@ -86,6 +88,8 @@ def run(args: argparse.Namespace) -> None:
         f"Segue is up: http://{settings.host}:{settings.port}  (data in {settings.data_dir.resolve()})",
         flush=True,
     )
+    if owner_notice:
+        print(owner_notice, flush=True)
     try:
         uvicorn.run(
             "app.main:create_app", factory=True, host=settings.host, port=settings.port, log_level="info"
@@ -104,6 +108,36 @@ def _check_port(host: str, port: int) -> None:
             raise SystemExit(
                 f"port {port} is in use on {host} ({exc.strerror}); set SEGUE_PORT to a free port"
             ) from None
+
+
+def _check_owner_secret_first(settings: Settings) -> None:
+    from app.security import refuse_public_without_secret
+
+    refuse_public_without_secret(settings)  # before the port: an address Segue must not serve on as it is
+
+
+def check_owner_secret(settings: Settings) -> str | None:
+    """Off loopback the owner signs in (docs/security.md). A public address needs SEGUE_OWNER_TOKEN set;
+    on a private one (a LAN, a container's every-interface bind) a secret is made at first start and
+    printed once. Returns what to tell the person, or None on loopback."""
+    from app.security import (
+        ensure_owner_secret,
+        owner_required,
+        owner_token_path,
+        refuse_public_without_secret,
+    )
+
+    if not owner_required(settings):
+        return None
+    refuse_public_without_secret(settings)
+    secret, created = ensure_owner_secret(settings)
+    if created:
+        return (
+            f"Owner secret (sign in at /signin; kept in {owner_token_path(settings)}): {secret}\n"
+            "Set SEGUE_OWNER_TOKEN to choose your own."
+        )
+    where = "SEGUE_OWNER_TOKEN" if os.environ.get("SEGUE_OWNER_TOKEN") else str(owner_token_path(settings))
+    return f"The owner signs in at /signin with the secret in {where}."
 
 
 def _check_writable(folder: Path) -> None:

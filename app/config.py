@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     require_link: bool = False
     admin_token: str = Field(default="", repr=False)
 
+    # Keeping hostile web pages out (docs/security.md). Hosts this Segue answers besides the bound address,
+    # localhost, 127.0.0.1 and [::1] (comma-separated; ".example.org" takes its subdomains; "*" any Host,
+    # which gives up the DNS-rebinding defence). Origins besides its own that may write (a TLS proxy whose
+    # scheme the app does not see, a second front end; exact "https://name[:port]", comma-separated).
+    allowed_hosts: str = ""
+    allowed_origins: str = ""
+    # The owner's secret: a cookie in the browser (sign in at /signin), Bearer for the API. Needed when Segue
+    # listens beyond loopback (a secret is made and printed at first start if unset) or when require_owner.
+    owner_token: str = Field(default="", repr=False)
+    require_owner: bool = False
+    # Failed token attempts (owner secret, share links, admin token) one client may make per minute (429).
+    max_token_failures: int = Field(default=10, ge=1)
+
     # Model
     model: str = Field(default_factory=default_model)
     models: list[str] = Field(default_factory=list)  # allowed models (JSON list); default: model + built-ins
@@ -139,6 +152,14 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"must be empty or 'local' (a directory), or s3://bucket[/prefix]; got {value!r}")
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if not re.fullmatch(r"https?://[^/\s,*]+", origin.rstrip("/")):
+                raise ValueError(f"an origin is scheme://host[:port] (https://segue.example); got {origin!r}")
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
@@ -163,6 +184,8 @@ class Settings(BaseSettings):
                 "SEGUE_REQUIRE_LINK=true needs SEGUE_ADMIN_TOKEN (16 characters or more), "
                 "so someone can make links"
             )
+        if self.owner_token and len(self.owner_token) < 16:
+            raise ValueError("SEGUE_OWNER_TOKEN must be 16 characters or more (e.g. `openssl rand -hex 32`)")
         if self.max_size % 8:
             raise ValueError(f"SEGUE_MAX_SIZE must be a multiple of 8, got {self.max_size}")
         return self
@@ -171,6 +194,11 @@ class Settings(BaseSettings):
     def frames_dir(self) -> Path:
         assert self.frame_store_dir is not None
         return self.frame_store_dir
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploads (images, audio) are kept by content hash (core/uploads.py)."""
+        return self.data_dir / "uploads"
 
     @property
     def broker_dir(self) -> Path:

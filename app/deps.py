@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings, get_settings
 from app.db import get_db
 from app.errors import FieldError
+from app.security import OWNER_COOKIE, TokenThrottle, owner_required, owner_session, same_secret
 from app.services.history import Actor
 from app.templating import templates
 
@@ -38,6 +39,8 @@ Index = Annotated[int, Path(ge=0, le=MAX_ID)]
 #   existed; a request that carries a share link (Bearer header or the cookie /s/<token> sets) is held to
 #   that link, so a view link shows a read-only page;
 # - team deployment (SEGUE_REQUIRE_LINK=true): every request needs a live link or the admin token.
+# - off loopback (or SEGUE_REQUIRE_OWNER / SEGUE_OWNER_TOKEN): "no credential" is nobody; the owner proves it
+#   with the owner secret (the cookie /signin sets, or Bearer). Wrong tokens are limited per client (429).
 # `enforce_access` runs for every route of the app (main.create_app) and leaves the result in
 # request.state.access; routes that need it take `AccessDep` (the same object, cached per request).
 
@@ -45,7 +48,7 @@ LINK_COOKIE = "segue_link"
 CLIENT_HEADER = "X-Segue-Client"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Open without a credential even when links are required.
-PUBLIC_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/media/", "/s/")
+PUBLIC_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/media/", "/s/", "/signin")
 
 Role = Literal["owner", "admin", "edit", "view"]
 
@@ -85,13 +88,17 @@ class Access:
 
 
 class AccessDenied(Exception):
-    """401 (a credential is needed), 403 (the role does not allow it) or 404 (not for this link)."""
+    """401 (a credential is needed), 403 (the role does not allow it), 404 (not for this link) or 429 (too
+    many wrong tokens from this client: `retry_after` seconds)."""
 
-    def __init__(self, status: int, message: str, clear_cookie: bool = False) -> None:
+    def __init__(
+        self, status: int, message: str, clear_cookie: bool = False, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.clear_cookie = clear_cookie
+        self.retry_after = retry_after
 
 
 def owner_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,6 +171,8 @@ def resolve_credential(
     """The access a token grants: admin, a live link, or None when the token opens nothing."""
     if token is None:
         return None
+    if same_secret(token, settings.owner_token):
+        return Access(role="owner", client=client)
     if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
         return Access(role="admin", client=client)
     from app.services.links import find_active
@@ -172,6 +181,49 @@ def resolve_credential(
     if link is None:
         return None
     return Access(role=link.role, link_id=link.id, transition_id=link.transition_id, client=client)  # type: ignore[arg-type]
+
+
+def token_throttle(request: Request) -> TokenThrottle:
+    throttle = getattr(request.app.state, "token_throttle", None)
+    if throttle is None:  # an app built without create_app (a test's bare router)
+        throttle = request.app.state.token_throttle = TokenThrottle(get_settings().max_token_failures)
+    return throttle
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def refuse_if_throttled(throttle: TokenThrottle, address: str) -> None:
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        message = f"too many wrong tokens from this address; try again in {wait} s"
+        raise AccessDenied(429, message, retry_after=wait)
+
+
+def check_token(
+    request: Request, db: Session, settings: Settings, token: str, client: str | None = None
+) -> Access | None:
+    """`resolve_credential`, limited per client: past SEGUE_MAX_TOKEN_FAILURES wrong tokens a minute, 429."""
+    throttle, address = token_throttle(request), client_address(request)
+    refuse_if_throttled(throttle, address)
+    granted = resolve_credential(db, settings, token, client)
+    if granted is None:
+        throttle.failed(address)
+    return granted
+
+
+def _owner_cookie(request: Request, settings: Settings) -> bool | None:
+    """True: the owner's browser; False: a cookie that opens nothing (a wrong token); None: no cookie."""
+    cookie = request.cookies.get(OWNER_COOKIE)
+    if not cookie:
+        return None
+    throttle, address = token_throttle(request), client_address(request)
+    refuse_if_throttled(throttle, address)
+    if settings.owner_token and same_secret(cookie, owner_session(settings.owner_token)):
+        return True
+    throttle.failed(address)
+    return False
 
 
 def enforce_access(request: Request, db: SessionDep, settings: SettingsDep) -> Access:
@@ -183,12 +235,22 @@ def enforce_access(request: Request, db: SessionDep, settings: SettingsDep) -> A
         access = Access(role="owner", client=client)  # public routes check what they need themselves
         request.state.access = access
         return access
-    granted = resolve_credential(db, settings, token, client)
+    granted = check_token(request, db, settings, token, client) if token is not None else None
     if token is not None and granted is None:
         raise AccessDenied(404, "this share link does not exist, was revoked or has expired", via_cookie)
+    if granted is None and owner_required(settings) and _owner_cookie(request, settings):
+        granted = Access(role="owner", client=client)
     if granted is None:
         if settings.require_link:
             raise AccessDenied(401, "this Segue needs a share link or the admin token")
+        if owner_required(settings):
+            page = not path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+            if request.method == "GET" and page:
+                raise AccessDenied(303, "/signin")
+            raise AccessDenied(
+                401, "sign in as the owner at /signin (or send Authorization: Bearer <owner token>), "
+                "or open a share link"
+            )
         granted = Access(role="owner", client=client)
     access = replace(granted, via_cookie=via_cookie)
     request.state.access = access

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from app.storage import StoreError
 from app.templating import templates
 from core.params import error_message, field_of
+from core.uploads import UploadRefused
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,13 @@ def install(app: FastAPI) -> None:
         return error_response(
             422, [{"field": exc.field, "msg": exc.message, "type": "value_error", "loc": ["body", exc.field]}]
         )
+
+    @app.exception_handler(UploadRefused)
+    async def _upload(_request: Request, exc: UploadRefused) -> JSONResponse:
+        # core/uploads.py: an upload that breaks a rule (type, size, pixel limit) is a 422 naming its field.
+        where = ["body", exc.field]
+        detail = {"field": exc.field, "msg": exc.message, "type": "upload_refused", "loc": where}
+        return error_response(422, [detail])
 
     @app.exception_handler(NotFound)
     async def _missing(request: Request, exc: NotFound) -> Response:

@@ -8,6 +8,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app import bus, errors, openapi
@@ -24,6 +25,7 @@ from app.routes import (
     projects,
     renders,
     scores,
+    signin,
     transitions,
 )
 from app.routes.compare import router as compare_router
@@ -34,6 +36,16 @@ from app.routes.history import router as history_router
 from app.routes.links import router as links_router
 from app.routes.suggestions import pages as suggestion_pages
 from app.routes.suggestions import router as suggestions_router
+from app.security import (
+    SecurityMiddleware,
+    TokenThrottle,
+    ensure_owner_secret,
+    install_log_redaction,
+    owner_required,
+    owner_token_path,
+    parse_origins,
+    refuse_public_without_secret,
+)
 from app.services import recovery
 from app.storage import get_store
 
@@ -72,6 +84,25 @@ def create_app() -> FastAPI:
         # Every route checks who asks (share links, SEGUE_REQUIRE_LINK): app/deps.enforce_access.
         dependencies=[Depends(enforce_access)],
     )
+    # Hostile pages (docs/security.md): Hosts, cross-site writes, headers, the owner's secret, clean logs.
+    if owner_required(settings):
+        refuse_public_without_secret(settings)
+        secret, created = ensure_owner_secret(settings)
+        if created:  # started without `segue run` (uvicorn, compose): the log is where the person looks
+            kept = owner_token_path(settings)
+            log.warning("Owner secret (sign in at /signin; kept in %s): %s", kept, secret)
+    app.state.token_throttle = TokenThrottle(settings.max_token_failures)
+    install_log_redaction()
+    origins = parse_origins(settings.allowed_origins)
+    if origins:  # CORS stays closed unless a second front end is named
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(origins),
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Segue-Client"],
+        )
+    app.add_middleware(SecurityMiddleware, settings=settings)
     errors.install(app)
     openapi.install(app)  # 404/409/422/503 documented where they can happen
     install_history(app)  # 409 with the current state; 401/403/404 for links
@@ -82,6 +113,7 @@ def create_app() -> FastAPI:
         scores.router,
         health.router,
         docs.router,
+        signin.router,
         pages.router,
         suggestions_router,
         suggestion_pages,
@@ -104,5 +136,6 @@ def create_app() -> FastAPI:
         app.mount(store.url_prefix, StaticFiles(directory=store.local_root), name="frames")
     else:
         app.include_router(media.router)  # frames read from the object store and served from here
+    app.include_router(media.uploads)
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     return app

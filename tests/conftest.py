@@ -16,6 +16,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SEGUE_WORKER_THREADS"):
     os.environ.setdefault(_variable, "1")
 
+#: What a browser sends with a form posted from one of Segue's own pages (TestClient's base URL).
+SAME_ORIGIN = {"Origin": "http://testserver"}
 PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -106,7 +108,8 @@ def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ign
 
     from app.main import create_app
 
-    with TestClient(create_app()) as test_client:
+    # Like a browser on Segue's own page: its forms carry Segue's own Origin (app/security.py).
+    with TestClient(create_app(), headers=SAME_ORIGIN) as test_client:
         yield test_client
 
 

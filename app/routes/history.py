@@ -99,6 +99,8 @@ def install(app: FastAPI) -> None:
             response = JSONResponse({"detail": exc.message}, status_code=exc.status)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="segue"'
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
         if exc.clear_cookie:
             response.delete_cookie(LINK_COOKIE, path="/")
         return response

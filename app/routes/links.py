@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import LINK_COOKIE, AccessDenied, Id, SessionDep, SettingsDep, owner_only, resolve_credential
+from app.deps import LINK_COOKIE, AccessDenied, Id, SessionDep, SettingsDep, check_token, owner_only
 from app.errors import FieldError
 from app.schemas import LinkCreate, LinkCreated, LinkOut
 from app.services import links
@@ -63,7 +63,7 @@ def leave(request: Request) -> Response:
 @router.get("/s/{token}", include_in_schema=False)
 def open_link(request: Request, token: str, db: SessionDep, settings: SettingsDep) -> Response:
     """Open a share link (or the admin token) in a browser: remember it in a cookie, go to the transition."""
-    access = resolve_credential(db, settings, token)
+    access = check_token(request, db, settings, token)
     if access is None:
         raise AccessDenied(
             404, "this share link does not exist, was revoked or has expired", clear_cookie=True

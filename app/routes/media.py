@@ -11,13 +11,26 @@ import logging
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
+from app.config import get_settings
 from app.storage import KEY_PATTERN, get_store
+from core.uploads import serving_headers, stored_path
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
+#: Uploads (core/uploads.py), whatever the frame store: by content hash, as the type they were sniffed as.
+uploads = APIRouter(include_in_schema=False)
+
+
+@uploads.get("/media/uploads/{shard}/{name}")
+def upload(shard: str, name: str) -> Response:
+    path = stored_path(get_settings().uploads_dir, name)
+    if path is None or shard != name[:2]:
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+    headers = serving_headers(name)
+    return FileResponse(path, headers=headers, media_type=headers["Content-Type"])
 
 
 @router.get("/media/frames/{shard}/{name}")

@@ -17,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SEGUE_CHROMIUM", "/usr/bin/chromium")
+#: Each running server's log (uvicorn's access log included), by its URL: tests read what it printed.
+SERVER_LOGS: dict[str, Path] = {}
 
 
 def _free_port() -> int:
@@ -47,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, llm_cache
         [sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
+    SERVER_LOGS[url] = data / "server.log"
     deadline = time.monotonic() + 90
     while True:
         try:

@@ -55,7 +55,7 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
     # Both plots are there, with a point per scored frame, and at least one flagged frame with a reason.
     page.locator("#scores .plot-progress").wait_for()
     assert page.locator("#scores .plot-change").count() == 1
-    page.wait_for_function("document.querySelectorAll('#scores .plot-points .point').length === 13")
+    page.wait_for_function("() => document.querySelectorAll('#scores .plot-points .point').length === 13")
     assert page.locator("#scores .point.flagged").count() >= 1
     first_render = int(page.locator("#scores").get_attribute("data-render-id"))
     scores = _api(server, "GET", f"/api/renders/{first_render}/scores")
@@ -90,7 +90,7 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
     t = float(insert.locator("input[name=position]").input_value())
     insert.locator("input[name=prompt]").fill("a desert at sunset")
     insert.locator("button", has_text="Insert keyframe").click()
-    page.wait_for_function("document.querySelectorAll('#timeline .keyframe').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('#timeline .keyframe').length === 4")
     assert page.locator("#timeline input[value='a desert at sunset']").count() == 1
 
     # Re-render: only the frames of the segment that changed are computed; the plots are redrawn for it.
@@ -98,7 +98,7 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
     page.locator("#render-head [data-status=done]", has_text=re.compile(r"Render #\d+")).wait_for(
         timeout=180_000
     )
-    page.wait_for_function(f"document.querySelector('#scores').dataset.renderId != '{first_render}'")
+    page.wait_for_function(f"() => document.querySelector('#scores').dataset.renderId != '{first_render}'")
     second = int(page.locator("#scores").get_attribute("data-render-id"))
     detail = _api(server, "GET", f"/api/renders/{second}")
     keys = sorted(k["position"] for k in _api(server, "GET", f"/api/transitions/{tid}")["keyframes"])
@@ -109,5 +109,5 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
     computed = {f["index"] for f in detail["frames"] if not f["reused"]}
     assert computed == changed and 0 < len(computed) < 13
     assert detail["stats"]["frames_reused"] == 13 - len(computed)
-    page.wait_for_function("document.querySelectorAll('#scores .plot-points .point').length === 13")
+    page.wait_for_function("() => document.querySelectorAll('#scores .plot-points .point').length === 13")
     page.screenshot(path=str(SHOT), full_page=True)

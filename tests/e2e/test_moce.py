@@ -64,7 +64,7 @@ def test_a_person_turns_on_sequential_concepts_sees_the_chosen_step_and_renders(
     assert probes.count() == len(chosen["trace"]) >= 1
     assert row.locator(".moce-trace tr.chosen .moce-n").inner_text() == str(chosen["chosen_step"])
     page.wait_for_function(
-        "[...document.querySelectorAll('.moce-thumb')].every(i => i.complete && i.naturalWidth > 0)"
+        "() => [...document.querySelectorAll('.moce-thumb')].every(i => i.complete && i.naturalWidth > 0)"
     )
     badge = row.locator(".kf-concepts summary").inner_text()
     assert f"N = {chosen['chosen_step']} (auto)" in badge  # the row's badge follows the search too
@@ -78,7 +78,7 @@ def test_a_person_turns_on_sequential_concepts_sees_the_chosen_step_and_renders(
     page.locator("#render-head [data-status=done]").wait_for(timeout=300_000)
     assert page.locator(".filmstrip [data-status=done]").count() == 5
     page.wait_for_function(
-        "[...document.querySelectorAll('.filmstrip img')].every(i => i.complete && i.naturalWidth > 0)"
+        "() => [...document.querySelectorAll('.filmstrip img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     render = _api(server, "GET", f"/api/transitions/{tid}/renders")[0]
     frames = _api(server, "GET", f"/api/renders/{render['id']}")["frames"]

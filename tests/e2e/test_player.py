@@ -91,7 +91,7 @@ def test_the_player_plays_a_render_while_it_runs_and_steps(server: str, page, tr
     assert page.get_attribute("[data-player]", "data-playing") == "true"
     page.locator("#render-head [data-status=done]").wait_for(timeout=180_000)
     page.wait_for_function(
-        "+document.querySelector('[data-player]').dataset.index >= 3", timeout=5_000
+        "() => +document.querySelector('[data-player]').dataset.index >= 3", timeout=5_000
     )  # it keeps advancing at 12 fps
     seen = page.evaluate("window.__seen")
     assert len({index for index, _, _ in seen}) >= 3, seen

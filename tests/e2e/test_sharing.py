@@ -122,7 +122,7 @@ def test_two_renders_side_by_side(server: str, browser) -> None:  # type: ignore
     page.locator(".keyframe[data-position='0.5']").wait_for()
     first = page.locator("#render-panel").get_attribute("data-render-id")
     page.click("#render-button")
-    page.wait_for_function(f"document.querySelector('#render-panel').dataset.renderId !== '{first}'")
+    page.wait_for_function(f"() => document.querySelector('#render-panel').dataset.renderId !== '{first}'")
     page.locator("#render-head [data-status=done]").wait_for(timeout=240_000)
     page.reload()
     page.click("summary:has-text('Earlier renders')")

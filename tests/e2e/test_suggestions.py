@@ -53,7 +53,7 @@ def test_a_person_gets_bridges_for_a_segment_and_accepts_one(server: str, browse
     scores = [float(s) for s in panel.locator(".sg-score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)  # best first
     page.wait_for_function(
-        "[...document.querySelectorAll('#suggestions .sg-thumb')]"
+        "() => [...document.querySelectorAll('#suggestions .sg-thumb')]"
         ".every(i => i.complete && i.naturalWidth > 0)"
     )
     assert "by SmolLM2-135M-Instruct (local)" in panel.locator(".sg-head").inner_text()
@@ -70,7 +70,7 @@ def test_a_person_gets_bridges_for_a_segment_and_accepts_one(server: str, browse
     assert prompt.get_attribute("readonly") is None
     prompt.fill("a girl in a futuristic city at sunset")
     best.locator("button", has_text="Accept").click()
-    page.wait_for_function("document.querySelectorAll('#timeline .keyframe').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('#timeline .keyframe').length === 3")
     assert page.locator("#timeline input[value='a girl in a futuristic city at sunset']").count() == 1
     keyframes = _api(server, "GET", f"/api/transitions/{tid}")["keyframes"]
     edited = [k["position"] for k in keyframes if k["prompt"] == "a girl in a futuristic city at sunset"]
@@ -78,7 +78,7 @@ def test_a_person_gets_bridges_for_a_segment_and_accepts_one(server: str, browse
     panel.locator(".suggestion.accepted").wait_for()
     assert "Inserted as a keyframe" in panel.locator(".suggestion.accepted").inner_text()
     # The suggestion bar follows the timeline: two segments now.
-    page.wait_for_function("document.querySelectorAll('#suggestions .sg-segment').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#suggestions .sg-segment').length === 2")
 
     # Discard another: it leaves the list.
     remaining = panel.locator(".suggestion:not(.accepted)")
@@ -86,7 +86,7 @@ def test_a_person_gets_bridges_for_a_segment_and_accepts_one(server: str, browse
         before = items.count()
         remaining.first.locator("button", has_text="Discard").click()
         count = "document.querySelectorAll('#suggestions .suggestion').length"
-        page.wait_for_function(f"{count} === {before - 1}")
+        page.wait_for_function(f"() => {count} === {before - 1}")
 
     # A storyboard: a chain of two keyframes from start to end, accepted at once.
     page.select_option("#suggest-count", "2")
@@ -98,5 +98,7 @@ def test_a_person_gets_bridges_for_a_segment_and_accepts_one(server: str, browse
     positions = [float(p) for p in values]
     assert positions == sorted(positions)
     page.click("[data-suggest-accept-all]")
-    page.wait_for_function(f"document.querySelectorAll('#timeline .keyframe').length === {3 + chain.count()}")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#timeline .keyframe').length === {3 + chain.count()}"
+    )
     assert len(_api(server, "GET", f"/api/transitions/{tid}")["keyframes"]) == 3 + len(positions)

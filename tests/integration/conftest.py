@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import configure, reset_caches
+from tests.conftest import SAME_ORIGIN, configure, reset_caches
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("SEGUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -85,7 +85,7 @@ def stack_factory(
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
         log = tmp_path / "worker.log"
         worker = _start_worker(env, log)
-        client = TestClient(create_app())
+        client = TestClient(create_app(), headers=SAME_ORIGIN)
         client.__enter__()
         stack = Stack(client=client, worker=worker, env=env, log=log)
         started.append((stack, client))

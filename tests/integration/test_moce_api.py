@@ -37,7 +37,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 def api(database: str, sent: dict[str, list[Any]]):  # type: ignore[no-untyped-def]
     from app.main import create_app
 
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), headers={"Origin": "http://testserver"}) as test_client:
         yield test_client
 
 
