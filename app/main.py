@@ -14,6 +14,8 @@ from app import bus, errors, openapi
 from app.config import REPO_ROOT, get_settings
 from app.deps import enforce_access
 from app.routes import docs, exports, health, keyframes, media, pages, projects, renders, scores, transitions
+from app.routes.audio import pages as audio_pages
+from app.routes.audio import router as audio_router
 from app.routes.compare import router as compare_router
 from app.routes.events import router as events_router
 from app.routes.history import install as install_history
@@ -81,6 +83,9 @@ def create_app() -> FastAPI:
         app.include_router(router)
     # Undo/redo and history, share links, live co-viewing, comparing two renders.
     for router in (history_router, history_pages, links_router, events_router, compare_router):
+        app.include_router(router)
+    # Soundtracks and time (docs/animatics.md).
+    for router in (audio_router, audio_pages):
         app.include_router(router)
 
     store = get_store(settings)

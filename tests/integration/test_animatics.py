@@ -1,0 +1,158 @@
+"""Animatics through the API: fps and time forms, the soundtrack (upload, validation, beats, snapping,
+undo), audio-driven spacing in a render's plan, and exports that carry the sound (read back with PyAV)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import av
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.clicks import click_samples, click_wav, encoded, wav_bytes
+
+CITY = "a futuristic cityscape"
+FOREST = "a girl in a magical forest"
+
+
+def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
+    body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 25, "seed": 7, "steps": 3, **overrides}
+    response = client.post("/api/transitions", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def upload(client: TestClient, transition_id: int, data: bytes, name: str = "clicks.wav") -> Any:
+    return client.put(f"/api/transitions/{transition_id}/audio", files={"audio": (name, data, "audio/wav")})
+
+
+def stored_audio() -> list[str]:
+    from app.storage import get_store
+
+    root = get_store().local_root
+    assert root is not None
+    return (
+        sorted(p.name for p in (root / "audio").rglob("*") if p.is_file())
+        if (root / "audio").exists()
+        else []
+    )
+
+
+def test_fps_is_a_setting_and_the_api_speaks_seconds(client: TestClient) -> None:
+    body = create(client)
+    assert body["fps"] == 12 and body["duration"] == pytest.approx(25 / 12, abs=1e-3)
+    tid = body["id"]
+    # 25 frames at 12 fps: frame i at i / 12 s, t = i / 24; "0:01.0" is frame 12, t = 0.5.
+    added = client.post(f"/api/transitions/{tid}/keyframes", json={"time": "0:01.0", "prompt": "a garden"})
+    assert added.status_code == 201, added.text
+    assert added.json()["position"] == pytest.approx(0.5)
+    moved = client.patch(f"/api/keyframes/{added.json()['id']}", json={"time": 1.5, "hold_seconds": 0.5})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["position"] == pytest.approx(0.75) and moved.json()["hold_frames"] == 6
+    out = client.get(f"/api/transitions/{tid}").json()
+    inner = out["keyframes"][1]
+    assert inner["time"] == pytest.approx(1.5) and inner["hold_seconds"] == pytest.approx(0.5)
+    assert out["duration"] == pytest.approx((25 + 6) / 12, abs=1e-3)  # holds play too
+
+    bad = client.patch(f"/api/transitions/{tid}", json={"fps": 61})
+    assert bad.status_code == 422 and bad.json()["errors"]["fps"] == "fps must be between 1 and 60 (got 61)"
+    late = client.post(f"/api/transitions/{tid}/keyframes", json={"time": "0:09", "prompt": "too late"})
+    assert (
+        late.status_code == 422
+        and "time must be strictly between 0:00.00 and" in late.json()["errors"]["time"]
+    )
+    garbage = client.post(f"/api/transitions/{tid}/keyframes", json={"time": "soon", "prompt": "x"})
+    assert garbage.status_code == 422 and "time" in garbage.json()["errors"]
+    neither = client.post(f"/api/transitions/{tid}/keyframes", json={"prompt": "x"})
+    assert neither.status_code == 422 and "position is required" in neither.json()["errors"]["position"]
+
+
+def test_a_soundtrack_is_uploaded_read_snapped_to_and_removed(client: TestClient) -> None:
+    tid = create(client, frames=96)["id"]
+    data, clicks = click_wav(8.0)
+    response = upload(client, tid, data)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["duration"] == pytest.approx(8.0, abs=0.01) and body["sample_rate"] == 44100
+    assert body["url"] == f"/api/transitions/{tid}/audio/file"
+    # Beats within one frame (1/12 s) of a click, and most clicks found.
+    assert all(min(abs(b - c) for c in clicks) <= 1 / 12 for b in body["beats"])
+    assert len(body["beats"]) >= 0.8 * len(clicks)
+    assert client.get(f"/api/transitions/{tid}/audio").json() == body
+    file = client.get(body["url"])
+    assert file.status_code == 200 and file.content == data and file.headers["content-type"] == "audio/wav"
+    onsets = client.get(body["onsets_url"]).json()
+    assert onsets["hop_seconds"] > 0 and len(onsets["strength"]) > 100 and onsets["onsets"]
+
+    # Snap: a keyframe at t 0.33 (3.13 s) moves to the nearest beat; one edit, undone like any other.
+    kid = client.post(
+        f"/api/transitions/{tid}/keyframes", json={"position": 0.33, "prompt": "a garden"}
+    ).json()["id"]
+    snapped = client.post(f"/api/transitions/{tid}/snap-to-beats")
+    assert snapped.status_code == 200, snapped.text
+    keyframe = next(k for k in snapped.json()["keyframes"] if k["id"] == kid)
+    assert min(abs(keyframe["time"] - b) for b in body["beats"]) < 1e-3
+    assert keyframe["position"] != pytest.approx(0.33)
+    assert client.post(f"/api/transitions/{tid}/undo").status_code == 200
+    back = next(k for k in client.get(f"/api/transitions/{tid}").json()["keyframes"] if k["id"] == kid)
+    assert back["position"] == pytest.approx(0.33)
+
+    assert client.delete(f"/api/transitions/{tid}/audio").status_code == 204
+    assert client.get(f"/api/transitions/{tid}/audio").status_code == 404
+    assert client.post(f"/api/transitions/{tid}/undo").status_code == 200  # the soundtrack comes back
+    assert client.get(f"/api/transitions/{tid}/audio").json()["duration"] == pytest.approx(8.0, abs=0.01)
+
+
+def test_other_formats_decode(client: TestClient) -> None:
+    tid = create(client)["id"]
+    samples, _ = click_samples(3.0)
+    for container, codec, name in [
+        ("flac", "flac", "c.flac"),
+        ("ogg", "libvorbis", "c.ogg"),
+        ("mp3", "libmp3lame", "c.mp3"),
+    ]:
+        try:
+            data = encoded(samples, container, codec)
+        except (av.FFmpegError, ValueError):  # an encoder this PyAV build lacks
+            continue
+        response = upload(client, tid, data, name)
+        assert response.status_code == 200, (name, response.text)
+        assert response.json()["duration"] == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["not audio", "truncated", "cut header", "zero length", "silence only", "too large", "too long"],
+)
+def test_bad_uploads_are_a_422_naming_audio_and_store_nothing(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    tid = create(client)["id"]
+    good, _ = click_wav(2.0)
+    if case == "not audio":
+        data = b"%PDF-1.4 this is not sound" * 100
+    elif case == "truncated":
+        data = good[: len(good) // 3]  # the header still declares 2 s
+    elif case == "cut header":
+        data = good[:30]
+    elif case == "zero length":
+        data = b""
+    elif case == "silence only":
+        data = wav_bytes(click_samples(0.0)[0])  # a valid header, no samples
+    elif case == "too large":
+        monkeypatch.setenv("SEGUE_MAX_AUDIO_MB", "0.1")
+        from app.config import get_settings
+
+        get_settings.cache_clear()
+        data = good  # 176 kB
+    else:
+        monkeypatch.setattr("app.services.audio.MAX_SECONDS", 1.0)
+        data = good
+    response = upload(client, tid, data)
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert list(errors) == ["audio"] and errors["audio"].startswith("audio ")
+    assert stored_audio() == []
+    assert client.get(f"/api/transitions/{tid}/audio").status_code == 404
+    assert client.get(f"/api/transitions/{tid}").json()["version"] == 1  # no edit recorded
