@@ -149,7 +149,7 @@ class TransitionOut(RenderSettings):
     keyframes: list[KeyframeOut]
     warnings: list[PromptWarning] = []
     latest_render: RenderSummary | None = None
-    duration: float | None = Field(None, description="seconds the planned frames play at fps (holds included)")
+    duration: float | None = Field(None, description="seconds the planned frames play at fps, holds included")
     created_at: datetime
     updated_at: datetime
 

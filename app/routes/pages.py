@@ -19,15 +19,14 @@ from app.db import new_session
 from app.deps import AccessDep, Id, Index, QueryId, SessionDep, owner_only
 from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany, form_errors
 from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
-from core.timecode import format_time
-from app.services import timing
-from app.services import history, links, moce, recovery, rendering, scores, transitions, views
+from app.services import history, links, moce, recovery, rendering, scores, timing, transitions, views
 from app.services.history import Conflict
 from app.streams import render_events
 from app.tables import Render, Transition
 from app.templating import fragment, settings_context, templates
 from core import events
 from core.params import KEYFRAME_FIELDS, NULLABLE_SETTINGS
+from core.timecode import format_time
 
 router = APIRouter(include_in_schema=False)
 SCORES_EVERY_SECONDS = 1.0

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from app.errors import FieldError
 from app.tables import Keyframe
+from core import spacing as spacings
 from core.params import (
     KEYFRAME_FIELDS,
     NULLABLE_SETTINGS,
@@ -22,7 +23,6 @@ from core.params import (
     RenderSnapshot,
     caps,
 )
-from core import spacing as spacings
 from core.timeline import FramePlan, keys_of, plan_frames, share
 
 #: What a keyframe setting goes back to when a PATCH sets it to null.

@@ -3,7 +3,6 @@ undo), audio-driven spacing in a render's plan, and exports that carry the sound
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import av
