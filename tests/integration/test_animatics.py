@@ -3,13 +3,18 @@ undo), audio-driven spacing in a render's plan, and exports that carry the sound
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.clicks import click_samples, click_wav, encoded, wav_bytes
+from tests.integration.test_exports import finish_by_hand, sent_exports  # noqa: F401 (a fixture)
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"
@@ -155,3 +160,86 @@ def test_bad_uploads_are_a_422_naming_audio_and_store_nothing(
     assert stored_audio() == []
     assert client.get(f"/api/transitions/{tid}/audio").status_code == 404
     assert client.get(f"/api/transitions/{tid}").json()["version"] == 1  # no edit recorded
+
+
+# ---------------------------------------------------------------- exports carry the sound
+
+
+def _read_back(data: bytes) -> tuple[int, float, float, np.ndarray, int]:
+    """(video frames, video fps, audio seconds, mono samples, audio rate) of a video file."""
+    with av.open(io.BytesIO(data)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video))
+        fps = float(video.average_rate)
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        chunks = [f.to_ndarray().mean(axis=0) for f in container.decode(stream)]
+    samples = np.concatenate(chunks)
+    return frames, fps, samples.size / rate, samples, rate
+
+
+@pytest.mark.parametrize("export_format", ["mp4", "webm"])
+def test_videos_carry_the_soundtrack_in_sync_and_in_betweens_reach_24_fps(
+    client: TestClient, sent_exports: list[int], export_format: str
+) -> None:
+    from worker.exports import run_export
+
+    tid = create(client, frames=24, audio_offset=0.5)["id"]  # 2 s at 12 fps; the sound from 0.5 s in
+    data, clicks = click_wav(4.0)
+    assert upload(client, tid, data).status_code == 200
+    render_id = client.post(f"/api/transitions/{tid}/renders").json()["id"]
+    finish_by_hand(render_id)
+
+    body = client.post(
+        f"/api/renders/{render_id}/exports", json={"format": export_format, "fps": 24, "inbetweens": "flow"}
+    ).json()
+    assert run_export(body["id"])["exported"] is True, client.get(f"/api/exports/{body['id']}").json()
+    file = client.get(f"/api/exports/{body['id']}/file").content
+    frames, fps, seconds, samples, rate = _read_back(file)
+    assert fps == 24 and frames == 48  # duration (2 s) x fps
+    assert seconds == pytest.approx(2.0, abs=1 / 24)  # cut to the video's length
+    # In sync: the first click heard is the first one after the offset, at its time minus the offset.
+    first = int(np.argmax(np.abs(samples) > 0.1)) / rate
+    expected = min(c for c in clicks if c >= 0.5) - 0.5
+    assert first == pytest.approx(expected, abs=1 / 24)
+
+    # Without in-betweens, at the render's 12 fps: the same length, 24 frames.
+    body = client.post(f"/api/renders/{render_id}/exports", json={"format": export_format}).json()
+    run_export(body["id"])
+    frames, fps, seconds, _, _ = _read_back(client.get(f"/api/exports/{body['id']}/file").content)
+    assert (frames, fps) == (24, 12) and seconds == pytest.approx(2.0, abs=1 / 12)
+
+
+def test_the_zip_marks_in_betweens_and_gif_carries_no_sound(
+    client: TestClient, sent_exports: list[int]
+) -> None:
+    from worker.exports import run_export
+
+    tid = create(client, frames=6)["id"]
+    assert upload(client, tid, click_wav(1.0)[0]).status_code == 200
+    render_id = client.post(f"/api/transitions/{tid}/renders").json()["id"]
+    finish_by_hand(render_id)
+    body = client.post(
+        f"/api/renders/{render_id}/exports", json={"format": "zip", "fps": 24, "inbetweens": "flow"}
+    )
+    export_id = body.json()["id"]
+    run_export(export_id)
+    archive = zipfile.ZipFile(io.BytesIO(client.get(f"/api/exports/{export_id}/file").content))
+    meta = json.loads(archive.read("inbetweens.json"))
+    assert meta["fps"] == 24 and meta["source_fps"] == 12 and len(meta["frames"]) == 12
+    made = [f["made"] for f in meta["frames"]]
+    # Every rendered frame, one in-between after each but the last (which shows its full 1/12 s).
+    assert made[0::2] == ["rendered"] * 6 and made[-1] == "rendered"
+    assert all(m in ("flow", "crossfade") for m in made[1:-1:2])
+    # The test frames jump (a square moves 6 px, the colour changes): the metadata names the crossfades.
+    assert meta["crossfades"] == [f["index"] for f in meta["frames"] if f["made"] == "crossfade"]
+    names = [n for n in archive.namelist() if n.endswith(".png")]
+    assert len(names) == 12 and sum("_flow" in n or "_crossfade" in n for n in names) == 5
+
+    gif = client.post(f"/api/renders/{render_id}/exports", json={"format": "gif"}).json()
+    run_export(gif["id"])
+    with av.open(io.BytesIO(client.get(f"/api/exports/{gif['id']}/file").content)) as container:
+        assert len(container.streams.audio) == 0
+    panel = client.get(f"/renders/{render_id}/export-panel").text
+    assert "GIF, WebP, the zip and the contact sheet carry no sound" in panel
