@@ -68,9 +68,7 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
     page.locator("#timeline").screenshot(path=str(SHOTS / "animatics-timeline.png"))
 
     page.click("#snap-beats")
-    page.wait_for_function(
-        f"!document.querySelector('.kf-time') || document.querySelector('#editor-head').dataset.version > '3'"
-    )
+    page.wait_for_function("document.querySelector('#editor-head').dataset.version === '4'")  # snapped
     keyframe = next(
         k for k in _api(server, "GET", f"/api/transitions/{tid}")["keyframes"] if k["id"] == inner["id"]
     )

@@ -14,10 +14,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.clicks import click_samples, click_wav, encoded, wav_bytes
-from tests.integration.test_exports import finish_by_hand, sent_exports  # noqa: F401 (a fixture)
+from tests.integration.test_exports import finish_by_hand
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"
+
+
+@pytest.fixture
+def sent_exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sent: list[int] = []
+    monkeypatch.setattr("app.services.exports.send_export", sent.append)
+    return sent
 
 
 def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
@@ -243,3 +250,59 @@ def test_the_zip_marks_in_betweens_and_gif_carries_no_sound(
         assert len(container.streams.audio) == 0
     panel = client.get(f"/renders/{render_id}/export-panel").text
     assert "GIF, WebP, the zip and the contact sheet carry no sound" in panel
+
+
+def test_audio_spacing_places_a_renders_frames_on_the_hits(client: TestClient) -> None:
+    tid = create(client, frames=48, spacing="audio")["id"]  # 4 s at 12 fps
+    refused = client.post(f"/api/transitions/{tid}/renders")
+    assert (
+        refused.status_code == 422
+        and 'spacing "audio" follows the soundtrack' in refused.json()["errors"]["spacing"]
+    )
+    data, clicks = click_wav(4.0)
+    assert upload(client, tid, data).status_code == 200
+    render = client.post(f"/api/transitions/{tid}/renders")
+    assert render.status_code == 202, render.text
+    frames = client.get(f"/api/renders/{render.json()['id']}").json()["frames"]
+    ts = [f["t"] for f in frames]
+    assert ts[0] == 0.0 and ts[-1] == 1.0 and all(b > a for a, b in zip(ts, ts[1:], strict=False))
+    assert [f["time"] for f in frames[:3]] == pytest.approx([0.0, 1 / 12, 2 / 12], abs=1e-4)
+    steps = np.diff(ts)
+    largest = np.argsort(steps)[-len(clicks) :]
+    assert sum(min(abs(i / 12 - c) for c in clicks) <= 1 / 12 for i in largest) >= 0.8 * len(largest)
+    # smooth 1: uniform again
+    client.patch(f"/api/transitions/{tid}", json={"smooth": 1})
+    render = client.post(f"/api/transitions/{tid}/renders").json()
+    ts = [f["t"] for f in client.get(f"/api/renders/{render['id']}").json()["frames"]]
+    assert ts == pytest.approx([i / 47 for i in range(48)])
+
+
+def test_segue_render_exports_a_24_fps_mp4_with_the_sound(tmp_path: Any, models_dir: Any) -> None:
+    import hashlib
+
+    from tests.integration.test_headless import segue_render
+
+    data, clicks = click_wav(2.5)
+    (tmp_path / "voice.wav").write_bytes(data)
+    key = hashlib.sha256(data).hexdigest() + ".wav"
+    project = {
+        "segue_project": 1,
+        "title": "Animatic",
+        "model": "segue-tiny",
+        "settings": {"seed": 3, "frames": 24, "steps": 2, "width": 64, "height": 64, "spacing": "audio"},
+        "keyframes": [{"position": 0, "prompt": "a city"}, {"position": 1, "prompt": "a forest"}],
+        "audio": {"key": key, "name": "voice.wav", "duration": 2.5, "sample_rate": 44100},
+    }
+    (tmp_path / "a.segue.json").write_text(json.dumps(project))
+    result = segue_render(
+        tmp_path, models_dir, "a.segue.json", "--out", "a.mp4", "--fps", "24", "--inbetweens", "flow"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    frames, fps, seconds, samples, rate = _read_back((tmp_path / "a.mp4").read_bytes())
+    assert (frames, fps) == (48, 24) and seconds == pytest.approx(2.0, abs=1 / 24)
+    first = int(np.argmax(np.abs(samples) > 0.1)) / rate
+    assert first == pytest.approx(clicks[0], abs=1 / 24)
+
+    (tmp_path / "voice.wav").unlink()
+    missing = segue_render(tmp_path, models_dir, "a.segue.json", "--out", "b.mp4")
+    assert missing.returncode != 0 and "soundtrack 'voice.wav' was not found" in missing.stderr
