@@ -141,20 +141,20 @@ def soundtrack_view(transition: Transition) -> dict[str, Any] | None:
             beats.append(
                 {"t": round(c.t_at(seconds), 5), "seconds": round(seconds, 3), "label": format_time(b)}
             )
-    if heard >= video - 1 / c.fps / 2:
+    follows = max(2, math.ceil(heard * c.fps))
+    starts = f", from {format_time(offset)} in" if offset else ""
+    if abs(heard - video) < 1 / c.fps:
+        fit = f"The soundtrack{starts} and the video are both {format_time(video)} long."
+    elif heard > video:
         fit = (
-            f"The soundtrack ({format_time(record['duration'])}) is cut at the video's end, "
-            f"{format_time(video)}"
-            + (f" (it starts {format_time(offset)} in)" if offset else "")
-            + f". For the whole sound, set frames to {math.ceil(heard * c.fps)} at {c.fps} fps."
+            f"The soundtrack ({format_time(record['duration'])}{starts}) is longer than the video "
+            f"({format_time(video)}): it is cut at the video's end (fit the frames to hear it all)."
         )
-        follows = math.ceil(heard * c.fps)
     else:
         fit = (
-            f"The soundtrack ({format_time(record['duration'])}) is shorter than the video "
+            f"The soundtrack ({format_time(record['duration'])}{starts}) is shorter than the video "
             f"({format_time(video)}): it is padded with {video - heard:.2f} s of silence."
         )
-        follows = max(2, math.ceil(heard * c.fps))
     return {
         "record": record,
         "path": "".join(parts),

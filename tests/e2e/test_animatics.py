@@ -64,7 +64,7 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
     assert beats.count() >= 4
     assert page.locator("svg.waveform path").get_attribute("d").count("M") == 400
     assert "voice-over.wav" in page.inner_text(".soundtrack-info")
-    assert "cut at the video's end" in page.inner_text("[data-fit]")
+    assert "both 0:03.00 long" in page.inner_text("[data-fit]")
     page.locator("#timeline").screenshot(path=str(SHOTS / "animatics-timeline.png"))
 
     page.click("#snap-beats")
