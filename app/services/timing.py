@@ -16,7 +16,7 @@ from app.errors import FieldError
 from app.services import audio, history, paths
 from app.services.history import Actor
 from app.tables import Keyframe, Transition
-from core.params import SETTING_FIELDS, KeyframeSnapshot, RenderSnapshot
+from core.params import KEYFRAME_RANGES, SETTING_FIELDS, KeyframeSnapshot, RenderSnapshot
 from core.spacing import grid
 from core.timecode import Clock, format_time, parse_time
 from core.timeline import POSITION_TOLERANCE
@@ -85,8 +85,16 @@ def position_at(transition: Transition, time: str | float, field: str = "time") 
 
 
 def hold_frames_of(transition: Transition, seconds: float) -> int:
-    """A hold given in seconds, as frames at the transition's fps."""
-    return max(0, round(seconds * transition.fps))
+    """A hold given in seconds, as frames at the transition's fps (within the hold's own limit)."""
+    frames = max(0, round(seconds * transition.fps))
+    high = KEYFRAME_RANGES["hold_frames"].high()
+    if frames > high:
+        raise FieldError(
+            "hold_seconds",
+            f"hold_seconds is {frames} frames at {transition.fps} fps; a hold is at most {high:g} frames "
+            f"({high / transition.fps:g} s)",
+        )
+    return frames
 
 
 def resolve_keyframe(transition: Transition, values: dict[str, Any]) -> dict[str, Any]:

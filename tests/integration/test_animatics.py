@@ -306,3 +306,39 @@ def test_segue_render_exports_a_24_fps_mp4_with_the_sound(tmp_path: Any, models_
     (tmp_path / "voice.wav").unlink()
     missing = segue_render(tmp_path, models_dir, "a.segue.json", "--out", "b.mp4")
     assert missing.returncode != 0 and "soundtrack 'voice.wav' was not found" in missing.stderr
+
+
+def test_the_project_file_carries_the_soundtrack_and_an_import_attaches_it(client: TestClient) -> None:
+    tid = create(client, fps=24, audio_offset=0.25, spacing="audio", smooth=0.3)["id"]
+    data, _ = click_wav(2.0)
+    record = upload(client, tid, data).json()
+    first = client.get(f"/api/transitions/{tid}/project")
+    project = first.json()
+    assert project["settings"]["fps"] == 24 and project["settings"]["smooth"] == 0.3
+    assert project["audio"]["duration"] == record["duration"] and project["audio"]["beats"] == record["beats"]
+    assert project["audio"]["key"].endswith(".wav") and project["audio"]["name"] == "clicks.wav"
+
+    imported = client.post("/api/projects", json=project)
+    assert imported.status_code == 201, imported.text
+    new_id = imported.json()["id"]
+    assert client.get(f"/api/transitions/{new_id}/audio").json() == {
+        **record,
+        "onsets_url": f"/api/transitions/{new_id}/audio/onsets",
+        "url": f"/api/transitions/{new_id}/audio/file",
+    }
+    assert client.get(f"/api/transitions/{new_id}/project").content == first.content  # same bytes again
+
+    # A project whose soundtrack this server does not hold imports with a warning, silent.
+    project["audio"]["key"] = "0" * 64 + ".wav"
+    elsewhere = client.post("/api/projects", json=project)
+    assert elsewhere.status_code == 201
+    assert any(w["field"] == "audio" for w in elsewhere.json()["warnings"])
+    assert client.get(f"/api/transitions/{elsewhere.json()['id']}/audio").status_code == 404
+    # A hold in seconds past the hold's limit is refused naming the field.
+    too_long = client.post(
+        f"/api/transitions/{tid}/keyframes", json={"position": 0.5, "prompt": "x", "hold_seconds": 500}
+    )
+    assert (
+        too_long.status_code == 422
+        and "hold_seconds is 12000 frames" in too_long.json()["errors"]["hold_seconds"]
+    )
