@@ -78,7 +78,11 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
     assert "moved to" in page.inner_text("#history")
 
     page.click("#render-button")
-    page.locator("#render-head [data-status=done]").wait_for(timeout=180_000)
+    try:
+        page.locator("#render-head [data-status=done]").wait_for(timeout=300_000)
+    except Exception:
+        render = _api(server, "GET", f"/api/transitions/{tid}")["latest_render"]
+        raise AssertionError(f"the render did not finish: {render}") from None
     page.locator("[data-player][data-ready]").wait_for()
     page.wait_for_function("document.querySelector('audio[data-player-audio]').readyState >= 2")
     page.click("[data-player-action=play]")
