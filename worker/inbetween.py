@@ -54,7 +54,8 @@ def _flow(a_grey: np.ndarray, b_grey: np.ndarray) -> np.ndarray:
     preset = (
         cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if min(a_grey.shape) >= 128 else cv2.DISOPTICAL_FLOW_PRESET_FAST
     )
-    return cv2.DISOpticalFlow_create(preset).calc(a_grey, b_grey, None)
+    dis = cv2.DISOpticalFlow_create(preset)  # type: ignore[attr-defined]
+    return np.asarray(dis.calc(a_grey, b_grey, None))
 
 
 def _warp(image: np.ndarray, flow: np.ndarray, scale: float) -> np.ndarray:

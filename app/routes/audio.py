@@ -226,7 +226,7 @@ async def audio_action_form(
             view = timing.soundtrack_view(transition)
             if view is None:
                 raise FieldError("audio", "there is no soundtrack to follow")
-            patch = TransitionUpdate(frames=view["follow_frames"], version=expected)
+            patch = TransitionUpdate.model_validate({"frames": view["follow_frames"], "version": expected})
             transitions.update_transition(db, transition, patch, expected=expected, actor=_actor(access))
         else:
             raise NotFound("soundtrack action", action)

@@ -342,3 +342,41 @@ def test_the_project_file_carries_the_soundtrack_and_an_import_attaches_it(clien
         too_long.status_code == 422
         and "hold_seconds is 12000 frames" in too_long.json()["errors"]["hold_seconds"]
     )
+
+
+def test_the_page_uploads_fits_snaps_and_removes_the_soundtrack(client: TestClient) -> None:
+    hx = {"HX-Request": "true"}
+    tid = create(client, frames=12)["id"]  # 1 s at 12 fps
+    page = client.get(f"/transitions/{tid}").text
+    assert "12 frames at 12 fps = 0:01.00" in page and 'id="audio-file"' in page
+
+    bad = client.post(
+        f"/transitions/{tid}/audio", files={"audio": ("x.wav", b"nope", "audio/wav")}, headers=hx
+    )
+    assert (
+        bad.status_code == 422
+        and "audio is not an audio file" in bad.text
+        and "svg" not in bad.text.split("waveform")[0][-5:]
+    )
+    good = client.post(
+        f"/transitions/{tid}/audio",
+        files={"audio": ("clicks.wav", click_wav(3.0)[0], "audio/wav")},
+        headers=hx,
+    )
+    assert good.status_code == 200 and 'class="waveform"' in good.text and 'class="beat"' in good.text
+    assert "is longer than the video" in good.text and "Fit frames to the sound (36)" in good.text
+
+    fitted = client.post(f"/transitions/{tid}/audio/follow", headers=hx)
+    assert fitted.status_code == 200 and "both 0:03.00 long" in fitted.text
+    assert client.get(f"/api/transitions/{tid}").json()["frames"] == 36
+
+    client.post(f"/api/transitions/{tid}/keyframes", json={"time": "0:01.1", "prompt": "a garden"})
+    snapped = client.post(f"/transitions/{tid}/audio/snap", headers=hx)
+    assert snapped.status_code == 200
+    inner = client.get(f"/api/transitions/{tid}").json()["keyframes"][1]
+    beats = client.get(f"/api/transitions/{tid}/audio").json()["beats"]
+    assert min(abs(inner["time"] - b) for b in beats) < 1e-3
+
+    removed = client.post(f"/transitions/{tid}/audio/remove", headers=hx)
+    assert removed.status_code == 200 and 'class="waveform"' not in removed.text
+    assert client.post(f"/transitions/{tid}/audio/snap", headers=hx).status_code == 422  # no beats now
