@@ -18,6 +18,7 @@ import io
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -223,7 +224,12 @@ def store_upload(data: bytes, name: str) -> dict[str, Any]:
 
 def analysis_of(record: dict[str, Any]) -> dict[str, Any]:
     """The stored analysis of a soundtrack record (FileNotFoundError when the store lost it)."""
-    digest = str(record["key"]).split(".", 1)[0]
+    return dict(_analysis(str(record["key"]).split(".", 1)[0], get_store().describe()))
+
+
+@lru_cache(maxsize=16)
+def _analysis(digest: str, store: str) -> dict[str, Any]:
+    # Content-addressed, so never stale: every page and API answer maps times through it.
     return dict(json.loads(get_store().read_audio(f"{digest}.analysis.json")))
 
 

@@ -100,3 +100,27 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
     index = int(page.get_attribute("[data-player]", "data-index"))
     audio_time = page.evaluate("document.querySelector('audio[data-player-audio]').currentTime")
     assert audio_time == pytest.approx(index / 12, abs=0.05)
+
+    # The deliverable: a 24 fps MP4 with flow in-betweens and the sound, from the render panel.
+    panel = page.locator(".export-panel form.export-form")
+    panel.wait_for()
+    panel.locator("select[name=format]").select_option("mp4")
+    panel.locator("input[name=fps]").fill("24")
+    panel.locator("select[name=inbetweens]").select_option("flow")
+    assert "carry the soundtrack" in page.inner_text(".sound-hint")
+    panel.locator("button.export-button").click()
+    link = page.locator(".export-item[data-format=mp4][data-status=done] a.export-download")
+    link.wait_for(timeout=120_000)
+    video = tmp_path / "animatic.mp4"
+    with urllib.request.urlopen(server + link.get_attribute("href"), timeout=30) as response:
+        video.write_bytes(response.read())
+    import av
+
+    with av.open(str(video)) as container:
+        frames = sum(1 for _ in container.decode(container.streams.video[0]))
+        assert float(container.streams.video[0].average_rate) == 24
+    with av.open(str(video)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(f.samples for f in container.decode(stream))
+        seconds = samples / stream.codec_context.sample_rate
+    assert frames == FRAMES * 2 and seconds == pytest.approx(FRAMES / 12, abs=1 / 24)
