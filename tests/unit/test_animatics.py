@@ -149,3 +149,17 @@ def test_a_cut_is_crossfaded_not_warped() -> None:
     made, how = flow_inbetween(a, b, 0.25)
     assert how == "crossfade" and np.array_equal(made, crossfade(a, b, 0.25))
     assert not math.isnan(float(made.mean()))
+
+
+def test_time_settings_never_change_a_frames_key() -> None:
+    from app.services import paths
+    from core.params import RenderSnapshot
+    from core.timeline import frame_keys
+
+    keyframes = [{"position": 0.0, "prompt": "a city"}, {"position": 1.0, "prompt": "a forest"}]
+    base = RenderSnapshot(seed=3, frames=8, keyframes=keyframes)
+    timed = RenderSnapshot(
+        seed=3, frames=8, keyframes=keyframes, fps=24, audio_offset=2.5, smooth=0.4, soundtrack={"key": "x"}
+    )
+    assert base.pixels() == timed.pixels()
+    assert frame_keys(base.pixels(), paths.plan(base)) == frame_keys(timed.pixels(), paths.plan(timed))
