@@ -380,3 +380,10 @@ def test_the_page_uploads_fits_snaps_and_removes_the_soundtrack(client: TestClie
     removed = client.post(f"/transitions/{tid}/audio/remove", headers=hx)
     assert removed.status_code == 200 and 'class="waveform"' not in removed.text
     assert client.post(f"/transitions/{tid}/audio/snap", headers=hx).status_code == 422  # no beats now
+
+
+def test_the_frame_panel_shows_the_frames_time(client: TestClient) -> None:
+    tid = create(client, frames=24, fps=8)["id"]
+    render_id = client.post(f"/api/transitions/{tid}/renders").json()["id"]
+    panel = client.get(f"/frames/{render_id}/20").text
+    assert 'data-frame-time="2.5000"' in panel and "0:02.50" in panel and "frame 20 at 8 fps" in panel
