@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     max_steps: int = Field(default=params.HARD_CAPS.steps, ge=1, le=params.HARD_CAPS.steps)
     max_batch_size: int = Field(default=params.HARD_CAPS.batch_size, ge=1, le=params.HARD_CAPS.batch_size)
     event_poll_seconds: float = Field(default=0.25, gt=0)
+    # Soundtracks (docs/animatics.md): the largest audio file a transition takes, in MB (10^6 bytes).
+    max_audio_mb: float = Field(default=50.0, gt=0, le=2000)
 
     # Reliability (README, "Reliability"). A worker holds the frames it renders under a lease of
     # lease_seconds that its heartbeat extends; a lease that runs out (the worker died) is queued again by

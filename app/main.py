@@ -28,6 +28,8 @@ from app.routes import (
     signin,
     transitions,
 )
+from app.routes.audio import pages as audio_pages
+from app.routes.audio import router as audio_router
 from app.routes.compare import router as compare_router
 from app.routes.events import router as events_router
 from app.routes.history import install as install_history
@@ -128,6 +130,9 @@ def create_app() -> FastAPI:
         app.include_router(router)
     # The loop: a Fix per problem and the autopilot.
     for router in (autofix.router, autofix.pages):
+        app.include_router(router)
+    # Soundtracks and time (docs/animatics.md).
+    for router in (audio_router, audio_pages):
         app.include_router(router)
 
     store = get_store(settings)

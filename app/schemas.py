@@ -71,13 +71,28 @@ def _all_optional(name: str, base: type[BaseModel], doc: str) -> type[BaseModel]
     return model
 
 
+TimeValue = Annotated[
+    float | str,
+    Field(
+        description='a time on the video\'s clock: seconds (2.5) or "m:ss.s" ("0:02.5"); used instead of '
+        "position, it places the keyframe where the frame playing at that time is (docs/animatics.md)"
+    ),
+]
+HoldSeconds = Annotated[
+    float, Field(ge=0, le=600, description="the hold in seconds instead of hold_frames (x fps, rounded)")
+]
+
+
 class KeyframeCreate(KeyframeSettings):
-    """A keyframe: its position and prompt, and optionally its own seed, hold, cut and segment settings."""
+    """A keyframe: its position (or time) and prompt, and optionally its own seed, hold, cut and segment
+    settings."""
 
     model_config = ConfigDict(extra="forbid")
 
-    position: Position
+    position: Position | None = None
     prompt: Prompt
+    time: TimeValue | None = None
+    hold_seconds: HoldSeconds | None = None
     version: int | None = _based_on()
 
 
@@ -113,6 +128,8 @@ class KeyframeOut(KeyframeSettings):
     prompt: str
     is_start: bool
     is_end: bool
+    time: float | None = Field(None, description="when the keyframe shows, in seconds (its position at fps)")
+    hold_seconds: float | None = Field(None, description="hold_frames / fps")
 
 
 class RenderSummary(BaseModel):
@@ -132,6 +149,7 @@ class TransitionOut(RenderSettings):
     keyframes: list[KeyframeOut]
     warnings: list[PromptWarning] = []
     latest_render: RenderSummary | None = None
+    duration: float | None = Field(None, description="seconds the planned frames play at fps, holds included")
     created_at: datetime
     updated_at: datetime
 
@@ -147,6 +165,7 @@ class FrameOut(BaseModel):
     prompt_b: str
     reused: bool
     seconds: float | None
+    time: float | None = Field(None, description="when the frame plays: index / fps, in seconds")
     seed_a: int | None = Field(None, description="noise from this seed... (null: the transition's seed)")
     seed_b: int | None = Field(None, description="...towards this one, at noise_t along noise_path")
     noise_t: float = 0.0

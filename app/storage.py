@@ -35,6 +35,8 @@ from app.config import Settings, get_settings
 KEY_PATTERN = re.compile(r"^[0-9a-f]{16,128}$")
 #: An export's file name: its cache key and an extension (app/services/exports.py).
 EXPORT_NAME_PATTERN = re.compile(r"^[0-9a-f]{16,128}\.[a-z0-9]{2,5}$")
+#: A soundtrack's (or its analysis') name: the SHA-256 of the uploaded bytes and an extension.
+AUDIO_NAME_PATTERN = re.compile(r"^[0-9a-f]{64}(?:\.[a-z0-9]{2,8}){1,2}$")
 #: Frames never change under their key (it hashes everything that sets their pixels).
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: Requests to an object store at once when checking or fetching many frames (boto3's default pool is 10).
@@ -105,6 +107,23 @@ class FrameStore(ABC):
         self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None
     ) -> Response:
         """The export file as a download, a byte range of it when asked (FileNotFoundError when gone)."""
+
+    # ------------------------------------------------------------ soundtracks (docs/animatics.md)
+    # Stored by content hash like frames: `name` is AUDIO_NAME_PATTERN (<sha256>.<ext>, or .json analysis).
+
+    @abstractmethod
+    def has_audio(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def put_audio(self, name: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def read_audio(self, name: str) -> bytes:
+        """The stored bytes; FileNotFoundError when they are not stored."""
+
+    @abstractmethod
+    def audio_response(self, name: str, media_type: str, range_header: str | None = None) -> Response:
+        """The audio file for a browser, byte ranges answered (an <audio> element seeks with them)."""
 
     # ------------------------------------------------------------ health
 
@@ -178,6 +197,26 @@ class LocalFrameStore(FrameStore):
         if not path.is_file():
             raise FileNotFoundError(name)
         return FileResponse(path, media_type=media_type, headers=headers)  # answers Range itself
+
+    def audio_path(self, name: str) -> Path:
+        if not AUDIO_NAME_PATTERN.match(name):
+            raise FileNotFoundError(name)
+        return self.root / "audio" / name[:2] / name
+
+    def has_audio(self, name: str) -> bool:
+        return self.audio_path(name).is_file()
+
+    def put_audio(self, name: str, data: bytes) -> None:
+        _atomic_write(self.audio_path(name), data)
+
+    def read_audio(self, name: str) -> bytes:
+        return self.audio_path(name).read_bytes()
+
+    def audio_response(self, name: str, media_type: str, range_header: str | None = None) -> Response:
+        path = self.audio_path(name)
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": IMMUTABLE})
 
     def check(self) -> None:
         try:
@@ -364,6 +403,46 @@ class S3FrameStore(FrameStore):
         if obj.get("ContentRange"):
             out["Content-Range"] = obj["ContentRange"]
             status = 206
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(CHUNK)
+            finally:
+                body.close()
+
+        return StreamingResponse(chunks(), status_code=status, media_type=media_type, headers=out)
+
+    # soundtracks
+    def audio_object(self, name: str) -> str:
+        if not AUDIO_NAME_PATTERN.match(name):
+            raise FileNotFoundError(name)
+        return f"{self.prefix}audio/{name[:2]}/{name}"
+
+    def has_audio(self, name: str) -> bool:
+        return self._head(self.audio_object(name)) is not None
+
+    def put_audio(self, name: str, data: bytes) -> None:
+        with self._request(f"store audio {name}"):
+            self.client.put_object(Bucket=self.bucket, Key=self.audio_object(name), Body=data)
+
+    def read_audio(self, name: str) -> bytes:
+        body = self._get(self.audio_object(name))["Body"]
+        with self._request(f"read audio {name}"):
+            return bytes(body.read())
+
+    def audio_response(self, name: str, media_type: str, range_header: str | None = None) -> Response:
+        extra = {"Range": range_header} if range_header else {}
+        obj = self._get(self.audio_object(name), **extra)
+        out = {
+            "Cache-Control": IMMUTABLE,
+            "Accept-Ranges": "bytes",
+            "Content-Length": str(obj["ContentLength"]),
+        }
+        status = 200
+        if obj.get("ContentRange"):
+            out["Content-Range"] = obj["ContentRange"]
+            status = 206
+        body = obj["Body"]
 
         def chunks() -> Iterator[bytes]:
             try:

@@ -42,7 +42,7 @@ NOISE_INTERPOLATION_LABELS: dict[str, str] = {
     "translate": "Translate (slide a window)",
 }
 #: Where the frames sit on the timeline: named curves (core.spacing) or measured from a probe pass.
-Spacing = Literal["uniform", "ease_in_out", "ease_in", "ease_out", "sine", "perceptual", "adaptive"]
+Spacing = Literal["uniform", "ease_in_out", "ease_in", "ease_out", "sine", "perceptual", "adaptive", "audio"]
 SPACING_LABELS: dict[str, str] = {
     "uniform": "Uniform",
     "ease_in_out": "Ease in and out",
@@ -51,6 +51,7 @@ SPACING_LABELS: dict[str, str] = {
     "sine": "Sine in and out",
     "perceptual": "Perceptually even (probe pass)",
     "adaptive": "Adaptive refinement (probe pass)",
+    "audio": "Follow the soundtrack (onsets)",
 }
 #: Spacings that need a probe render before the frames can be placed.
 PROBED_SPACINGS = ("perceptual", "adaptive")
@@ -141,6 +142,10 @@ RANGES: dict[str, Range] = {
     "spacing_budget": Range(2, lambda c: c.frames),
     # Trajectory sharing: in-betweens start at this step (clamped below the render's steps).
     "shared_from_step": Range(1, lambda c: c.steps),
+    # Animatics (docs/animatics.md): playback rate, the soundtrack's start and the audio spacing's blend.
+    "fps": Range(1, lambda c: 60),
+    "audio_offset": Range(0, lambda c: 600, integer=False),
+    "smooth": Range(0, lambda c: 1, integer=False),
 }
 
 #: The numeric limits of a keyframe's own settings (a keyframe's seed uses RANGES["seed"]).
@@ -252,6 +257,10 @@ class RenderSettings(PixelSettings):
     spacing_budget: ranged("spacing_budget", int) | None = None  # type: ignore[valid-type]
     in_between: InBetween = "full"
     shared_from_step: ranged("shared_from_step", int) | None = None  # type: ignore[valid-type]
+    # Time (docs/animatics.md): none of these touch a frame's pixels, so frame keys do not hash them.
+    fps: ranged("fps", int) = 12  # type: ignore[valid-type]
+    audio_offset: ranged("audio_offset", float) = 0.0  # type: ignore[valid-type]
+    smooth: ranged("smooth", float) = 0.0  # type: ignore[valid-type]
 
 
 SETTING_FIELDS: tuple[str, ...] = tuple(RenderSettings.model_fields)
@@ -382,6 +391,10 @@ class RenderSnapshot(RenderSettings):
 
     keyframes: list[KeyframeSnapshot]
     model_revision: str = ""
+    #: The transition's soundtrack when the render started ({key, name, media_type, duration, ...}).
+    soundtrack: dict[str, Any] | None = None
+    #: spacing "audio": the soundtrack's onset energy between each pair of adjacent base frames.
+    audio_energy: list[float] | None = None
 
     def pixels(self) -> PixelSettings:
         return PixelSettings.model_validate(self.model_dump(include=set(PIXEL_FIELDS)))

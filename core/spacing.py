@@ -271,3 +271,51 @@ def adaptive_threshold(distances: Sequence[float], frames: int, slack: float = A
     if frames < 2:
         raise ValueError("frames must be at least 2")
     return slack * math.fsum(distances) / (frames - 1)
+
+
+# ---------------------------------------------------------------- audio-driven spacing
+
+#: Silence still moves a little (this share of the mean energy), so positions stay strictly increasing.
+AUDIO_FLOOR = 1e-3
+
+
+def audio_positions(energies: Sequence[float], smooth: float = 0.0) -> list[float]:
+    """Frame positions that follow a soundtrack (stable-diffusion-videos' walk, in t).
+
+    energies[i] is the onset energy heard between base frame i and i + 1 (n - 1 values for n frames).
+    Position i is the normalised cumulative energy up to frame i, blended toward the uniform grid by
+    `smooth` (0: follow the audio, 1: uniform): progress moves on hits and rests in silence.
+    """
+    if len(energies) < 1:
+        raise ValueError("audio spacing needs at least two frames")
+    if not 0.0 <= smooth <= 1.0 or not math.isfinite(smooth):
+        raise ValueError(f"smooth must be between 0 and 1 (got {smooth:g})")
+    clean = [e if math.isfinite(e) and e > 0.0 else 0.0 for e in energies]
+    mean = math.fsum(clean) / len(clean)
+    floor = AUDIO_FLOOR * mean if mean > 0.0 else 1.0
+    steps = [e + floor for e in clean]
+    total = math.fsum(steps)
+    n = len(steps) + 1
+    uniform = grid(n)
+    running, out = 0.0, [0.0]
+    for i, step in enumerate(steps[:-1], start=1):
+        running += step
+        out.append((1.0 - smooth) * running / total + smooth * uniform[i])
+    out.append(1.0)
+    return out
+
+
+def through(us: Sequence[float], ts: Sequence[float]) -> Curve:
+    """The piecewise-linear curve through the points (us[i], ts[i]) (increasing, from (0, 0) to (1, 1))."""
+    xs, ys = tuple(float(u) for u in us), tuple(float(t) for t in ts)
+
+    def fn(u: float) -> float:
+        return _interpolate(xs, ys, u)
+
+    return fn
+
+
+def audio_curve(energies: Sequence[float], smooth: float = 0.0) -> Curve:
+    """audio_positions as a curve on the base grid, for core.timeline.base_times."""
+    positions = audio_positions(energies, smooth)
+    return through(grid(len(positions)), positions)

@@ -15,6 +15,12 @@
 
   const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
   const percent = (x) => `${Math.round(x * 100)}%`;
+  const clock = (seconds) => {
+    const centis = Math.round(seconds * 100);
+    const minutes = Math.floor(centis / 6000);
+    const rest = centis - minutes * 6000;
+    return `${minutes}:${String(Math.floor(rest / 100)).padStart(2, "0")}.${String(rest % 100).padStart(2, "0")}`;
+  };
   const isTyping = (el) =>
     !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
 
@@ -51,6 +57,13 @@
       this.scrubber = root.querySelector("[data-player-scrubber]");
       this.head = root.querySelector(".scrubber-head");
       this.canvas = root.querySelector(".scrubber-frames");
+      this.timeOut = root.querySelector("[data-player-time]");
+      // The soundtrack (docs/animatics.md): frame i plays at offset + i / baseFps s of the audio. While the
+      // sound plays, its clock drives the frames, so picture and sound stay in sync however the tab is timed.
+      this.baseFps = this.fps;
+      this.audio = root.querySelector("audio[data-player-audio]");
+      this.soundToggle = root.querySelector("[data-player-sound]");
+      this.audioOffset = this.audio ? parseFloat(this.audio.dataset.offset) || 0 : 0;
 
       this.tick = this.tick.bind(this);
       this.bindControls();
@@ -160,6 +173,7 @@
       const t = this.times[i];
       this.indexOut.textContent = String(i);
       this.tOut.textContent = t.toFixed(3);
+      if (this.timeOut) this.timeOut.textContent = clock(i / this.baseFps);
       this.showBlend(t);
       this.head.style.left = `${t * 100}%`;
       this.scrubber.setAttribute("aria-valuenow", String(i));
@@ -227,12 +241,47 @@
       this.last = performance.now();
       this.elapsed = 0;
       this.updatePlayButton();
+      this.startSound();
       requestAnimationFrame(this.tick);
     }
 
     pause() {
       this.playing = false;
       this.updatePlayButton();
+      if (this.audio) this.audio.pause();
+    }
+
+    // ------------------------------------------------------------ the soundtrack
+
+    soundOn() {
+      return !!this.audio && this.mode === "loop" && (!this.soundToggle || this.soundToggle.checked);
+    }
+
+    syncSound() {
+      if (!this.audio) return;
+      const at = this.audioOffset + this.index / this.baseFps;
+      if (Number.isFinite(at)) {
+        try {
+          this.audio.currentTime = at;
+        } catch {
+          /* not loaded yet: it starts from the top */
+        }
+      }
+    }
+
+    startSound() {
+      if (!this.soundOn() || !this.playing) return;
+      this.audio.playbackRate = clamp(this.fps / this.baseFps, 0.0625, 16);
+      this.syncSound();
+      const started = this.audio.play();
+      if (started && started.catch) started.catch(() => {}); // autoplay refused: the frames play silently
+    }
+
+    soundIndex() {
+      // The frame the sound is at, or null when the sound is not driving (paused, ended, off).
+      const a = this.audio;
+      if (!this.soundOn() || a.paused || a.ended || a.seeking || this.hover !== null) return null;
+      return Math.floor((a.currentTime - this.audioOffset) * this.baseFps + 1e-6);
     }
 
     updatePlayButton() {
@@ -251,7 +300,18 @@
       const step = 1000 / this.fps;
       this.elapsed = Math.min(this.elapsed + now - this.last, step * 4); // no burst after a hidden tab
       this.last = now;
-      if (this.hover !== null) {
+      const heard = this.soundIndex();
+      if (heard !== null) {
+        this.elapsed = 0;
+        if (heard >= this.n) {
+          this.index = 0; // the end of the video: loop, and the sound with it
+          this.syncSound();
+          this.show();
+        } else if (heard >= 0 && heard !== this.index) {
+          this.index = heard;
+          this.show();
+        }
+      } else if (this.hover !== null) {
         this.elapsed = 0; // the pointer holds the picture; resume from the position on leave
       } else if (this.elapsed >= step) {
         while (this.elapsed >= step) {
@@ -274,6 +334,10 @@
       } else {
         this.direction = 1;
         this.index = (this.index + 1) % this.n;
+        if (this.index === 0 && this.soundOn()) {
+          this.syncSound(); // a soundtrack shorter than the video ended: it starts again with the loop
+          this.startSound();
+        }
       }
     }
 
@@ -282,6 +346,7 @@
       this.hover = null;
       this.hoverFromStrip = false;
       this.index = clamp(this.index + delta, 0, this.n - 1);
+      this.syncSound();
       this.show();
     }
 
@@ -289,6 +354,7 @@
       if (commit) {
         this.index = clamp(index, 0, this.n - 1);
         this.hover = null;
+        this.syncSound();
       } else {
         this.hover = index === null ? null : clamp(index, 0, this.n - 1);
       }
@@ -297,6 +363,7 @@
 
     destroy() {
       this.playing = false;
+      if (this.audio) this.audio.pause();
       this.observer.disconnect();
       this.resize.disconnect();
       if (active === this) active = null;
@@ -316,11 +383,20 @@
       const mode = this.root.querySelector("[data-player-mode]");
       mode.addEventListener("change", () => {
         this.mode = mode.value;
+        if (this.soundOn()) this.startSound();
+        else if (this.audio) this.audio.pause(); // a sound cannot play backwards: ping-pong is silent
       });
+      if (this.soundToggle) {
+        this.soundToggle.addEventListener("change", () => {
+          if (this.soundOn()) this.startSound();
+          else this.audio.pause();
+        });
+      }
       const fps = this.root.querySelector("[data-player-fps]");
       fps.addEventListener("change", () => {
         this.fps = clamp(parseInt(fps.value, 10) || 12, 1, 60);
         fps.value = String(this.fps);
+        if (this.audio) this.audio.playbackRate = clamp(this.fps / this.baseFps, 0.0625, 16); // the sound follows the speed
       });
       this.bindStripView();
     }

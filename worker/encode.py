@@ -32,11 +32,25 @@ Progress = Callable[[float], None]
 
 @dataclass(frozen=True)
 class SourceFrame:
-    """One rendered frame: its index in the render, its t on the timeline, and its PNG file."""
+    """One rendered frame: its index in the render, its t on the timeline, and its PNG file.
+
+    An in-between (docs/animatics.md) is synthesized, never a rendered frame: `made` says how ("flow" or
+    "crossfade") and `between` from which rendered frames (index a, index b, weight).
+    """
 
     index: int
     t: float
     path: Path
+    made: str = ""
+    between: tuple[int, int, float] | None = None
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """The sound of a video: an audio file, and the audio time at which the first frame plays."""
+
+    path: Path
+    offset: float = 0.0
 
 
 def format_for_path(path: Path | str) -> str:
@@ -117,22 +131,28 @@ def encode(
     on_progress: Progress | None = None,
     threads: int = 0,
     metrics: dict[str, Any] | None = None,
+    sound: Soundtrack | None = None,
+    source_fps: int | None = None,
 ) -> Path:
     """Write `frames` (in order) to `out` as options.format; returns `out`. Written atomically.
 
-    `metrics` (the render's scores: per frame and summary) go into a zip as metrics.json."""
+    `metrics` (the render's scores: per frame and summary) go into a zip as metrics.json. `sound`: MP4 and
+    WebM carry it (AAC, Opus), cut or padded to the video's length; other formats carry none.
+    `source_fps`: the render's frame rate, from which in-betweens (options.inbetweens) reach options.fps."""
     if not frames:
         raise ValueError("there are no frames to export")
     frames = sorted(frames, key=lambda f: f.index)
     report = on_progress or (lambda _fraction: None)
-    with _atomic(out) as tmp:
+    with _atomic(out) as tmp, tempfile.TemporaryDirectory(prefix="segue-inbetweens-") as scratch:
+        if options.inbetweens == "flow" and options.format != "contact_sheet":
+            frames = with_inbetweens(frames, source_fps or options.fps, options.fps, Path(scratch))
         match options.format:
             case "mp4" | "webm":
-                _video(frames, tmp, options, keyframe_positions, report, threads)
+                _video(frames, tmp, options, keyframe_positions, report, threads, sound)
             case "gif" | "webp":
                 _animation(frames, tmp, options, keyframe_positions, report)
             case "zip":
-                _zip(frames, tmp, report, metrics)
+                _zip(frames, tmp, report, metrics, source_fps, options.fps)
             case "contact_sheet":
                 _contact_sheet(frames, tmp, keyframe_positions, title, report)
             case other:  # pragma: no cover - ExportOptions allows only the formats above
@@ -165,6 +185,7 @@ def _video(
     keyframe_positions: Sequence[float],
     report: Progress,
     threads: int,
+    sound: Soundtrack | None = None,
 ) -> None:
     import av
     from av.video.stream import VideoStream
@@ -180,6 +201,11 @@ def _video(
         stream.pix_fmt = "yuv420p"
         stream.options = codec_options
         stream.codec_context.thread_count = max(0, threads)
+        # Both streams exist before the first packet is muxed (the header is written then).
+        audio = None
+        if sound is not None:
+            audio_codec, rate = AUDIO_CODECS[options.format]
+            audio = container.add_stream(audio_codec, rate=rate, layout="stereo")
         pts = 0
         for step, (position, ticks) in enumerate(plan):
             pixels = np.asarray(_even(_rgb(frames[position].path)))
@@ -192,6 +218,72 @@ def _video(
             report(0.98 * (step + 1) / len(plan))
         for packet in stream.encode():
             container.mux(packet)
+        if sound is not None and audio is not None:
+            _sound(container, audio, sound, pts / options.fps)
+
+
+#: The sound codec of each video format and its sample rate (Opus works at 48 kHz).
+AUDIO_CODECS: dict[str, tuple[str, int]] = {"mp4": ("aac", 48000), "webm": ("libopus", 48000)}
+
+
+def soundtrack_samples(path: Path, rate: int, offset: float, seconds: float) -> np.ndarray:
+    """Stereo float32 samples (2, n) of the audio from `offset` for `seconds`: cut, or padded with silence."""
+    import av
+
+    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
+    chunks = []
+    with av.open(str(path)) as source:
+        for frame in source.decode(audio=0):
+            chunks += [f.to_ndarray() for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray() for f in resampler.resample(None)]
+    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
+    start, count = round(offset * rate), round(seconds * rate)
+    window = audio[:, start : start + count]
+    if window.shape[1] < count:
+        window = np.pad(window, ((0, 0), (0, count - window.shape[1])))
+    return np.ascontiguousarray(window, dtype=np.float32)
+
+
+def _sound(container: Any, stream: Any, sound: Soundtrack, seconds: float) -> None:
+    """Write the soundtrack into a video's audio stream: the first frame at audio time sound.offset."""
+    import av
+
+    rate = stream.codec_context.sample_rate
+    samples = soundtrack_samples(sound.path, rate, sound.offset, seconds)
+    size = stream.codec_context.frame_size or 1024
+    for start in range(0, samples.shape[1], size):
+        chunk = samples[:, start : start + size]
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+# ---------------------------------------------------------------- in-betweens
+
+
+def with_inbetweens(
+    frames: Sequence[SourceFrame], source_fps: int, target_fps: int, scratch: Path
+) -> list[SourceFrame]:
+    """The rendered frames plus in-betweens synthesized by optical flow (a crossfade where flow fails), so
+    the frames played at target_fps last as long as the rendered ones at source_fps. Numbered anew."""
+    from worker.inbetween import flow_inbetween, schedule
+
+    out: list[SourceFrame] = []
+    for j, slot in enumerate(schedule(len(frames), source_fps, target_fps)):
+        a = frames[slot.a]
+        if slot.weight <= 0.0:
+            out.append(SourceFrame(j, a.t, a.path))
+            continue
+        b = frames[slot.a + 1]
+        pixels, how = flow_inbetween(np.asarray(_rgb(a.path)), np.asarray(_rgb(b.path)), slot.weight)
+        path = scratch / f"inbetween-{j}.png"
+        Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+        t = a.t + (b.t - a.t) * slot.weight
+        out.append(SourceFrame(j, t, path, made=how, between=(a.index, b.index, slot.weight)))
+    return out
 
 
 # ---------------------------------------------------------------- animations
@@ -232,14 +324,49 @@ def _animation(
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def _zip(frames: Sequence[SourceFrame], out: Path, report: Progress, metrics: dict[str, Any] | None) -> None:
+def inbetween_metadata(frames: Sequence[SourceFrame], fps: int, source_fps: int | None) -> dict[str, Any]:
+    """Which frames of an export were rendered and which synthesized (how, from which, where flow failed)."""
+    entries = []
+    for frame in frames:
+        entry: dict[str, Any] = {
+            "index": frame.index,
+            "t": round(frame.t, 6),
+            "made": frame.made or "rendered",
+        }
+        if frame.between is not None:
+            entry.update(between=[frame.between[0], frame.between[1]], weight=frame.between[2])
+        entries.append(entry)
+    return {
+        "fps": fps,
+        "source_fps": source_fps,
+        "frames": entries,
+        "crossfades": [e["index"] for e in entries if e["made"] == "crossfade"],
+    }
+
+
+def _zip(
+    frames: Sequence[SourceFrame],
+    out: Path,
+    report: Progress,
+    metrics: dict[str, Any] | None,
+    source_fps: int | None = None,
+    fps: int = 12,
+) -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         if metrics is not None:
             info = zipfile.ZipInfo("metrics.json", date_time=ZIP_DATE)
             info.external_attr = 0o644 << 16
             archive.writestr(info, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        if any(frame.made for frame in frames):
+            info = zipfile.ZipInfo("inbetweens.json", date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            meta = inbetween_metadata(frames, fps, source_fps)
+            archive.writestr(info, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         for step, frame in enumerate(frames):
-            info = zipfile.ZipInfo(frame_name(frame.index, frame.t, len(frames)), date_time=ZIP_DATE)
+            name = frame_name(frame.index, frame.t, len(frames))
+            if frame.made:  # synthesized, never a rendered frame: its name says so
+                name = name.replace(".png", f"_{frame.made}.png")
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.external_attr = 0o644 << 16
             archive.writestr(info, frame.path.read_bytes())  # PNGs already: stored, not recompressed
             report(0.98 * (step + 1) / len(frames))

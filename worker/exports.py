@@ -19,13 +19,13 @@ from sqlalchemy import select
 from app.config import get_settings
 from app.db import new_session
 from app.services import scores
-from app.services.exports import ExportOptions
+from app.services.exports import FORMATS, ExportOptions
 from app.services.recovery import EXPORTS
 from app.storage import get_store
 from app.tables import Export, Frame, Render, Transition, utcnow
 from core.params import RenderSnapshot
 from worker import lease
-from worker.encode import SourceFrame, encode
+from worker.encode import Soundtrack, SourceFrame, encode
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,11 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
         title = db.scalar(select(Transition.title).where(Transition.id == render.transition_id)) or ""
         options = ExportOptions.model_validate(export.options)
         frames = list(db.scalars(select(Frame).where(Frame.render_id == render.id).order_by(Frame.index)))
-        keyframe_positions = [k.position for k in RenderSnapshot.model_validate(render.params).keyframes]
+        snapshot = RenderSnapshot.model_validate(render.params)
+        keyframe_positions = [k.position for k in snapshot.keyframes]
+        # The render's soundtrack (docs/animatics.md): MP4 and WebM carry it, from the transition's offset.
+        soundtrack = snapshot.soundtrack if FORMATS[options.format].sound else None
+        offset, source_fps = snapshot.audio_offset, snapshot.fps
         there = store.existing(f.key for f in frames)
         missing = [f.index for f in frames if f.status != "done" or f.key not in there]
         placed = [(f.index, f.t, f.key) for f in frames]
@@ -91,6 +95,11 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
     try:
         with store.files(key for _, _, key in placed) as paths, tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / name
+            sound = None
+            if soundtrack:
+                track = Path(scratch) / f"soundtrack{Path(soundtrack['key']).suffix}"
+                track.write_bytes(store.read_audio(soundtrack["key"]))
+                sound = Soundtrack(track, offset)
             encode(
                 [SourceFrame(index, t, paths[key]) for index, t, key in placed],
                 out,
@@ -100,6 +109,8 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
                 on_progress=on_progress,
                 threads=settings.torch_threads,
                 metrics=metrics,
+                sound=sound,
+                source_fps=source_fps,
             )
             size = store.put_export(name, out)
     except lease.LeaseLost:

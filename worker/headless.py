@@ -27,12 +27,12 @@ from pydantic import ValidationError
 from app.config import get_settings
 from app.errors import FieldError, validation_errors
 from app.services import paths, projects
-from app.services.exports import DEFAULT_FPS, DEFAULT_HOLD_SECONDS, ExportOptions
+from app.services.exports import DEFAULT_FPS, DEFAULT_HOLD_SECONDS, FORMATS, ExportOptions
 from app.storage import LocalFrameStore
 from core.params import PROBED_SPACINGS, PixelSettings
 from core.registry import TINY_MODEL, model_location, model_revision
 from core.timeline import FramePlan, frame_keys, render_order, shared_weight
-from worker.encode import SourceFrame, encode, format_for_path, frame_name
+from worker.encode import Soundtrack, SourceFrame, encode, format_for_path, frame_name
 
 PROG = "segue render"
 
@@ -93,7 +93,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a frame store to reuse and keep frames in (e.g. the studio's data/frames); default: none",
     )
     parser.add_argument(
-        "--fps", type=int, default=DEFAULT_FPS, help=f"frames per second (default {DEFAULT_FPS})"
+        "--fps",
+        type=int,
+        default=None,
+        help=f"frames per second (default: the project's, else {DEFAULT_FPS})",
+    )
+    parser.add_argument(
+        "--inbetweens",
+        choices=("none", "flow"),
+        default="none",
+        help="flow: synthesize frames between rendered ones by optical flow to reach --fps",
+    )
+    parser.add_argument(
+        "--audio",
+        type=Path,
+        metavar="FILE",
+        help="the project's soundtrack file (default: its name beside the project file, or the frame store)",
     )
     parser.add_argument("--hold-keyframes", action="store_true", help="show the frames at keyframes longer")
     parser.add_argument(
@@ -160,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = [
             ExportOptions(
                 format=format_for_path(path),  # type: ignore[arg-type]
-                fps=args.fps,
+                fps=args.fps or project.settings.fps,
+                inbetweens=args.inbetweens,
                 hold_keyframes=args.hold_keyframes,
                 hold_seconds=args.hold_seconds,
                 loop=args.loop,
@@ -186,6 +202,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"here it is {revision}: frames will differ from the original's"
         )
     snapshot = project.snapshot(model, revision)
+    track = None
+    if project.audio is not None:  # the soundtrack: the sound of the videos, and spacing "audio"
+        track = _soundtrack(project.audio, args)
+        if track is None:
+            return _fail(
+                f"the project's soundtrack {project.audio.name!r} was not found: give it with --audio FILE "
+                "or put it beside the project file"
+            )
+        if snapshot.spacing == "audio":
+            from app.services import audio
+
+            analysis = audio.analyse(audio.check_upload(track.read_bytes()).samples)
+            energy = audio.frame_energies(analysis, snapshot.frames, snapshot.fps, snapshot.audio_offset)
+            snapshot = snapshot.model_copy(update={"audio_energy": energy})
     if snapshot.spacing in PROBED_SPACINGS:
         return _fail(
             f"spacing '{snapshot.spacing}' places the frames from a probe render, which segue render does "
@@ -233,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.say(f"wrote {len(sources)} frames to {folder}")
         positions = [k.position for k in project.keyframes]
         for path, option in zip(args.outputs, options, strict=True):
+            sound = (
+                Soundtrack(track, snapshot.audio_offset) if track and FORMATS[option.format].sound else None
+            )
             encode(
                 sources,
                 path,
@@ -241,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 title=project.title,
                 on_progress=partial(bar.show, path.name[:10], total=1.0),
                 threads=settings.torch_threads,
+                sound=sound,
+                source_fps=snapshot.fps,
             )
             bar.say(f"wrote {path} ({path.stat().st_size / 1024:.1f} kB)")
     finally:
@@ -251,6 +286,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"in {time.perf_counter() - bar.started:.1f} s"
     )
     return 0
+
+
+def _soundtrack(audio: projects.ProjectAudio, args: argparse.Namespace) -> Path | None:
+    """The project's soundtrack file: --audio, its name beside the project file, or the frame store."""
+    if args.audio:
+        return Path(args.audio) if Path(args.audio).is_file() else None
+    if args.project != "-":
+        beside = Path(args.project).parent / Path(audio.name).name
+        if beside.is_file():
+            return beside
+    from app.storage import get_store
+
+    for store in [LocalFrameStore(Path(args.cache_dir))] if args.cache_dir else []:
+        if store.has_audio(audio.key):
+            return store.audio_path(audio.key)
+    try:
+        data = get_store().read_audio(audio.key)
+    except (FileNotFoundError, OSError):
+        return None
+    copy = Path(tempfile.mkdtemp(prefix="segue-audio-")) / audio.key
+    copy.write_bytes(data)
+    return copy
 
 
 def _render(

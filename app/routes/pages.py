@@ -20,13 +20,14 @@ from app.deps import AccessDep, Id, Index, QueryId, SessionDep, owner_only
 from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany, form_errors
 from app.routes.autofix import panel_context as autofix_panel
 from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
-from app.services import history, links, moce, recovery, rendering, scores, transitions, views
+from app.services import history, links, moce, recovery, rendering, scores, timing, transitions, views
 from app.services.history import Conflict
 from app.streams import render_events
 from app.tables import Render, Transition
 from app.templating import fragment, settings_context, templates
 from core import events
 from core.params import KEYFRAME_FIELDS, NULLABLE_SETTINGS
+from core.timecode import format_time
 
 router = APIRouter(include_in_schema=False)
 SCORES_EVERY_SECONDS = 1.0
@@ -51,6 +52,16 @@ async def _form(request: Request, fields: type[BaseModel]) -> dict[str, Any]:
             continue
         data[name] = value
     return data
+
+
+def _time_forms(values: dict[str, Any]) -> dict[str, Any]:
+    """A position typed as a time ("0:02.5", "2.5s") or a hold in seconds ("1.5s"): the time forms."""
+    position, hold = str(values.get("position", "")).strip(), str(values.get("hold_frames", "")).strip()
+    if position and (":" in position or position.endswith("s")):
+        values["time"] = values.pop("position")
+    if hold and hold.endswith("s"):
+        values["hold_seconds"] = values.pop("hold_frames").strip().removesuffix("s")
+    return values
 
 
 def _is_htmx(request: Request) -> bool:
@@ -129,6 +140,9 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "oob": False,
         "views": views,
         "moce_panel": lambda keyframe: moce.panel_context(db, keyframe),  # keyframe_concepts.html
+        "clock": timing.clock(transition),  # seconds beside t (docs/animatics.md)
+        "soundtrack": timing.soundtrack_view(transition),
+        "format_time": format_time,
         **settings_context(),
         **(_scores_context(db, render, live=not render.is_finished) if render is not None else {}),
         **_history_context(db, transition),
@@ -231,7 +245,7 @@ async def save_settings(request: Request, transition_id: Id, db: SessionDep, acc
 @router.post("/transitions/{transition_id}/keyframes", response_class=HTMLResponse)
 async def add_keyframe(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
-    values = await _form(request, KeyframeCreate)
+    values = _time_forms(await _form(request, KeyframeCreate))
     try:
         data = KeyframeCreate(**values)
         transitions.add_keyframe(db, transition, data, expected=data.version, actor=access.actor)
@@ -248,7 +262,7 @@ async def add_keyframe(request: Request, transition_id: Id, db: SessionDep, acce
 async def edit_keyframe(request: Request, keyframe_id: Id, db: SessionDep, access: AccessDep) -> Response:
     keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
-    values = await _form(request, KeyframeUpdate)
+    values = _time_forms(await _form(request, KeyframeUpdate))
     form = await request.form()  # an emptied keyframe setting (seed, frames, ...) goes back to "not set"
     cleared = {name: None for name in KEYFRAME_FIELDS if str(form.get(name, "x")).strip() == ""}
     concepts, concept_values = _concepts_form(form)  # MoCE: concepts.on, concepts.first, ...

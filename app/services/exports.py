@@ -46,11 +46,13 @@ class FormatInfo:
     timed: bool
     #: Added to the download name before the extension ("-frames", "-contact-sheet").
     suffix: str = ""
+    #: Whether the file carries the render's soundtrack (docs/animatics.md); the others carry none.
+    sound: bool = False
 
 
 FORMATS: dict[str, FormatInfo] = {
-    "mp4": FormatInfo(".mp4", "video/mp4", "MP4 video (H.264)", timed=True),
-    "webm": FormatInfo(".webm", "video/webm", "WebM video (VP9)", timed=True),
+    "mp4": FormatInfo(".mp4", "video/mp4", "MP4 video (H.264, AAC sound)", timed=True, sound=True),
+    "webm": FormatInfo(".webm", "video/webm", "WebM video (VP9, Opus sound)", timed=True, sound=True),
     "gif": FormatInfo(".gif", "image/gif", "Animated GIF", timed=True),
     "webp": FormatInfo(".webp", "image/webp", "Animated WebP", timed=True),
     "zip": FormatInfo(".zip", "application/zip", "Frames as PNG (zip)", timed=False, suffix="-frames"),
@@ -89,18 +91,29 @@ class ExportOptions(BaseModel):
         DEFAULT_HOLD_SECONDS, description="how long a held keyframe frame shows (0.1-10 s)"
     )
     loop: bool = Field(False, description="ping-pong: play forward then backward, so the loop is seamless")
+    inbetweens: Literal["none", "flow"] = Field(
+        "none",
+        description="flow: frames synthesized between rendered ones by optical flow (a crossfade where flow "
+        "fails) so the video reaches fps from the render's own frame rate; none: every frame shows 1/fps s",
+    )
 
     def normalized(self) -> ExportOptions:
         """Options that do not change the file reset to their defaults, so equal files share a cache key."""
         values = self.model_dump()
+        if self.format == "contact_sheet":
+            values.update(inbetweens="none")
         if not FORMATS[self.format].timed:
-            values.update(fps=DEFAULT_FPS, hold_keyframes=False, loop=False)
+            values.update(hold_keyframes=False, loop=False)
+            if values["inbetweens"] == "none":  # a zip's fps only says how many in-betweens it holds
+                values.update(fps=DEFAULT_FPS)
         if not values["hold_keyframes"]:
             values["hold_seconds"] = DEFAULT_HOLD_SECONDS
         return ExportOptions.model_validate(values)
 
     def cache_key(self, render_id: int) -> str:
         payload = {"v": 1, "render": render_id, **self.normalized().model_dump(mode="json")}
+        if payload["inbetweens"] == "none":  # keys of exports made before in-betweens existed stay valid
+            del payload["inbetweens"]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
 
 

@@ -58,6 +58,7 @@ LABELS = {
     "text_interpolation": "interpolation",
     "batch_size": "batch size",
     "model": "model",
+    "audio": "soundtrack",
 }
 
 
@@ -210,6 +211,8 @@ def apply(db: Session, transition: Transition, change: Doc) -> None:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict) and "key" in value and "duration" in value:  # a soundtrack (animatics)
+        return f"\u201c{value.get('name', 'soundtrack')}\u201d"
     if isinstance(value, dict) and "first" in value:  # a keyframe's MoCE concepts
         first, second = _fmt(value["first"]), _fmt(value.get("second"))
         return f"{first} first, then {second} (N = {value.get('switch_step')})"

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from app.errors import FieldError
 from app.tables import Keyframe
+from core import spacing as spacings
 from core.params import (
     KEYFRAME_FIELDS,
     NULLABLE_SETTINGS,
@@ -68,6 +69,18 @@ def shared_step(snapshot: RenderSnapshot) -> int:
     return min(wanted, snapshot.steps - 1)
 
 
+def audio_spacing(snapshot: RenderSnapshot) -> Callable[[float], float]:
+    """spacing "audio": the curve of the soundtrack's onset energy frozen in the snapshot."""
+    energy = snapshot.audio_energy
+    if not energy or len(energy) != snapshot.frames - 1:
+        raise FieldError(
+            "spacing",
+            'spacing "audio" follows the soundtrack: upload one (Soundtrack, under the timeline) or choose '
+            "another spacing",
+        )
+    return spacings.audio_curve(energy, snapshot.smooth)
+
+
 def plan(
     snapshot: RenderSnapshot,
     times: list[float] | None = None,
@@ -78,7 +91,11 @@ def plan(
     """Every frame of a render: positions by the spacing (a probe pass gives `times` for adaptive, a
     curve for perceptual; before it, probed spacings plan the uniform grid), keyframe behaviours, noise
     path, and trajectory sharing. Too many frames is a FieldError naming `frames`."""
-    named = "uniform" if snapshot.spacing in PROBED_SPACINGS else snapshot.spacing
+    named: str | Callable[[float], float] = (
+        "uniform" if snapshot.spacing in PROBED_SPACINGS else snapshot.spacing
+    )
+    if snapshot.spacing == "audio" and spacing is None:
+        named = audio_spacing(snapshot)
     try:
         plans = plan_frames(
             keys_of(snapshot),

@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 from app.config import get_settings
 from app.errors import FieldError
 from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate
+from app.services import history
 from app.services import transitions as transition_services
 from app.services.exports import ascii_name
+from app.storage import get_store
 from app.tables import Transition
 from core.params import KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
 from core.registry import BUILTIN_MODELS, model_revision
@@ -125,6 +127,23 @@ else:
     )
 
 
+class ProjectAudio(BaseModel):
+    """The soundtrack a project is timed to (docs/animatics.md): named by the SHA-256 of its bytes, which
+    stay in the frame store (or beside the project file, under `name`, for `segue render`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}\.[a-z0-9]{2,5}$")]
+    name: Annotated[str, Field(max_length=200)] = "soundtrack"
+    media_type: Annotated[str, Field(max_length=50)] = "audio/wav"
+    duration: Annotated[float, Field(ge=0, le=700)]
+    sample_rate: Annotated[int, Field(ge=1, le=1_000_000)]
+    channels: Annotated[int, Field(ge=1, le=64)] = 1
+    size: Annotated[int, Field(ge=0)] = 0
+    beats: Annotated[list[float], Field(max_length=20_000)] = []
+    tempo: float = 0.0
+
+
 class Project(BaseModel):
     """Version 1 of the project file. Unknown fields are refused, so a typo never passes silently."""
 
@@ -141,6 +160,7 @@ class Project(BaseModel):
     keyframes: list[ProjectKeyframe] = Field(
         description=f"2 to {MAX_KEYFRAMES}, the first at 0, the last at 1"
     )
+    audio: ProjectAudio | None = Field(None, description="the soundtrack, when the transition has one")
 
     @field_validator("segue_project", mode="before")
     @classmethod
@@ -189,7 +209,10 @@ class ProjectTooLarge(ValueError):
 
 def dump(project: Project) -> bytes:
     """The file's bytes: the same project always gives the same bytes (field order, 2-space indent)."""
-    return (json.dumps(project.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n").encode()
+    values = project.model_dump(mode="json")
+    if values.get("audio") is None:  # files without a soundtrack keep the bytes they always had
+        values.pop("audio", None)
+    return (json.dumps(values, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def load(data: bytes | str) -> Project:
@@ -249,8 +272,16 @@ def _keyframe(keyframe: Any) -> ProjectKeyframe:
     return ProjectKeyframe.model_validate(values)
 
 
-def _project(title: str, model: str, revision: str, values: dict[str, Any], keys: list[Any]) -> Project:
+def _project(
+    title: str,
+    model: str,
+    revision: str,
+    values: dict[str, Any],
+    keys: list[Any],
+    audio: dict[str, Any] | None = None,
+) -> Project:
     return Project(
+        audio=ProjectAudio.model_validate(audio) if audio else None,
         segue_project=PROJECT_VERSION,
         app_version=app_version(),
         title=title,
@@ -267,13 +298,25 @@ def project_of(transition: Transition) -> Project:
     """The transition as it is now, with the revision of its model's weights here."""
     values = {name: getattr(transition, name) for name in RenderSettings.model_fields}
     return _project(
-        transition.title, transition.model, current_revision(transition.model), values, transition.keyframes
+        transition.title,
+        transition.model,
+        current_revision(transition.model),
+        values,
+        transition.keyframes,
+        transition.audio,
     )
 
 
 def project_of_render(title: str, snapshot: RenderSnapshot) -> Project:
     """Exactly what a render used: its frozen settings, keyframes and weight revision."""
-    return _project(title, snapshot.model, snapshot.model_revision, snapshot.model_dump(), snapshot.keyframes)
+    return _project(
+        title,
+        snapshot.model,
+        snapshot.model_revision,
+        snapshot.model_dump(),
+        snapshot.keyframes,
+        snapshot.soundtrack,
+    )
 
 
 def project_file_name(title: str) -> str:
@@ -365,6 +408,22 @@ def import_project(db: Session, project: Project) -> tuple[Transition, list[Prom
     db.refresh(transition)
 
     warnings = []
+    if project.audio is not None:
+        if get_store().has_audio(project.audio.key):
+            record = project.audio.model_dump()
+
+            def attach() -> history.Outcome:
+                transition.audio = record
+                return history.Outcome(summary=f"soundtrack “{record['name']}” from the project file")
+
+            history.edit(db, transition, "audio", attach)
+        else:
+            warnings.append(
+                PromptWarning(
+                    field="audio",
+                    message=f"the soundtrack “{project.audio.name}” is not on this server: upload it again",
+                )
+            )
     here = current_revision(transition.model)
     if project.model_revision and here and here != project.model_revision:
         warnings.append(

@@ -13,7 +13,7 @@ from app.bus import get_bus
 from app.config import get_settings
 from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany
 from app.queue import batch_priority, broker_error, send_autofix, send_plan_render, send_render_batch
-from app.services import moce, paths
+from app.services import moce, paths, timing
 from app.services.views import frame_done, progress, stats
 from app.storage import get_store
 from app.tables import Autofix, Frame, Render, Transition, utcnow
@@ -40,6 +40,7 @@ def snapshot(transition: Transition) -> RenderSnapshot:
         **{name: getattr(transition, name) for name in SETTING_FIELDS},
         keyframes=[KeyframeSnapshot.model_validate(k, from_attributes=True) for k in transition.keyframes],
         model_revision=model_revision(transition.model, settings.models_dir or settings.data_dir / "models"),
+        **timing.audio_inputs(transition),  # the soundtrack, and its onset energy for spacing "audio"
     )
 
 

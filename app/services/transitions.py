@@ -14,7 +14,7 @@ from app.config import get_settings
 from app.errors import FieldError, NotFound
 from app.prompts import prompt_warning
 from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
-from app.services import history, moce, paths
+from app.services import history, moce, paths, timing
 from app.services.history import Actor
 from app.storage import get_store
 from app.tables import Edit, Export, Keyframe, Render, Transition, utcnow
@@ -197,11 +197,14 @@ def add_keyframe(
     actor: Actor | None = None,
     because: str | None = None,
 ) -> Keyframe:
-    values = data.model_dump(exclude={"version"})
+    # Time forms (docs/animatics.md): `time` places the keyframe, `hold_seconds` sets its hold.
+    values = timing.resolve_keyframe(transition, data.model_dump(exclude={"version"}))
+    if values.get("position") is None:
+        raise FieldError("position", "position is required: a t strictly between 0 and 1 (or give time)")
     added: list[Keyframe] = []
 
     def change() -> history.Outcome:
-        _check_free(transition, data.position)
+        _check_free(transition, values["position"])
         limit = get_settings().max_keyframes
         if len(transition.keyframes) >= limit:
             raise FieldError(
@@ -238,6 +241,7 @@ def update_keyframe(
     because: str | None = None,
 ) -> Keyframe:
     changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.keyframe_changes(patch)
+    changes = timing.resolve_keyframe(keyframe.transition, changes)
     if isinstance(changes.get("concepts"), BaseModel):  # MoCE: stored as JSON, recorded as plain values
         changes["concepts"] = changes["concepts"].model_dump()
     if not changes and expected is None:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.schemas import FrameOut, KeyframeOut, RenderOut, RenderStatus, RenderSummary, TransitionOut
+from app.services import timing
 from app.services.transitions import endpoint, transition_warnings
 from app.storage import get_store
 from app.tables import Frame, Render, Transition
@@ -55,13 +56,21 @@ def transition_out(db: Session, transition: Transition, render: Render | None = 
     """`render`: the transition's newest render when the caller already has it (lists)."""
     if render is _UNSET:
         render = latest_render(db, transition)
+    clock = timing.clock(transition)
+    keyframes = []
+    for k in transition.keyframes:
+        out = KeyframeOut.model_validate(k, from_attributes=True)
+        out.time = round(clock.seconds_of(k.position), 4)
+        out.hold_seconds = round((k.hold_frames or 0) / transition.fps, 4)
+        keyframes.append(out)
     return TransitionOut(
         id=transition.id,
         title=transition.title,
         version=transition.version,
         start_prompt=endpoint(transition, True).prompt,
         end_prompt=endpoint(transition, False).prompt,
-        keyframes=[KeyframeOut.model_validate(k, from_attributes=True) for k in transition.keyframes],
+        keyframes=keyframes,
+        duration=round(clock.duration, 4),
         warnings=transition_warnings(transition),
         latest_render=RenderSummary(
             id=render.id,
@@ -90,6 +99,7 @@ def stats(render: Render) -> events.RenderStats:
 
 
 def render_out(render: Render) -> RenderOut:
+    fps = int((render.params or {}).get("fps") or 12)
     return RenderOut(
         id=render.id,
         transition_id=render.transition_id,
@@ -97,7 +107,9 @@ def render_out(render: Render) -> RenderOut:
         status=cast(RenderStatus, render.status),
         model=render.model,
         error=render.error,
-        frames=[FrameOut(**_fields(f, FrameOut)) for f in render.frames],
+        frames=[
+            FrameOut(**_fields(f, FrameOut), time=round(f.index / fps, 4)) for f in render.frames
+        ],
         stats=stats(render),
         created_at=render.created_at,
     )
