@@ -37,7 +37,7 @@ from app.services.history import Actor, Conflict, undo
 from app.services.recovery import AUTOFIXES
 from app.services.views import latest_render
 from app.storage import get_store
-from app.tables import Autofix, FrameScore, Render, Transition, utcnow
+from app.tables import Autofix, Edit, FrameScore, Render, Transition, utcnow
 from core import problems as grouping
 from core.params import RenderSnapshot
 from core.scores import StoredScore, distance
@@ -417,6 +417,11 @@ def _problem_dict(problem: grouping.Problem) -> dict[str, Any]:
     return scores.problem_out(problem).model_dump()
 
 
+def _tag(autofix_id: int, number: int) -> str:
+    """How a round's edit names itself in the history (found again after a crash)."""
+    return f"autopilot #{autofix_id} round {number}:"
+
+
 def _wait_for(run: _Run, render: Render, phase: str, **values: Any) -> dict[str, object]:
     """Give up the lease and wait for `render`; its end (or the reaper) sends the next step."""
     if not lease.finish_job(
@@ -440,6 +445,25 @@ def _autopilot(run: _Run) -> dict[str, object]:
         rounds = [dict(r) for r in row.rounds or []]
         spent = row.frames_spent
         actor = Actor(link_id=row.link_id, client="autopilot")
+
+        # 0. A step that died between applying its round's edit and waiting for the render: find the
+        # edit by the tag its history line carries, render it and wait; if it never landed, start anew
+        if rounds and rounds[-1].get("outcome") == "applying":
+            tag = _tag(run.id, len(rounds))
+            landed = next(
+                (
+                    e
+                    for e in db.scalars(select(Edit).where(Edit.transition_id == transition.id))
+                    if tag in str(e.payload)
+                ),
+                None,
+            )
+            if landed is None:
+                rounds.pop()
+            else:
+                rounds[-1] = {**rounds[-1], "edit_version": landed.version, "outcome": None}
+                redo = rendering.start_render(db, transition, link_id=row.link_id)
+                return _wait_for(run, redo, f"round {len(rounds)}: rendering its edit", rounds=rounds)
 
         # 1. Evaluate the round whose render just ended
         if rounds and rounds[-1].get("outcome") is None:
@@ -534,7 +558,16 @@ def _autopilot(run: _Run) -> dict[str, object]:
             )
             run.end("done", why, rounds=rounds, frames_spent=spent, proposals=proposals)
             return {"step": "done"}
-        because = f"autopilot round {number}: fixes {service.describe_problem(problem.id)}"
+        because = f"{_tag(run.id, number)} fixes {service.describe_problem(problem.id)}"
+        pending = {
+            "problem": _problem_dict(problem),
+            "fix": None,
+            "edit_version": None,
+            "before": summary,
+            "after": None,
+            "outcome": "applying",
+        }
+        run.set(rounds=[*rounds, pending], frames_spent=spent)
         version = None
         applied = None
         for proposal in helpful:
@@ -550,16 +583,7 @@ def _autopilot(run: _Run) -> dict[str, object]:
         if applied is None:
             run.end("done", "no proposed fix could be applied", rounds=rounds, frames_spent=spent)
             return {"step": "done"}
-        rounds.append(
-            {
-                "problem": _problem_dict(problem),
-                "fix": applied,
-                "edit_version": version,
-                "before": summary,
-                "after": None,
-                "outcome": None,
-            }
-        )
+        rounds.append({**pending, "fix": applied, "edit_version": version, "outcome": None})
         db.refresh(transition)
         probed = frozenset(applied.get("probed", []))
         rendered = rendering.start_render(db, transition, link_id=row.link_id, probed=probed)

@@ -242,7 +242,7 @@ def cancel(db: Session, row: Autofix) -> Autofix:
     row.phase = "cancelled"
     row.lease_token = row.leased_until = None
     rounds = list(row.rounds or [])
-    if rounds and rounds[-1].get("after") is None and rounds[-1].get("outcome") is None:
+    if rounds and rounds[-1].get("after") is None and rounds[-1].get("outcome") in (None, "applying"):
         rounds[-1] = {**rounds[-1], "outcome": "cancelled"}
         row.rounds = rounds
     db.commit()

@@ -199,7 +199,7 @@ def test_the_autopilot_fixes_the_planted_jump_and_stops_by_its_rules(api: TestCl
         assert "max_rounds" in run["stopped_because"]
     # every round is one edit, each naming the problem it answered
     history = str(api.get(f"/api/transitions/{transition['id']}/edits").json())
-    assert "autopilot round 1: fixes the jump between #3 and #4" in history
+    assert f"autopilot #{started.json()['id']} round 1: fixes the jump between #3 and #4" in history
 
 
 def test_the_autopilot_stops_at_its_target_and_its_budget(api: TestClient, worker: Any) -> None:
@@ -309,3 +309,45 @@ def test_bad_autopilot_input_is_a_422_naming_the_field(
     assert response.status_code == 422
     assert limit in response.json()["errors"][field]
     assert api.get("/api/autofix/1").status_code == 404  # nothing was saved
+
+
+class Died(BaseException):
+    """The worker process dies (not an error the step could report)."""
+
+
+def test_a_worker_that_dies_after_applying_a_round_resumes_it_without_a_second_edit(
+    api: TestClient, worker: Any, queued: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    import worker.autofix as pilot
+    from app.db import new_session
+    from app.tables import Autofix
+    from worker.autofix import run_autofix
+
+    transition = jumpy(api)
+    render(api, worker, transition["id"])
+    started = api.post(f"/api/transitions/{transition['id']}/autofix", json={"max_rounds": 1}).json()
+    real = pilot.rendering.start_render
+
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise Died
+
+    monkeypatch.setattr(pilot.rendering, "start_render", die)
+    with pytest.raises(Died):  # the round's edit is made, then the worker dies before its render
+        run_autofix(queued["autofix"].pop(0))
+    after_crash = api.get(f"/api/transitions/{transition['id']}").json()
+    assert after_crash["version"] == transition["version"] + 1
+    # Its lease runs out and the reaper queues it again (as recovery does for every job)
+    with new_session() as db:
+        db.execute(update(Autofix).values(status="queued", lease_token=None))
+        db.commit()
+    monkeypatch.setattr(pilot.rendering, "start_render", real)
+    queued["autofix"].append(started["id"])
+    worker()
+    run = api.get(f"/api/autofix/{started['id']}").json()
+    assert run["status"] == "done", run
+    assert len(run["rounds"]) == 1 and run["rounds"][0]["edit_version"] == after_crash["version"]
+    assert run["rounds"][0]["outcome"] in ("kept", "reverted")
+    edits = api.get(f"/api/transitions/{transition['id']}/edits").json()
+    assert sum(1 for e in edits if e["kind"] == "add_keyframe" and "autopilot #" in e["summary"]) == 1  # once
