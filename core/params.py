@@ -25,9 +25,15 @@ MAX_PROMPT_CHARS = 2000
 MAX_TITLE_CHARS = 200
 MAX_MODEL_CHARS = 500
 
-Scheduler = Literal["dpmsolver", "ddim", "euler"]
+Scheduler = Literal["dpmsolver", "ddim", "euler", "euler_a", "lcm"]
 TextInterpolation = Literal["lerp", "slerp"]
-SCHEDULER_LABELS: dict[str, str] = {"dpmsolver": "DPM-Solver++ (multistep)", "ddim": "DDIM", "euler": "Euler"}
+SCHEDULER_LABELS: dict[str, str] = {
+    "dpmsolver": "DPM-Solver++ (multistep)",
+    "ddim": "DDIM",
+    "euler": "Euler",
+    "euler_a": "Euler ancestral",
+    "lcm": "LCM (LCM models or LCM-LoRA: 2-8 steps, guidance 1-2)",
+}
 TEXT_INTERPOLATION_LABELS: dict[str, str] = {"lerp": "Linear (lerp)", "slerp": "Spherical (slerp)"}
 assert set(SCHEDULER_LABELS) == set(get_args(Scheduler))
 assert set(TEXT_INTERPOLATION_LABELS) == set(get_args(TextInterpolation))
