@@ -69,7 +69,9 @@ def model_revision(model: str, models_dir: Path) -> str:
     lora = None if model in BUILTIN_MODELS else active_lora()
     if lora is None:
         return base
-    return f"{base}+lora-{_digest_file(lora) if lora.is_file() else 'missing'}"
+    # A web process that cannot see the file (it lives on the workers) still tells LoRAs apart by name.
+    mark = _digest_file(lora) if lora.is_file() else hashlib.sha256(lora.name.encode()).hexdigest()[:12]
+    return f"{base}+lora-{mark}"
 
 
 def _base_revision(model: str, models_dir: Path) -> str:
