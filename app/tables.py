@@ -81,6 +81,8 @@ class Transition(Base):
     spacing_budget: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     in_between: Mapped[str] = mapped_column(String(8), default="full", server_default="full")
     shared_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    guidance_until: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    deep_cache_interval: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     model: Mapped[str] = mapped_column(String(500))
     #: Bumped by every edit; a render records the version it was started from.
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -147,6 +147,10 @@ RANGES: dict[str, Range] = {
     "spacing_budget": Range(2, lambda c: c.frames),
     # Trajectory sharing: in-betweens start at this step (clamped below the render's steps).
     "shared_from_step": Range(1, lambda c: c.steps),
+    # Fewer U-Net evaluations (docs/gpu-and-speed.md): the share of the steps that evaluate the unconditional
+    # branch, and DeepCache's interval between full U-Net evaluations.
+    "guidance_until": Range(0, lambda c: 1.0, integer=False),
+    "deep_cache_interval": Range(1, lambda c: c.steps),
 }
 
 #: The numeric limits of a keyframe's own settings (a keyframe's seed uses RANGES["seed"]).
@@ -245,6 +249,9 @@ class PixelSettings(BaseModel):
     height: ranged("height", int) = 512  # type: ignore[valid-type]
     scheduler: Scheduler = "dpmsolver"
     text_interpolation: TextInterpolation = "lerp"
+    # Off (1.0 and 1) computes exactly what Segue always computed; the frame key hashes them only when on.
+    guidance_until: ranged("guidance_until", float) = 1.0  # type: ignore[valid-type]
+    deep_cache_interval: ranged("deep_cache_interval", int) = 1  # type: ignore[valid-type]
 
 
 class RenderSettings(PixelSettings):
@@ -264,6 +271,8 @@ SETTING_FIELDS: tuple[str, ...] = tuple(RenderSettings.model_fields)
 #: Settings whose "not set" (null) is a value of its own: a PATCH with null (an emptied field) clears them.
 NULLABLE_SETTINGS: tuple[str, ...] = ("spacing_budget", "shared_from_step")
 PIXEL_FIELDS: tuple[str, ...] = tuple(PixelSettings.model_fields)
+#: The U-Net savings and their "off" values: at these, a frame's key is the one it always had.
+SAVINGS_OFF: dict[str, Any] = {"guidance_until": 1.0, "deep_cache_interval": 1}
 
 
 def defaults() -> dict[str, Any]:

@@ -413,8 +413,6 @@ class Engine:
         on_step: Callable[[int, int, torch.Tensor], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         keep_latents_at: Sequence[int] = (),
-        guidance_until: float = 1.0,
-        deep_cache_interval: int = 1,
     ) -> list[PIL.Image.Image]:
         """Render `frames` in one batch and return their images in order.
 
@@ -423,20 +421,11 @@ class Engine:
         step and raises RenderCancelled when it returns True. Identical requests are rendered once.
         keep_latents_at: keep each full frame's latents after these step counts (trajectory sharing: a
         later in-between starting there finds its anchors without recomputing them).
-        Fewer U-Net evaluations (bench/evaluations.py measures what they cost in fidelity; the defaults are
-        off and compute exactly what they did before): guidance_until < 1 drops the unconditional branch
-        after that fraction of the steps; deep_cache_interval N > 1 runs the full U-Net every N steps and
-        only its shallow path between (engine/deepcache.py).
+        Fewer U-Net evaluations (params; bench/evaluations.py measures what they cost in fidelity; off,
+        they compute exactly what Segue always computed): guidance_until < 1 drops the unconditional
+        branch after that fraction of the steps; deep_cache_interval N > 1 runs the full U-Net every N
+        steps and only its shallow path between (engine/deepcache.py).
         """
-        if not (math.isfinite(guidance_until) and 0.0 <= guidance_until <= 1.0):
-            raise ValueError(
-                f"guidance_until must be a fraction of the steps in [0, 1], got {guidance_until!r}"
-            )
-        if not (isinstance(deep_cache_interval, int) and 1 <= deep_cache_interval <= params.steps):
-            raise ValueError(
-                f"deep_cache_interval must be a whole number between 1 and steps ({params.steps}), "
-                f"got {deep_cache_interval!r}"
-            )
         # 1. Check inputs
         check_inputs(params, frames)
         if should_cancel is not None and should_cancel():
@@ -446,8 +435,6 @@ class Engine:
         slot = {frame: i for i, frame in enumerate(unique)}
         order = [slot[f] for f in frames]
         settings_key = params.model_dump_json()
-        if (guidance_until, deep_cache_interval) != (1.0, 1):  # kept latents differ with them
-            settings_key += f"|guidance_until={guidance_until}|deep_cache={deep_cache_interval}"
 
         def cancel_check(step: int, total: int) -> None:
             if should_cancel is not None and should_cancel():
@@ -607,8 +594,8 @@ class Engine:
                 stats=stats,
                 after_step=after_step,
                 noise_seed=params.seed if params.scheduler in STOCHASTIC_SCHEDULERS else None,
-                guidance_until=guidance_until,
-                deep_cache_interval=deep_cache_interval,
+                guidance_until=params.guidance_until,
+                deep_cache_interval=params.deep_cache_interval,
             )
             results: dict[FrameRequest, torch.Tensor] = {}
             for frames_of, latents in zip(members, finals, strict=True):

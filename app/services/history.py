@@ -58,6 +58,8 @@ LABELS = {
     "text_interpolation": "interpolation",
     "batch_size": "batch size",
     "model": "model",
+    "guidance_until": "guidance until",
+    "deep_cache_interval": "deep cache interval",
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.params import PixelSettings
+from core.params import SAVINGS_OFF, PixelSettings
 from core.registry import model_revision
 from engine.pipeline import (
     DeviceUnavailable,
@@ -67,14 +67,14 @@ def test_stochastic_schedulers_give_a_frame_the_same_pixels_alone_or_in_any_batc
 def test_saving_settings_off_are_bit_identical_to_the_plain_loop(engine: Engine) -> None:
     plain = pixels(engine.render(PARAMS, FRAMES))
     items = engine.last_stats.unet_items
-    off = pixels(engine.render(PARAMS, FRAMES, guidance_until=1.0, deep_cache_interval=1))
+    off = pixels(engine.render(PARAMS.model_copy(update=SAVINGS_OFF), FRAMES))
     assert all(np.array_equal(a, b) for a, b in zip(plain, off, strict=True))
     assert engine.last_stats.unet_items == items and engine.last_stats.shallow_calls == 0
 
 
 def test_guidance_until_drops_the_unconditional_branch_after_that_fraction(engine: Engine) -> None:
     full = pixels(engine.render(PARAMS, FRAMES))
-    half = pixels(engine.render(PARAMS, FRAMES, guidance_until=0.5))
+    half = pixels(engine.render(PARAMS.model_copy(update={"guidance_until": 0.5}), FRAMES))
     # Steps 0-3 guided (first unconditional shared), steps 4-7 conditional only.
     assert engine.last_stats.unet_items == 3 * 4 * 2 - 2 + 3 * 4
     assert any(not np.array_equal(a, b) for a, b in zip(full, half, strict=True))
@@ -83,7 +83,7 @@ def test_guidance_until_drops_the_unconditional_branch_after_that_fraction(engin
 
 def test_deep_cache_reuses_deep_features_between_full_steps(engine: Engine) -> None:
     full = pixels(engine.render(PARAMS, FRAMES))
-    cached = pixels(engine.render(PARAMS, FRAMES, deep_cache_interval=2))
+    cached = pixels(engine.render(PARAMS.model_copy(update={"deep_cache_interval": 2}), FRAMES))
     stats = engine.last_stats
     # Step 0 evaluates one shared unconditional row (another batch layout), so step 1 is full too; then
     # full and shallow alternate: F F S F S F S F.

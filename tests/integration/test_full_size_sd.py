@@ -51,11 +51,15 @@ def test_the_random_model_has_sd15s_exact_architecture(sd15_dir: Path) -> None:
     assert 2.0e9 < weights < 2.3e9
 
 
+# One U-Net evaluation at 512 x 512 takes about 15 s on one CPU thread, a VAE decode 31 s: this test costs
+# about 4 minutes on a quiet machine, more on a busy one.
+@pytest.mark.timeout(1800)
 def test_a_512_render_through_a_real_worker_with_previews_scores_moce_paths_and_an_mp4(
     stack_factory: Any, sd15_dir: Path, tmp_path: Path
 ) -> None:
-    """Guidance 7.5 on 2 steps, Euler ancestral, a seed per keyframe (noise path), MoCE on the start keyframe
-    (step 0 on its first concept, step 1 on the whole prompt), every scorer, then an MP4 from the worker."""
+    """Guidance 7.5 on 2 steps, Euler ancestral, DeepCache (step 1 on the shallow path of SD's U-Net), a seed
+    per keyframe (noise path), MoCE on the start keyframe (step 0 on its first concept, step 1 on the whole
+    prompt), every scorer, then an MP4 from the worker."""
     stack = stack_factory(mode="distributed", database="sqlite", model=str(sd15_dir))
     client = stack.client
     body = {
@@ -66,6 +70,7 @@ def test_a_512_render_through_a_real_worker_with_previews_scores_moce_paths_and_
         "steps": 2,
         "guidance_scale": 7.5,
         "scheduler": "euler_a",
+        "deep_cache_interval": 2,
         "batch_size": 2,
         "noise_interpolation": "slerp",
     }
