@@ -100,7 +100,7 @@ def sd15_scheduler() -> PNDMScheduler:
     )
 
 
-def _shrink(module: torch.nn.Module) -> None:
+def _shrink(module: Any) -> None:
     """Scale the random weights down so activations stay finite through 12 + 16 deep blocks in fp16."""
     with torch.no_grad():
         for name, parameter in module.named_parameters():
@@ -124,15 +124,15 @@ def build_random_sd15(out_dir: Path, seed: int = 0, dtype: torch.dtype = torch.f
         )
     _shrink(unet)
     components: dict[str, Any] = {
-        "vae": vae.to(dtype),
-        "text_encoder": text_encoder.to(dtype),
+        "vae": vae,
+        "text_encoder": text_encoder,
         "tokenizer": tokenizer,
-        "unet": unet.to(dtype),
+        "unet": unet,
         "scheduler": sd15_scheduler(),
         "safety_checker": None,
         "feature_extractor": None,
     }
-    pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(**components, requires_safety_checker=False).to(dtype=dtype)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     (out_dir / "README.md").write_text(MODEL_CARD.format(seed=seed), encoding="utf-8")
     return out_dir
