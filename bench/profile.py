@@ -102,6 +102,7 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
         SEGUE_EMBEDDED_WORKER="false",
         SEGUE_MODEL=args.model,
         SEGUE_WORKER_THREADS=str(args.threads),
+        SEGUE_REAP_SECONDS="3600",  # no reaper re-queueing batches that wait in this process's list
     )
     get_settings.cache_clear()
     migrate()
@@ -134,9 +135,9 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
             started = client.post(f"/api/transitions/{created.json()['id']}/renders")
             assert started.status_code == 202, started.text
             begin = time.perf_counter()
-            for render_id, indices in list(queued):
+            while queued:  # batches queued while others run (a render may send them as it goes) run too
+                render_id, indices = queued.pop(0)
                 render_module.run_batch(render_id, indices)
-            queued.clear()
             return time.perf_counter() - begin
 
         engine = get_engine(args.model, models_dir=get_settings().models_dir, device="cpu")
