@@ -45,31 +45,46 @@ STAGES = (
 
 
 class Profile:
+    """Exclusive seconds per stage: time inside a nested stage counts for the inner one only; a U-Net or
+    VAE forward inside another stage (the U-Net scorer's, in scoring) counts for that stage."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
-        self._depth = 0
+        self._stack: list[list[Any]] = []  # [stage, started, seconds of nested stages]
+
+    def _enter(self, stage: str) -> None:
+        self._stack.append([stage, time.perf_counter(), 0.0])
+
+    def _exit(self) -> None:
+        stage, started, nested = self._stack.pop()
+        elapsed = time.perf_counter() - started
+        self.seconds[stage] += elapsed - nested
+        self.calls[stage] += 1
+        if self._stack:
+            self._stack[-1][2] += elapsed
 
     def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            self._enter(stage)
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[stage] += time.perf_counter() - started
-                self.calls[stage] += 1
+                self._exit()
 
         return timed
 
     def hooks(self, stage: str, module: Any) -> list[Any]:
-        starts: list[float] = []
+        inside: list[bool] = []
 
         def before(*_: Any) -> None:
-            starts.append(time.perf_counter())
+            inside.append(not self._stack)
+            if inside[-1]:
+                self._enter(stage)
 
         def after(*_: Any) -> None:
-            self.seconds[stage] += time.perf_counter() - starts.pop()
-            self.calls[stage] += 1
+            if inside.pop():
+                self._exit()
 
         return [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
 
