@@ -14,7 +14,7 @@ from app.config import get_settings
 from app.queue import make_celery
 
 celery = make_celery(include=["worker.tasks"])
-#: The worker's exit status when its device does not exist here (sysexits' EX_CONFIG).
+#: The worker's exit status when its device or its LoRA does not exist here (sysexits' EX_CONFIG).
 EXIT_NO_DEVICE = 78
 
 
@@ -36,6 +36,9 @@ def _pin_threads(**_: Any) -> None:
     except DeviceUnavailable as exc:
         print(f"segue worker: {exc}", file=sys.stderr, flush=True)
         os._exit(EXIT_NO_DEVICE)  # from inside Celery's start-up: SystemExit would print its traceback
+    if settings.lora and not os.path.isfile(os.path.expanduser(settings.lora)):
+        print(f"segue worker: SEGUE_LORA={settings.lora} is not a file", file=sys.stderr, flush=True)
+        os._exit(EXIT_NO_DEVICE)
     if device.type == "cuda":
         # TF32 matmuls on Ampere and newer: fp32 parts (VAE upcasts, schedulers) at tensor-core speed.
         torch.backends.cuda.matmul.allow_tf32 = True
