@@ -13,28 +13,36 @@ from tests.conftest import configure
 from tests.integration.conftest import REPO
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_a_worker_asked_for_cuda_without_one_exits_with_one_clear_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        pytest.param(
+            {"SEGUE_DEVICE": "cuda"},
+            "segue worker: SEGUE_DEVICE=cuda but this machine has no usable CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+        ({"SEGUE_DEVICE": "cpu", "SEGUE_LORA": "/nowhere/lcm.safetensors"}, "segue worker: SEGUE_LORA="),
+    ],
+)
+def test_a_worker_asked_for_what_this_machine_lacks_exits_with_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], line: str
 ) -> None:
     from app.cli import worker_command
     from app.config import get_settings
     from worker.celery_app import EXIT_NO_DEVICE
 
     configure(monkeypatch, tmp_path / "data", mode="embedded")
-    env = {**os.environ, "SEGUE_DEVICE": "cuda"}
     result = subprocess.run(
         worker_command(get_settings(), "device-test"),
         cwd=REPO,
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == EXIT_NO_DEVICE, result.stderr[-2000:]
-    lines = [line for line in result.stderr.splitlines() if "SEGUE_DEVICE" in line]
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith("segue worker: SEGUE_DEVICE=cuda but this machine has no usable CUDA device")
+    lines = [text for text in result.stderr.splitlines() if text.startswith("segue worker:")]
+    assert len(lines) == 1 and lines[0].startswith(line), result.stderr[-2000:]
     assert "Traceback" not in result.stderr + result.stdout
 
 
