@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import params
@@ -58,7 +58,15 @@ class Settings(BaseSettings):
     broker_url: str = ""  # default: derived from mode
     render_queue: str = "render"
     embedded_worker: bool = True  # `segue run` starts a worker process next to the web server
-    worker_device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+    # auto | cpu | cuda | cuda:1 ... (SEGUE_DEVICE; SEGUE_WORKER_DEVICE, its older name, still works).
+    # A worker asked for a device this machine lacks says so in one line at start and exits.
+    # One worker per GPU: CUDA_VISIBLE_DEVICES=N per worker process (docs/gpu-and-speed.md).
+    worker_device: str = Field(
+        default="auto", validation_alias=AliasChoices("SEGUE_DEVICE", "SEGUE_WORKER_DEVICE")
+    )
+    # A LoRA file (.safetensors, e.g. LCM-LoRA) fused at load into every model that is not built in; part
+    # of the model revision, so frames with and without it never mix. Web and workers must set the same.
+    lora: str = ""
     # torch threads per worker process; 0: the CPU cores this process may use. Set 1 when several workers
     # (or a worker and other torch work) share a machine: oversubscribed threads slow each other 10x+.
     worker_threads: int = Field(default=0, ge=0)

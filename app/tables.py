@@ -81,12 +81,14 @@ class Transition(Base):
     spacing_budget: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     in_between: Mapped[str] = mapped_column(String(8), default="full", server_default="full")
     shared_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
-    # Animatics (migration 0013, docs/animatics.md): playback rate, soundtrack start, audio spacing blend.
+    # Animatics (migration 0012, docs/animatics.md): playback rate, soundtrack start, audio spacing blend.
     fps: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
     audio_offset: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     smooth: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     #: The soundtrack (app/services/audio.py: key in the frame store, name, duration, beats...); null: none.
     audio: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
+    guidance_until: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    deep_cache_interval: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     model: Mapped[str] = mapped_column(String(500))
     #: Bumped by every edit; a render records the version it was started from.
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -25,9 +25,15 @@ MAX_PROMPT_CHARS = 2000
 MAX_TITLE_CHARS = 200
 MAX_MODEL_CHARS = 500
 
-Scheduler = Literal["dpmsolver", "ddim", "euler"]
+Scheduler = Literal["dpmsolver", "ddim", "euler", "euler_a", "lcm"]
 TextInterpolation = Literal["lerp", "slerp"]
-SCHEDULER_LABELS: dict[str, str] = {"dpmsolver": "DPM-Solver++ (multistep)", "ddim": "DDIM", "euler": "Euler"}
+SCHEDULER_LABELS: dict[str, str] = {
+    "dpmsolver": "DPM-Solver++ (multistep)",
+    "ddim": "DDIM",
+    "euler": "Euler",
+    "euler_a": "Euler ancestral",
+    "lcm": "LCM (LCM models or LCM-LoRA: 2-8 steps, guidance 1-2)",
+}
 TEXT_INTERPOLATION_LABELS: dict[str, str] = {"lerp": "Linear (lerp)", "slerp": "Spherical (slerp)"}
 assert set(SCHEDULER_LABELS) == set(get_args(Scheduler))
 assert set(TEXT_INTERPOLATION_LABELS) == set(get_args(TextInterpolation))
@@ -146,6 +152,10 @@ RANGES: dict[str, Range] = {
     "fps": Range(1, lambda c: 60),
     "audio_offset": Range(0, lambda c: 600, integer=False),
     "smooth": Range(0, lambda c: 1, integer=False),
+    # Fewer U-Net evaluations (docs/gpu-and-speed.md): the share of the steps that evaluate the unconditional
+    # branch, and DeepCache's interval between full U-Net evaluations.
+    "guidance_until": Range(0, lambda c: 1.0, integer=False),
+    "deep_cache_interval": Range(1, lambda c: c.steps),
 }
 
 #: The numeric limits of a keyframe's own settings (a keyframe's seed uses RANGES["seed"]).
@@ -244,6 +254,9 @@ class PixelSettings(BaseModel):
     height: ranged("height", int) = 512  # type: ignore[valid-type]
     scheduler: Scheduler = "dpmsolver"
     text_interpolation: TextInterpolation = "lerp"
+    # Off (1.0 and 1) computes exactly what Segue always computed; the frame key hashes them only when on.
+    guidance_until: ranged("guidance_until", float) = 1.0  # type: ignore[valid-type]
+    deep_cache_interval: ranged("deep_cache_interval", int) = 1  # type: ignore[valid-type]
 
 
 class RenderSettings(PixelSettings):
@@ -267,6 +280,8 @@ SETTING_FIELDS: tuple[str, ...] = tuple(RenderSettings.model_fields)
 #: Settings whose "not set" (null) is a value of its own: a PATCH with null (an emptied field) clears them.
 NULLABLE_SETTINGS: tuple[str, ...] = ("spacing_budget", "shared_from_step")
 PIXEL_FIELDS: tuple[str, ...] = tuple(PixelSettings.model_fields)
+#: The U-Net savings and their "off" values: at these, a frame's key is the one it always had.
+SAVINGS_OFF: dict[str, Any] = {"guidance_until": 1.0, "deep_cache_interval": 1}
 
 
 def defaults() -> dict[str, Any]:

@@ -11,6 +11,15 @@ MINI_MODEL = "segue-mini"
 BUILTIN_MODELS = (TINY_MODEL, MINI_MODEL)
 #: Trained weights that ship inside the repository.
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: A LoRA file fused into every model that is not built in (e.g. LCM-LoRA for 4-step renders); the web
+#: processes and the workers must see the same value, since it is part of every frame's model revision.
+LORA_VARIABLE = "SEGUE_LORA"
+
+
+def active_lora() -> Path | None:
+    """The LoRA file of SEGUE_LORA, or None when it is unset or empty."""
+    value = os.environ.get(LORA_VARIABLE, "").strip()
+    return Path(value).expanduser() if value else None
 
 
 def model_location(model: str, models_dir: Path) -> str:
@@ -54,7 +63,18 @@ def model_revision(model: str, models_dir: Path) -> str:
 
     A local directory (built-in or not) is hashed (cached per directory and modification time); a hub id
     reads the commit of its snapshot in the local Hugging Face cache; unknown stays "" (not yet fetched).
+    A model that is not built in, with SEGUE_LORA set, adds "+lora-" and the LoRA file's digest.
     """
+    base = _base_revision(model, models_dir)
+    lora = None if model in BUILTIN_MODELS else active_lora()
+    if lora is None:
+        return base
+    # A web process that cannot see the file (it lives on the workers) still tells LoRAs apart by name.
+    mark = _digest_file(lora) if lora.is_file() else hashlib.sha256(lora.name.encode()).hexdigest()[:12]
+    return f"{base}+lora-{mark}"
+
+
+def _base_revision(model: str, models_dir: Path) -> str:
     location = Path(model_location(model, models_dir))
     if (location / "model_index.json").is_file():
         stamp = max(p.stat().st_mtime for p in location.rglob("*") if p.is_file())
@@ -63,6 +83,20 @@ def model_revision(model: str, models_dir: Path) -> str:
             _revisions[key] = _digest_weights(location)
         return _revisions[key]
     return _hub_revision(model)
+
+
+def _digest_file(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime)
+    if key not in _revisions:
+        digest = hashlib.sha256(str(stat.st_size).encode())
+        with path.open("rb") as handle:
+            digest.update(handle.read(_SAMPLE))
+            if stat.st_size > 2 * _SAMPLE:
+                handle.seek(-_SAMPLE, 2)
+            digest.update(handle.read(_SAMPLE))
+        _revisions[key] = digest.hexdigest()[:12]
+    return _revisions[key]
 
 
 def _hub_revision(model_id: str) -> str:

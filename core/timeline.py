@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core import spacing as spacings
-from core.params import KeyframeSnapshot, PixelSettings, RenderSnapshot
+from core.params import SAVINGS_OFF, KeyframeSnapshot, PixelSettings, RenderSnapshot
 
 #: Positions closer than this are the same point on the timeline, everywhere (API, forms, planner).
 POSITION_TOLERANCE = 1e-6
@@ -415,7 +415,7 @@ def frame_key(
         blend = (plan.prompt_b, plan.prompt_b, 0.0)
     else:
         blend = (plan.prompt_a, plan.prompt_b, round(plan.local_t, 12))
-    payload = {"v": 2, **pixels.model_dump(), "model_revision": model_revision, "blend": blend}
+    payload = {"v": 2, **_pixel_payload(pixels), "model_revision": model_revision, "blend": blend}
     if blend[0] == blend[1]:
         # With a single prompt, lerp and slerp give the same embedding.
         payload["text_interpolation"] = "-"
@@ -425,6 +425,12 @@ def frame_key(
 
 
 Blend = tuple[str, str, float]
+
+
+def _pixel_payload(pixels: PixelSettings) -> dict[str, Any]:
+    """The pixel settings a key hashes: savings that are off are left out, so older keys stay valid."""
+    off = {name for name, value in SAVINGS_OFF.items() if getattr(pixels, name) == value}
+    return pixels.model_dump(exclude=off)
 
 
 def _normal_blend(a: str, b: str, local_t: float) -> Blend:
@@ -466,7 +472,7 @@ def _moce_key(
         return frame_key(
             pixels, replace(plain, early_a=None, early_b=None, switch_step=None), model_revision, shared
         )
-    payload = {"v": 2, **pixels.model_dump(), "model_revision": model_revision, "blend": late}
+    payload = {"v": 2, **_pixel_payload(pixels), "model_revision": model_revision, "blend": late}
     payload["early"] = [switch, early]
     if late[0] == late[1] and early[0] == early[1]:
         payload["text_interpolation"] = "-"

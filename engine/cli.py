@@ -1,4 +1,4 @@
-"""Engine command line: `python -m engine.cli build-tiny OUT_DIR [--seed N]`."""
+"""Engine command line: `python -m engine.cli build-tiny OUT_DIR [--seed N]`, `... build-sd15 OUT_DIR`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     build.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     build.add_argument("--seed", type=int, default=0, help="weights seed (default: 0)")
+    sd15 = commands.add_parser(
+        "build-sd15", help="write SD 1.5's architecture with random weights (fp16, 2.1 GB) to OUT_DIR"
+    )
+    sd15.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    sd15.add_argument("--seed", type=int, default=0, help="weights seed (default: 0)")
     args = parser.parse_args(argv)
 
     if args.command == "build-tiny":
@@ -22,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.tiny_model import ensure_tiny_model
 
         print(ensure_tiny_model(args.out_dir, seed=args.seed))
+    elif args.command == "build-sd15":
+        from engine.random_sd import build_random_sd15
+
+        print(build_random_sd15(args.out_dir, seed=args.seed))
     return 0
 
 

@@ -20,14 +20,20 @@ from typing import Any
 
 import PIL.Image
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    LCMScheduler,
+)
 
 # The concrete module, not the package's lazy re-export, so type checkers see the real class.
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 from pydantic import ValidationError
 
 from core.params import RANGES, SCHEDULER_LABELS, PixelSettings, error_message, field_of
-from core.registry import MINI_MODEL, TINY_MODEL, model_location
+from core.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, active_lora, model_location
 from engine.interpolation import interpolate, slerp
 from engine.noise import PATHS as NOISE_PATHS
 from engine.noise import noise_between
@@ -40,7 +46,13 @@ SCHEDULERS = {
     "dpmsolver": DPMSolverMultistepScheduler,
     "ddim": DDIMScheduler,
     "euler": EulerDiscreteScheduler,
+    "euler_a": EulerAncestralDiscreteScheduler,
+    "lcm": LCMScheduler,
 }
+#: Schedulers that add fresh noise at each step: it is drawn from the render's seed (sampling.step_noise).
+STOCHASTIC_SCHEDULERS = frozenset({"euler_a", "lcm"})
+#: LCM picks its timesteps among the 50 its models were distilled on; more steps widen that grid.
+LCM_ORIGINAL_STEPS = 50
 assert set(SCHEDULERS) == set(SCHEDULER_LABELS), "core.params names the schedulers the engine offers"
 # from_config keeps only the keys a scheduler knows; DDIM's own defaults (clip x0 to [-1, 1], alpha=1 at
 # the end) are wrong for SD latents, so pin SD's values whatever scheduler the model shipped with.
@@ -166,10 +178,49 @@ def check_inputs(params: PixelSettings, frames: Sequence[FrameRequest]) -> None:
                 check_inputs(params, [anchor])
 
 
+class DeviceUnavailable(RuntimeError):
+    """The configured device does not exist on this machine (one line a person can act on)."""
+
+
 def resolve_device(device: str | None) -> torch.device:
-    if device is None or device == "auto":
+    """"auto" (or None): CUDA when there is a GPU, else the CPU; "cpu", "cuda", "cuda:1", "mps" as given.
+
+    Asking for a device this machine does not have raises DeviceUnavailable naming the setting.
+    """
+    if device is None or device.strip() in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        target = torch.device(device.strip())
+    except RuntimeError:
+        raise DeviceUnavailable(
+            f"SEGUE_DEVICE={device!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise DeviceUnavailable(
+                f"SEGUE_DEVICE={device} but this machine has no usable CUDA device "
+                f"(torch {torch.__version__}, {build}); "
+                "set SEGUE_DEVICE=cpu or auto, or install a CUDA build of torch"
+            )
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise DeviceUnavailable(
+                f"SEGUE_DEVICE={device} but only {torch.cuda.device_count()} CUDA device(s) are visible "
+                f"(CUDA_VISIBLE_DEVICES); use cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
+            )
+    elif target.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceUnavailable(f"SEGUE_DEVICE={device} but this machine has no MPS device; use cpu or auto")
+    return target
+
+
+def dtype_for(device: torch.device) -> torch.dtype:
+    """Half precision on a GPU (half the memory, tensor cores); float32 on CPUs, which lack fast fp16."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def uses_sdpa(unet: Any) -> bool:
+    """Every attention layer runs torch's scaled_dot_product_attention (flash / memory-efficient on CUDA)."""
+    return all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
 
 
 def resolve_model(model: str, models_dir: Path) -> str:
@@ -261,12 +312,16 @@ class Engine:
         self.last_stats = LoopStats()
         #: One unconditional evaluation at the first step when every frame starts from the same noise.
         self.share_first_uncond = True
+        #: The LoRA file fused into the weights at load (SEGUE_LORA), if any.
+        self.lora: Path | None = None
 
     @classmethod
-    def load(cls, model: str, device: str | None = None, models_dir: Path | None = None) -> Engine:
+    def load(
+        cls, model: str, device: str | None = None, models_dir: Path | None = None, lora: Path | None = None
+    ) -> Engine:
+        """Load `model` on `device` (auto: CUDA if any); `lora`: a LoRA file fused into the weights."""
         target = resolve_device(device)
-        # Half precision halves memory and doubles speed on a GPU; CPUs have no fast fp16 kernels.
-        dtype = torch.float16 if target.type == "cuda" else torch.float32
+        dtype = dtype_for(target)
         path_or_id = resolve_model(model, models_dir if models_dir is not None else DEFAULT_MODELS_DIR)
         with warnings.catch_warnings():
             # `torch_dtype` is the name every diffusers release we support (0.30-0.49) accepts; the newest
@@ -275,12 +330,22 @@ class Engine:
             pipe = StableDiffusionPipeline.from_pretrained(
                 path_or_id, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
             )
+        if lora is not None:
+            fuse_lora(pipe, lora)
         # diffusers already uses torch 2's scaled_dot_product_attention (AttnProcessor2_0) by default.
         pipe = pipe.to(target)
         pipe.set_progress_bar_config(disable=True)
-        logger.info("loaded %s from %s on %s (%s)", model, path_or_id, target, dtype)
+        logger.info(
+            "loaded %s from %s on %s (%s, %s attention%s)",
+            model,
+            path_or_id,
+            target,
+            dtype,
+            "SDPA" if uses_sdpa(pipe.unet) else "custom",
+            f", LoRA {lora.name} fused" if lora is not None else "",
+        )
         folder = Path(path_or_id) if Path(path_or_id).is_dir() else None
-        return cls(
+        engine = cls(
             pipe,
             model_name=model,
             device=target,
@@ -288,6 +353,8 @@ class Engine:
             preview=PreviewProjection.for_model(folder),
             folder=folder,
         )
+        engine.lora = lora
+        return engine
 
     def preview(self, latents: torch.Tensor, size: int = 64) -> list[PIL.Image.Image]:
         """Per-step previews of a batch's latents, with this model's projection."""
@@ -354,6 +421,10 @@ class Engine:
         step and raises RenderCancelled when it returns True. Identical requests are rendered once.
         keep_latents_at: keep each full frame's latents after these step counts (trajectory sharing: a
         later in-between starting there finds its anchors without recomputing them).
+        Fewer U-Net evaluations (params; bench/evaluations.py measures what they cost in fidelity; off,
+        they compute exactly what Segue always computed): guidance_until < 1 drops the unconditional
+        branch after that fraction of the steps; deep_cache_interval N > 1 runs the full U-Net every N
+        steps and only its shallow path between (engine/deepcache.py).
         """
         # 1. Check inputs
         check_inputs(params, frames)
@@ -444,7 +515,7 @@ class Engine:
             return Group(
                 conditioning(frames_),
                 embeddings[params.negative_prompt].repeat(len(frames_), 1, 1),
-                self._scheduler(params.scheduler),
+                self._scheduler(params.scheduler, params.steps),
                 start,
                 stop,
                 latents=latents,
@@ -522,6 +593,9 @@ class Engine:
                 steps=params.steps,
                 stats=stats,
                 after_step=after_step,
+                noise_seed=params.seed if params.scheduler in STOCHASTIC_SCHEDULERS else None,
+                guidance_until=params.guidance_until,
+                deep_cache_interval=params.deep_cache_interval,
             )
             results: dict[FrameRequest, torch.Tensor] = {}
             for frames_of, latents in zip(members, finals, strict=True):
@@ -531,9 +605,12 @@ class Engine:
             images = decode(self.pipe, torch.stack([results[f] for f in unique]))
         return [images[i] for i in order]
 
-    def _scheduler(self, name: str) -> Any:
+    def _scheduler(self, name: str, steps: int) -> Any:
         # Schedulers keep per-call state (timesteps, step index), so each loop gets its own.
-        return SCHEDULERS[name].from_config(self.pipe.scheduler.config, **SCHEDULER_OVERRIDES.get(name, {}))
+        overrides = dict(SCHEDULER_OVERRIDES.get(name, {}))
+        if name == "lcm":
+            overrides["original_inference_steps"] = max(LCM_ORIGINAL_STEPS, steps)
+        return SCHEDULERS[name].from_config(self.pipe.scheduler.config, **overrides)
 
     def _keep_latents(
         self, settings_key: str, frames: Sequence[FrameRequest], captured: dict[int, torch.Tensor]
@@ -563,16 +640,32 @@ class Engine:
         return pipe
 
 
-_engines: dict[tuple[str, str], Engine] = {}
+def fuse_lora(pipe: StableDiffusionPipeline, path: Path, scale: float = 1.0) -> None:
+    """Load a LoRA file (diffusers, kohya or PEFT format, e.g. LCM-LoRA) and fuse it into the weights.
+
+    Fused, it costs nothing per step; the adapter modules are dropped afterwards.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"SEGUE_LORA={path} is not a file; give the path of a .safetensors LoRA")
+    pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name="segue")
+    pipe.fuse_lora(lora_scale=scale)
+    pipe.unload_lora_weights()
+
+
+_engines: dict[tuple[str, str, str], Engine] = {}
 _engines_lock = threading.Lock()
 
 
 def get_engine(model: str, models_dir: Path | None = None, device: str | None = None) -> Engine:
-    """The process-wide Engine for `model` on `device`, loaded on first use (thread-safe)."""
-    key = (model, str(resolve_device(device)))
+    """The process-wide Engine for `model` on `device`, loaded on first use (thread-safe).
+
+    A model that is not built in gets the LoRA of SEGUE_LORA fused in (core.registry.active_lora).
+    """
+    lora = None if model in BUILTIN_MODELS else active_lora()
+    key = (model, str(resolve_device(device)), str(lora or ""))
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = Engine.load(model, device=device, models_dir=models_dir)
+            engine = Engine.load(model, device=device, models_dir=models_dir, lora=lora)
             _engines[key] = engine
         return engine

@@ -6,7 +6,11 @@ Written out (rather than calling the pipeline) so that a render can
 - start part of a batch at step k from given latents and keep latents at chosen steps (trajectory
   sharing),
 - evaluate the unconditional branch of the first step once when every frame starts from the same noise
-  latent under the same negative prompt (it is then the same for the whole batch).
+  latent under the same negative prompt (it is then the same for the whole batch),
+- save U-Net work: guidance only on the first part of the steps (`guidance_until`), deep features reused
+  across steps (`deep_cache_interval`, engine/deepcache.py),
+- draw a stochastic scheduler's per-step noise (LCM, Euler ancestral) from the render's seed, the same for
+  every frame, so a frame does not depend on the batch it was rendered in.
 With none of those in use it computes exactly what the pipeline computes: latents scaled by the
 scheduler's init_noise_sigma, classifier-free guidance when guidance_scale > 1, scheduler.step with the
 pipeline's extra arguments (eta = 0), VAE decode and the pipeline's image post-processing.
@@ -15,12 +19,15 @@ pipeline's extra arguments (eta = 0), VAE decode and the pipeline's image post-p
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import PIL.Image
 import torch
+
+from engine.deepcache import DeepFeatures, full_forward, shallow_forward
 
 
 @dataclass
@@ -30,6 +37,8 @@ class LoopStats:
     unet_calls: int = 0
     unet_items: int = 0
     steps: list[int] = field(default_factory=list)
+    #: Of unet_calls, those that ran only the shallow path (DeepCache); their items cost a fraction.
+    shallow_calls: int = 0
 
 
 def step_kwargs(scheduler: Any) -> dict[str, Any]:
@@ -41,6 +50,16 @@ def step_kwargs(scheduler: Any) -> dict[str, Any]:
     if "generator" in accepted:
         kwargs["generator"] = None
     return kwargs
+
+
+def step_noise(seed: int, step: int, rows: int) -> list[torch.Generator]:
+    """One CPU generator per row, all seeded alike: every frame gets the same noise at a step."""
+    return [torch.Generator("cpu").manual_seed(seed * 1000 + step + 1) for _ in range(rows)]
+
+
+def guided_steps(guidance_until: float, steps: int) -> int:
+    """How many of the first steps evaluate the unconditional branch (all of them at 1.0)."""
+    return min(steps, max(0, math.ceil(guidance_until * steps - 1e-9)))
 
 
 @dataclass
@@ -74,19 +93,28 @@ def denoise_groups(
     steps: int,
     stats: LoopStats | None = None,
     after_step: Callable[[int, int], None] | None = None,
+    guidance_until: float = 1.0,
+    deep_cache_interval: int = 1,
+    noise_seed: int | None = None,
 ) -> list[torch.Tensor]:
     """Denoise several groups in one loop: one U-Net call per step over every active group's frames.
 
     Each group keeps its own scheduler, so frames may join at a later step (trajectory sharing) without
     disturbing the multistep history of the others. after_step(i, steps) runs once each step has been
     taken by every active group (it may raise to stop). Returns each group's latents after its `stop`.
+    guidance_until: the unconditional branch runs on the first guided_steps() steps only (then the
+    prediction is the conditional one). deep_cache_interval N > 1: a full U-Net every N steps, the shallow
+    path between, reusing the last full step's deep features (a change of batch layout forces a full
+    step). noise_seed: the seed of a stochastic scheduler's per-step noise (step_noise).
     """
     for group in groups:
         if not 0 <= group.start <= group.stop <= steps:
             raise ValueError(f"need 0 <= start <= stop <= steps, got {group.start}, {group.stop}, {steps}")
         group.scheduler.set_timesteps(steps, device=unet.device)
     timesteps = groups[0].scheduler.timesteps
-    guided = guidance_scale > 1.0 and getattr(unet.config, "time_cond_proj_dim", None) is None
+    cfg = guidance_scale > 1.0 and getattr(unet.config, "time_cond_proj_dim", None) is None
+    cfg_steps = guided_steps(guidance_until, steps) if cfg else 0
+    deep: DeepFeatures | None = None
     current: list[torch.Tensor | None] = [None] * len(groups)
 
     def begin(index: int) -> None:
@@ -111,6 +139,7 @@ def denoise_groups(
         if not active:
             continue
         t = timesteps[i]
+        guided = i < cfg_steps
         inputs, hidden, rows = [], [], []
         for index in active:
             group, latents = groups[index], current[index]
@@ -126,7 +155,18 @@ def denoise_groups(
             inputs.append(group.scheduler.scale_model_input(model_in, t))
             hidden.append(hid)
             rows.append(model_in.shape[0])
-        out = unet(torch.cat(inputs), t, encoder_hidden_states=torch.cat(hidden), return_dict=False)[0]
+        sample, states = torch.cat(inputs), torch.cat(hidden)
+        if deep_cache_interval <= 1:
+            out = unet(sample, t, encoder_hidden_states=states, return_dict=False)[0]
+        else:
+            layout = (tuple(active), tuple(rows))
+            if deep is not None and deep.layout == layout and i - deep.step < deep_cache_interval:
+                out = shallow_forward(unet, sample, t, states, deep.features)
+                if stats is not None:
+                    stats.shallow_calls += 1
+            else:
+                out, features = full_forward(unet, sample, t, states)
+                deep = DeepFeatures(i, layout, features)
         if stats is not None:
             stats.unet_calls += 1
             stats.unet_items += sum(rows)
@@ -142,9 +182,10 @@ def denoise_groups(
                 noise_pred = uncond + guidance_scale * (text - uncond)
             else:
                 noise_pred = part
-            latents = group.scheduler.step(
-                noise_pred, t, latents, **step_kwargs(group.scheduler), return_dict=False
-            )[0]
+            kwargs = step_kwargs(group.scheduler)
+            if noise_seed is not None and "generator" in kwargs:
+                kwargs["generator"] = step_noise(noise_seed, i, batch)
+            latents = group.scheduler.step(noise_pred, t, latents, **kwargs, return_dict=False)[0]
             current[index] = latents
             if group.on_step is not None:
                 group.on_step(i, steps, latents)

@@ -14,14 +14,34 @@ from app.config import get_settings
 from app.queue import make_celery
 
 celery = make_celery(include=["worker.tasks"])
+#: The worker's exit status when its device or its LoRA does not exist here (sysexits' EX_CONFIG).
+EXIT_NO_DEVICE = 78
 
 
 @worker_init.connect
 def _pin_threads(**_: Any) -> None:
-    """torch threads = SEGUE_WORKER_THREADS (default: this process's cores), before any model loads."""
+    """torch threads = SEGUE_WORKER_THREADS (default: this process's cores), before any model loads; a device
+    this machine lacks (SEGUE_DEVICE=cuda without a GPU) ends the worker with one line, no traceback."""
+    import os
+    import sys
+
     import torch
 
-    torch.set_num_threads(get_settings().torch_threads)
+    from engine.pipeline import DeviceUnavailable, resolve_device
+
+    settings = get_settings()
+    torch.set_num_threads(settings.torch_threads)
+    try:
+        device = resolve_device(settings.worker_device)
+    except DeviceUnavailable as exc:
+        print(f"segue worker: {exc}", file=sys.stderr, flush=True)
+        os._exit(EXIT_NO_DEVICE)  # from inside Celery's start-up: SystemExit would print its traceback
+    if settings.lora and not os.path.isfile(os.path.expanduser(settings.lora)):
+        print(f"segue worker: SEGUE_LORA={settings.lora} is not a file", file=sys.stderr, flush=True)
+        os._exit(EXIT_NO_DEVICE)
+    if device.type == "cuda":
+        # TF32 matmuls on Ampere and newer: fp32 parts (VAE upcasts, schedulers) at tensor-core speed.
+        torch.backends.cuda.matmul.allow_tf32 = True
 
 
 @worker_ready.connect

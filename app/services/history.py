@@ -59,6 +59,8 @@ LABELS = {
     "batch_size": "batch size",
     "model": "model",
     "audio": "soundtrack",
+    "guidance_until": "guidance until",
+    "deep_cache_interval": "deep cache interval",
 }
 
 

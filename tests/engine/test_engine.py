@@ -189,7 +189,11 @@ FRAME = FrameRequest(CAT, BICYCLE, 0.5)
         ({"height": 8}, [FRAME], r"height must be a multiple of 8 between 64 and 1024 \(got 8\)"),
         ({"seed": -1}, [FRAME], r"seed must be between 0 and 4294967295 \(got -1\)"),
         ({"seed": 2**32}, [FRAME], r"seed must be between 0 and 4294967295"),
-        ({"scheduler": "pndm"}, [FRAME], "scheduler: input should be 'dpmsolver', 'ddim' or 'euler'"),
+        (
+            {"scheduler": "pndm"},
+            [FRAME],
+            "scheduler: input should be 'dpmsolver', 'ddim', 'euler', 'euler_a' or 'lcm'",
+        ),
         ({"text_interpolation": "cubic"}, [FRAME], "text_interpolation: input should be 'lerp' or 'slerp'"),
         ({}, [], "frames must hold at least one FrameRequest"),
         ({}, [FRAME, FrameRequest(CAT, BICYCLE, 1.5)], r"frames\[1\].local_t must be a number in \[0, 1\]"),

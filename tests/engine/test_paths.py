@@ -9,8 +9,9 @@ import torch
 
 from core.params import PixelSettings, RenderSnapshot
 from engine.interpolation import slerp
-from engine.pipeline import SCHEDULERS, Engine, FrameRequest, SharedStart, check_inputs
+from engine.pipeline import SCHEDULERS, STOCHASTIC_SCHEDULERS, Engine, FrameRequest, SharedStart, check_inputs
 from engine.probe import place
+from engine.sampling import step_noise
 
 torch.set_num_threads(1)
 
@@ -67,6 +68,15 @@ def test_the_loop_computes_what_the_diffusers_pipeline_computes(engine: Engine, 
     embeddings = engine.encode(["", CAT, BICYCLE])
     pipe = engine._pipeline_for_call(scheduler)
     noise = torch.randn((1, 4, 8, 8), generator=torch.Generator("cpu").manual_seed(params.seed))
+    # A stochastic scheduler's step noise: the same for every frame, drawn afresh from the seed per step.
+    generators = step_noise(params.seed, 0, len(frames))
+
+    def reseed(pipe, i, t, kwargs):  # type: ignore[no-untyped-def]
+        for generator in generators:
+            generator.manual_seed(step_noise(params.seed, i + 1, 1)[0].initial_seed())
+        return kwargs
+
+    stochastic = scheduler in STOCHASTIC_SCHEDULERS
     with torch.inference_mode():
         theirs = pipe(
             prompt_embeds=torch.cat(
@@ -79,6 +89,8 @@ def test_the_loop_computes_what_the_diffusers_pipeline_computes(engine: Engine, 
             width=64,
             height=64,
             output_type="pil",
+            generator=generators if stochastic else None,
+            callback_on_step_end=reseed if stochastic else None,
         ).images
     for a, b in zip(ours, pixels(theirs), strict=True):
         assert max_diff(a, b) <= 2

@@ -1,0 +1,181 @@
+"""Fewer U-Net evaluations for the same pictures: each saving against full compute on the same frames.
+
+    python -m bench.evaluations [--model segue-mini] [--frames 24] [--steps 25] [--size 64] [--batch 8]
+                                [--threads 1] [--out bench/results/evaluations.md]
+
+Renders the founding transition once with full compute, then with each setting of Engine.render's savings
+(guidance only on the first part of the steps: `guidance_until`; DeepCache: `deep_cache_interval`) and their
+combinations, batch by batch in coarse-to-fine order as the app does. For each: seconds, U-Net calls (full
+and shallow) and batch items, fidelity to the full-compute frames (PSNR, and SSIM on grey 7 x 7 windows:
+mean and worst frame), and smoothness (1 - Gini of adjacent RMS pixel distances, core.metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROMPTS = ("a futuristic cityscape, vibrant and detailed", "a cheerful girl in a magical forest")
+#: (label, guidance_until, deep_cache_interval)
+SETTINGS: tuple[tuple[str, float, int], ...] = (
+    ("full compute", 1.0, 1),
+    ("guidance until 0.8", 0.8, 1),
+    ("guidance until 0.6", 0.6, 1),
+    ("guidance until 0.4", 0.4, 1),
+    ("DeepCache N=2", 1.0, 2),
+    ("DeepCache N=3", 1.0, 3),
+    ("DeepCache N=5", 1.0, 5),
+    ("guidance until 0.6 + DeepCache N=2", 0.6, 2),
+    ("guidance until 0.4 + DeepCache N=3", 0.4, 3),
+)
+
+
+def grey(image: Any) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+
+
+def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
+    """Mean SSIM over window x window patches (uniform weights, Wang et al.'s constants)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    def means(x: np.ndarray) -> np.ndarray:
+        return sliding_window_view(x, (window, window)).mean(axis=(-1, -2))
+
+    c1, c2 = 0.01**2, 0.03**2
+    ma, mb = means(a), means(b)
+    va, vb = means(a * a) - ma**2, means(b * b) - mb**2
+    cov = means(a * b) - ma * mb
+    values = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+    return float(values.mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def coarse_to_fine(n: int) -> list[int]:
+    from core.timeline import render_order
+
+    return list(render_order(n))
+
+
+def render_all(
+    engine: Any, params: Any, args: argparse.Namespace, until: float, interval: int
+) -> dict[str, Any]:
+    from engine.pipeline import FrameRequest
+
+    ts = [i / (args.frames - 1) for i in range(args.frames)]
+    order = coarse_to_fine(args.frames)
+    images: dict[int, Any] = {}
+    calls = shallow = items = 0
+    started = time.perf_counter()
+    for at in range(0, len(order), args.batch):
+        batch = order[at : at + args.batch]
+        frames = [FrameRequest(*PROMPTS, ts[i]) for i in batch]
+        saving = params.model_copy(update={"guidance_until": until, "deep_cache_interval": interval})
+        rendered = engine.render(saving, frames)
+        images.update(zip(batch, rendered, strict=True))
+        calls += engine.last_stats.unet_calls
+        shallow += engine.last_stats.shallow_calls
+        items += engine.last_stats.unet_items
+    seconds = time.perf_counter() - started
+    return {
+        "images": [images[i] for i in range(args.frames)],
+        "seconds": seconds,
+        "calls": calls,
+        "shallow": shallow,
+        "items": items,
+    }
+
+
+def smoothness(images: Sequence[Any]) -> float:
+    from core.metrics import smoothness as one_minus_gini
+
+    pictures = [np.asarray(i.convert("RGB"), dtype=np.float64) / 255.0 for i in images]
+    distances = [float(np.sqrt(((a - b) ** 2).mean())) for a, b in zip(pictures, pictures[1:], strict=False)]
+    return one_minus_gini(distances)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.evaluations", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--model", default="segue-mini")
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting, interleaved (median)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from core.params import PixelSettings
+    from engine.pipeline import Engine
+
+    engine = Engine.load(args.model, device="cpu")
+    size = {"width": args.size, "height": args.size}
+    params = PixelSettings(model=args.model, seed=args.seed, steps=args.steps, **size)
+    render_all(engine, params, args, 1.0, 1)  # warm-up: caches, allocator
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in SETTINGS}
+    for _ in range(args.repeats):  # interleaved: a slow spell of a shared machine hits every setting alike
+        for label, until, interval in SETTINGS:
+            runs[label].append(render_all(engine, params, args, until, interval))
+    results = []
+    reference = None
+    for label, _, _ in SETTINGS:
+        result = sorted(runs[label], key=lambda r: r["seconds"])[len(runs[label]) // 2]
+        result["spread"] = (min(r["seconds"] for r in runs[label]), max(r["seconds"] for r in runs[label]))
+        greys = [grey(i) for i in result["images"]]
+        if reference is None:
+            reference = greys
+        ssims = [ssim(a, b) for a, b in zip(greys, reference, strict=True)]
+        psnrs = [psnr(a, b) for a, b in zip(greys, reference, strict=True)]
+        result.update(
+            label=label,
+            ssim_mean=float(np.mean(ssims)),
+            ssim_min=float(np.min(ssims)),
+            psnr_mean=float(np.mean([p for p in psnrs if np.isfinite(p)] or [float("inf")])),
+            smooth=smoothness(result["images"]),
+        )
+        results.append(result)
+        print(f"{label}: {result['seconds']:.2f} s, SSIM {result['ssim_mean']:.4f}", file=sys.stderr)
+    base = results[0]
+    lines = [
+        f"{args.model}, {args.frames} frames, {args.steps} steps, {args.size} x {args.size}, "
+        f"batch {args.batch}, {args.threads} thread(s), guidance 7.5, DPM-Solver++, "
+        f"median of {args.repeats}; fidelity against full compute",
+        "",
+        "| setting | seconds (min-max) | speed-up | U-Net calls (shallow) | batch items | SSIM mean "
+        "| SSIM worst | PSNR dB | smoothness |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        psnr_cell = "∞" if not np.isfinite(r["psnr_mean"]) else f"{r['psnr_mean']:.1f}"
+        low, high = r["spread"]
+        lines.append(
+            f"| {r['label']} | {r['seconds']:.2f} ({low:.1f}-{high:.1f}) | "
+            f"{base['seconds'] / r['seconds']:.2f}x | {r['calls']} ({r['shallow']}) | {r['items']} | "
+            f"{r['ssim_mean']:.4f} | {r['ssim_min']:.4f} | {psnr_cell} | {r['smooth']:.3f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""The U-Net savings as settings: off, frame keys are the ones Segue always gave; on, they are new keys."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from core.params import SAVINGS_OFF, PixelSettings, RenderSettings
+from core.timeline import FramePlan, frame_key
+
+PIXELS = PixelSettings(model="segue-mini", seed=3, steps=25)
+PLAIN = FramePlan(1, 0.5, 0, "a cat", "a dog", 0.5)
+MOCE = FramePlan(1, 0.5, 0, "a cat", "a dog", 0.5, switch_step=3, early_a="red")
+
+
+def test_off_the_frame_keys_are_those_of_before_the_settings_existed() -> None:
+    # Computed by the code before guidance_until and deep_cache_interval existed.
+    assert frame_key(PIXELS, PLAIN, "rev1") == "f98e096aceb3dc1c1456d3e942ab60a9b67250ba"
+    assert frame_key(PIXELS, MOCE, "rev1") == "59728479f234ad365eba7097cc3ad7510bb6311d"
+    off = PIXELS.model_copy(update=SAVINGS_OFF)
+    assert frame_key(off, PLAIN, "rev1") == frame_key(PIXELS, PLAIN, "rev1")
+
+
+@pytest.mark.parametrize("change", [{"guidance_until": 0.5}, {"deep_cache_interval": 3}])
+def test_on_each_saving_is_part_of_the_frame_key(change: dict[str, float]) -> None:
+    on = PIXELS.model_copy(update=change)
+    assert frame_key(on, PLAIN, "rev1") != frame_key(PIXELS, PLAIN, "rev1")
+    assert frame_key(on, MOCE, "rev1") != frame_key(PIXELS, MOCE, "rev1")
+    both = PIXELS.model_copy(update={"guidance_until": 0.5, "deep_cache_interval": 3})
+    assert len({frame_key(p, PLAIN, "rev1") for p in (PIXELS, on, both)}) == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("guidance_until", 1.5, "guidance_until must be a finite number between 0 and 1"),
+        ("guidance_until", -0.1, "guidance_until must be a finite number between 0 and 1"),
+        ("deep_cache_interval", 0, "deep_cache_interval must be between 1 and 150 (got 0)"),
+        ("deep_cache_interval", 151, "deep_cache_interval must be between 1 and 150 (got 151)"),
+    ],
+)
+def test_bad_values_name_the_field_and_the_range(field: str, value: float, message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        RenderSettings.model_validate({field: value})
+    assert RenderSettings().guidance_until == 1.0 and RenderSettings().deep_cache_interval == 1
