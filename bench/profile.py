@@ -131,7 +131,7 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
                 lambda render_id, indices, priority=0: queued.append((render_id, list(indices))),
             )
         )
-        client = stack.enter_context(TestClient(create_app()))
+        client = stack.enter_context(TestClient(create_app(), base_url="http://127.0.0.1"))
         body = {
             "start_prompt": PROMPTS[0],
             "end_prompt": PROMPTS[1],

@@ -660,7 +660,7 @@ def app_stack(
             worker = start_worker(f"bench-{tag}-{n}", data / f"worker-{n}.log", threads)
             started.append(worker)
             stack.callback(stop_worker, worker)
-        client = stack.enter_context(TestClient(create_app()))
+        client = stack.enter_context(TestClient(create_app(), base_url="http://127.0.0.1"))
         yield Stack(client, started, mode, threads)
 
 
