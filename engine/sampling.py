@@ -6,7 +6,9 @@ Written out (rather than calling the pipeline) so that a render can
 - start part of a batch at step k from given latents and keep latents at chosen steps (trajectory
   sharing),
 - evaluate the unconditional branch of the first step once when every frame starts from the same noise
-  latent under the same negative prompt (it is then the same for the whole batch).
+  latent under the same negative prompt (it is then the same for the whole batch),
+- mix a frame's attention with the keys and values of two other frames of the call over the first steps
+  (attention interpolation, engine/attention.py); the unconditional half stays plain.
 With none of those in use it computes exactly what the pipeline computes: latents scaled by the
 scheduler's init_noise_sigma, classifier-free guidance when guidance_scale > 1, scheduler.step with the
 pipeline's extra arguments (eta = 0), VAE decode and the pipeline's image post-processing.
@@ -15,12 +17,14 @@ pipeline's extra arguments (eta = 0), VAE decode and the pipeline's image post-p
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import PIL.Image
 import torch
+
+from engine import attention
 
 
 @dataclass
@@ -43,6 +47,16 @@ def step_kwargs(scheduler: Any) -> dict[str, Any]:
     return kwargs
 
 
+@dataclass(frozen=True)
+class FrameMix:
+    """A frame's attention interpolation: mode, t, and its ends as (group index, frame index in group)."""
+
+    mode: str
+    t: float
+    end_a: tuple[int, int]
+    end_b: tuple[int, int]
+
+
 @dataclass
 class Group:
     """Frames denoised together over steps [start, stop) by one scheduler (its multistep history is theirs).
@@ -51,6 +65,7 @@ class Group:
     in-between waits for its anchors' latents after `start` steps, captured by another group then).
     cond_for_step(i) is the (B, 77, d) conditioning of step i; `negative` is (B, 77, d). The latents
     after each step count in `capture` go to on_capture(step, latents) as soon as they exist.
+    `mixes` (one per frame, None: plain): the frames' attention interpolation over the first mix steps.
     """
 
     cond_for_step: Callable[[int], torch.Tensor]
@@ -64,6 +79,7 @@ class Group:
     on_capture: Callable[[int, torch.Tensor], None] | None = None
     share_first_uncond: bool = False
     on_step: Callable[[int, int, torch.Tensor], None] | None = None
+    mixes: Sequence[FrameMix | None] = ()
 
 
 def denoise_groups(
@@ -74,12 +90,14 @@ def denoise_groups(
     steps: int,
     stats: LoopStats | None = None,
     after_step: Callable[[int, int], None] | None = None,
+    mix_steps: int = 0,
 ) -> list[torch.Tensor]:
     """Denoise several groups in one loop: one U-Net call per step over every active group's frames.
 
     Each group keeps its own scheduler, so frames may join at a later step (trajectory sharing) without
     disturbing the multistep history of the others. after_step(i, steps) runs once each step has been
     taken by every active group (it may raise to stop). Returns each group's latents after its `stop`.
+    Steps [0, mix_steps) apply the groups' `mixes` (the caller installed engine.attention.mixing).
     """
     for group in groups:
         if not 0 <= group.start <= group.stop <= steps:
@@ -111,7 +129,7 @@ def denoise_groups(
         if not active:
             continue
         t = timesteps[i]
-        inputs, hidden, rows = [], [], []
+        inputs, hidden, rows, cond_rows = [], [], [], {}
         for index in active:
             group, latents = groups[index], current[index]
             assert latents is not None
@@ -125,8 +143,11 @@ def denoise_groups(
                 model_in, hid = latents, cond
             inputs.append(group.scheduler.scale_model_input(model_in, t))
             hidden.append(hid)
+            cond_rows[index] = sum(rows) + model_in.shape[0] - batch  # the conditional half's first row
             rows.append(model_in.shape[0])
-        out = unet(torch.cat(inputs), t, encoder_hidden_states=torch.cat(hidden), return_dict=False)[0]
+        mix = _mix_of(groups, active, cond_rows, sum(rows), unet.device) if i < mix_steps else None
+        with attention.use(mix):
+            out = unet(torch.cat(inputs), t, encoder_hidden_states=torch.cat(hidden), return_dict=False)[0]
         if stats is not None:
             stats.unet_calls += 1
             stats.unet_items += sum(rows)
@@ -155,6 +176,22 @@ def denoise_groups(
         assert latents is not None
         results.append(latents)
     return results
+
+
+def _mix_of(
+    groups: list[Group], active: list[int], cond_rows: dict[int, int], batch: int, device: Any
+) -> attention.Mix | None:
+    """The rows one U-Net call mixes: each mixing frame's conditional row with its ends' rows."""
+    rows = []
+    for index in active:
+        for j, mix in enumerate(groups[index].mixes):
+            if mix is None:
+                continue
+            (ga, ja), (gb, jb) = mix.end_a, mix.end_b
+            if ga not in cond_rows or gb not in cond_rows:
+                raise RuntimeError("attention interpolation: a frame's ends are not in this U-Net call")
+            rows.append((cond_rows[index] + j, mix.mode, cond_rows[ga] + ja, cond_rows[gb] + jb, mix.t))
+    return attention.Mix.of(batch, rows, device) if rows else None
 
 
 def denoise(
