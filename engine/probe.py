@@ -1,4 +1,4 @@
-"""Probe passes for perceptual, Beta and adaptive spacing: render cheap frames, measure how far apart they are.
+"""Probe passes for perceptual, Beta and adaptive spacing: render cheap frames, measure their distances.
 
 A probe frame is the real frame (same prompts, noise path, switch step, size, guidance) rendered at few
 steps (PROBE_STEPS). The distance between two probe frames is the root-mean-square difference of their

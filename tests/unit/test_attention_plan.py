@@ -1,4 +1,4 @@
-"""Attention interpolation and Beta spacing in the torch-free domain: settings, plan, frame key, Beta prior."""
+"""Attention interpolation and Beta spacing, torch-free: settings, plan, frame key, Beta prior."""
 
 from __future__ import annotations
 
