@@ -45,10 +45,10 @@ NOISE_INTERPOLATION_LABELS: dict[str, str] = {
 #: keys and values of its segment's two keyframes, rendered in the same batch. "none": plain attention.
 AttentionInterpolation = Literal["none", "inner", "outer", "fused"]
 ATTENTION_INTERPOLATION_LABELS: dict[str, str] = {
-    "none": "None (text blend only)",
-    "inner": "Inner (blend keys and values)",
-    "outer": "Outer (blend attention outputs)",
-    "fused": "Fused (own and blended keys)",
+    "none": "None",
+    "inner": "Inner",
+    "outer": "Outer",
+    "fused": "Fused",
 }
 #: Where the frames sit on the timeline: named curves (core.spacing) or measured from a probe pass.
 Spacing = Literal["uniform", "ease_in_out", "ease_in", "ease_out", "sine", "perceptual", "adaptive", "beta"]
