@@ -33,6 +33,7 @@ from core.timeline import mixed_steps
 from engine import attention
 from engine.attention import MODES as ATTENTION_MODES
 from engine.interpolation import interpolate, slerp
+from engine.morph import Inverter
 from engine.noise import PATHS as NOISE_PATHS
 from engine.noise import noise_between
 from engine.sampling import FrameMix, Group, LoopStats, decode, denoise_groups
@@ -290,6 +291,7 @@ class Engine:
         self.last_stats = LoopStats()
         #: One unconditional evaluation at the first step when every frame starts from the same noise.
         self.share_first_uncond = True
+        self._inverter: Inverter | None = None
 
     @classmethod
     def load(cls, model: str, device: str | None = None, models_dir: Path | None = None) -> Engine:
@@ -317,6 +319,14 @@ class Engine:
             preview=PreviewProjection.for_model(folder),
             folder=folder,
         )
+
+    @property
+    def inverter(self) -> Inverter:
+        """DDIM inversion and image morphs on this engine (engine/morph.py), with their cache."""
+        with self._embeddings_lock:
+            if self._inverter is None:
+                self._inverter = Inverter(self)
+            return self._inverter
 
     def preview(self, latents: torch.Tensor, size: int = 64) -> list[PIL.Image.Image]:
         """Per-step previews of a batch's latents, with this model's projection."""
