@@ -20,6 +20,12 @@ pair as AID renders, for {lerp, slerp, inner, outer, fused} x {uniform, Beta spa
 of adjacent distances) and mean adjacent distance on pixels (RMS) and on the confusion map's scorer (the
 model's CLIP, cosine distance), endpoint fidelity (RMS pixel distance of the first and last frames to the
 keyframes rendered alone), seconds and U-Net evaluations per frame.
+
+--images measures image endpoints (engine/morph.py) on pictures Segue-mini made from known seeds (so the
+true starting noise is known), with its own DDIM: inversion accuracy (cosine of the inverted against the
+true noise; SSIM of the reconstruction against the picture) for pictures made at guidance 1 and at 7.5, and
+for morphs between two such pictures, PPL and PDV (sum and variance of adjacent RMS pixel distances) and
+smoothness for plain AdaIN slerp against slerp with attention interpolation.
 """
 
 from __future__ import annotations
@@ -398,6 +404,101 @@ def attention_study(engine: Engine, model: str, args: argparse.Namespace) -> lis
     return rows
 
 
+def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
+    """Mean SSIM of two RGB pictures in [0, 1] on their luminance, over window x window boxes."""
+    weights = np.array([0.299, 0.587, 0.114])
+    x, y = a @ weights, b @ weights
+
+    def box(v: np.ndarray) -> np.ndarray:
+        c = np.pad(v, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        w = window
+        return (c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]) / (w * w)
+
+    mx, my = box(x), box(y)
+    vx, vy, cxy = box(x * x) - mx**2, box(y * y) - my**2, box(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return float(index.mean())
+
+
+def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[list[dict[str, Any]]]:
+    """Inversion accuracy and morph quality on `args.pairs` pairs of pictures the model made."""
+    from engine.morph import Picture
+    from engine.noise import noise_between
+
+    inverter = engine.inverter
+    side = args.size // engine.pipe.vae_scale_factor
+    shape = (1, engine.pipe.unet.config.in_channels, side, side)
+    inversion: dict[float, list[tuple[float, float]]] = {1.0: [], 7.5: []}
+    morphs: dict[str, list[dict[str, float]]] = {}
+    ts = [i / (args.frames - 1) for i in range(args.frames)]
+    for number, pair in enumerate(world_pairs(args.pairs, seed=21)):
+        seeds = (200 + 2 * number, 201 + 2 * number)
+        pictures: dict[float, list[Any]] = {}
+        for guidance in inversion:
+            params = RenderSnapshot.model_validate(
+                {"model": model, "seed": seeds[0], "steps": args.steps, "guidance_scale": guidance,
+                 "width": args.size, "height": args.size, "scheduler": "ddim",
+                 "keyframes": [{"position": 0.0, "prompt": pair[0]}, {"position": 1.0, "prompt": pair[1]}]}
+            ).pixels()  # fmt: skip
+            made = engine.render(
+                params,
+                [FrameRequest(p, p, 0.0, seed_a=s, seed_b=s) for p, s in zip(pair, seeds, strict=True)],
+            )
+            pictures[guidance] = made
+            for prompt, seed, image in zip(pair, seeds, made, strict=True):
+                picture = Picture(image, prompt)
+                found = inverter.invert(picture, args.size, args.size, args.steps)
+                true = noise_between(seed, seed, 0.0, "slerp", shape)
+                cosine = float(torch.nn.functional.cosine_similarity(found.flatten(), true.flatten(), dim=0))
+                (rebuilt,) = inverter.morph(
+                    picture,
+                    picture,
+                    [0.0],
+                    width=args.size,
+                    height=args.size,
+                    steps=args.steps,
+                    reconstruct=True,
+                )
+                inversion[guidance].append((cosine, ssim(*pixel_arrays([image, rebuilt]))))
+        a, b = (Picture(image, prompt) for image, prompt in zip(pictures[1.0], pair, strict=True))
+        for mode in ("none", "inner", "outer", "fused"):
+            started = time.perf_counter()
+            frames = inverter.morph(
+                a, b, ts, width=args.size, height=args.size, steps=args.steps, attention_mode=mode,
+                attention_steps=args.attention_steps,
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            rms, _ = adjacent(frames)
+            morphs.setdefault(mode, []).append(
+                {"ppl": metrics.ppl(rms), "pdv": metrics.pdv(rms), "smooth": metrics.smoothness(rms),
+                 "s_per_frame": seconds / len(ts)}
+            )  # fmt: skip
+        print(f"  pair {number + 1}/{args.pairs} done: {pair[0]!r} -> {pair[1]!r}", flush=True)
+    accuracy = [
+        {
+            "pictures_made_at_guidance": guidance,
+            "pictures": len(values),
+            "noise_cosine_median": round(statistics.median(c for c, _ in values), 3),
+            "noise_cosine_min": round(min(c for c, _ in values), 3),
+            "ssim_median": round(statistics.median(s for _, s in values), 3),
+            "ssim_min": round(min(s for _, s in values), 3),
+        }
+        for guidance, values in inversion.items()
+    ]
+    quality_rows = [
+        {
+            "morph": "AdaIN slerp" + ("" if mode == "none" else f" + {mode} attention"),
+            "ppl_mean": round(statistics.fmean(r["ppl"] for r in runs), 4),
+            "pdv_mean": round(statistics.fmean(r["pdv"] for r in runs), 5),
+            "smooth_median": round(statistics.median(r["smooth"] for r in runs), 4),
+            "s_per_frame": round(statistics.median(r["s_per_frame"] for r in runs), 3),
+        }
+        for mode, runs in morphs.items()
+    ]
+    return [accuracy, quality_rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -427,6 +528,7 @@ def main() -> None:
         help="instead: text blends against attention interpolation on Segue-mini's world",
     )
     parser.add_argument("--attention-steps", type=float, default=0.5)
+    parser.add_argument("--images", action="store_true", help="instead: image endpoints (inversion, morphs)")
     parser.add_argument(
         "--methods", nargs="+", default=[m[0] for m in ATTENTION_METHODS], help="of the attention study"
     )
@@ -441,8 +543,17 @@ def main() -> None:
     render(engine, warm)
     print(f"model {model} on {engine.device} ({engine.dtype}), torch threads {torch.get_num_threads()}")
     size = f"{args.size}x{args.size}"
-    seeds = "one seed per pair (100 + pair number)" if args.attention else f"seeds {SEEDS}"
+    seeds = "fixed seeds per pair" if args.attention or args.images else f"seeds {SEEDS}"
     print(f"{args.frames} frames, {args.steps} steps, {size}, batch {args.batch_size}, {seeds}")
+    if args.images:
+        accuracy, quality_rows = image_study(engine, model, args)
+        print(f"\n### DDIM inversion ({args.steps} steps, guidance 1) of pictures made from known seeds\n")
+        print(markdown(accuracy, list(accuracy[0])))
+        print(f"\n### Morphs between {args.pairs} pairs of those pictures ({args.frames} frames)\n")
+        print(markdown(quality_rows, list(quality_rows[0])))
+        write_csv(args.csv.with_name("inversion.csv"), accuracy)
+        write_csv(args.csv.with_name("morphs.csv"), quality_rows)
+        return
     if args.attention:
         table = attention_study(engine, model, args)
         print(f"\n### Attention interpolation on {args.pairs} world pairs (medians and means over pairs)\n")
