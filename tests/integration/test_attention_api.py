@@ -96,6 +96,7 @@ def test_attention_renders_new_in_betweens_and_reuses_the_keyframes(api: TestCli
     assert [f["reused"] for f in done["frames"]] == [True, False, False, False, True]
     before = api.get(f"/api/renders/{plain['id']}").json()["frames"]
     assert all(a["url"] != b["url"] for a, b in zip(before[1:-1], done["frames"][1:-1], strict=True))
+    assert "attention fused (first 50% of the steps)" in api.get(f"/transitions/{t['id']}").text
     # A segment set back to none is the plain render again: every frame reused.
     start = api.get(f"/api/transitions/{t['id']}").json()["keyframes"][0]
     api.patch(f"/api/keyframes/{start['id']}", json={"attention_interpolation": "none"})
