@@ -129,7 +129,9 @@ def denoise_groups(
         if not active:
             continue
         t = timesteps[i]
-        inputs, hidden, rows, cond_rows = [], [], [], {}
+        inputs, hidden = [], []
+        rows: list[int] = []
+        cond_rows: dict[int, int] = {}  # group index -> the row of its conditional half in this call
         for index in active:
             group, latents = groups[index], current[index]
             assert latents is not None
