@@ -178,3 +178,23 @@ def test_the_worker_gives_stored_frames_their_attention_and_keyframes() -> None:
     assert shared.start is not None and shared.start.anchor_a.attention == "none"
     # The end keyframe's own seed: the second segment's end frame is drawn from it.
     assert requests[3].ends is not None and requests[3].ends[1].seed_b == 9
+
+
+def test_segue_render_gives_the_engine_requests_with_attention_and_keyframes() -> None:
+    """The headless renderer copies plans into requests; the keyframes' frames must be requests too."""
+    from core.params import PixelSettings
+    from core.timeline import Key, plan_frames, share
+    from engine.pipeline import FrameRequest, check_inputs
+    from worker.headless import request_of
+
+    keys = [Key(0.0, CITY), Key(0.5, "a garden", attention_interpolation="outer"), Key(1.0, FOREST)]
+    plans = share(plan_frames(keys, 7, seed=3, attention="fused"), 2)
+    requests = [request_of(plan, plans) for plan in plans]
+    pixels = PixelSettings(model="segue-tiny", seed=3, steps=4, width=64, height=64)
+    check_inputs(pixels, requests)
+    mixing = [r for r in requests if r.attention != "none"]
+    assert {r.attention for r in mixing} == {"fused", "outer"}
+    assert all(
+        isinstance(end, FrameRequest) and end.attention == "none" for r in mixing for end in r.ends or ()
+    )
+    assert requests[1].start is not None  # a shared in-between keeps its anchors
