@@ -189,3 +189,27 @@ def test_check_inputs_names_a_bad_mode_and_bad_ends() -> None:
         check_inputs(PARAMS, [FrameRequest(CAT, BICYCLE, 0.5, attention="inner", ends=(end, end))])
     with pytest.raises(ValueError, match="attention_steps must be a finite number between 0 and 1"):
         check_inputs(PARAMS.model_copy(update={"attention_steps": 1.5}), [FrameRequest(CAT, CAT, 0.0)])
+
+
+def test_a_plain_render_on_another_thread_during_an_attention_render_stays_plain(engine: Engine) -> None:
+    """The processors are shared by the U-Net, the mix is per thread: a plain render that runs while an
+    attention render holds the processors installed computes exactly what it computes alone."""
+    import threading
+
+    plain = [FrameRequest(CAT, BICYCLE, 0.5), FrameRequest(CAT, BICYCLE, 0.25)]
+    alone = latents_of(engine, PARAMS, plain)
+    during: list[torch.Tensor] = []
+    installed: list[bool] = []
+
+    def in_the_middle(step: int, total: int, latents: torch.Tensor) -> None:
+        if step != 1:
+            return
+        unet = engine.pipe.unet
+        installed.append(all(isinstance(p, attention.MixingProcessor) for p in unet.attn_processors.values()))
+        worker = threading.Thread(target=lambda: during.extend(latents_of(engine, PARAMS, plain)))
+        worker.start()
+        worker.join()
+
+    engine.render(PARAMS, [FrameRequest(CAT, BICYCLE, 0.5, attention="inner")], on_step=in_the_middle)
+    assert installed == [True]
+    assert all(torch.equal(a, b) for a, b in zip(alone, during, strict=True)) and len(during) == 2
