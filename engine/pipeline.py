@@ -110,10 +110,9 @@ class FrameRequest:
         """The frames whose keys and values this frame mixes (attention interpolation)."""
         if self.ends is not None:
             return self.ends
-        seed_b = self.seed_b
         return (
             FrameRequest(self.prompt_a, self.prompt_a, 0.0, seed_a=self.seed_a, seed_b=self.seed_a),
-            FrameRequest(self.prompt_b, self.prompt_b, 0.0, seed_a=seed_b, seed_b=seed_b),
+            FrameRequest(self.prompt_b, self.prompt_b, 0.0, seed_a=self.seed_b, seed_b=self.seed_b),
         )
 
 
