@@ -89,6 +89,8 @@ class Transition(Base):
     audio: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
     guidance_until: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     deep_cache_interval: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    attention_interpolation: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
+    attention_steps: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
     model: Mapped[str] = mapped_column(String(500))
     #: Bumped by every edit; a render records the version it was started from.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -126,6 +128,7 @@ class Keyframe(Base):
     frames: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     noise_interpolation: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
     switch_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    attention_interpolation: Mapped[str | None] = mapped_column(String(8), nullable=True, default=None)
     #: MoCE (core.params.Concepts as JSON: first, second, descriptions, switch_step N or "auto"); null: off.
     concepts: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True, default=None

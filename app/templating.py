@@ -23,6 +23,7 @@ templates.env.globals.update(
     scheduler_labels=params.SCHEDULER_LABELS,
     text_interpolation_labels=params.TEXT_INTERPOLATION_LABELS,
     noise_interpolation_labels=params.NOISE_INTERPOLATION_LABELS,
+    attention_interpolation_labels=params.ATTENTION_INTERPOLATION_LABELS,
     spacing_labels=params.SPACING_LABELS,
     in_between_labels=params.IN_BETWEEN_LABELS,
 )

@@ -4,12 +4,28 @@
                             [--paths linear normalized slerp translate] [--spacings uniform ease_in_out
                             perceptual adaptive] [--in-between full shared] [--csv bench/results/methods.csv]
 
+    python -m bench.methods --attention [--pairs 20] [--frames 9] [--steps 25] [--batch-size 9]
+                            [--csv bench/results/attention.csv]
+
 Each run renders one transition per prompt pair exactly as a worker would (the same planner, probe pass,
 trajectory sharing and engine), with the noise travelling from seed 1 at the start keyframe to seed 2 at
 the end one, so the noise path matters. Per run it reports, from the RMS pixel distance of adjacent frames
 (pixels in [0, 1]): smoothness (1 - Gini, AID), max jump, mean jump (consistency), PPL (sum), PDV
 (variance), ISTD (std of adjacent pixel L2, Smooth Diffusion); frames, probe frames, U-Net evaluations
 (batch items, 2 per frame-step with guidance) and seconds. Printed as a Markdown table, written as CSV.
+
+--attention instead compares text blends with attention interpolation (docs/methods-attention.md): on
+prompt pairs drawn from Segue-mini's world (training/world.py's caption grammar, fixed seeds), one seed per
+pair as AID renders, for {lerp, slerp, inner, outer, fused} x {uniform, Beta spacing}: smoothness (1 - Gini
+of adjacent distances) and mean adjacent distance on pixels (RMS) and on the confusion map's scorer (the
+model's CLIP, cosine distance), endpoint fidelity (RMS pixel distance of the first and last frames to the
+keyframes rendered alone), seconds and U-Net evaluations per frame.
+
+--images measures image endpoints (engine/morph.py) on pictures Segue-mini made from known seeds (so the
+true starting noise is known), with its own DDIM: inversion accuracy (cosine of the inverted against the
+true noise; SSIM of the reconstruction against the picture) for pictures made at guidance 1 and at 7.5, and
+for morphs between two such pictures, PPL and PDV (sum and variance of adjacent RMS pixel distances) and
+smoothness for plain AdaIN slerp against slerp with attention interpolation.
 """
 
 from __future__ import annotations
@@ -17,6 +33,8 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import random
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +47,7 @@ import torch
 from core import metrics
 from core.params import PROBED_SPACINGS, RenderSnapshot
 from core.timeline import FramePlan, frame_keys, keys_of, plan_frames, render_order, share
-from engine.pipeline import Engine, get_engine
+from engine.pipeline import Engine, FrameRequest, get_engine
 from engine.probe import place, requests_for
 
 PAIRS: list[tuple[str, str]] = [
@@ -72,6 +90,7 @@ def plan(snapshot: RenderSnapshot, engine: Engine) -> tuple[list[FramePlan], int
         times=times,
         seed=snapshot.seed,
         noise_path=snapshot.noise_interpolation,
+        attention=snapshot.attention_interpolation,
     )
     return share(plans, shared_step(snapshot)), probes
 
@@ -278,6 +297,208 @@ def first_uncond(engine: Engine, model: str, args: argparse.Namespace) -> list[d
     ]
 
 
+def world_pairs(n: int, seed: int = 19) -> list[tuple[str, str]]:
+    """n prompt pairs of Segue-mini's world: two random scenes' captions each, from a fixed seed."""
+    from training.world import caption, sample_scene
+
+    rng = random.Random(seed)
+    pairs = []
+    while len(pairs) < n:
+        a, b = caption(sample_scene(rng), rng), caption(sample_scene(rng), rng)
+        if a != b:
+            pairs.append((a, b))
+    return pairs
+
+
+#: The methods of the attention study: (name, text interpolation, attention interpolation).
+ATTENTION_METHODS = (
+    ("lerp", "lerp", "none"),
+    ("slerp", "slerp", "none"),
+    ("inner", "lerp", "inner"),
+    ("outer", "lerp", "outer"),
+    ("fused", "lerp", "fused"),
+)
+
+
+def attention_study(engine: Engine, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every method of ATTENTION_METHODS with uniform and Beta spacing on `args.pairs` world pairs."""
+    from engine.scorers import ClipScorer, clip_location
+
+    scorer = ClipScorer(clip_location(engine.folder, ""), device=engine.device)
+    pairs = world_pairs(args.pairs)
+    spacings = args.spacing_kinds
+    methods = [m for m in ATTENTION_METHODS if m[0] in args.methods]
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for number, pair in enumerate(pairs):
+        seed = 100 + number
+        base = snapshot_for(
+            pair,
+            model=model,
+            frames=args.frames,
+            steps=args.steps,
+            size=args.size,
+            batch_size=args.batch_size,
+            seeds=(seed, seed),
+            attention_steps=args.attention_steps,
+        )
+        pixels = base.pixels()
+        alone = [engine.render(pixels, [FrameRequest(p, p, 0.0, seed_a=seed, seed_b=seed)])[0] for p in pair]
+        ends = pixel_arrays(alone)
+        for name, text, mode in methods:
+            for spacing_name in spacings:
+                snapshot = base.model_copy(
+                    update={
+                        "text_interpolation": text,
+                        "attention_interpolation": mode,
+                        "spacing": spacing_name,
+                        "spacing_budget": args.frames if spacing_name == "beta" else None,
+                    }
+                )
+                run = render(engine, snapshot)
+                rms, _ = adjacent(run.images)
+                scores = scorer.score(run.images, [(p.prompt_a, p.prompt_b) for p in run.plans])
+                clip = metrics.adjacent_distances([v.embedding.tolist() for v in scores])
+                first, last = pixel_arrays([run.images[0], run.images[-1]])
+                fidelity = max(
+                    float(np.sqrt(np.mean((first - ends[0]) ** 2))),
+                    float(np.sqrt(np.mean((last - ends[1]) ** 2))),
+                )
+                results.setdefault((name, spacing_name), []).append(
+                    {
+                        "smooth_px": metrics.smoothness(rms),
+                        "mean_px": metrics.consistency(rms),
+                        "smooth_clip": metrics.smoothness(clip),
+                        "mean_clip": metrics.consistency(clip),
+                        "end_rms": fidelity,
+                        "s_per_frame": run.seconds / len(run.images),
+                        "unet_per_frame": run.unet_items / len(run.images),
+                    }
+                )
+        print(f"  pair {number + 1}/{len(pairs)} done: {pair[0]!r} -> {pair[1]!r}", flush=True)
+    rows = []
+    baseline = results.get(("lerp", "uniform")) or next(iter(results.values()))
+    base_time = statistics.median(r["s_per_frame"] for r in baseline)
+    for (name, spacing_name), runs in results.items():
+
+        def med(key: str, runs: list[dict[str, float]] = runs) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        def mean(key: str, runs: list[dict[str, float]] = runs) -> float:
+            return statistics.fmean(r[key] for r in runs)
+
+        rows.append(
+            {
+                "method": name,
+                "spacing": spacing_name,
+                "smooth_px_median": round(med("smooth_px"), 4),
+                "smooth_px_mean": round(mean("smooth_px"), 4),
+                "mean_adjacent_px": round(mean("mean_px"), 4),
+                "smooth_clip_median": round(med("smooth_clip"), 4),
+                "mean_adjacent_clip": round(mean("mean_clip"), 4),
+                "endpoint_rms_max": round(max(r["end_rms"] for r in runs), 4),
+                "s_per_frame": round(med("s_per_frame"), 3),
+                "time_vs_lerp": round(med("s_per_frame") / base_time, 2),
+                "unet_items_per_frame": round(mean("unet_per_frame"), 1),
+            }
+        )
+    return rows
+
+
+def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
+    """Mean SSIM of two RGB pictures in [0, 1] on their luminance, over window x window boxes."""
+    weights = np.array([0.299, 0.587, 0.114])
+    x, y = a @ weights, b @ weights
+
+    def box(v: np.ndarray) -> np.ndarray:
+        c = np.pad(v, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        w = window
+        return (c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]) / (w * w)
+
+    mx, my = box(x), box(y)
+    vx, vy, cxy = box(x * x) - mx**2, box(y * y) - my**2, box(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return float(index.mean())
+
+
+def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[list[dict[str, Any]]]:
+    """Inversion accuracy and morph quality on `args.pairs` pairs of pictures the model made."""
+    from engine.morph import Picture
+    from engine.noise import noise_between
+
+    inverter = engine.inverter
+    side = args.size // engine.pipe.vae_scale_factor
+    shape = (1, engine.pipe.unet.config.in_channels, side, side)
+    inversion: dict[float, list[tuple[float, float]]] = {1.0: [], 7.5: []}
+    morphs: dict[str, list[dict[str, float]]] = {}
+    ts = [i / (args.frames - 1) for i in range(args.frames)]
+    for number, pair in enumerate(world_pairs(args.pairs, seed=21)):
+        seeds = (200 + 2 * number, 201 + 2 * number)
+        pictures: dict[float, list[Any]] = {}
+        for guidance in inversion:
+            params = RenderSnapshot.model_validate(
+                {"model": model, "seed": seeds[0], "steps": args.steps, "guidance_scale": guidance,
+                 "width": args.size, "height": args.size, "scheduler": "ddim",
+                 "keyframes": [{"position": 0.0, "prompt": pair[0]}, {"position": 1.0, "prompt": pair[1]}]}
+            ).pixels()  # fmt: skip
+            made = engine.render(
+                params,
+                [FrameRequest(p, p, 0.0, seed_a=s, seed_b=s) for p, s in zip(pair, seeds, strict=True)],
+            )
+            pictures[guidance] = made
+            for prompt, seed, image in zip(pair, seeds, made, strict=True):
+                picture = Picture(image, prompt)
+                found = inverter.invert(picture, args.size, args.size, args.steps)
+                true = noise_between(seed, seed, 0.0, "slerp", shape)
+                cosine = float(torch.nn.functional.cosine_similarity(found.flatten(), true.flatten(), dim=0))
+                (rebuilt,) = inverter.morph(
+                    picture,
+                    picture,
+                    [0.0],
+                    width=args.size,
+                    height=args.size,
+                    steps=args.steps,
+                    reconstruct=True,
+                )
+                inversion[guidance].append((cosine, ssim(*pixel_arrays([image, rebuilt]))))
+        a, b = (Picture(image, prompt) for image, prompt in zip(pictures[1.0], pair, strict=True))
+        for mode in ("none", "inner", "outer", "fused"):
+            started = time.perf_counter()
+            frames = inverter.morph(
+                a, b, ts, width=args.size, height=args.size, steps=args.steps, attention_mode=mode,
+                attention_steps=args.attention_steps,
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            rms, _ = adjacent(frames)
+            morphs.setdefault(mode, []).append(
+                {"ppl": metrics.ppl(rms), "pdv": metrics.pdv(rms), "smooth": metrics.smoothness(rms),
+                 "s_per_frame": seconds / len(ts)}
+            )  # fmt: skip
+        print(f"  pair {number + 1}/{args.pairs} done: {pair[0]!r} -> {pair[1]!r}", flush=True)
+    accuracy = [
+        {
+            "pictures_made_at_guidance": guidance,
+            "pictures": len(values),
+            "noise_cosine_median": round(statistics.median(c for c, _ in values), 3),
+            "noise_cosine_min": round(min(c for c, _ in values), 3),
+            "ssim_median": round(statistics.median(s for _, s in values), 3),
+            "ssim_min": round(min(s for _, s in values), 3),
+        }
+        for guidance, values in inversion.items()
+    ]
+    quality_rows = [
+        {
+            "morph": "AdaIN slerp" + ("" if mode == "none" else f" + {mode} attention"),
+            "ppl_mean": round(statistics.fmean(r["ppl"] for r in runs), 4),
+            "pdv_mean": round(statistics.fmean(r["pdv"] for r in runs), 5),
+            "smooth_median": round(statistics.median(r["smooth"] for r in runs), 4),
+            "s_per_frame": round(statistics.median(r["s_per_frame"] for r in runs), 3),
+        }
+        for mode, runs in morphs.items()
+    ]
+    return [accuracy, quality_rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -301,6 +522,17 @@ def main() -> None:
     )
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 10, 15], help="shared_from_step values")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--attention",
+        action="store_true",
+        help="instead: text blends against attention interpolation on Segue-mini's world",
+    )
+    parser.add_argument("--attention-steps", type=float, default=0.5)
+    parser.add_argument("--images", action="store_true", help="instead: image endpoints (inversion, morphs)")
+    parser.add_argument(
+        "--methods", nargs="+", default=[m[0] for m in ATTENTION_METHODS], help="of the attention study"
+    )
+    parser.add_argument("--spacing-kinds", nargs="+", default=["uniform", "beta"], dest="spacing_kinds")
     args = parser.parse_args()
 
     from app.config import get_settings
@@ -311,7 +543,24 @@ def main() -> None:
     render(engine, warm)
     print(f"model {model} on {engine.device} ({engine.dtype}), torch threads {torch.get_num_threads()}")
     size = f"{args.size}x{args.size}"
-    print(f"{args.frames} frames, {args.steps} steps, {size}, batch {args.batch_size}, seeds {SEEDS}")
+    seeds = "fixed seeds per pair" if args.attention or args.images else f"seeds {SEEDS}"
+    print(f"{args.frames} frames, {args.steps} steps, {size}, batch {args.batch_size}, {seeds}")
+    if args.images:
+        accuracy, quality_rows = image_study(engine, model, args)
+        print(f"\n### DDIM inversion ({args.steps} steps, guidance 1) of pictures made from known seeds\n")
+        print(markdown(accuracy, list(accuracy[0])))
+        print(f"\n### Morphs between {args.pairs} pairs of those pictures ({args.frames} frames)\n")
+        print(markdown(quality_rows, list(quality_rows[0])))
+        write_csv(args.csv.with_name("inversion.csv"), accuracy)
+        write_csv(args.csv.with_name("morphs.csv"), quality_rows)
+        return
+    if args.attention:
+        table = attention_study(engine, model, args)
+        print(f"\n### Attention interpolation on {args.pairs} world pairs (medians and means over pairs)\n")
+        print(markdown(table, list(table[0])))
+        write_csv(args.csv, table)
+        print(f"\nwritten {args.csv}")
+        return
     if args.sharing:
         table = sharing(engine, model, args)
         print("\n### Trajectory sharing against full frames\n")

@@ -47,8 +47,19 @@ NOISE_INTERPOLATION_LABELS: dict[str, str] = {
     "slerp": "Spherical (slerp)",
     "translate": "Translate (slide a window)",
 }
+#: Attention interpolation (AID; docs/methods-attention.md): how an in-between's attention layers mix the
+#: keys and values of its segment's two keyframes, rendered in the same batch. "none": plain attention.
+AttentionInterpolation = Literal["none", "inner", "outer", "fused"]
+ATTENTION_INTERPOLATION_LABELS: dict[str, str] = {
+    "none": "None",
+    "inner": "Inner",
+    "outer": "Outer",
+    "fused": "Fused",
+}
 #: Where the frames sit on the timeline: named curves (core.spacing) or measured from a probe pass.
-Spacing = Literal["uniform", "ease_in_out", "ease_in", "ease_out", "sine", "perceptual", "adaptive", "audio"]
+Spacing = Literal[
+    "uniform", "ease_in_out", "ease_in", "ease_out", "sine", "perceptual", "adaptive", "audio", "beta"
+]
 SPACING_LABELS: dict[str, str] = {
     "uniform": "Uniform",
     "ease_in_out": "Ease in and out",
@@ -58,15 +69,17 @@ SPACING_LABELS: dict[str, str] = {
     "perceptual": "Perceptually even (probe pass)",
     "adaptive": "Adaptive refinement (probe pass)",
     "audio": "Follow the soundtrack (onsets)",
+    "beta": "Beta prior, fitted (probe pass)",
 }
 #: Spacings that need a probe render before the frames can be placed.
-PROBED_SPACINGS = ("perceptual", "adaptive")
+PROBED_SPACINGS = ("perceptual", "adaptive", "beta")
 InBetween = Literal["full", "shared"]
 IN_BETWEEN_LABELS: dict[str, str] = {
     "full": "Full (every frame from noise)",
     "shared": "Shared trajectory (in-betweens from step k)",
 }
 assert set(NOISE_INTERPOLATION_LABELS) == set(get_args(NoiseInterpolation))
+assert set(ATTENTION_INTERPOLATION_LABELS) == set(get_args(AttentionInterpolation))
 assert set(SPACING_LABELS) == set(get_args(Spacing))
 assert set(IN_BETWEEN_LABELS) == set(get_args(InBetween))
 
@@ -156,6 +169,8 @@ RANGES: dict[str, Range] = {
     # branch, and DeepCache's interval between full U-Net evaluations.
     "guidance_until": Range(0, lambda c: 1.0, integer=False),
     "deep_cache_interval": Range(1, lambda c: c.steps),
+    # Attention interpolation acts on this fraction of the steps (the first ones), plain attention after.
+    "attention_steps": Range(0, lambda c: 1, integer=False),
 }
 
 #: The numeric limits of a keyframe's own settings (a keyframe's seed uses RANGES["seed"]).
@@ -257,6 +272,10 @@ class PixelSettings(BaseModel):
     # Off (1.0 and 1) computes exactly what Segue always computed; the frame key hashes them only when on.
     guidance_until: ranged("guidance_until", float) = 1.0  # type: ignore[valid-type]
     deep_cache_interval: ranged("deep_cache_interval", int) = 1  # type: ignore[valid-type]
+    # The transition's attention interpolation (a keyframe may set its segment's own); not hashed as
+    # such: a frame key hashes the mode its frame really uses (core.timeline.frame_key).
+    attention_interpolation: AttentionInterpolation = "none"
+    attention_steps: ranged("attention_steps", float) = 0.5  # type: ignore[valid-type]
 
 
 class RenderSettings(PixelSettings):
@@ -367,7 +386,8 @@ class KeyframeSettings(BaseModel):
     seed: pins the noise here (noise between two pinned keyframes interpolates; the endpoints default to
     the transition's seed). hold_frames: the keyframe's frame shows n more times. cut: the segment it
     starts does not blend (its frames show this keyframe until the next one). frames: how many frames the
-    segment has. noise_interpolation, switch_step: the segment's noise path and prompt switch step.
+    segment has. noise_interpolation, switch_step, attention_interpolation: the segment's noise path,
+    prompt switch step and attention interpolation.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -378,13 +398,21 @@ class KeyframeSettings(BaseModel):
     frames: ranged("frames", int, KEYFRAME_RANGES) | None = None  # type: ignore[valid-type]
     noise_interpolation: NoiseInterpolation | None = None
     switch_step: ranged("switch_step", int, KEYFRAME_RANGES) | None = None  # type: ignore[valid-type]
+    #: The segment's attention interpolation; null: the transition's.
+    attention_interpolation: AttentionInterpolation | None = None
     #: MoCE on this keyframe (not a segment setting: the end keyframe may have it too); null: off.
     concepts: Concepts | None = None
 
 
 KEYFRAME_FIELDS: tuple[str, ...] = tuple(KeyframeSettings.model_fields)
 #: Settings of the segment a keyframe starts: meaningless on the end keyframe.
-SEGMENT_FIELDS: tuple[str, ...] = ("cut", "frames", "noise_interpolation", "switch_step")
+SEGMENT_FIELDS: tuple[str, ...] = (
+    "cut",
+    "frames",
+    "noise_interpolation",
+    "switch_step",
+    "attention_interpolation",
+)
 
 
 class KeyframeSnapshot(KeyframeSettings):

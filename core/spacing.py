@@ -9,6 +9,8 @@ it the distances a probe pass measured. Every function keeps t = 0 and t = 1 exa
   distance between each adjacent pair of probe frames, build the cumulative distance C(t) (piecewise
   linear, C(0) = 0, C(1) = 1) and place frame i at C⁻¹(i / (n - 1)): every frame then sits an equal step
   of cumulative change after the one before. `Warp` is that function; it is also a curve.
+- **Beta** spacing (AID's prior): frame i at the Beta(α, β) quantile of i / (n - 1), α and β fitted so the
+  Beta CDF follows the probe pass's C(t) (`BetaWarp`).
 - **Adaptive** refinement (latentblending's branching, seed travel's gap fill): start from some positions,
   measure the distance of each adjacent pair, and repeatedly bisect the widest gap until no gap exceeds
   a threshold or the budget of added positions is spent. A gap narrower than `min_width` in t is
@@ -178,6 +180,113 @@ def _interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
 def perceptual(n: int, ts: Sequence[float], distances: Sequence[float]) -> list[float]:
     """n positions at equal steps of the cumulative probe distance (exact endpoints)."""
     return apply(Warp.from_distances(ts, distances), grid(n))
+
+
+# ---------------------------------------------------------------- Beta prior (AID)
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """The regularised incomplete beta function I_x(a, b): the CDF of Beta(a, b) at x."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    # The continued fraction converges fast below the mean; above it, I_x(a, b) = 1 - I_(1-x)(b, a).
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_fraction(x, a, b) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(1.0 - x, b, a) / b
+
+
+def _beta_fraction(x: float, a: float, b: float) -> float:
+    """Lentz's evaluation of the incomplete beta's continued fraction (Numerical Recipes' betacf)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def beta_quantile(u: float, a: float, b: float) -> float:
+    """x with I_x(a, b) = u, by bisection (the CDF is increasing); exact 0 and 1 at the ends."""
+    if u <= 0.0:
+        return 0.0
+    if u >= 1.0:
+        return 1.0
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = (low + high) / 2.0
+        if beta_cdf(mid, a, b) < u:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2.0
+
+
+#: The Beta prior's shape parameters are searched on this log-spaced grid (AID's prior stays in it).
+BETA_GRID = tuple(round(2 ** (k / 4), 4) for k in range(-8, 18))  # 0.25 ... 19.03, with 0.5, 1, 2, 4
+
+
+@dataclass(frozen=True)
+class BetaWarp:
+    """AID's Beta prior as a spacing curve: frame i at the Beta(alpha, beta) quantile of i / (n - 1).
+
+    Fitted to a probe pass: alpha and beta make the Beta CDF closest (least squares at the probe
+    positions) to the normalised cumulative distance C(t), so the quantiles spread the measured change
+    evenly like perceptual spacing does, with a smooth two-parameter curve instead of a piecewise one.
+    alpha = beta = 1 is uniform spacing.
+    """
+
+    alpha: float
+    beta: float
+
+    @classmethod
+    def fit(cls, ts: Sequence[float], distances: Sequence[float]) -> BetaWarp:
+        warp = Warp.from_distances(ts, distances)
+        points = list(zip(warp.ts[1:-1], warp.cumulative[1:-1], strict=True))
+        if not points:
+            return cls(1.0, 1.0)
+
+        def error(a: float, b: float) -> float:
+            return math.fsum((beta_cdf(t, a, b) - c) ** 2 for t, c in points)
+
+        best = min(((a, b) for a in BETA_GRID for b in BETA_GRID), key=lambda ab: (error(*ab), ab))
+        if error(1.0, 1.0) <= error(*best) + 1e-12:
+            return cls(1.0, 1.0)
+        return cls(*best)
+
+    def forward(self, t: float) -> float:
+        return beta_cdf(t, self.alpha, self.beta)
+
+    def inverse(self, u: float) -> float:
+        return beta_quantile(u, self.alpha, self.beta)
+
+    def __call__(self, u: float) -> float:
+        return self.inverse(u)
+
+    def restricted(self, start: float, end: float) -> Curve:
+        """The prior on the stretch [start, end] alone, as a curve on [0, 1] (per-segment spacing)."""
+        c0, c1 = self.forward(start), self.forward(end)
+        if c1 - c0 <= 1e-12:
+            return _uniform
+
+        def local(u: float) -> float:
+            t = self.inverse(c0 + u * (c1 - c0))
+            return min(1.0, max(0.0, (t - start) / (end - start)))
+
+        return local
 
 
 # ---------------------------------------------------------------- adaptive refinement

@@ -35,7 +35,8 @@ class Key:
     seed: pins the noise latent here (None: inner keyframes leave the noise alone, the endpoints use the
     transition's seed). hold_frames: n extra frames showing this keyframe. The rest apply to the segment
     this keyframe starts: cut (no blending: its frames show this keyframe until the next one), frames
-    (the segment's frame count), noise_interpolation (its noise path), switch_step (see FramePlan).
+    (the segment's frame count), noise_interpolation (its noise path), switch_step (see FramePlan),
+    attention_interpolation (its attention interpolation; None: the transition's).
     concepts (MoCE): every frame of both segments touching this keyframe denoises its first N steps on
     the early blend (this keyframe's first concept instead of its prompt); it takes precedence over the
     segment's plain switch_step.
@@ -50,6 +51,7 @@ class Key:
     noise_interpolation: str | None = None
     switch_step: int | None = None
     concepts: KeyConcepts | None = None
+    attention_interpolation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class FramePlan:
     early_b at local_t instead (a keyframe's first concept in place of its prompt). start_step k > 0
     (trajectory sharing): the frame starts at step k from the slerp of the step-k
     latents of frames anchor_a and anchor_b (indices), weighted by where t sits between their t.
+    attention (AID): how the frame's attention layers mix the keys and values of `ends`, the frames of
+    its segment's two keyframes (rendered beside it); "none" with no ends on a keyframe (local t 0 or 1),
+    in a cut, or where the segment has no attention interpolation.
     """
 
     index: int
@@ -80,6 +85,8 @@ class FramePlan:
     anchor_b: int | None = None
     early_a: str | None = None
     early_b: str | None = None
+    attention: str = "none"
+    ends: tuple[FramePlan, FramePlan] | None = None
 
 
 def frame_times(n: int) -> list[float]:
@@ -145,6 +152,7 @@ def keys_of(snapshot: RenderSnapshot) -> list[Key]:
             noise_interpolation=k.noise_interpolation,
             switch_step=k.switch_step,
             concepts=_key_concepts(k),
+            attention_interpolation=k.attention_interpolation,
         )
         for k in snapshot.keyframes
     ]
@@ -180,7 +188,11 @@ def base_times(
                 if left.position - POSITION_TOLERANCE <= t < right.position - POSITION_TOLERANCE
             ),
         )
-        local = fn.restricted(left.position, right.position) if isinstance(fn, spacings.Warp) else fn
+        local = (
+            fn.restricted(left.position, right.position)
+            if isinstance(fn, spacings.Warp | spacings.BetaWarp)
+            else fn
+        )
         width = right.position - left.position
         times += [left.position + width * u for u in spacings.apply(local, [j / count for j in range(count)])]
     return [*times, 1.0]
@@ -207,9 +219,13 @@ def noise_at(t: float, anchors: Sequence[tuple[float, int | None]]) -> tuple[int
 
 
 def _content(
-    ordered: Sequence[Key], anchors: Sequence[tuple[float, int | None]], t: float, noise_path: str
+    ordered: Sequence[Key],
+    anchors: Sequence[tuple[float, int | None]],
+    t: float,
+    noise_path: str,
+    attention: str = "none",
 ) -> FramePlan:
-    """What the frame at t shows (index 0; the caller numbers frames)."""
+    """What the frame at t shows (index 0; the caller numbers frames). `attention` is the transition's."""
     segment, local_t = locate(t, ordered)
     key = ordered[segment]
     at = t
@@ -229,6 +245,16 @@ def _content(
             switch_step = round(n_a + (n_b - n_a) * local_t)
         else:
             switch_step = (key.concepts or end.concepts).switch_step  # type: ignore[union-attr]
+    mode = key.attention_interpolation or attention
+    ends = None
+    if mode != "none" and 0.0 < local_t < 1.0:
+        # The keyframes' own frames, whose keys and values this frame's attention mixes.
+        ends = (
+            _content(ordered, anchors, key.position, noise_path),
+            _content(ordered, anchors, end.position, noise_path),
+        )
+    else:
+        mode = "none"
     return FramePlan(
         index=0,
         t=t,
@@ -243,16 +269,26 @@ def _content(
         switch_step=switch_step,
         early_a=early_a,
         early_b=early_b,
+        attention=mode,
+        ends=ends,
     )
 
 
 def frames_at(
-    keys: Sequence[Key], positions: Sequence[float], *, seed: int | None = None, noise_path: str = "slerp"
+    keys: Sequence[Key],
+    positions: Sequence[float],
+    *,
+    seed: int | None = None,
+    noise_path: str = "slerp",
+    attention: str = "none",
 ) -> list[FramePlan]:
     """The frames at given positions (no holds), numbered in the given order: for probe passes."""
     ordered = check_keys(keys)
     anchors = _noise_anchors(ordered, seed)
-    return [replace(_content(ordered, anchors, t, noise_path), index=i) for i, t in enumerate(positions)]
+    return [
+        replace(_content(ordered, anchors, t, noise_path, attention), index=i)
+        for i, t in enumerate(positions)
+    ]
 
 
 def cut_boundaries(keys: Sequence[Key]) -> list[float]:
@@ -270,6 +306,7 @@ def plan_frames(
     seed: int | None = None,
     noise_path: str = "slerp",
     max_frames: int | None = None,
+    attention: str = "none",
 ) -> list[FramePlan]:
     """Every frame of a render of the timeline given by keys.
 
@@ -278,7 +315,8 @@ def plan_frames(
     keyframe shows it alone); in a cut segment the frame shows the segment's start keyframe exactly as
     the frame on that keyframe does (prompt and noise), while reporting its own t; the noise between the
     pinned seeds around it (`seed` is the transition's, None means "the transition's" downstream); the
-    segment's noise path (else `noise_path`) and switch step. Finally each keyframe with hold_frames = h
+    segment's noise path (else `noise_path`), switch step and attention interpolation (else `attention`,
+    the transition's). Finally each keyframe with hold_frames = h
     gets h extra frames right after its own frame (one is added at its position if none falls there),
     all with the keyframe's t. `max_frames` refuses a plan with more frames than that.
     """
@@ -292,7 +330,7 @@ def plan_frames(
     anchors = _noise_anchors(ordered, seed)
 
     def content(t: float) -> FramePlan:
-        return _content(ordered, anchors, t, noise_path)
+        return _content(ordered, anchors, t, noise_path, attention)
 
     plans = [content(t) for t in positions]
     for key in ordered:
@@ -398,6 +436,9 @@ def frame_key(
     (`shared`: (key of anchor_a, key of anchor_b, weight)). A MoCE frame (early_a / early_b) whose early
     blend differs from its blend hashes the early blend and N (`early`), at local t 0 and 1 too; one whose
     early blend is its blend is the plain frame without a switch, and N >= steps is the early blend alone.
+    An in-between under attention interpolation hashes its mode, the number of steps it mixes and its
+    ends' keys (`attention`); any other frame hashes none of the attention settings, so a frame without
+    attention interpolation keeps the key it had before the setting existed.
     """
     if plan.early_a is not None or plan.early_b is not None:
         moce = _moce_blends(pixels, plan)
@@ -426,11 +467,20 @@ def frame_key(
 
 Blend = tuple[str, str, float]
 
+#: Settings a frame key hashes only where they act (attention interpolation: _digest).
+_ATTENTION_SETTINGS = ("attention_interpolation", "attention_steps")
+
+
+def mixed_steps(pixels: PixelSettings) -> int:
+    """How many of the first steps attention interpolation acts on (the engine uses the same count)."""
+    return min(pixels.steps, round(pixels.attention_steps * pixels.steps))
+
 
 def _pixel_payload(pixels: PixelSettings) -> dict[str, Any]:
-    """The pixel settings a key hashes: savings that are off are left out, so older keys stay valid."""
+    """The pixel settings a key hashes: savings that are off are left out, so older keys stay valid, and
+    attention interpolation is hashed where it acts (_digest), not here."""
     off = {name for name, value in SAVINGS_OFF.items() if getattr(pixels, name) == value}
-    return pixels.model_dump(exclude=off)
+    return pixels.model_dump(exclude=off | set(_ATTENTION_SETTINGS))
 
 
 def _normal_blend(a: str, b: str, local_t: float) -> Blend:
@@ -495,6 +545,9 @@ def _digest(
         if shared is None:
             raise ValueError(f"frame {plan.index} is a shared in-between: its key needs its anchors' keys")
         payload["shared"] = [plan.start_step, shared[0], shared[1], round(shared[2], 12)]
+    if plan.attention != "none" and plan.ends is not None and mixed_steps(pixels) > 0:
+        end_a, end_b = (frame_key(pixels, end, str(payload["model_revision"])) for end in plan.ends)
+        payload["attention"] = [plan.attention, mixed_steps(pixels), end_a, end_b]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:40]
 

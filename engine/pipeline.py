@@ -7,6 +7,7 @@ inputs: rendering it alone or inside a batch of any size gives the same picture 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -34,10 +35,14 @@ from pydantic import ValidationError
 
 from core.params import RANGES, SCHEDULER_LABELS, PixelSettings, error_message, field_of
 from core.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, active_lora, model_location
+from core.timeline import mixed_steps
+from engine import attention
+from engine.attention import MODES as ATTENTION_MODES
 from engine.interpolation import interpolate, slerp
+from engine.morph import Inverter
 from engine.noise import PATHS as NOISE_PATHS
 from engine.noise import noise_between
-from engine.sampling import Group, LoopStats, decode, denoise_groups
+from engine.sampling import FrameMix, Group, LoopStats, decode, denoise_groups
 from engine.tiny_model import ensure_tiny_model
 
 logger = logging.getLogger(__name__)
@@ -83,7 +88,10 @@ class FrameRequest:
     Its noise is engine.noise.noise_between(seed_a, seed_b, noise_t, noise_path) (a seed of None is the
     render's seed); switch_step k conditions steps [0, k) on prompt_a alone, or, with early_a / early_b
     set (MoCE), on interpolate(E(early_a), E(early_b), local_t) (either left None: its prompt); `start`
-    makes it a shared in-between (trajectory sharing). core.timeline.FramePlan carries the same fields.
+    makes it a shared in-between (trajectory sharing). `attention` (inner, outer, fused; engine/attention)
+    mixes the attention of the frame with that of `ends`, its keyframes' frames, rendered beside it (None:
+    the frames of prompt_a on seed_a's noise and prompt_b on seed_b's). core.timeline.FramePlan carries
+    the same fields.
     """
 
     prompt_a: str
@@ -97,6 +105,8 @@ class FrameRequest:
     start: SharedStart | None = None
     early_a: str | None = None
     early_b: str | None = None
+    attention: str = "none"
+    ends: tuple[FrameRequest, FrameRequest] | None = None
 
     @property
     def early(self) -> tuple[str, str] | None:
@@ -106,6 +116,15 @@ class FrameRequest:
         return (
             self.prompt_a if self.early_a is None else self.early_a,
             self.prompt_b if self.early_b is None else self.early_b,
+        )
+
+    def mix_ends(self) -> tuple[FrameRequest, FrameRequest]:
+        """The frames whose keys and values this frame mixes (attention interpolation)."""
+        if self.ends is not None:
+            return self.ends
+        return (
+            FrameRequest(self.prompt_a, self.prompt_a, 0.0, seed_a=self.seed_a, seed_b=self.seed_a),
+            FrameRequest(self.prompt_b, self.prompt_b, 0.0, seed_a=self.seed_b, seed_b=self.seed_b),
         )
 
 
@@ -163,6 +182,16 @@ def check_inputs(params: PixelSettings, frames: Sequence[FrameRequest]) -> None:
             raise ValueError(
                 f"frames[{index}].switch_step must be a whole number >= 0, got {frame.switch_step!r}"
             )
+        if frame.attention not in ATTENTION_MODES:
+            allowed = ", ".join(ATTENTION_MODES)
+            raise ValueError(f"frames[{index}].attention must be one of {allowed}, got {frame.attention!r}")
+        if frame.ends is not None:
+            for end in frame.ends:
+                if end.attention != "none" or end.start is not None:
+                    raise ValueError(
+                        f"frames[{index}].ends: a keyframe's frame is rendered plainly and in full"
+                    )
+                check_inputs(params, [end])
         if frame.start is not None:
             start = frame.start
             if not (isinstance(start.step, int) and 1 <= start.step < params.steps):
@@ -183,7 +212,7 @@ class DeviceUnavailable(RuntimeError):
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """"auto" (or None): CUDA when there is a GPU, else the CPU; "cpu", "cuda", "cuda:1", "mps" as given.
+    """ "auto" (or None): CUDA when there is a GPU, else the CPU; "cpu", "cuda", "cuda:1", "mps" as given.
 
     Asking for a device this machine does not have raises DeviceUnavailable naming the setting.
     """
@@ -314,6 +343,7 @@ class Engine:
         self.share_first_uncond = True
         #: The LoRA file fused into the weights at load (SEGUE_LORA), if any.
         self.lora: Path | None = None
+        self._inverter: Inverter | None = None
 
     @classmethod
     def load(
@@ -355,6 +385,14 @@ class Engine:
         )
         engine.lora = lora
         return engine
+
+    @property
+    def inverter(self) -> Inverter:
+        """DDIM inversion and image morphs on this engine (engine/morph.py), with their cache."""
+        with self._embeddings_lock:
+            if self._inverter is None:
+                self._inverter = Inverter(self)
+            return self._inverter
 
     def preview(self, latents: torch.Tensor, size: int = 64) -> list[PIL.Image.Image]:
         """Per-step previews of a batch's latents, with this model's projection."""
@@ -442,10 +480,13 @@ class Engine:
 
         # 2. Encode every distinct prompt once (cached across calls); "" is the unconditional prompt
         anchors = [a for f in unique if f.start for a in (f.start.anchor_a, f.start.anchor_b)]
+        mix_steps = mixed_steps(params)
+        mixing = [f for f in [*unique, *anchors] if f.attention != "none" and mix_steps > 0]
+        ends = list(dict.fromkeys(e for f in mixing for e in f.mix_ends()))
         embeddings = self.encode(
             [
                 params.negative_prompt,
-                *(p for f in [*unique, *anchors] for p in (f.prompt_a, f.prompt_b, *(f.early or ()))),
+                *(p for f in [*unique, *anchors, *ends] for p in (f.prompt_a, f.prompt_b, *(f.early or ()))),
             ]
         )
         shape = (
@@ -577,26 +618,41 @@ class Engine:
             # U-Net call; an in-between starts from the slerp of its anchors' latents after k steps.
             groups: list[Group] = []
             members: list[list[FrameRequest]] = []
+            in_group: list[list[FrameRequest]] = []
             for k, anchors_k in sorted(missing.items()):
                 groups.append(group_of(anchors_k, 0, k, [k], show=False, latents=noise(anchors_k)))
                 members.append([])  # only their latents after k steps are wanted
+                in_group.append(anchors_k)
             if full:
                 groups.append(group_of(full, 0, params.steps, sorted(wanted), show=True, latents=noise(full)))
                 members.append(full)
+                in_group.append(full)
             for k, group in sorted(by_step.items()):
                 groups.append(group_of(group, k, params.steps, (), show=True, init=starts_of(group, k)))
                 members.append(group)
-            finals = denoise_groups(
-                self.pipe.unet,
-                groups,
-                guidance_scale=params.guidance_scale,
-                steps=params.steps,
-                stats=stats,
-                after_step=after_step,
-                noise_seed=params.seed if params.scheduler in STOCHASTIC_SCHEDULERS else None,
-                guidance_until=params.guidance_until,
-                deep_cache_interval=params.deep_cache_interval,
-            )
+                in_group.append(group)
+            # Attention interpolation: the keyframes' frames that are not frames of this batch run beside
+            # it for the mixed steps only (their keys and values are all that is wanted of them).
+            helpers = [e for e in ends if e not in full]
+            if helpers:
+                groups.append(group_of(helpers, 0, mix_steps, (), show=False, latents=noise(helpers)))
+                members.append([])
+                in_group.append(helpers)
+            if mixing:
+                self._assign_mixes(groups, in_group, full, helpers)
+            with attention.mixing(self.pipe.unet) if mixing else contextlib.nullcontext():
+                finals = denoise_groups(
+                    self.pipe.unet,
+                    groups,
+                    guidance_scale=params.guidance_scale,
+                    steps=params.steps,
+                    stats=stats,
+                    after_step=after_step,
+                    mix_steps=mix_steps if mixing else 0,
+                    noise_seed=params.seed if params.scheduler in STOCHASTIC_SCHEDULERS else None,
+                    guidance_until=params.guidance_until,
+                    deep_cache_interval=params.deep_cache_interval,
+                )
             results: dict[FrameRequest, torch.Tensor] = {}
             for frames_of, latents in zip(members, finals, strict=True):
                 if frames_of:
@@ -604,6 +660,29 @@ class Engine:
             # 6. Decode each distinct frame once
             images = decode(self.pipe, torch.stack([results[f] for f in unique]))
         return [images[i] for i in order]
+
+    @staticmethod
+    def _assign_mixes(
+        groups: list[Group],
+        in_group: list[list[FrameRequest]],
+        full: list[FrameRequest],
+        helpers: list[FrameRequest],
+    ) -> None:
+        """Each mixing frame's FrameMix: its mode, local t and the rows of its ends (in the full group or
+        the helpers' group, both running from step 0)."""
+        where: dict[FrameRequest, tuple[int, int]] = {}
+        for g, frames_ in enumerate(in_group):
+            if frames_ is full or frames_ is helpers:
+                where.update({f: (g, j) for j, f in enumerate(frames_)})
+        for group, frames_ in zip(groups, in_group, strict=True):
+            mixes: list[FrameMix | None] = []
+            for f in frames_:
+                if f.attention == "none":
+                    mixes.append(None)
+                    continue
+                end_a, end_b = f.mix_ends()
+                mixes.append(FrameMix(f.attention, f.local_t, where[end_a], where[end_b]))
+            group.mixes = mixes
 
     def _scheduler(self, name: str, steps: int) -> Any:
         # Schedulers keep per-call state (timesteps, step index), so each loop gets its own.

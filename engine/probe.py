@@ -1,4 +1,4 @@
-"""Probe passes for perceptual and adaptive spacing: render cheap frames, measure how far apart they are.
+"""Probe passes for perceptual, Beta and adaptive spacing: render cheap frames, measure their distances.
 
 A probe frame is the real frame (same prompts, noise path, switch step, size, guidance) rendered at few
 steps (PROBE_STEPS). The distance between two probe frames is the root-mean-square difference of their
@@ -19,7 +19,7 @@ import PIL.Image
 
 from core import spacing
 from core.params import RenderSnapshot, caps
-from core.spacing import Warp
+from core.spacing import BetaWarp, Warp
 from core.timeline import base_times, check_keys, cut_boundaries, frames_at, keys_of, plan_frames
 from engine.pipeline import Engine, FrameRequest, SharedStart
 
@@ -32,7 +32,10 @@ Feature = Any
 
 
 def request_of(frame: Any) -> FrameRequest:
-    """The engine request of a planned frame (core.timeline.FramePlan or a stored frame row)."""
+    """The engine request of a planned frame (core.timeline.FramePlan or a stored frame row).
+
+    A stored row carries no attention interpolation (worker/planning.py adds it from the render's plan)."""
+    ends = getattr(frame, "ends", None)
     return FrameRequest(
         frame.prompt_a,
         frame.prompt_b,
@@ -44,6 +47,8 @@ def request_of(frame: Any) -> FrameRequest:
         switch_step=frame.switch_step,
         early_a=getattr(frame, "early_a", None),  # MoCE: the early steps' prompts
         early_b=getattr(frame, "early_b", None),
+        attention=getattr(frame, "attention", "none"),
+        ends=(request_of(ends[0]), request_of(ends[1])) if ends else None,
     )
 
 
@@ -65,7 +70,7 @@ class Placement:
     """What a probe pass decided: a curve (perceptual) or positions (adaptive), and what it measured."""
 
     spacing: str
-    warp: Warp | None = None
+    warp: Warp | BetaWarp | None = None
     times: list[float] | None = None
     probe_ts: list[float] = field(default_factory=list)
     probe_distances: list[float] = field(default_factory=list)
@@ -92,7 +97,11 @@ def place(
         requests = [
             request_of(plan)
             for plan in frames_at(
-                keys, positions, seed=snapshot.seed, noise_path=snapshot.noise_interpolation
+                keys,
+                positions,
+                seed=snapshot.seed,
+                noise_path=snapshot.noise_interpolation,
+                attention=snapshot.attention_interpolation,
             )
         ]
         features: list[Feature] = []
@@ -106,7 +115,7 @@ def place(
     def across_cut(a: float, b: float) -> bool:
         return any(a < c <= b for c in cuts)
 
-    if snapshot.spacing == "perceptual":
+    if snapshot.spacing in ("perceptual", "beta"):
         count = snapshot.spacing_budget or PERCEPTUAL_PROBES
         ts = sorted({*spacing.grid(max(2, count)), *(k.position for k in keys)})
         feats = measure(ts)
@@ -114,8 +123,14 @@ def place(
             0.0 if across_cut(a, b) else distance(fa, fb)
             for a, b, fa, fb in zip(ts, ts[1:], feats, feats[1:], strict=False)
         ]
-        warp = spacing.Warp.from_distances(ts, gaps)
-        return Placement("perceptual", warp=warp, probe_ts=ts, probe_distances=gaps, probe_frames=rendered)
+        warp: Warp | BetaWarp = (
+            spacing.Warp.from_distances(ts, gaps)
+            if snapshot.spacing == "perceptual"
+            else spacing.BetaWarp.fit(ts, gaps)
+        )
+        return Placement(
+            snapshot.spacing, warp=warp, probe_ts=ts, probe_distances=gaps, probe_frames=rendered
+        )
 
     if snapshot.spacing == "adaptive":
         ts = sorted(set(base_times(keys, snapshot.frames, "uniform")))

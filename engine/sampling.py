@@ -10,7 +10,9 @@ Written out (rather than calling the pipeline) so that a render can
 - save U-Net work: guidance only on the first part of the steps (`guidance_until`), deep features reused
   across steps (`deep_cache_interval`, engine/deepcache.py),
 - draw a stochastic scheduler's per-step noise (LCM, Euler ancestral) from the render's seed, the same for
-  every frame, so a frame does not depend on the batch it was rendered in.
+  every frame, so a frame does not depend on the batch it was rendered in,
+- mix a frame's attention with the keys and values of two other frames of the call over the first steps
+  (attention interpolation, engine/attention.py); the unconditional half stays plain.
 With none of those in use it computes exactly what the pipeline computes: latents scaled by the
 scheduler's init_noise_sigma, classifier-free guidance when guidance_scale > 1, scheduler.step with the
 pipeline's extra arguments (eta = 0), VAE decode and the pipeline's image post-processing.
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import PIL.Image
 import torch
 
+from engine import attention
 from engine.deepcache import DeepFeatures, full_forward, shallow_forward
 
 
@@ -62,6 +65,16 @@ def guided_steps(guidance_until: float, steps: int) -> int:
     return min(steps, max(0, math.ceil(guidance_until * steps - 1e-9)))
 
 
+@dataclass(frozen=True)
+class FrameMix:
+    """A frame's attention interpolation: mode, t, and its ends as (group index, frame index in group)."""
+
+    mode: str
+    t: float
+    end_a: tuple[int, int]
+    end_b: tuple[int, int]
+
+
 @dataclass
 class Group:
     """Frames denoised together over steps [start, stop) by one scheduler (its multistep history is theirs).
@@ -70,6 +83,7 @@ class Group:
     in-between waits for its anchors' latents after `start` steps, captured by another group then).
     cond_for_step(i) is the (B, 77, d) conditioning of step i; `negative` is (B, 77, d). The latents
     after each step count in `capture` go to on_capture(step, latents) as soon as they exist.
+    `mixes` (one per frame, None: plain): the frames' attention interpolation over the first mix steps.
     """
 
     cond_for_step: Callable[[int], torch.Tensor]
@@ -83,6 +97,7 @@ class Group:
     on_capture: Callable[[int, torch.Tensor], None] | None = None
     share_first_uncond: bool = False
     on_step: Callable[[int, int, torch.Tensor], None] | None = None
+    mixes: Sequence[FrameMix | None] = ()
 
 
 def denoise_groups(
@@ -96,6 +111,7 @@ def denoise_groups(
     guidance_until: float = 1.0,
     deep_cache_interval: int = 1,
     noise_seed: int | None = None,
+    mix_steps: int = 0,
 ) -> list[torch.Tensor]:
     """Denoise several groups in one loop: one U-Net call per step over every active group's frames.
 
@@ -106,6 +122,7 @@ def denoise_groups(
     prediction is the conditional one). deep_cache_interval N > 1: a full U-Net every N steps, the shallow
     path between, reusing the last full step's deep features (a change of batch layout forces a full
     step). noise_seed: the seed of a stochastic scheduler's per-step noise (step_noise).
+    Steps [0, mix_steps) apply the groups' `mixes` (the caller installed engine.attention.mixing).
     """
     for group in groups:
         if not 0 <= group.start <= group.stop <= steps:
@@ -140,7 +157,9 @@ def denoise_groups(
             continue
         t = timesteps[i]
         guided = i < cfg_steps
-        inputs, hidden, rows = [], [], []
+        inputs, hidden = [], []
+        rows: list[int] = []
+        cond_rows: dict[int, int] = {}  # group index -> the row of its conditional half in this call
         for index in active:
             group, latents = groups[index], current[index]
             assert latents is not None
@@ -154,19 +173,22 @@ def denoise_groups(
                 model_in, hid = latents, cond
             inputs.append(group.scheduler.scale_model_input(model_in, t))
             hidden.append(hid)
+            cond_rows[index] = sum(rows) + model_in.shape[0] - batch  # the conditional half's first row
             rows.append(model_in.shape[0])
         sample, states = torch.cat(inputs), torch.cat(hidden)
-        if deep_cache_interval <= 1:
-            out = unet(sample, t, encoder_hidden_states=states, return_dict=False)[0]
-        else:
-            layout = (tuple(active), tuple(rows))
-            if deep is not None and deep.layout == layout and i - deep.step < deep_cache_interval:
-                out = shallow_forward(unet, sample, t, states, deep.features)
-                if stats is not None:
-                    stats.shallow_calls += 1
+        mix = _mix_of(groups, active, cond_rows, sum(rows), unet.device) if i < mix_steps else None
+        with attention.use(mix):
+            if deep_cache_interval <= 1:
+                out = unet(sample, t, encoder_hidden_states=states, return_dict=False)[0]
             else:
-                out, features = full_forward(unet, sample, t, states)
-                deep = DeepFeatures(i, layout, features)
+                layout = (tuple(active), tuple(rows))
+                if deep is not None and deep.layout == layout and i - deep.step < deep_cache_interval:
+                    out = shallow_forward(unet, sample, t, states, deep.features)
+                    if stats is not None:
+                        stats.shallow_calls += 1
+                else:
+                    out, features = full_forward(unet, sample, t, states)
+                    deep = DeepFeatures(i, layout, features)
         if stats is not None:
             stats.unet_calls += 1
             stats.unet_items += sum(rows)
@@ -196,6 +218,22 @@ def denoise_groups(
         assert latents is not None
         results.append(latents)
     return results
+
+
+def _mix_of(
+    groups: list[Group], active: list[int], cond_rows: dict[int, int], batch: int, device: Any
+) -> attention.Mix | None:
+    """The rows one U-Net call mixes: each mixing frame's conditional row with its ends' rows."""
+    rows = []
+    for index in active:
+        for j, mix in enumerate(groups[index].mixes):
+            if mix is None:
+                continue
+            (ga, ja), (gb, jb) = mix.end_a, mix.end_b
+            if ga not in cond_rows or gb not in cond_rows:
+                raise RuntimeError("attention interpolation: a frame's ends are not in this U-Net call")
+            rows.append((cond_rows[index] + j, mix.mode, cond_rows[ga] + ja, cond_rows[gb] + jb, mix.t))
+    return attention.Mix.of(batch, rows, device) if rows else None
 
 
 def denoise(

@@ -346,11 +346,14 @@ def _render(
 
 def request_of(plan: FramePlan, plans: Sequence[FramePlan]) -> Any:
     """The engine's request for a planned frame: every field the plan and the request share (prompts,
-    blend, noise seeds and path, switch step) and, for a shared in-between, where it starts."""
+    blend, noise seeds and path, switch step, attention interpolation and its keyframes' frames) and, for a
+    shared in-between, where it starts."""
     from engine.pipeline import FrameRequest
 
-    names = {f.name for f in fields(FrameRequest)} & {f.name for f in fields(plan)}
+    names = ({f.name for f in fields(FrameRequest)} & {f.name for f in fields(plan)}) - {"ends"}
     request = FrameRequest(**{name: getattr(plan, name) for name in names})
+    if plan.ends is not None:  # attention interpolation: the keyframes' frames, as requests too
+        request = replace(request, ends=tuple(request_of(end, plans) for end in plan.ends))
     if plan.start_step > 0 and plan.anchor_a is not None and plan.anchor_b is not None:
         from engine.pipeline import SharedStart
 

@@ -25,6 +25,7 @@ from app.services.rendering import finish_render, queue_frames
 from app.services.views import progress
 from app.tables import Frame, Render, utcnow
 from core.params import PROBED_SPACINGS, RenderSnapshot
+from core.timeline import frames_at, keys_of
 from worker import lease
 
 log = logging.getLogger(__name__)
@@ -156,4 +157,51 @@ def frame_requests(db: Any, render_id: int, frames: list[Frame]) -> list[Any]:
         if wanted
         else {}
     )
-    return requests_for(frames, anchors)
+    requests = requests_for(frames, anchors)
+    render = db.get(Render, render_id)
+    if render is None:
+        return requests
+    return with_attention(RenderSnapshot.model_validate(render.params), frames, requests, anchors)
+
+
+def with_attention(
+    snapshot: RenderSnapshot, frames: list[Any], requests: list[Any], anchors: dict[int, Any]
+) -> list[Any]:
+    """Requests with the attention interpolation their plan gives (mode and the keyframes' frames, whose
+    keys and values the frame mixes), a shared in-between's anchors too: a frame row stores neither;
+    its t and the snapshot decide both."""
+    from dataclasses import replace
+
+    from engine.probe import request_of
+
+    if snapshot.attention_interpolation == "none" and not any(
+        k.attention_interpolation not in (None, "none") for k in snapshot.keyframes
+    ):
+        return requests
+    keys = keys_of(snapshot)
+
+    def attach(row: Any, request: Any) -> Any:
+        (plan,) = frames_at(
+            keys,
+            [row.t],
+            seed=snapshot.seed,
+            noise_path=snapshot.noise_interpolation,
+            attention=snapshot.attention_interpolation,
+        )
+        if plan.ends is None or abs(plan.local_t - row.local_t) > 1e-9:
+            return request
+        return replace(request, attention=plan.attention, ends=tuple(request_of(e) for e in plan.ends))
+
+    out = []
+    for frame, request in zip(frames, requests, strict=True):
+        request = attach(frame, request)
+        if request.start is not None:
+            start = request.start
+            start = replace(
+                start,
+                anchor_a=attach(anchors[frame.anchor_a], start.anchor_a),
+                anchor_b=attach(anchors[frame.anchor_b], start.anchor_b),
+            )
+            request = replace(request, start=start)
+        out.append(request)
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from app.deps import SettingsDep
 from app.security import content_security_policy
@@ -32,7 +32,7 @@ def _openapi_url(request: Request) -> str:
 
 
 @router.get("/docs", response_class=HTMLResponse)
-def swagger_ui(request: Request) -> HTMLResponse:
+def swagger_ui(request: Request) -> Response:
     return templates.TemplateResponse(
         request,
         "docs/swagger.html",
@@ -41,7 +41,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
 
 
 @router.get("/redoc", response_class=HTMLResponse)
-def redoc(request: Request, settings: SettingsDep) -> HTMLResponse:
+def redoc(request: Request, settings: SettingsDep) -> Response:
     # ReDoc styles itself with <style> elements (styled-components): they carry this page's nonce, which
     # static/docs/redoc-init.js hands to ReDoc; its search runs in a worker it makes from a blob. Scripts
     # stay 'self' only.

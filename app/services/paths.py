@@ -105,6 +105,7 @@ def plan(
             seed=snapshot.seed,
             noise_path=snapshot.noise_interpolation,
             max_frames=caps().frames,
+            attention=snapshot.attention_interpolation,
         )
     except ValueError as exc:
         raise FieldError("frames", str(exc)) from None

@@ -25,6 +25,10 @@ from core.timeline import frame_keys as keys_of_frames
 
 log = logging.getLogger(__name__)
 
+#: Plan fields a frame row does not store: attention interpolation follows from the frame's t and the
+#: render's snapshot (worker/planning.with_attention); the frame key hashes it.
+_PLANNED_ONLY = ("attention", "ends")
+
 
 def get_render(db: Session, render_id: int) -> Render:
     render = db.get(Render, render_id)
@@ -220,7 +224,7 @@ def queue_frames(
         reused = key in reusable
         render.frames.append(
             Frame(
-                **asdict(plan),
+                **{name: value for name, value in asdict(plan).items() if name not in _PLANNED_ONLY},
                 key=key,
                 status="done" if reused else "pending",
                 reused=reused,
