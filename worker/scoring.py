@@ -19,21 +19,23 @@ from app.tables import FrameScore
 
 log = logging.getLogger(__name__)
 
-_scorers: dict[int, list[Any]] = {}
+_scorers: dict[tuple[int, tuple[str, ...], str], list[Any]] = {}
 
 
 def scorers_for(engine: Any) -> list[Any]:
-    """The configured scorers for this engine's model, built once per engine."""
+    """The configured scorers for this engine's model, built once per engine and configuration (a process
+    whose settings change, like a test session, gets the scorers it asks for, not the first ones built)."""
     from engine.scorers import build_scorers
 
-    if id(engine) not in _scorers:
-        settings = get_settings()
-        folder = Path(engine.folder) if getattr(engine, "folder", None) else None
-        ships_clip = folder is not None and (folder / "clip" / "config.json").is_file()
-        names = settings.scorer_names(ships_clip)
-        _scorers[id(engine)] = build_scorers(names, engine.pipe, folder, settings.scorer_clip)
-        log.info("scoring frames of %s with %s", engine.model_name, [s.name for s in _scorers[id(engine)]])
-    return _scorers[id(engine)]
+    settings = get_settings()
+    folder = Path(engine.folder) if getattr(engine, "folder", None) else None
+    ships_clip = folder is not None and (folder / "clip" / "config.json").is_file()
+    names = settings.scorer_names(ships_clip)
+    key = (id(engine), tuple(names), settings.scorer_clip)
+    if key not in _scorers:
+        _scorers[key] = build_scorers(names, engine.pipe, folder, settings.scorer_clip)
+        log.info("scoring frames of %s with %s", engine.model_name, [s.name for s in _scorers[key]])
+    return _scorers[key]
 
 
 def score_and_store(
