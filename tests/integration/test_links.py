@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.integration.conftest import REDIS_URL
+
 HTML = {"Accept": "text/html"}
 HX = {"HX-Request": "true"}
 
@@ -382,7 +384,7 @@ def test_a_view_link_follows_edits_and_renders_live_on_one_stream(client: TestCl
     assert len({e["id"] for e in events}) == len(events)  # every event has its own resumable id
 
 
-@pytest.mark.parametrize("mode", ["embedded", "distributed"])
+@pytest.mark.parametrize("mode", ["embedded", pytest.param("distributed", marks=pytest.mark.redis)])
 def test_the_co_viewing_stream_resumes_after_last_event_id(
     client: TestClient, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,7 +397,7 @@ def test_the_co_viewing_stream_resumes_after_last_event_id(
 
     if mode == "distributed":
         monkeypatch.setenv("SEGUE_MODE", "distributed")
-        monkeypatch.setenv("SEGUE_REDIS_URL", "redis://127.0.0.1:6379/5")
+        monkeypatch.setenv("SEGUE_REDIS_URL", REDIS_URL)
         monkeypatch.setenv("SEGUE_REDIS_NAMESPACE", f"segue-test-{uuid.uuid4().hex[:8]}")
         get_settings.cache_clear()
     tid = create(client, frames=2)["id"]
