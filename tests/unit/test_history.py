@@ -24,7 +24,6 @@ prompts = st.text(alphabet=WORDS, min_size=1, max_size=24).filter(lambda s: s.st
 positions = st.integers(min_value=1, max_value=999).map(lambda n: n / 1000)
 
 
-
 def within(name: str) -> st.SearchStrategy[int]:
     """Integers over the whole range core.params allows for the setting (at the hard caps)."""
     limit = RANGES[name]

@@ -24,4 +24,3 @@ def test_make_help_lists_every_target() -> None:
     help_run = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True)
     listed = set(re.findall(r"^make (\S+) +- \S", help_run.stdout, re.MULTILINE))
     assert listed == declared, f"missing from make help: {declared - listed}; unknown: {listed - declared}"
-
