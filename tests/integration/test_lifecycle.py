@@ -98,8 +98,7 @@ def test_a_failed_frame_store_write_fails_the_render_visibly_and_retry_queues_on
     assert again.status_code == 422 and "only a failed or cancelled render" in again.text
 
 
-@pytest.mark.redis
-@pytest.mark.parametrize("mode", ["distributed", "embedded"])
+@pytest.mark.parametrize("mode", [pytest.param("distributed", marks=pytest.mark.redis), "embedded"])
 def test_deleting_a_transition_cancels_its_renders_ends_their_streams_and_the_worker_carries_on(
     stack_factory: Any, mode: str
 ) -> None:

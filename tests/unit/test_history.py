@@ -17,18 +17,30 @@ from hypothesis import strategies as st
 
 from app.errors import FieldError
 from app.services import history
+from core.params import HARD_CAPS, RANGES
 
 WORDS = string.ascii_lowercase + " "
 prompts = st.text(alphabet=WORDS, min_size=1, max_size=24).filter(lambda s: s.strip() != "")
 positions = st.integers(min_value=1, max_value=999).map(lambda n: n / 1000)
 
+
+def within(name: str) -> st.SearchStrategy[int]:
+    """Integers over the whole range core.params allows for the setting (at the hard caps)."""
+    limit = RANGES[name]
+    low, high, step = int(limit.low), int(limit.high(HARD_CAPS)), limit.multiple or 1
+    return st.integers(-(-low // step), high // step).map(lambda n: n * step)
+
+
+GUIDANCE = RANGES["guidance_scale"]
 SETTINGS: dict[str, st.SearchStrategy[Any]] = {
-    "steps": st.integers(1, 150),
-    "seed": st.integers(0, 2**32 - 1),
-    "guidance_scale": st.floats(0, 30, allow_nan=False).map(lambda g: round(g, 3)),
-    "frames": st.integers(2, 600),
-    "batch_size": st.integers(1, 16),
-    "width": st.integers(8, 128).map(lambda n: n * 8),
+    "steps": within("steps"),
+    "seed": within("seed"),
+    "guidance_scale": st.floats(GUIDANCE.low, GUIDANCE.high(HARD_CAPS), allow_nan=False).map(
+        lambda g: round(g, 3)
+    ),
+    "frames": within("frames"),
+    "batch_size": within("batch_size"),
+    "width": within("width"),
     "scheduler": st.sampled_from(["dpmsolver", "ddim", "euler"]),
     "text_interpolation": st.sampled_from(["lerp", "slerp"]),
 }

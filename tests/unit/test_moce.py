@@ -9,9 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.moce import Probe, clip_score, concept_score, max_probes, search_switch_step
+from core.params import HARD_CAPS, RANGES
 
 
-@given(st.integers(min_value=1, max_value=150), st.data())
+@given(
+    st.integers(min_value=int(RANGES["steps"].low), max_value=int(RANGES["steps"].high(HARD_CAPS))), st.data()
+)
 def test_finds_the_crossing_of_a_monotone_disparity(steps: int, data) -> None:  # type: ignore[no-untyped-def]
     crossing = data.draw(st.integers(min_value=0, max_value=steps))
     calls: list[int] = []

@@ -362,11 +362,12 @@ def test_sharing_makes_odd_frames_in_betweens_of_their_neighbours() -> None:
 def test_sharing_never_blends_over_a_cut_and_pins_keyframe_frames() -> None:
     keys = [Key(0.0, "a"), Key(0.45, "m", cut=True), Key(0.7, "n"), Key(1.0, "b")]
     plans = share(plan_frames(keys, 12, seed=1), 5)
-    for p in plans:
-        if p.start_step:
-            assert p.anchor_a is not None and p.anchor_b is not None
-            left, right = plans[p.anchor_a], plans[p.anchor_b]
-            assert left.segment == p.segment
-            assert right.segment == p.segment or right.local_t == 0.0
-            assert p.local_t not in (0.0, 1.0)
+    in_betweens = [p for p in plans if p.start_step]
+    assert in_betweens, "sharing made no in-betweens: nothing below is checked"
+    for p in in_betweens:
+        assert p.anchor_a is not None and p.anchor_b is not None
+        left, right = plans[p.anchor_a], plans[p.anchor_b]
+        assert left.segment == p.segment
+        assert right.segment == p.segment or right.local_t == 0.0
+        assert p.local_t not in (0.0, 1.0)
     assert share(plans, 0) == plans

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.params import PixelSettings
+from core.params import HARD_CAPS, RANGES, PixelSettings
 from core.timeline import (
     FramePlan,
     Key,
@@ -46,7 +46,7 @@ def timeline(inner: list[float]) -> list[Key]:
     return [Key(0.0, "start"), *(Key(p, f"k{p}") for p in inner), Key(1.0, "end")]
 
 
-@given(st.integers(min_value=2, max_value=600))
+@given(st.integers(min_value=int(RANGES["frames"].low), max_value=int(RANGES["frames"].high(HARD_CAPS))))
 def test_frame_times_have_exact_endpoints_and_increase(n: int) -> None:
     times = frame_times(n)
     assert len(times) == n
