@@ -311,8 +311,10 @@ def propose(
         candidate["cost"] = len({keyed[i] for i in changed})  # what its render computes, probes included
         if budget is None or candidate["cost"] <= budget:
             planned.append((candidate, plans, keyed, changed))
-    # Probes share the budget: each candidate probes the changed frames nearest t, MAX_PROBES at most
-    each = MAX_PROBES if budget is None else max(1, min(MAX_PROBES, budget // max(1, len(planned))))
+    # Probes share a third of the budget (the rest pays the chosen fix's render): each candidate probes the
+    # changed frames nearest t, MAX_PROBES at most
+    share = MAX_PROBES if budget is None else (budget // 3) // max(1, len(planned))
+    each = max(1, min(MAX_PROBES, share))
     for candidate, plans, keyed, changed in planned:
         probe = set(changed[:each])
         if not probe:
@@ -548,7 +550,22 @@ def _autopilot(run: _Run) -> dict[str, object]:
         left = None if budget is None else budget - spent
         proposals, probes = propose(db, run, transition, render, problem, budget=left)
         spent += probes
-        helpful = [p for p in proposals if p["predicted"] < p["current"] * (1 - MIN_GAIN)]
+        # A fix must promise less change, and its render (the frames its probes did not render) must fit
+        # in what is left of the budget
+        left_after = None if budget is None else budget - spent
+        helpful = [
+            p
+            for p in proposals
+            if p["predicted"] < p["current"] * (1 - MIN_GAIN)
+            and (left_after is None or p["cost"] - len(p.get("probed", [])) <= left_after)
+        ]
+        promising = [p for p in proposals if p["predicted"] < p["current"] * (1 - MIN_GAIN)]
+        if promising and not helpful:
+            why = (
+                f"no fix that would help with {service.describe_problem(problem.id)} fits in the frames left"
+            )
+            run.end("done", why, rounds=rounds, frames_spent=spent, proposals=proposals)
+            return {"step": "done"}
         if not helpful:
             best = min((p["predicted"] for p in proposals), default=math.nan)
             why = f"no fix is predicted to help with {service.describe_problem(problem.id)}" + (

@@ -8,9 +8,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-# Pages written on other branches of issue 22's round, linked from the README's "where to read next".
-# Remove a name here once its page is merged: from then on a missing page is a broken link like any other.
-WRITTEN_ELSEWHERE = {"loop.md", "security.md", "methods-attention.md", "gpu-and-speed.md", "animatics.md"}
 
 
 def _prose(path: Path) -> str:
@@ -37,8 +34,7 @@ def test_every_relative_link_and_image_resolves() -> None:
             path, _, anchor = url.partition("#")
             target = (page.parent / path) if path else page
             if not target.exists():
-                if target.name not in WRITTEN_ELSEWHERE:
-                    broken.append(f"{page.name}: {url}")
+                broken.append(f"{page.name}: {url}")
             elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
                 broken.append(f"{page.name}: {url} (no such heading)")
     assert not broken, broken
