@@ -19,7 +19,7 @@ from sqlalchemy import update
 
 from tests.integration.conftest import wait_for
 
-KINDS = ["export", "suggestions", "switch step search", "planning"]
+KINDS = ["export", "suggestions", "switch step search", "planning", "autofix"]
 DEAD = "d" * 32  # the token of a worker that died
 
 
@@ -50,7 +50,7 @@ def make(
     """A job row of `kind`; by default left running by a dead worker (its lease ran out 5 s ago)."""
     from app.db import new_session
     from app.services.exports import ExportOptions, file_name
-    from app.tables import ConceptSearch, Export, Render, Suggestion, Transition
+    from app.tables import Autofix, ConceptSearch, Export, Render, Suggestion, Transition
 
     lease = {
         "status": status,
@@ -86,6 +86,8 @@ def make(
                 file_name=file_name(options, key),
                 **lease,
             )
+        elif kind == "autofix":
+            row = Autofix(transition_id=transition.id, kind="autopilot", rounds=[], proposals=[], **lease)
         elif kind == "suggestions":
             row = Suggestion(
                 transition_id=transition.id, mode="bridge", count=2, items=[], details={}, **lease
@@ -212,7 +214,7 @@ def test_a_queue_that_is_away_leaves_lost_jobs_for_the_next_round(
             f"app.queue.{job.sender}", lambda job_id, kind=job.kind: sends.append((kind, job_id))
         )
     monkeypatch.setattr("app.queue.queue_depth", lambda: 1)
-    assert reap()["jobs_requeued"] == 4
+    assert reap()["jobs_requeued"] == len(KINDS)
     assert sorted(sends) == sorted(ids.items())
     assert all(load(kind, job_id).status == "queued" for kind, job_id in ids.items())
 
@@ -225,7 +227,7 @@ def test_queued_jobs_that_no_message_names_are_sent_again(
     ids = {kind: make(kind, status="queued", token=None, attempts=0) for kind in KINDS}
     monkeypatch.setattr("app.queue.queue_depth", lambda: 0)  # the broker came back empty
     assert reap()["orphans"] == 0 and sends == []  # seen once: maybe a worker is taking them right now
-    assert reap()["orphans"] == 4
+    assert reap()["orphans"] == len(KINDS)
     assert sorted(sends) == sorted(ids.items())
 
 
@@ -286,14 +288,18 @@ def test_a_held_job_is_claimed_once_and_only_its_holder_writes_the_result(
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_second_copy_of_the_task_leaves_a_held_job_alone(kind: str, sends: list[tuple[str, int]]) -> None:
     """The worker's own entry points claim first: a copy of a running job's message does nothing."""
+    from worker.autofix import run_autofix
     from worker.exports import run_export
     from worker.moce import run_search
     from worker.planning import run_plan
     from worker.suggestions import run_suggestions
 
-    run = {"export": run_export, "suggestions": run_suggestions, "switch step search": run_search}.get(
-        kind, run_plan
-    )
+    run = {
+        "export": run_export,
+        "suggestions": run_suggestions,
+        "switch step search": run_search,
+        "autofix": run_autofix,
+    }.get(kind, run_plan)
     job_id = make(kind, token="alive".ljust(32, "x"), seconds_left=60)
     before = load(kind, job_id)
     run(job_id)
@@ -339,7 +345,7 @@ def test_a_live_jobs_lease_is_extended_by_the_pulse_and_not_reaped(
             return all(load(kind, job_id).status == "queued" for kind, job_id in ids.items())
 
         wait_for(all_queued_again, timeout=30, what="every lease to run out and its job to be queued again")
-        assert taken == {"jobs_requeued": 4, "jobs_failed": 0}, taken
+        assert taken == {"jobs_requeued": len(KINDS), "jobs_failed": 0}, taken
         assert sorted(sends) == sorted(ids.items())
     finally:
         lease.stop_worker()
@@ -426,3 +432,38 @@ def test_a_live_worker_takes_over_and_finishes_an_export_a_dead_worker_left_runn
         assert gif.n_frames == 4
     assert took < 20, f"the lost export took {took:.1f} s to finish"
     print(f"lost export finished {took:.1f} s after its lease ran out")
+
+
+def test_an_autopilot_waiting_for_its_rounds_render_is_no_job_until_the_render_ends(
+    sends: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.db import new_session
+    from app.services.recovery import reap
+    from app.tables import Autofix, Render
+
+    job_id = make("autofix", status="waiting", token=None, attempts=1)
+    with new_session() as db:
+        row = db.get(Autofix, job_id)
+        render = Render(
+            transition_id=row.transition_id,
+            transition_version=1,
+            params={},
+            model="segue-tiny",
+            status="running",
+        )
+        db.add(render)
+        db.flush()
+        row.render_id = render.id
+        db.commit()
+        render_id = render.id
+    monkeypatch.setattr("app.queue.queue_depth", lambda: 0)
+    assert reap()["orphans"] == 0 and reap()["orphans"] == 0 and sends == []  # the render is running
+    assert not claim("autofix", job_id, "a" * 32)
+    with new_session() as db:
+        db.execute(update(Render).where(Render.id == render_id).values(status="done"))
+        db.commit()
+    # The render's end sends the next step; if that message was lost, the reaper sends it
+    reap()
+    assert reap()["orphans"] == 1 and sends == [("autofix", job_id)]
+    assert claim("autofix", job_id, "b" * 32)
+    assert load("autofix", job_id).status == "running"
