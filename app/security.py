@@ -175,8 +175,9 @@ def cross_site_refusal(
     The browser tells us where a request comes from: `Sec-Fetch-Site` (Fetch Metadata, set by the browser
     only) and `Origin` (sent with every non-GET request by every current browser; `null` from sandboxed
     frames, data: URLs and some redirects). A request carrying neither is from a program or an old browser,
-    and is accepted only if no page could have sent it cross-site without a CORS preflight: a body that is
-    not one of the three "simple" form types, or a header such as Authorization or X-Segue-Client.
+    and is accepted only if no page could have sent it cross-site without a CORS preflight: a method other
+    than POST (the only simple method that writes), a body that is not one of the three "simple" form
+    types, or a header such as Authorization or X-Segue-Client.
     """
     if method in SAFE_METHODS:
         return None
@@ -197,6 +198,8 @@ def cross_site_refusal(
     if site:
         return f"a {site} request (Sec-Fetch-Site) without an Origin this Segue accepts"
     content_type = headers.get(b"content-type", b"").decode("latin-1").split(";", 1)[0].strip().lower()
+    if method != "POST":  # PUT, PATCH, DELETE: no page sends them cross-site without a CORS preflight
+        return None
     if any(name in headers for name in PREFLIGHTED_HEADERS):
         return None
     if content_type not in SIMPLE_CONTENT_TYPES:  # JSON, or no body: a form always has a type

@@ -290,7 +290,7 @@ def study(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[Row]]:
             plain_unet = plain["computed"] * per_item
             rows.append(Row(number, "plain", plain["clip"], plain["pixel"], plain_unet, plain["frames"]))
 
-            run = studio.autopilot(tid, args.rounds, budget=args.frames)
+            run = studio.autopilot(tid, args.rounds, budget=args.budget or args.frames)
             state, spent_so_far = plain, 0
             outcomes = []
             for k in range(1, args.rounds + 1):
@@ -300,6 +300,8 @@ def study(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[Row]]:
                     spent_so_far = r.get("frames_spent") or run["frames_spent"]
                     if r["outcome"] == "kept" and r["after"]:
                         state = studio.measured(r["after"]["render_id"])
+                if k >= len(run["rounds"]):  # what it spent after its last round (probes that found nothing)
+                    spent_so_far = run["frames_spent"]
                 unet = plain_unet + spent_so_far * per_item
                 note = "/".join(outcomes) if k == args.rounds else ""
                 rows.append(
@@ -336,7 +338,8 @@ def _fmt(values: Sequence[float], digits: int = 2) -> str:
 def report(chosen: list[tuple[str, str]], rows: list[Row], args: argparse.Namespace) -> str:
     lines = [
         f"Segue-mini, {len(chosen)} pairs, {args.frames} frames, {args.steps} steps, 64x64, "
-        f"autopilot max_rounds {args.rounds}, budget {args.frames} frames, suggester {args.suggester}",
+        f"autopilot max_rounds {args.rounds}, budget {args.budget or args.frames} frames, "
+        f"suggester {args.suggester}",
         "",
         "| # | start | end |",
         "|---|---|---|",
@@ -393,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--budget", type=int, default=0, help="the autopilot's frame budget (default: --frames, i.e. <= 2x)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--suggester", default="template", help="template (default) or local (SmolLM2)")
     parser.add_argument("--threads", type=int, default=2)

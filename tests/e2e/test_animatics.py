@@ -68,7 +68,7 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
     page.locator("#timeline").screenshot(path=str(SHOTS / "animatics-timeline.png"))
 
     page.click("#snap-beats")
-    page.wait_for_function("document.querySelector('#editor-head').dataset.version === '4'")  # snapped
+    page.wait_for_function("() => document.querySelector('#editor-head').dataset.version === '4'")  # snapped
     keyframe = next(
         k for k in _api(server, "GET", f"/api/transitions/{tid}")["keyframes"] if k["id"] == inner["id"]
     )
@@ -84,10 +84,10 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
         render = _api(server, "GET", f"/api/transitions/{tid}")["latest_render"]
         raise AssertionError(f"the render did not finish: {render}") from None
     page.locator("[data-player][data-ready]").wait_for()
-    page.wait_for_function("document.querySelector('audio[data-player-audio]').readyState >= 2")
+    page.wait_for_function("() => document.querySelector('audio[data-player-audio]').readyState >= 2")
     page.click("[data-player-action=play]")
     page.wait_for_function(
-        "document.querySelector('audio[data-player-audio]').currentTime > 0.5", timeout=10_000
+        "() => document.querySelector('audio[data-player-audio]').currentTime > 0.5", timeout=10_000
     )
     audio_time = page.evaluate("document.querySelector('audio[data-player-audio]').currentTime")
     index = int(page.get_attribute("[data-player]", "data-index"))

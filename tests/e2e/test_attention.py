@@ -50,7 +50,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     page.click("#render-button")
     page.locator("#render-head [data-status=done]").wait_for(timeout=300_000)
     assert page.locator(".filmstrip [data-status=done]").count() == 7
-    page.wait_for_function("[...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
     page.locator(".filmstrip").screenshot(path=str(tmp_path / "attention-none.png"))
     _keep(tmp_path, "attention-none.png")
 
@@ -75,7 +75,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     page.click("#render-button")
     page.locator("#render-head [data-status=done]", has_text="Render #2").wait_for(timeout=300_000)
     assert "2 reused" in page.locator("#render-head").inner_text()
-    page.wait_for_function("[...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
     page.locator(".filmstrip").screenshot(path=str(tmp_path / "attention-fused.png"))
     _keep(tmp_path, "attention-fused.png")
 

@@ -269,7 +269,7 @@ def test_probed_spacings_are_planned_by_a_worker(api: TestClient, worker, queued
     assert done["stats"]["frames_total"] == len(ts)
     # The editor now shows a tick at each frame's t and the spacing curve.
     page = api.get(f"/transitions/{t['id']}").text
-    ticks = [float(x) for x in re.findall(r'class="tick[^"]*" style="left: [^"]*" data-t="([^"]+)"', page)]
+    ticks = [float(x) for x in re.findall(r'class="tick[^"]*" data-css-left="[^"]*" data-t="([^"]+)"', page)]
     assert ticks == pytest.approx(ts)
     assert 'class="spacing-curve"' in page
 

@@ -98,6 +98,10 @@ FORM = {"content_type": "application/x-www-form-urlencoded"}
         ("POST", {"authorization": "Bearer x", **FORM}, True),
         ("POST", {"hx_request": "true", **FORM}, True),
         ("PATCH", {"x_segue_client": "abc", **FORM}, True),
+        # PUT, PATCH, DELETE: no page sends them cross-site without a preflight, whatever the body
+        ("PUT", {"content_type": "multipart/form-data; boundary=x"}, True),
+        ("DELETE", FORM, True),
+        ("PUT", {"origin": "http://evil.example", "content_type": "multipart/form-data; boundary=x"}, False),
     ],
 )
 def test_which_writes_are_cross_site(method: str, headers: dict[str, str], allowed: bool) -> None:
