@@ -1,0 +1,85 @@
+// Review notes (templates/partials/notes.html, docs/notes.md):
+// - the list follows co-viewers: a `note` event on the transition's co-viewing stream (static/editor.js opens
+//   it as #live.source) fetches the card's live part again; a reply being typed is not wiped (the fetch
+//   waits until that field is left);
+// - the add form's t follows the player's frame (segue:playhead) until the viewer types a t;
+// - the author's name is remembered in this browser (localStorage) and filled into every note and reply form.
+(() => {
+  if (window.__segueNotes) return;
+  window.__segueNotes = true;
+
+  const NAME_KEY = "segue.notes.author";
+  const stored = () => { try { return localStorage.getItem(NAME_KEY) || ""; } catch (_) { return ""; } };
+  const store = (value) => { try { localStorage.setItem(NAME_KEY, value); } catch (_) { /* private mode */ } };
+
+  const fillNames = (root) => {
+    const name = stored();
+    (root || document).querySelectorAll("[data-remember]").forEach((input) => {
+      if (!input.value && name) input.value = name;
+    });
+  };
+  document.addEventListener("input", (event) => {
+    const target = event.target;
+    if (target && target.id === "note-author") {
+      store(target.value.trim());
+      document.querySelectorAll('input[type="hidden"][data-remember]').forEach((i) => { i.value = target.value.trim(); });
+    }
+    if (target && target.id === "note-t") target.dataset.typed = target.value ? "1" : "";
+  });
+
+  // ---------------------------------------------------------------- t from the player
+  let playheadT = null;
+  const fillT = () => {
+    const input = document.getElementById("note-t");
+    if (!input || input.dataset.typed || playheadT === null || document.activeElement === input) return;
+    input.value = String(Math.round(playheadT * 10000) / 10000);
+  };
+  document.addEventListener("segue:playhead", (event) => {
+    if (!event.detail || typeof event.detail.t !== "number") return;
+    playheadT = event.detail.t;
+    fillT();
+  });
+
+  // ---------------------------------------------------------------- live for co-viewers
+  let timer = null;
+  let waiting = false;
+  const busyReply = () => {
+    const el = document.activeElement;
+    return el && el.closest && el.closest("#notes-live") && el.value;
+  };
+  const refresh = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const live = document.getElementById("notes-live");
+      if (!live) return;
+      if (busyReply()) { waiting = true; return; }
+      waiting = false;
+      htmx.ajax("GET", live.dataset.url, {target: "#notes-live", swap: "outerHTML"});
+    }, 150);
+  };
+  document.addEventListener("focusout", () => { if (waiting) refresh(); });
+  window.segueNotesRefresh = refresh;
+
+  const follow = () => {
+    const live = document.getElementById("live");
+    if (!live || !live.source) return false;
+    if (live.dataset.notesFollowed) return true;
+    live.dataset.notesFollowed = "1";
+    live.source.addEventListener("note", refresh);
+    return true;
+  };
+
+  document.addEventListener("htmx:afterSwap", (event) => {
+    fillNames(event.detail.target && event.detail.target.parentNode);
+    fillT();
+  });
+  const init = () => {
+    fillNames(document);
+    if (!follow()) {  // editor.js opens the stream on load; wait for it if it is later
+      let tries = 0;
+      const again = setInterval(() => { if (follow() || ++tries > 50) clearInterval(again); }, 100);
+    }
+  };
+  if (document.readyState === "complete") init();
+  else window.addEventListener("load", init);
+})();
