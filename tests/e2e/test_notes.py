@@ -1,0 +1,89 @@
+"""Review notes in two browsers (docs/notes.md): the owner shares a comment link; its holder adds a note
+(their name remembered by the browser); the owner sees it arrive live, without a reload, and resolves it;
+the commenter's open list loses it live; the commenter never gets a resolve button."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _create(server: str) -> int:
+    body = {
+        "title": "Animatic review",
+        "start_prompt": "a city at night",
+        "end_prompt": "a forest",
+        "frames": 8,
+    }
+    request = urllib.request.Request(
+        f"{server}/api/transitions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["id"]
+
+
+def test_a_commenter_adds_a_note_the_owner_sees_it_live_and_resolves_it(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    tid = _create(server)
+    owner = browser.new_context(viewport={"width": 1300, "height": 1100}).new_page()
+    commenter = browser.new_context(viewport={"width": 1300, "height": 1100}).new_page()
+    for page in (owner, commenter):
+        page.set_default_timeout(30_000)
+
+    owner.goto(f"{server}/transitions/{tid}")
+    owner.locator("#notes #notes-live").wait_for()
+    assert owner.locator("#notes .notes-empty").inner_text() == "No open notes."
+    owner.select_option("#share-role", "comment")
+    owner.click("#share-create")
+    url = owner.locator("#new-link-url").input_value()
+    assert owner.locator("#share .role-comment").count() == 1
+    owner.evaluate("window.__notReloaded = true")
+
+    commenter.goto(url)
+    assert "Commenting through a share link" in commenter.locator("#editor-head").inner_text()
+    assert commenter.locator("#settings-form input, #keyframe-form, #render-button, #share").count() == 0
+    commenter.locator("#note-form").wait_for()
+    commenter.fill("#note-author", "Ada")
+    commenter.fill("#note-t", "0.3")
+    commenter.fill("#note-t-end", "0.45")
+    commenter.fill("#note-text", "the girl pops in here")
+    commenter.click("#note-add")
+    commenter.locator("#notes-list .note", has_text="the girl pops in here").wait_for()
+    assert commenter.locator(".note-resolve").count() == 0  # a comment link resolves nothing
+
+    # The owner's page, untouched, shows it: in the list and as a marker band at t 0.3 to 0.45.
+    note = owner.locator("#notes-list .note", has_text="the girl pops in here")
+    note.wait_for(timeout=20_000)
+    assert "Ada" in note.inner_text() and "t 0.3–0.45" in note.inner_text()
+    assert owner.evaluate("() => window.__notReloaded") is True
+    mark = owner.locator(".notes-bar .note-mark.range")
+    bar = owner.locator(".notes-bar").bounding_box()
+    box = mark.bounding_box()
+    assert bar and box
+    assert abs((box["x"] - bar["x"]) / bar["width"] - 0.3) < 0.01
+    assert abs(box["width"] / bar["width"] - 0.15) < 0.01
+    owner.screenshot(path="/tmp/notes-owner.png", full_page=True)
+
+    # The commenter replies; the owner resolves; the commenter's open list loses the note, live.
+    commenter.fill("#notes-list .reply-form input[name=text]", "and hold the last frame longer")
+    commenter.click("#notes-list .reply-form button")
+    owner.locator(".note-reply", has_text="hold the last frame longer").wait_for(timeout=20_000)
+    assert "Ada" in owner.locator(".note-reply").inner_text()
+    owner.click("#notes-list .note-resolve")
+    commenter.wait_for_function(
+        "() => document.querySelector('#notes-list .notes-empty') !== null", timeout=20_000
+    )
+    assert commenter.locator("#notes-live button[data-show=resolved] .count").inner_text() == "1"
+    commenter.click("#notes-live button[data-show=resolved]")
+    commenter.locator("#notes-list .note.status-resolved", has_text="the girl pops in here").wait_for()
+
+    # The commenter's name is remembered by their browser.
+    commenter.reload()
+    commenter.locator("#note-form").wait_for()
+    commenter.wait_for_function("() => document.getElementById('note-author').value === 'Ada'")
+    commenter.screenshot(path="/tmp/notes-commenter.png", full_page=True)
