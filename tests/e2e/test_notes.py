@@ -49,7 +49,16 @@ def test_a_commenter_adds_a_note_the_owner_sees_it_live_and_resolves_it(server: 
     assert commenter.locator("#settings-form input, #keyframe-form, #render-button, #share").count() == 0
     commenter.locator("#note-form").wait_for()
     commenter.fill("#note-author", "Ada")
+    # t follows the player's frame (the player announces each frame it shows) until one is typed.
+    commenter.evaluate(
+        "() => document.dispatchEvent(new CustomEvent('segue:playhead', {detail: {t: 0.428571, index: 3}}))"
+    )
+    assert commenter.locator("#note-t").input_value() == "0.4286"
     commenter.fill("#note-t", "0.3")
+    commenter.evaluate(
+        "() => document.dispatchEvent(new CustomEvent('segue:playhead', {detail: {t: 0.9, index: 7}}))"
+    )
+    assert commenter.locator("#note-t").input_value() == "0.3"
     commenter.fill("#note-t-end", "0.45")
     commenter.fill("#note-text", "the girl pops in here")
     commenter.click("#note-add")
