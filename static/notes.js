@@ -3,6 +3,8 @@
 //   it as #live.source) fetches the card's live part again; a reply being typed is not wiped (the fetch
 //   waits until that field is left);
 // - the add form's t follows the player's frame (segue:playhead) until the viewer types a t;
+// - the notes shown in the list also mark the timeline: a tick (a band for a range) at each note's t, put in
+//   again whenever the list or the timeline is swapped; ticks never take a click (the timeline's own);
 // - the author's name is remembered in this browser (localStorage) and filled into every note and reply form.
 (() => {
   if (window.__segueNotes) return;
@@ -69,12 +71,33 @@
     return true;
   };
 
+  // ---------------------------------------------------------------- ticks on the timeline
+  const tickTimeline = () => {
+    const bar = document.querySelector("#timeline .timeline-bar");
+    if (!bar) return;
+    bar.querySelectorAll(":scope > .note-tick").forEach((el) => el.remove());
+    document.querySelectorAll("#notes-live .note-mark").forEach((mark) => {
+      const t = Number.parseFloat(mark.dataset.t);
+      if (!Number.isFinite(t)) return;
+      const tick = document.createElement("span");
+      tick.className = mark.className.replace("note-mark", "note-tick");
+      tick.dataset.noteId = mark.dataset.noteId;
+      tick.title = mark.title;
+      tick.style.left = `${t * 100}%`;
+      const width = Number.parseFloat(mark.getAttribute("data-css-width"));
+      if (Number.isFinite(width)) tick.style.width = `${width}%`;
+      bar.appendChild(tick);
+    });
+  };
+  document.addEventListener("htmx:afterSettle", tickTimeline);
+
   document.addEventListener("htmx:afterSwap", (event) => {
     fillNames(event.detail.target && event.detail.target.parentNode);
     fillT();
   });
   const init = () => {
     fillNames(document);
+    tickTimeline();
     if (!follow()) {  // editor.js opens the stream on load; wait for it if it is later
       let tries = 0;
       const again = setInterval(() => { if (follow() || ++tries > 50) clearInterval(again); }, 100);

@@ -76,6 +76,11 @@ def test_a_commenter_adds_a_note_the_owner_sees_it_live_and_resolves_it(server: 
     assert bar and box
     assert abs((box["x"] - bar["x"]) / bar["width"] - 0.3) < 0.01
     assert abs(box["width"] / bar["width"] - 0.15) < 0.01
+    # ... and on the timeline itself, at the same place.
+    tick = owner.locator("#timeline .timeline-bar > .note-tick.range").bounding_box()
+    timeline = owner.locator("#timeline .timeline-bar").bounding_box()
+    assert tick and timeline
+    assert abs((tick["x"] - timeline["x"]) / timeline["width"] - 0.3) < 0.01
     owner.screenshot(path="/tmp/notes-owner.png", full_page=True)
 
     # The commenter replies; the owner resolves; the commenter's open list loses the note, live.
