@@ -294,6 +294,13 @@ def test_the_notes_card_shows_errors_inline_and_keeps_what_was_typed(client: Tes
     empty = client.post(f"/transitions/{tid}/notes", data={"t": "0.5", "text": ""}, headers=HX)
     assert empty.status_code == 422 and "1 to 2000 characters" in empty.text
     assert notes_of(client, tid) == []
+    # A form posted from another site is refused like every other form of Segue's (app/security.py).
+    forged = client.post(
+        f"/transitions/{tid}/notes",
+        data={"t": "0.5", "text": "forged"},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert forged.status_code == 403 and notes_of(client, tid) == []
     ok = client.post(
         f"/transitions/{tid}/notes", data={"t": "0.5", "text": "fine", "author": "Ada"}, headers=HX
     )
