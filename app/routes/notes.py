@@ -148,7 +148,11 @@ async def add_note_form(request: Request, transition_id: Id, db: SessionDep, acc
         notes.add_note(db, transition, data, access.link_id, access.client)
     except ValidationError as exc:
         context = notes_context(
-            db, transition, shown, note_errors=form_errors(exc.errors()), note_values=values
+            db,
+            transition,
+            shown,
+            note_errors=form_errors([dict(e) for e in exc.errors()]),
+            note_values=values,
         )
         return _fragment(request, "partials/notes.html", context, 422)
     except FieldError as exc:
@@ -179,7 +183,12 @@ async def reply_form(request: Request, note_id: Id, db: SessionDep, access: Acce
         notes.add_reply(db, note, data, access.link_id, access.client)
     except ValidationError as exc:
         return _live(
-            request, db, note, shown, 422, reply_errors={note.id: form_errors(exc.errors()).get("text")}
+            request,
+            db,
+            note,
+            shown,
+            422,
+            reply_errors={note.id: form_errors([dict(e) for e in exc.errors()]).get("text")},
         )
     except FieldError as exc:
         return _live(request, db, note, shown, 422, reply_errors={note.id: exc.message})
@@ -194,7 +203,7 @@ async def status_form(request: Request, note_id: Id, db: SessionDep, access: Acc
     wanted = str(form.get("status") or "")
     if wanted not in notes.STATUSES:
         raise FieldError("status", f"status must be one of: {', '.join(notes.STATUSES)} (got {wanted!r})")
-    data = notes.NoteUpdate(status=wanted)  # type: ignore[arg-type]
+    data = notes.NoteUpdate.model_validate({"status": wanted})
     notes.update_note(db, note, data, can_edit=access.can_edit, link_id=access.link_id, client=access.client)
     return _live(request, db, note, _shown(form.get("show")))
 

@@ -325,6 +325,7 @@ def _project(
             {name: values[name] for name in ProjectSettings.model_fields}
         ),
         keyframes=[_keyframe(k) for k in keys],
+        notes=[],
     )
 
 
