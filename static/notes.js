@@ -42,6 +42,21 @@
     fillT();
   });
 
+  // "Add a note at this frame" in a frame's dialog: the form takes that frame's t.
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("[data-note-at]");
+    const input = document.getElementById("note-t");
+    if (!link || !input) return;  // the frame's own page: the link leads to the transition
+    event.preventDefault();
+    const dialog = document.getElementById("frame-dialog");
+    if (dialog && dialog.open) dialog.close();
+    input.value = link.dataset.noteAt;
+    input.dataset.typed = "1";
+    const text = document.getElementById("note-text");
+    document.getElementById("note-form").scrollIntoView({block: "center"});
+    if (text) text.focus();
+  });
+
   // ---------------------------------------------------------------- live for co-viewers
   let timer = null;
   let waiting = false;

@@ -101,3 +101,44 @@ def test_a_commenter_adds_a_note_the_owner_sees_it_live_and_resolves_it(server: 
     commenter.locator("#note-form").wait_for()
     commenter.wait_for_function("() => document.getElementById('note-author').value === 'Ada'")
     commenter.screenshot(path="/tmp/notes-commenter.png", full_page=True)
+
+
+def _api(server: str, method: str, path: str, body: object = None) -> object:
+    request = urllib.request.Request(
+        f"{server}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_a_frame_of_a_render_takes_a_note_at_its_t(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    body = {"start_prompt": "a city at night", "end_prompt": "a forest", "frames": 5, "steps": 4, "seed": 2}
+    tid = _api(server, "POST", "/api/transitions", body)["id"]  # type: ignore[index]
+    render = _api(server, "POST", f"/api/transitions/{tid}/renders")["id"]  # type: ignore[index]
+    deadline = time.monotonic() + 240
+    while _api(server, "GET", f"/api/renders/{render}")["status"] != "done":  # type: ignore[index]
+        assert time.monotonic() < deadline, "the render did not finish"
+        time.sleep(0.5)
+    link = _api(server, "POST", f"/api/transitions/{tid}/links", {"role": "comment"})
+
+    page = browser.new_context(viewport={"width": 1300, "height": 1100}).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{server}{link['url']}")  # type: ignore[index]
+    page.locator("#note-form").wait_for()
+    tile = page.locator("#frame-2")
+    frame_t = float(tile.get_attribute("data-t") or "nan")
+    tile.click()  # the frame's dialog opens
+    page.locator("#frame-dialog [data-note-at]").click()
+    assert float(page.locator("#note-t").input_value()) == frame_t
+    assert page.locator("#frame-dialog").evaluate("(d) => d.open") is False
+    page.fill("#note-text", "too dark here")
+    page.click("#note-add")
+    note = page.locator("#notes-list .note", has_text="too dark here")
+    note.wait_for()
+    assert float(note.get_attribute("data-t") or "nan") == frame_t
+    page.screenshot(path="/tmp/notes-frame.png", full_page=True)

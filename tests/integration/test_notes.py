@@ -110,6 +110,8 @@ def test_a_view_link_reads_notes_and_writes_none(client: TestClient) -> None:
     assert client.get(f"/api/transitions/{tid}/notes", headers=h).json() == [note]
     card = client.get(f"/transitions/{tid}/notes", headers=h)
     assert card.status_code == 200 and "hold longer" in card.text
+    render = client.post(f"/api/transitions/{tid}/renders").json()
+    assert "data-note-at=" not in client.get(f"/frames/{render['id']}/0", headers=h).text
     assert (
         'id="note-form"' not in card.text
         and "note-resolve" not in card.text
@@ -166,6 +168,8 @@ def test_a_comment_link_adds_notes_and_replies_but_edits_and_resolves_nothing(cl
     assert "Commenting through a share link" in page and "Save settings" not in page
     card = client.get(f"/transitions/{tid}/notes").text
     assert 'id="note-form"' in card and "reply-form" in card and "note-resolve" not in card
+    frame = client.get(f"/frames/{render['id']}/1").text
+    assert "data-note-at=" in frame and "Insert keyframe" not in frame
     form = client.post(f"/transitions/{tid}/notes", data={"t": "0.9", "text": "from the form"}, headers=HX)
     assert form.status_code == 200 and "from the form" in form.text
     client.get("/s/leave")
