@@ -50,7 +50,9 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Open without a credential even when links are required.
 PUBLIC_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/media/", "/s/", "/signin")
 
-Role = Literal["owner", "admin", "edit", "view"]
+Role = Literal["owner", "admin", "edit", "comment", "view"]
+#: The roles that may change the transition (a positive list: a role added later edits nothing by default).
+EDITOR_ROLES = ("owner", "admin", "edit")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,12 @@ class Access:
 
     @property
     def can_edit(self) -> bool:
-        return self.role != "view"
+        return self.role in EDITOR_ROLES
+
+    @property
+    def can_comment(self) -> bool:
+        """Add review notes and replies (docs/notes.md): editors, and comment links."""
+        return self.can_edit or self.role == "comment"
 
     @property
     def can_manage(self) -> bool:
@@ -79,12 +86,20 @@ class Access:
     def actor(self) -> Actor:
         return Actor(link_id=self.link_id, client=self.client)
 
-    def require(self, transition_id: int, write: bool = False) -> None:
-        """Raise unless this access may read (or write) that transition."""
+    def require(self, transition_id: int, write: bool = False, comment: bool = False) -> None:
+        """Raise unless this access may read (or write; or, with `comment`, add notes to) that transition."""
         if self.transition_id is not None and self.transition_id != transition_id:
             raise AccessDenied(404, f"transition {transition_id} does not exist")
-        if write and not self.can_edit:
-            raise AccessDenied(403, "this is a view link: it can look, not change anything")
+        if write and comment and not self.can_comment:
+            raise AccessDenied(403, self.refusal)
+        if write and not comment and not self.can_edit:
+            raise AccessDenied(403, self.refusal)
+
+    @property
+    def refusal(self) -> str:
+        if self.role == "comment":
+            return "this is a comment link: it can add notes and replies, not change the transition"
+        return "this is a view link: it can look, not change anything"
 
 
 class AccessDenied(Exception):
@@ -110,6 +125,12 @@ def owner_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 def viewers_may(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a POST that changes nothing of the transition (e.g. making an export): view links may use it."""
     endpoint._segue_access = "read"  # type: ignore[attr-defined]
+    return endpoint
+
+
+def commenters_may(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a write that comment links may make too (adding a review note or a reply, docs/notes.md)."""
+    endpoint._segue_access = "comment"  # type: ignore[attr-defined]
     return endpoint
 
 
@@ -274,11 +295,11 @@ def enforce_access(request: Request, db: SessionDep, settings: SettingsDep) -> A
             transition_id = resolve(db, ident)
             if transition_id is None:
                 raise AccessDenied(404, f"{name.removesuffix('_id')} {ident} does not exist")
-            access.require(transition_id, write=write)
+            access.require(transition_id, write=write, comment=marker == "comment")
             return access
     if marker == "self":
         if write and not access.can_edit:
-            raise AccessDenied(403, "this is a view link: it can look, not change anything")
+            raise AccessDenied(403, access.refusal)
         return access
     if path == "/" and request.method == "GET":
         raise AccessDenied(303, f"/transitions/{access.transition_id}")
@@ -290,7 +311,12 @@ AccessDep = Annotated[Access, Depends(enforce_access)]
 
 def _template_access(request: Request) -> dict[str, Any]:
     access = getattr(request.state, "access", None) or Access(role="owner")
-    return {"access": access, "can_edit": access.can_edit, "can_manage": access.can_manage}
+    return {
+        "access": access,
+        "can_edit": access.can_edit,
+        "can_comment": access.can_comment,
+        "can_manage": access.can_manage,
+    }
 
 
 if _template_access.__name__ not in {p.__name__ for p in templates.context_processors}:

@@ -36,6 +36,8 @@ from app.routes.history import install as install_history
 from app.routes.history import pages as history_pages
 from app.routes.history import router as history_router
 from app.routes.links import router as links_router
+from app.routes.notes import pages as notes_pages
+from app.routes.notes import router as notes_router
 from app.routes.suggestions import pages as suggestion_pages
 from app.routes.suggestions import router as suggestions_router
 from app.security import (
@@ -133,6 +135,9 @@ def create_app() -> FastAPI:
         app.include_router(router)
     # Soundtracks and time (docs/animatics.md).
     for router in (audio_router, audio_pages):
+        app.include_router(router)
+    # Review notes (docs/notes.md).
+    for router in (notes_router, notes_pages):
         app.include_router(router)
 
     store = get_store(settings)

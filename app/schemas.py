@@ -228,7 +228,7 @@ class BasedOn(BaseModel):
     version: int | None = _based_on()
 
 
-LinkRole = Literal["view", "edit"]
+LinkRole = Literal["view", "comment", "edit"]
 
 
 class LinkCreate(BaseModel):

@@ -489,3 +489,46 @@ class Autofix(Base):
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
     leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Note(Base):
+    """A review note pinned to a moment (t) or a range (t to t_end) of a transition (docs/notes.md).
+
+    Pinned to t, never to a frame row: a re-render makes new frames, the note stays where it was.
+    `link_id`: the share link it came through (null: the owner), so a comment link may correct its own notes.
+    """
+
+    __tablename__ = "notes"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
+    t: Mapped[float] = mapped_column(Float)
+    t_end: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(80), default="")
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("share_links.id", ondelete="SET NULL"), nullable=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replies: Mapped[list[NoteReply]] = relationship(
+        back_populates="note", cascade="all, delete-orphan", order_by="NoteReply.id", passive_deletes=True
+    )
+
+
+class NoteReply(Base):
+    """One reply to a note: rows of their own, so two people replying at once never overwrite each other."""
+
+    __tablename__ = "note_replies"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(80), default="")
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("share_links.id", ondelete="SET NULL"), nullable=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[Note] = relationship(back_populates="replies")

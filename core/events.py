@@ -151,8 +151,19 @@ class RenderStarted(TransitionEvent):
     status: str
 
 
+class NoteChanged(TransitionEvent):
+    """A review note was added, changed, replied to or deleted (docs/notes.md): co-viewers fetch the notes
+    again. `action`: added, updated, replied or deleted; `client` as on TransitionChanged."""
+
+    name = "note"
+    note_id: int
+    action: str
+    link_id: int | None = None
+    client: str | None = None
+
+
 TRANSITION_EVENT_TYPES: dict[str, type[TransitionEvent]] = {
-    cls.name: cls for cls in (TransitionChanged, TransitionDeleted, RenderStarted)
+    cls.name: cls for cls in (TransitionChanged, TransitionDeleted, RenderStarted, NoteChanged)
 }
 
 

@@ -133,10 +133,12 @@ def encode(
     metrics: dict[str, Any] | None = None,
     sound: Soundtrack | None = None,
     source_fps: int | None = None,
+    notes: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write `frames` (in order) to `out` as options.format; returns `out`. Written atomically.
 
-    `metrics` (the render's scores: per frame and summary) go into a zip as metrics.json. `sound`: MP4 and
+    `metrics` (the render's scores: per frame and summary) go into a zip as metrics.json, `notes` (the
+    transition's review notes, docs/notes.md) as notes.json when there are any. `sound`: MP4 and
     WebM carry it (AAC, Opus), cut or padded to the video's length; other formats carry none.
     `source_fps`: the render's frame rate, from which in-betweens (options.inbetweens) reach options.fps."""
     if not frames:
@@ -152,7 +154,7 @@ def encode(
             case "gif" | "webp":
                 _animation(frames, tmp, options, keyframe_positions, report)
             case "zip":
-                _zip(frames, tmp, report, metrics, source_fps, options.fps)
+                _zip(frames, tmp, report, metrics, source_fps, options.fps, notes)
             case "contact_sheet":
                 _contact_sheet(frames, tmp, keyframe_positions, title, report)
             case other:  # pragma: no cover - ExportOptions allows only the formats above
@@ -351,8 +353,13 @@ def _zip(
     metrics: dict[str, Any] | None,
     source_fps: int | None = None,
     fps: int = 12,
+    notes: list[dict[str, Any]] | None = None,
 ) -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        if notes:
+            info = zipfile.ZipInfo("notes.json", date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, json.dumps({"notes": notes}, indent=2, ensure_ascii=False) + "\n")
         if metrics is not None:
             info = zipfile.ZipInfo("metrics.json", date_time=ZIP_DATE)
             info.external_attr = 0o644 << 16

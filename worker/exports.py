@@ -20,6 +20,7 @@ from app.config import get_settings
 from app.db import new_session
 from app.services import scores
 from app.services.exports import FORMATS, ExportOptions
+from app.services.notes import notes_json
 from app.services.recovery import EXPORTS
 from app.storage import get_store
 from app.tables import Export, Frame, Render, Transition, utcnow
@@ -76,6 +77,8 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
         placed = [(f.index, f.t, f.key) for f in frames]
         render_id = render.id
         metrics = scores.scores_out(db, render).model_dump(mode="json") if options.format == "zip" else None
+        # The transition's review notes as they are now (docs/notes.md); the cache key names them too.
+        review_notes = notes_json(db, render.transition_id) if options.format == "zip" else None
 
     if missing or not placed:
         error = f"render {render_id} has no stored image for frame(s) {missing[:10]}; render it again"
@@ -109,6 +112,7 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
                 on_progress=on_progress,
                 threads=settings.torch_threads,
                 metrics=metrics,
+                notes=review_notes,
                 sound=sound,
                 source_fps=source_fps,
             )

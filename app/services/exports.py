@@ -219,6 +219,12 @@ def request_export(db: Session, render: Render, options: ExportOptions) -> tuple
         )
     options = options.normalized()
     key = options.cache_key(render.id)
+    if options.format == "zip":  # a zip carries the review notes as they are now: new notes, a new file
+        from app.services.notes import notes_json
+
+        found = notes_json(db, render.transition_id)
+        if found:
+            key = hashlib.sha256(f"{key}|{json.dumps(found, sort_keys=True)}".encode()).hexdigest()
     export = db.scalar(select(Export).where(Export.cache_key == key))
     if export is not None and _is_usable(export):
         return export, False

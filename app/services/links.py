@@ -1,4 +1,5 @@
-"""Share links: a token that opens one transition with a role (view or edit), revocable, maybe expiring.
+"""Share links: a token that opens one transition with a role (view, comment or edit), revocable,
+maybe expiring.
 
 The token is 32 random bytes from `secrets` (256 bits, url-safe base64), shown once; only its SHA-256 is
 stored, so a copy of the database does not open anything. A revoked or expired link is treated as one that
@@ -19,7 +20,8 @@ from app.schemas import LinkOut
 from app.tables import ShareLink, Transition, utcnow
 
 TOKEN_BYTES = 32
-ROLES = ("view", "edit")
+#: view: read only; comment: read, add notes and replies (docs/notes.md); edit: change and render too.
+ROLES = ("view", "comment", "edit")
 
 
 def hash_token(token: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.config import get_settings
 from app.errors import FieldError
@@ -23,6 +23,7 @@ from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, Transitio
 from app.services import history
 from app.services import transitions as transition_services
 from app.services.exports import ascii_name
+from app.services.notes import notes_json, replace_notes
 from app.storage import get_store
 from app.tables import Transition
 from core.params import KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
@@ -144,6 +145,34 @@ class ProjectAudio(BaseModel):
     tempo: float = 0.0
 
 
+class ProjectReply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    author: Annotated[str, Field(max_length=80)] = ""
+
+
+class ProjectNote(BaseModel):
+    """A review note (docs/notes.md) as the project file carries it: pinned to t, without ids or links."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    t: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    t_end: Annotated[float | None, Field(ge=0, le=1, allow_inf_nan=False)] = None
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    author: Annotated[str, Field(max_length=80)] = ""
+    status: Literal["open", "resolved"] = "open"
+    replies: Annotated[list[ProjectReply], Field(max_length=200)] = []
+
+    @field_validator("t_end")
+    @classmethod
+    def _after_t(cls, value: float | None, info: Any) -> float | None:
+        t = info.data.get("t")
+        if value is not None and t is not None and value < t:
+            raise ValueError(f"t_end must be at least t ({t:g}); got {value:g}")
+        return value
+
+
 class Project(BaseModel):
     """Version 1 of the project file. Unknown fields are refused, so a typo never passes silently."""
 
@@ -161,6 +190,9 @@ class Project(BaseModel):
         description=f"2 to {MAX_KEYFRAMES}, the first at 0, the last at 1"
     )
     audio: ProjectAudio | None = Field(None, description="the soundtrack, when the transition has one")
+    notes: Annotated[list[ProjectNote], Field(max_length=1000)] = Field(
+        [], description="review notes (docs/notes.md); they do not change a frame"
+    )
 
     @field_validator("segue_project", mode="before")
     @classmethod
@@ -212,6 +244,8 @@ def dump(project: Project) -> bytes:
     values = project.model_dump(mode="json")
     if values.get("audio") is None:  # files without a soundtrack keep the bytes they always had
         values.pop("audio", None)
+    if not values.get("notes"):  # nor do files without notes
+        values.pop("notes", None)
     return (json.dumps(values, indent=2, ensure_ascii=False) + "\n").encode()
 
 
@@ -291,13 +325,14 @@ def _project(
             {name: values[name] for name in ProjectSettings.model_fields}
         ),
         keyframes=[_keyframe(k) for k in keys],
+        notes=[],
     )
 
 
 def project_of(transition: Transition) -> Project:
-    """The transition as it is now, with the revision of its model's weights here."""
+    """The transition as it is now, with the revision of its model's weights here, and its review notes."""
     values = {name: getattr(transition, name) for name in RenderSettings.model_fields}
-    return _project(
+    project = _project(
         transition.title,
         transition.model,
         current_revision(transition.model),
@@ -305,6 +340,10 @@ def project_of(transition: Transition) -> Project:
         transition.keyframes,
         transition.audio,
     )
+    db = object_session(transition)
+    if db is not None:
+        project.notes = [ProjectNote.model_validate(n) for n in notes_json(db, transition.id)]
+    return project
 
 
 def project_of_render(title: str, snapshot: RenderSnapshot) -> Project:
@@ -406,6 +445,9 @@ def import_project(db: Session, project: Project) -> tuple[Transition, list[Prom
             raise ProjectRefused([{**error, "type": "value_error"}]) from None
         raise
     db.refresh(transition)
+    if project.notes:
+        replace_notes(db, transition, [n.model_dump() for n in project.notes])
+        db.commit()
 
     warnings = []
     if project.audio is not None:
