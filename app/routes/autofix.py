@@ -115,7 +115,10 @@ def panel_context(db: Any, transition: Transition, **extra: Any) -> dict[str, An
         "af_fix": services.autofix_out(fix) if fix else None,
         "af_active": any(r is not None and r.status in services.ACTIVE for r in (pilot, fix)),
         "af_error": None,
-        "af_defaults": {"max_rounds": services.DEFAULT_ROUNDS, "budget_frames": transition.frames},
+        "af_defaults": {
+            "max_rounds": services.DEFAULT_ROUNDS,
+            "budget_frames": services.default_budget(transition),
+        },
         "af_max_rounds": services.MAX_ROUNDS,
         "describe": services.describe_problem,
         **extra,

@@ -38,6 +38,8 @@ Status = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE = ("queued", "running", "waiting")
 MAX_ROUNDS = 10
 DEFAULT_ROUNDS = 3
+#: The autopilot's default frame budget, in renders of the transition (default_budget).
+BUDGET_RENDERS = 2
 
 
 class AutofixCreate(BaseModel):
@@ -50,8 +52,8 @@ class AutofixCreate(BaseModel):
         default=None,
         ge=1,
         le=10_000,
-        description="frames the autopilot may render in all (probes and re-renders); default: the "
-        "transition's frame count, so it spends at most one more render's worth",
+        description="frames the autopilot may render in all (probes and re-renders); default: twice the "
+        "transition's frame count (docs/loop.md: with one render's worth, a bridge rarely fits)",
     )
     target_smoothness: float | None = Field(
         default=None, ge=0, le=1, description="stop once the map's smoothness (1 - Gini) reaches this"
@@ -171,6 +173,11 @@ def _send(db: Session, row: Autofix) -> Autofix:
     return row
 
 
+def default_budget(transition: Transition) -> int:
+    """Two renders' worth: a bridge re-renders its whole segment, and its probes come on top (loop study)."""
+    return BUDGET_RENDERS * transition.frames
+
+
 def start_autopilot(
     db: Session, transition: Transition, data: AutofixCreate, link_id: int | None = None
 ) -> Autofix:
@@ -186,7 +193,7 @@ def start_autopilot(
         kind="autopilot",
         status="queued",
         max_rounds=data.max_rounds,
-        budget_frames=data.budget_frames if data.budget_frames is not None else transition.frames,
+        budget_frames=data.budget_frames if data.budget_frames is not None else default_budget(transition),
         target_smoothness=data.target_smoothness,
         link_id=link_id,
         phase="queued: waits for a worker",
