@@ -3,16 +3,18 @@
 A Fix (kind "fix") probes the candidate fixes of one problem and stores them as proposals, best first.
 An autopilot (kind "autopilot") is a chain of steps, each one task under a lease (worker/lease.py):
 
+  0. resume: a step that died between its round's edit and that edit's render finds the edit by the
+     tag its history line carries and renders it (never applying a second edit).
   1. evaluate: the previous round's render is finished; score it. A round that did not lower the worst
      problem's severity is undone (history undo of exactly its edit) and the run stops.
   2. stop rules: max_rounds rounds run, the target smoothness reached, the frame budget spent, or no
      problem a fix can take on.
-  3. propose: for the worst problem, probe each candidate fix by rendering the one frame it adds (a bridge
-     keyframe's frame at the problem's t, or the new in-between of "more frames") and predict the largest
-     scorer change across the stretch with it.
-  4. apply the best-predicted fix as one ordinary edit (its history line names the problem) and start a
-     render (only the changed frames compute); the run `waits` without a lease until that render ends,
-     whose end sends the next step (app/services/rendering.finish_render).
+  3. propose: for the worst problem, plan each candidate fix as a render would, probe-render the frames it
+     changes nearest the problem's t (stored under their frame keys, so the fix's render reuses them) and
+     predict the largest scorer change across that stretch (`propose`).
+  4. apply the best-predicted fix that fits the budget as one ordinary edit (its history line names the
+     problem) and start a render (only the changed frames compute); the run `waits` without a lease until
+     that render ends, whose end sends the next step (app/services/rendering.finish_render).
 
 Probes use the render's own frames' stored scores and the same scorer as the confusion map, so
 "predicted" and the map agree on what a change is.
