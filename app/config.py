@@ -96,8 +96,9 @@ class Settings(BaseSettings):
     # |D| = |S(M, A) - S(M, B)| is at most this many CLIPScore points (100 x cosine), or its budget is spent.
     moce_threshold: float = Field(default=1.0, ge=0, le=100)
 
-    # Who may open what (README, "Sharing and the trust model"). Local single-user install: nobody logs in,
-    # whoever reaches the server is the owner. A team deployment sets require_link: every request then
+    # Who may open what (docs/user-guide.md, "Undo, versions, sharing and co-viewing"; docs/security.md).
+    # Local single-user install: nobody logs in, whoever reaches the server is the owner (on loopback; off
+    # it the owner signs in). A team deployment sets require_link: every request then
     # needs a share link (Authorization: Bearer <token>, or the cookie /s/<token> sets) or the admin token.
     require_link: bool = False
     admin_token: str = Field(default="", repr=False)
@@ -129,7 +130,7 @@ class Settings(BaseSettings):
     # Soundtracks (docs/animatics.md): the largest audio file a transition takes, in MB (10^6 bytes).
     max_audio_mb: float = Field(default=50.0, gt=0, le=2000)
 
-    # Reliability (README, "Reliability"). A worker holds the frames it renders under a lease of
+    # Reliability (docs/reliability.md). A worker holds the frames it renders under a lease of
     # lease_seconds that its heartbeat extends; a lease that runs out (the worker died) is queued again by
     # the reaper, every reap_seconds, in the web app and in every worker. After max_attempts takes the
     # frames fail. Workers write a heartbeat row every heartbeat_seconds (/healthz: "no worker alive").

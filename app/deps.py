@@ -34,7 +34,7 @@ Index = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 # ---------------------------------------------------------------- who may do what (share links)
 #
-# Trust model (README, "Sharing and the trust model"):
+# Trust model (docs/user-guide.md, sharing; docs/security.md):
 # - local install (SEGUE_REQUIRE_LINK unset): a request without a credential is the owner, as before links
 #   existed; a request that carries a share link (Bearer header or the cookie /s/<token> sets) is held to
 #   that link, so a view link shows a read-only page;

@@ -38,8 +38,8 @@ TEXT_INTERPOLATION_LABELS: dict[str, str] = {"lerp": "Linear (lerp)", "slerp": "
 assert set(SCHEDULER_LABELS) == set(get_args(Scheduler))
 assert set(TEXT_INTERPOLATION_LABELS) == set(get_args(TextInterpolation))
 
-#: How the noise latent travels between two seeds (README, "Paths and spacing"). With one seed every path
-#: gives that seed's noise unchanged.
+#: How the noise latent travels between two seeds (docs/user-guide.md, "Paths and spacing"). With one seed
+#: every path gives that seed's noise unchanged.
 NoiseInterpolation = Literal["linear", "normalized", "slerp", "translate"]
 NOISE_INTERPOLATION_LABELS: dict[str, str] = {
     "linear": "Linear (midpoint std 0.71)",
@@ -283,7 +283,7 @@ class RenderSettings(PixelSettings):
 
     frames: ranged("frames", int) = 24  # type: ignore[valid-type]
     batch_size: ranged("batch_size", int) = 3  # type: ignore[valid-type]
-    # Paths and spacing (README): the per-frame noise inputs and switch step are the frame's own (FramePlan).
+    # Paths and spacing (docs/user-guide.md); a frame's own noise inputs and switch step are in FramePlan.
     noise_interpolation: NoiseInterpolation = "slerp"
     spacing: Spacing = "uniform"
     spacing_budget: ranged("spacing_budget", int) | None = None  # type: ignore[valid-type]
@@ -351,7 +351,7 @@ ConceptSwitch = Annotated[
         json_schema_extra=lambda schema: schema.update(
             description=(
                 'steps [0, N) denoise with the first concept alone; "auto": found by a binary search on the '
-                "Multi-Concept Disparity (README, MoCE)"
+                "Multi-Concept Disparity (docs/user-guide.md, MoCE)"
             )
         )
     ),

@@ -2,7 +2,7 @@
 
 Pure Python on purpose: the web app imports this module to plan renders, and it must not pull in torch.
 The keyframe behaviours (seed, hold, cut, per-segment frames, noise path, switch step), the spacing and
-trajectory sharing are defined here; README "Paths and spacing" says the same in prose.
+trajectory sharing are defined here; docs/user-guide.md "Paths and spacing" says the same in prose.
 """
 
 from __future__ import annotations
