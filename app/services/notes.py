@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -51,11 +51,18 @@ def _author(value: Any) -> Any:
     return value
 
 
-def _place(value: Any, name: str) -> Any:
+def _place(value: Any, info: ValidationInfo) -> Any:
+    name = str(info.field_name)
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if number and (not math.isfinite(value) or not 0 <= value <= 1):
         raise ValueError(f"{name} must be between 0 and 1 (the transition's start and end; got {value})")
     return value
+
+
+#: A note's or reply's text, its author, and a place on the timeline: each checked as one type.
+NoteText = Annotated[str, AfterValidator(_text)]
+Author = Annotated[str, BeforeValidator(_author)]
+Place = Annotated[float, AfterValidator(_place)]
 
 
 def check_range(t: float, t_end: float | None) -> None:
@@ -66,25 +73,10 @@ def check_range(t: float, t_end: float | None) -> None:
 class NoteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    t: float = Field(description="where the note is pinned, 0 (start) to 1 (end)")
-    t_end: float | None = Field(None, description="the end of a range, t to 1; null: a single moment")
-    text: str = Field(description=f"1 to {MAX_TEXT} characters")
-    author: str = Field("", description=f"a free-text name, at most {MAX_AUTHOR} characters")
-
-    @field_validator("text")
-    @classmethod
-    def check_text(cls, value: Any) -> Any:
-        return _text(value)
-
-    @field_validator("author", mode="before")
-    @classmethod
-    def check_author(cls, value: Any) -> Any:
-        return _author(value)
-
-    @field_validator("t", "t_end")
-    @classmethod
-    def check_place(cls, value: Any, info: ValidationInfo) -> Any:
-        return _place(value, str(info.field_name))
+    t: Place = Field(description="where the note is pinned, 0 (start) to 1 (end)")
+    t_end: Place | None = Field(None, description="the end of a range, t to 1; null: a single moment")
+    text: NoteText = Field(description=f"1 to {MAX_TEXT} characters")
+    author: Author = Field("", description=f"a free-text name, at most {MAX_AUTHOR} characters")
 
 
 class NoteUpdate(BaseModel):
@@ -92,37 +84,17 @@ class NoteUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str | None = Field(None, description=f"1 to {MAX_TEXT} characters")
+    text: NoteText | None = Field(None, description=f"1 to {MAX_TEXT} characters")
     status: NoteStatus | None = None
-    t: float | None = Field(None, description="0 to 1")
-    t_end: float | None = Field(None, description="t to 1; null makes the note a single moment again")
-
-    @field_validator("text")
-    @classmethod
-    def check_text(cls, value: Any) -> Any:
-        return _text(value)
-
-    @field_validator("t", "t_end")
-    @classmethod
-    def check_place(cls, value: Any, info: ValidationInfo) -> Any:
-        return _place(value, str(info.field_name))
+    t: Place | None = Field(None, description="0 to 1")
+    t_end: Place | None = Field(None, description="t to 1; null makes the note a single moment again")
 
 
 class ReplyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description=f"1 to {MAX_TEXT} characters")
-    author: str = Field("", description=f"at most {MAX_AUTHOR} characters")
-
-    @field_validator("text")
-    @classmethod
-    def check_text(cls, value: Any) -> Any:
-        return _text(value)
-
-    @field_validator("author", mode="before")
-    @classmethod
-    def check_author(cls, value: Any) -> Any:
-        return _author(value)
+    text: NoteText = Field(description=f"1 to {MAX_TEXT} characters")
+    author: Author = Field("", description=f"at most {MAX_AUTHOR} characters")
 
 
 class ReplyOut(BaseModel):
