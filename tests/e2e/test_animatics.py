@@ -3,7 +3,6 @@ a keyframe to a beat, render, and play it with sound (the audio element's clock 
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -13,19 +12,11 @@ from typing import Any
 import pytest
 
 from tests.clicks import click_wav
+from tests.e2e.support import api as _api
 
 pytestmark = pytest.mark.e2e
 FRAMES = 36  # 3 s at 12 fps
 SHOTS = Path(os.environ.get("SEGUE_SCREENSHOTS", "/tmp"))
-
-
-def _api(server: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        server + path, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
 
 
 @pytest.fixture

@@ -3,26 +3,15 @@ insert a corrective prompt there with one click, and watch only that stretch re-
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.support import api as _api
+
 pytestmark = pytest.mark.e2e
 SHOT = Path(__file__).resolve().parents[2] / "docs" / "confusion-map.png"
-
-
-def _api(server: str, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        server + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"content-type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"{}")
 
 
 def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> None:  # type: ignore[no-untyped-def]

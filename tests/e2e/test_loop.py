@@ -4,14 +4,14 @@ transition's own address."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.support import api as _api
 
 pytestmark = pytest.mark.e2e
 SHOT = Path(__file__).resolve().parents[2] / "docs" / "loop.png"
@@ -27,17 +27,6 @@ def template_bridges() -> Iterator[None]:
         os.environ.pop("SEGUE_SUGGESTER", None)
     else:
         os.environ["SEGUE_SUGGESTER"] = before
-
-
-def _api(server: str, method: str, path: str, body: dict | None = None) -> dict:  # type: ignore[type-arg]
-    request = urllib.request.Request(
-        server + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"content-type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"{}")  # type: ignore[no-any-return]
 
 
 def _problems(page) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]

@@ -4,26 +4,15 @@ its chosen N with the trace, renders, and the frames render."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.support import api as _api
+
 pytestmark = pytest.mark.e2e
-
-
-def _api(server: str, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        server + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"content-type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"{}")
 
 
 def test_a_person_turns_on_sequential_concepts_sees_the_chosen_step_and_renders(  # type: ignore[no-untyped-def]

@@ -9,6 +9,8 @@ import urllib.request
 
 import pytest
 
+from tests.e2e.support import api as _api
+
 pytestmark = pytest.mark.e2e
 
 
@@ -101,17 +103,6 @@ def test_a_commenter_adds_a_note_the_owner_sees_it_live_and_resolves_it(server: 
     commenter.locator("#note-form").wait_for()
     commenter.wait_for_function("() => document.getElementById('note-author').value === 'Ada'")
     commenter.screenshot(path="/tmp/notes-commenter.png", full_page=True)
-
-
-def _api(server: str, method: str, path: str, body: object = None) -> object:
-    request = urllib.request.Request(
-        f"{server}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
 
 
 def test_a_frame_of_a_render_takes_a_note_at_its_t(server: str, browser) -> None:  # type: ignore[no-untyped-def]

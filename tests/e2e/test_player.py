@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
+from tests.e2e.support import api as _api
+
 pytestmark = pytest.mark.e2e
 FRAMES = 24
 SPACING = 1 / (FRAMES - 1)
-
-
-def _api(server: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        server + path, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
 
 
 def _inner_keyframes(server: str, transition_id: int) -> list[dict[str, Any]]:

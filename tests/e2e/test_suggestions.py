@@ -4,26 +4,15 @@ another, then accept a whole storyboard."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.support import api as _api
+
 pytestmark = pytest.mark.e2e
-
-
-def _api(server: str, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        server + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"content-type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"{}")
 
 
 def test_a_person_gets_bridges_for_a_segment_and_accepts_one(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
