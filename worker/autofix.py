@@ -23,7 +23,6 @@ Probes use the render's own frames' stored scores and the same scorer as the con
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import math
 from typing import Any
@@ -45,6 +44,7 @@ from core.params import RenderSnapshot
 from core.scores import StoredScore, distance
 from core.timeline import POSITION_TOLERANCE, Key, keys_of, per_segment
 from worker import lease
+from worker.images import png, thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ BRIDGES_PROBED = 2
 BRIDGES_KEPT = 2
 #: Frames rendered to probe one fix at most: the changed frames nearest its t (they are reused on apply).
 MAX_PROBES = 8
-THUMBNAIL_SIDE = 128
 #: A fix must be predicted to lower the stretch's largest change by at least this fraction.
 MIN_GAIN = 0.02
 
@@ -348,7 +347,7 @@ def propose(
             embeddings[key] = value.embedding.tolist()
             # A probe is the very frame the fix's render needs: stored (and scored) under its frame key,
             # so applying the fix reuses it instead of rendering it again
-            store.write(key, _frame_png(image))
+            store.write(key, png(image))
         score_and_store(engine, rendered, chunk, prompts)
 
     proposals = []
@@ -365,7 +364,7 @@ def propose(
         near = images.get(candidate["near_key"])
         if near is not None:
             thumb = hashlib.sha256(f"autofix-probe\n{candidate['near_key']}".encode()).hexdigest()
-            store.write(thumb, _png(near))
+            store.write(thumb, png(thumbnail(near)))
         hidden = ("snapshot", "keys", "near_key", "span")
         proposals.append(
             {
@@ -380,21 +379,6 @@ def propose(
     bridges = sorted((p for p in proposals if p["kind"] == "bridge"), key=lambda p: p["predicted"])
     rest = [p for p in proposals if p["kind"] != "bridge"]
     return sorted(bridges[:BRIDGES_KEPT] + rest, key=lambda p: p["predicted"]), len(keys_todo)
-
-
-def _frame_png(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _png(image: Any) -> bytes:
-    copy = image.copy()
-    if max(copy.size) > THUMBNAIL_SIDE:
-        copy.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    buffer = io.BytesIO()
-    copy.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------- the autopilot

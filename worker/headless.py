@@ -11,7 +11,6 @@ data/frames) frames that already exist there are reused, and new ones are kept f
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from core.params import PROBED_SPACINGS, PixelSettings
 from core.registry import TINY_MODEL, model_location, model_revision
 from core.timeline import FramePlan, frame_keys, render_order, shared_weight
 from worker.encode import Soundtrack, SourceFrame, encode, format_for_path, frame_name
+from worker.images import png
 
 PROG = "segue render"
 
@@ -148,12 +148,6 @@ def _read(source: str) -> bytes:
 def _fail(message: str, code: int = 2) -> int:
     sys.stderr.write(f"{PROG}: error: {message}\n")
     return code
-
-
-def _png(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -339,7 +333,7 @@ def _render(
         requests = [request_of(plans[i], plans) for i in indices]
         images = engine.render(pixels, requests, keep_latents_at=shared_steps)
         for index, image in zip(indices, images, strict=True):
-            store.write(keys[index], _png(image))
+            store.write(keys[index], png(image))
         done += len(indices)
         bar.show("frames", done, total, f"{done}/{total} frames")
 

@@ -17,7 +17,6 @@ worker that dies lets the lease run out so the reaper queues the search again.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from app.tables import ConceptSearch, utcnow
 from core.moce import Probe, concept_score, max_probes, search_switch_step
 from core.params import PixelSettings
 from worker import lease
+from worker.images import png
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,6 @@ def clip_for(engine: Any) -> Any:
                 "CLIP directory or a hub id in the local cache"
             ) from None
     return _clips[location]
-
-
-def _png(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _strip(images: list[Any]) -> Any:
@@ -172,7 +166,7 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
             s_a, s_b = disparities(scorer, images, concepts)
             disparity = float(np.mean(np.array(s_a) - np.array(s_b)))
             thumb = thumbnail_key(key, n)
-            store.write(thumb, _png(_strip(images)))
+            store.write(thumb, png(_strip(images)))
             entry = {
                 "step": n,
                 "disparity": round(disparity, 3),

@@ -25,6 +25,7 @@ from app.tables import Frame, Render, utcnow
 from core import events
 from core.params import RenderSnapshot
 from worker import lease
+from worker.images import png
 from worker.planning import frame_requests
 from worker.scoring import score_and_store
 
@@ -38,12 +39,6 @@ def _is_cancelled(render_id: int) -> bool:
     with new_session() as db:
         status = db.scalar(select(Render.status).where(Render.id == render_id))
         return status is None or status in ("cancelled", "failed")  # None: the render was deleted
-
-
-def _png(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _data_uri(image: Any) -> str:
@@ -158,7 +153,7 @@ def _run_batch(render_id: int, indices: list[int], token: str, beat: lease.Pulse
     rendered = 0
     for frame_id, key, image in zip(frame_ids, frame_keys, images, strict=True):
         try:
-            store.write(key, _png(image))
+            store.write(key, png(image))
         except OSError as exc:
             raise OSError(f"could not store frame {key[:12]} in the frame store: {exc}") from exc
         with new_session() as db:

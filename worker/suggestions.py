@@ -13,7 +13,6 @@ the reaper queues the request again (failed after `max_attempts` takes).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import time
@@ -27,10 +26,10 @@ from app.storage import get_store
 from app.tables import Suggestion, Transition, utcnow
 from core.params import PIXEL_FIELDS, PixelSettings
 from worker import lease
+from worker.images import png, thumbnail
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_SIDE = 128
 #: Probes per engine call: small batches, so the first ranked items show early.
 PROBE_BATCH = 3
 
@@ -38,20 +37,6 @@ PROBE_BATCH = 3
 def pool_size(count: int) -> int:
     """Candidates probed per request: a few more than asked for, so the ranking has a choice."""
     return min(16, max(count + 3, 2 * count))
-
-
-def _png(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _thumbnail(image: Any) -> Any:
-    if max(image.size) <= THUMBNAIL_SIDE:
-        return image
-    copy = image.copy()
-    copy.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    return copy
 
 
 def thumbnail_key(settings_json: str, prompt: str) -> str:
@@ -222,7 +207,7 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
             for r in ranking:
                 key = thumbnail_key(settings_json, r.prompt)
                 if key not in stored:
-                    store.write(key, _png(_thumbnail(r.image)))
+                    store.write(key, png(thumbnail(r.image)))
                     stored.add(key)
                 items.append(
                     {
