@@ -223,24 +223,19 @@ class Studio:
     def measured(self, render_id: int) -> dict[str, Any]:
         """Both measures of a finished render, and the frames it computed (0 for reused ones)."""
         from PIL import Image
-        from sqlalchemy import select
 
         from app.db import new_session
+        from app.services.scores import stored_scores
         from app.storage import get_store
-        from app.tables import FrameScore, Render
-        from core.scores import StoredScore
+        from app.tables import Render
 
         store = get_store()
         with new_session() as db:
             render = db.get(Render, render_id)
             assert render is not None and render.status == "done", (render_id, render and render.error)
             frames = sorted(render.frames, key=lambda f: f.index)
-            rows = db.execute(
-                select(FrameScore.frame_key, FrameScore.embedding).where(
-                    FrameScore.scorer == "clip", FrameScore.frame_key.in_([f.key for f in frames])
-                )
-            )
-            clip = {k: np.array(StoredScore.from_bytes(b, None, None).embedding) for k, b in rows}
+            stored = stored_scores(db, "clip", [f.key for f in frames])
+            clip = {k: np.array(v.embedding) for k, v in stored.items()}
             ts = [f.t for f in frames]
             pixels = [
                 np.asarray(Image.open(io.BytesIO(store.read(f.key))).convert("RGB"), dtype=np.float32) / 255

@@ -38,10 +38,10 @@ from app.services.history import Actor, Conflict, undo
 from app.services.recovery import AUTOFIXES
 from app.services.views import latest_render
 from app.storage import get_store
-from app.tables import Autofix, Edit, FrameScore, Render, Transition, utcnow
+from app.tables import Autofix, Edit, Render, Transition, utcnow
 from core import problems as grouping
 from core.params import RenderSnapshot
-from core.scores import StoredScore, distance
+from core.scores import distance
 from core.timeline import POSITION_TOLERANCE, Key, keys_of, per_segment
 from worker import lease
 from worker.images import png, thumbnail
@@ -134,15 +134,6 @@ def _fix(run: _Run) -> dict[str, object]:
     )
     run.end("done", because, frames_spent=probes, proposals=proposals)
     return {"step": "done", "proposals": len(proposals)}
-
-
-def _frame_embeddings(db: Any, scorer: str, keys: list[str]) -> dict[str, StoredScore]:
-    rows = db.execute(
-        select(FrameScore.frame_key, FrameScore.embedding, FrameScore.sim_a, FrameScore.sim_b).where(
-            FrameScore.scorer == scorer, FrameScore.frame_key.in_(keys)
-        )
-    )
-    return {key: StoredScore.from_bytes(blob, a, b) for key, blob, a, b in rows}
 
 
 def _stretch(problem: grouping.Problem, last: int) -> tuple[int, int]:
@@ -296,7 +287,7 @@ def propose(
     # Plan each candidate as a render would; the frames it changes nearest t are probed (once per key)
     pixels = snapshot.pixels()
     old_keys = {f.key for f in frames}
-    stored = _frame_embeddings(db, scorer_name, list(old_keys))
+    stored = scores.stored_scores(db, scorer_name, list(old_keys))
     embeddings: dict[str, list[float]] = {k: list(v.embedding) for k, v in stored.items()}
     todo: dict[str, tuple[Any, list[Any]]] = {}
     planned = []

@@ -5,6 +5,7 @@ The worker scores; this module only reads (core.scores does the math, core.confu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypedDict
 
 from sqlalchemy import select
@@ -47,6 +48,16 @@ def available_scorers(db: Session, render: Render) -> list[str]:
     return [s for s in PREFERENCE if s in found] + sorted(found - set(PREFERENCE))
 
 
+def stored_scores(db: Session, scorer: str, keys: Sequence[str]) -> dict[str, StoredScore]:
+    """What `scorer` stored for these frame keys (the ones it has scored)."""
+    rows = db.execute(
+        select(FrameScore.frame_key, FrameScore.embedding, FrameScore.sim_a, FrameScore.sim_b).where(
+            FrameScore.scorer == scorer, FrameScore.frame_key.in_(keys)
+        )
+    )
+    return {key: StoredScore.from_bytes(blob, a, b) for key, blob, a, b in rows}
+
+
 def shape(db: Session, render: Render, scorer: str | None = None) -> tuple[RenderShape | None, list[str]]:
     """The render's shape as `scorer` sees it (default: the preferred one stored), and every scorer stored."""
     available = available_scorers(db, render)
@@ -59,12 +70,7 @@ def shape(db: Session, render: Render, scorer: str | None = None) -> tuple[Rende
     if chosen is None:
         return None, available
     done = [f for f in render.frames if f.status == "done"]
-    rows = db.execute(
-        select(FrameScore.frame_key, FrameScore.embedding, FrameScore.sim_a, FrameScore.sim_b).where(
-            FrameScore.scorer == chosen, FrameScore.frame_key.in_([f.key for f in done])
-        )
-    )
-    stored = {key: StoredScore.from_bytes(blob, a, b) for key, blob, a, b in rows}
+    stored = stored_scores(db, chosen, [f.key for f in done])
     refs = [FrameRef(f.index, f.t, f.segment, f.local_t, f.key) for f in render.frames]
     return render_shape(refs, stored, chosen, thresholds()), available
 
