@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,24 @@ SAME_ORIGIN = {"Origin": "http://testserver"}
 PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def _stop_pulse() -> None:
+    """End the lease pulse a test's in-process worker code started, and wait for it: a pulse thread that is
+    reading the settings while a test changes them would cache the old ones after the cache is cleared."""
+    lease = sys.modules.get("worker.lease")
+    if lease is None:
+        return
+    pulse = lease._pulse
+    lease.stop_worker()
+    if pulse is not None:
+        pulse.join(timeout=10)
+
+
 def reset_caches() -> None:
     from app import bus, queue, storage
     from app.config import get_settings
     from app.db import dispose_engines
 
+    _stop_pulse()
     get_settings.cache_clear()
     dispose_engines()
     bus._bus_for.cache_clear()
