@@ -207,7 +207,7 @@ class Pulse(threading.Thread):
         self._held: dict[str, str] = {}  # token -> what it is ("render 7: frames 0, 5")
         self._kinds: dict[str, str] = {}  # token -> job kind (recovery.JOBS); frames have none
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self.worker_name: str | None = None
         self.queue = ""
         self.started_at = utcnow()
@@ -225,7 +225,7 @@ class Pulse(threading.Thread):
             self._kinds.pop(token, None)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     @staticmethod
     def tick() -> float:
@@ -235,7 +235,7 @@ class Pulse(threading.Thread):
 
     def run(self) -> None:
         last_beat = last_reap = 0.0
-        while not self._stop.wait(self.tick()):
+        while not self._stopping.wait(self.tick()):
             settings = get_settings()
             with self._lock:
                 what = "; ".join(self._held.values()) or None
