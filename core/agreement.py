@@ -21,15 +21,19 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TypeVar
 
 from core.metrics import _ranks
+
+Unit = TypeVar("Unit", bound=Hashable)  # a rated render, a triplet
+Person = TypeVar("Person", bound=Hashable)
 
 #: How many random splits the split-half consistency averages.
 SPLITS = 50
 CHANCE = 1 / 3
 
 
-def krippendorff_alpha_interval(units: Mapping[Hashable, Sequence[float]]) -> float | None:
+def krippendorff_alpha_interval(units: Mapping[Unit, Sequence[float]]) -> float | None:
     """Alpha over `units` (unit -> the values people gave it); None when it is undefined (fewer than two
     pairable values, or no variation at all)."""
     pairable = [list(v) for v in units.values() if len(v) >= 2]
@@ -71,7 +75,7 @@ def _kappa(pairs: Sequence[tuple[int, int]]) -> float | None:
 
 
 def split_half_consistency(
-    answers: Mapping[Hashable, Mapping[Hashable, int]], seed: int = 0, splits: int = SPLITS
+    answers: Mapping[Unit, Mapping[Person, int]], seed: int = 0, splits: int = SPLITS
 ) -> float | None:
     """`answers`: triplet -> {person: the position (0, 1, 2) picked}. None with fewer than two people or no
     triplet both halves answered without a tie."""
@@ -117,7 +121,7 @@ def triplet_accuracy(
     return (hits / judged if judged else None), judged
 
 
-def leave_one_out_accuracy(answers: Mapping[Hashable, Mapping[Hashable, int]]) -> tuple[float | None, int]:
+def leave_one_out_accuracy(answers: Mapping[Unit, Mapping[Person, int]]) -> tuple[float | None, int]:
     """People's ceiling for triplet_accuracy: how often a person picks what the majority of the others
     picked (answers whose others tie or are absent are skipped)."""
     hits = judged = 0

@@ -56,7 +56,7 @@ def add_participant(
 ) -> studies.ParticipantOut:
     """A link for one person: `url` (/p/<token>) opens their items; it answers, it reads nothing else."""
     participant = studies.add_participant(
-        db, studies.get_study(db, study_id), data or studies.ParticipantCreate()
+        db, studies.get_study(db, study_id), data or studies.ParticipantCreate(label="")
     )
     return studies.participant_out(participant)
 
@@ -143,7 +143,7 @@ async def create_study_form(request: Request, db: SessionDep) -> Response:
     form = await request.form()
     values: dict[str, Any] = {
         "title": str(form.get("title") or ""),
-        "render_ids": [int(v) for v in form.getlist("render_ids") if str(v).isdigit()],
+        "render_ids": [int(str(v)) for v in form.getlist("render_ids") if str(v).isdigit()],
         "tasks": [str(v) for v in form.getlist("tasks")],
         "concept": str(form.get("concept") or "").strip() or None,
         "triplets": str(form.get("triplets") or "").strip() or None,

@@ -17,8 +17,8 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _finished_render(server: str) -> int:
-    body = {"title": "Desert to snow", "start_prompt": "a desert at noon", "end_prompt": "a snowy field at night",
-            "frames": 6, "seed": 2, "steps": 6}  # fmt: skip
+    body = {"title": "Desert to snow", "start_prompt": "a desert at noon",
+            "end_prompt": "a snowy field at night", "frames": 6, "seed": 2, "steps": 6}  # fmt: skip
     tid = api(server, "POST", "/api/transitions", body)["id"]
     render_id = api(server, "POST", f"/api/transitions/{tid}/renders")["id"]
     deadline = time.monotonic() + 240
@@ -33,7 +33,8 @@ def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answe
 ) -> None:  # type: ignore[no-untyped-def]
     render_id = _finished_render(server)
     study = api(server, "POST", "/api/studies", {
-        "title": "Which frame is odd?", "render_ids": [render_id], "tasks": ["triplets"], "triplets": 3, "seed": 7,
+        "title": "Which frame is odd?", "render_ids": [render_id], "tasks": ["triplets"], "triplets": 3,
+        "seed": 7,
         "instructions": "This takes a minute. Your answers are kept without your name.",
     })  # fmt: skip
     link = api(server, "POST", f"/api/studies/{study['id']}/participants", {"label": "P1"})
@@ -67,9 +68,8 @@ def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answe
     for _ in range(2):
         current = page.locator("#item").get_attribute("data-item-id")
         page.locator(".triplet-choice").first.click()
-        page.wait_for_function(
-            f"() => !document.querySelector('#done').hidden || document.querySelector('#item').dataset.itemId !== '{current}'"
-        )
+        moved_on = f"document.querySelector('#item').dataset.itemId !== '{current}'"
+        page.wait_for_function(f"() => !document.querySelector('#done').hidden || {moved_on}")
     page.locator("#done").wait_for(state="visible")
     assert page.locator("#progress").inner_text() == "3 of 3 answered"
 
