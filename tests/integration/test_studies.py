@@ -355,3 +355,22 @@ def test_participant_tokens_are_kept_out_of_the_access_log() -> None:
 
     assert redact('"GET /api/p/SECRET/next HTTP/1.1"') == '"GET /api/p/…/next HTTP/1.1"'
     assert redact('"GET /p/SECRET HTTP/1.1"') == '"GET /p/… HTTP/1.1"'
+
+
+def test_the_problems_sampler_and_a_deleted_render(client: TestClient) -> None:
+    """Triplets drawn toward the map's problems (a jump planted in the stored scores); deleting a render's
+    transition takes its items and answers, and the study still opens."""
+    kept, dropped = finished_render(client, frames=8), finished_render(client, frames=8, seed=4)
+    jump = {i: [1.0, 0.0] if i < 4 else [0.0, 1.0] for i in range(8)}  # frames 3 -> 4: the whole change
+    store_scores(kept, "clip", jump)
+    made = study(client, [kept, dropped], tasks=["rate", "triplets"], triplets=6, sampler="problems")
+    assert made["sampler"] == "problems" and made["items"] == 2 + 6
+    answer_all(client, participant(client, made["id"])["token"],
+               lambda item: 3 if item["kind"] == "rate" else item["frames"][0]["index"])  # fmt: skip
+    tid = client.get(f"/api/renders/{dropped}").json()["transition_id"]
+    assert client.delete(f"/api/transitions/{tid}").status_code == 204
+    rows = client.get(f"/api/studies/{made['id']}/answers").json()
+    assert rows and {r["render_id"] for r in rows} == {kept}
+    assert client.get(f"/api/studies/{made['id']}").json()["items"] == 1 + 3
+    assert client.get(f"/api/studies/{made['id']}/results").status_code == 200
+    assert client.get(f"/studies/{made['id']}").status_code == 200
