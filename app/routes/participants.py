@@ -18,6 +18,11 @@ from app.tables import StudyParticipant
 from app.templating import templates
 
 router = APIRouter(tags=["participants"])
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+#: A participant route can also answer: too many wrong tokens from this client (app.deps.TokenThrottle).
+THROTTLED = {
+    429: {"description": "too many wrong tokens from this client; try again later", "content": _ERROR}
+}
 pages = APIRouter(include_in_schema=False)
 GONE = "this participant link does not exist"
 
@@ -38,7 +43,7 @@ Token = Path(min_length=1, max_length=64)
 @router.get(
     "/api/p/{token}/next",
     response_model=studies.ItemOut,
-    responses={204: {"description": "every item is answered"}},
+    responses={204: {"description": "every item is answered"}, **THROTTLED},
 )
 def next_item(request: Request, db: SessionDep, token: str = Token) -> Response | studies.ItemOut:
     """The participant's next unanswered item (a reload resumes here), or 204 when all are answered."""
@@ -52,7 +57,10 @@ def next_item(request: Request, db: SessionDep, token: str = Token) -> Response 
     "/api/p/{token}/answers",
     response_model=studies.AnswerOut,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "this item is already answered; the first answer stands"}},
+    responses={
+        409: {"description": "this item is already answered; the first answer stands", "content": _ERROR},
+        **THROTTLED,
+    },
 )
 def answer(
     request: Request, data: studies.AnswerIn, db: SessionDep, token: str = Token

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -84,7 +84,13 @@ def answers_json(study_id: Id, db: SessionDep) -> list[dict[str, Any]]:
     return studies.answer_rows(db, studies.get_study(db, study_id))
 
 
-@router.get("/api/studies/{study_id}/answers.csv", response_class=PlainTextResponse)
+@router.get(
+    "/api/studies/{study_id}/answers.csv",
+    response_class=Response,
+    responses={
+        200: {"description": "one row per answer", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
 @owner_only
 def answers_csv(study_id: Id, db: SessionDep) -> Response:
     """Every answer as CSV: participant_id, participant, item_id, kind, render_id, frames (space separated),
