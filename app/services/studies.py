@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -154,11 +154,17 @@ class ItemOut(BaseModel):
     answered: int
 
 
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):  # JSON true is no rating, t or frame index
+        raise ValueError("answer must be a number (a rating, a t or a frame index), not true or false")
+    return value
+
+
 class AnswerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item_id: int = Field(ge=1, le=2**31 - 1)
-    answer: float = Field(
+    answer: Annotated[float, BeforeValidator(_number)] = Field(
         description="rate: 1 to 5; mark: t from 0 to 1; triplet: the index of the frame that is least alike"
     )
     ms: int = Field(ge=0, le=MAX_MS, description=f"response time in milliseconds, 0 to {MAX_MS}")

@@ -199,6 +199,7 @@ def test_bad_answers_are_422_naming_the_field_and_nothing_is_saved(client: TestC
         ({"item_id": foreign, "answer": 1}, "item_id", "not part of this participant's study"),
         ({"item_id": 99999, "answer": 1}, "item_id", "not part of this participant's study"),
         ({"item_id": triplet["item_id"], "answer": "odd"}, "answer", "answer"),
+        ({"item_id": triplet["item_id"], "answer": True}, "answer", "not true or false"),
         (
             {"item_id": triplet["item_id"], "answer": shown[0], "comment": "x" * 2001},
             "comment",
