@@ -336,6 +336,8 @@ def test_results_on_planted_answers_and_scores_with_a_row_per_stored_unet_block(
 
 def test_the_pages_make_a_study_add_participants_and_show_422s_inline(client: TestClient) -> None:
     render_id = finished_render(client)
+    panel = client.get(f"/renders/{render_id}/export-panel").text  # the render's panel leads here
+    assert f'href="/studies?render={render_id}"' in panel
     listing = client.get(f"/studies?render={render_id}")
     assert listing.status_code == 200 and f'value="{render_id}" checked' in listing.text
     bad = client.post("/studies", data={"title": "T", "render_ids": str(render_id), "tasks": "mark"})
