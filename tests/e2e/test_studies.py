@@ -16,22 +16,23 @@ pytestmark = pytest.mark.e2e
 SHOTS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def _finished_render(server: str) -> int:
+@pytest.fixture(scope="module")
+def render_id(server: str) -> int:
+    """One finished render of Segue-mini for the module's studies."""
     body = {"title": "Desert to snow", "start_prompt": "a desert at noon",
             "end_prompt": "a snowy field at night", "frames": 6, "seed": 2, "steps": 6}  # fmt: skip
     tid = api(server, "POST", "/api/transitions", body)["id"]
-    render_id = api(server, "POST", f"/api/transitions/{tid}/renders")["id"]
+    rid = api(server, "POST", f"/api/transitions/{tid}/renders")["id"]
     deadline = time.monotonic() + 240
-    while api(server, "GET", f"/api/renders/{render_id}")["status"] != "done":
+    while api(server, "GET", f"/api/renders/{rid}")["status"] != "done":
         assert time.monotonic() < deadline, "the render did not finish in 240 s"
         time.sleep(0.5)
-    return int(render_id)
+    return int(rid)
 
 
-def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answers(
-    server: str, browser
-) -> None:  # type: ignore[no-untyped-def]
-    render_id = _finished_render(server)
+def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answers(  # type: ignore[no-untyped-def]
+    server: str, browser, render_id: int
+) -> None:
     study = api(server, "POST", "/api/studies", {
         "title": "Which frame is odd?", "render_ids": [render_id], "tasks": ["triplets"], "triplets": 3,
         "seed": 7,
@@ -89,3 +90,42 @@ def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answe
     assert set(scorers) <= set(shown), (scorers, shown)
     assert researcher.locator(".accuracy-plot rect").count() == 1 + len(shown)
     researcher.screenshot(path=str(SHOTS / "studies-results.png"), full_page=True)
+
+
+def test_a_participant_rates_and_marks_and_the_mark_lands_on_the_timeline(  # type: ignore[no-untyped-def]
+    server: str, browser, render_id: int
+) -> None:
+    study = api(server, "POST", "/api/studies", {
+        "title": "When does it snow?", "render_ids": [render_id], "tasks": ["rate", "mark"],
+        "concept": "snow",
+    })  # fmt: skip
+    link = api(server, "POST", f"/api/studies/{study['id']}/participants", {})
+    page = browser.new_page(viewport={"width": 1000, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.goto(server + link["url"])
+    page.click("#start")
+    page.wait_for_function("() => document.querySelector('#item').dataset.kind === 'rate'")
+    assert page.locator(".study-strip img").count() == 6 and page.locator(".rating").count() == 5
+    page.fill("#comment", "the snow arrives all at once")
+    page.click(".rating[data-rating='2']")
+    page.wait_for_function("() => document.querySelector('#item').dataset.kind === 'mark'")
+    assert "Where does snow first appear?" in page.locator("#question").inner_text()
+    assert page.locator("#confirm-mark").is_disabled()  # nothing marked yet
+    box = page.locator(".study-strip").bounding_box()
+    assert box
+    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
+    assert page.locator("#mark-readout").inner_text() == "t = 0.40"
+    page.click("#confirm-mark")
+    page.locator("#done").wait_for(state="visible")
+
+    answers = {a["kind"]: a for a in api(server, "GET", f"/api/studies/{study['id']}/answers")}
+    assert answers["rate"]["answer"] == 2 and answers["rate"]["comment"] == "the snow arrives all at once"
+    assert abs(answers["mark"]["answer"] - 0.4) < 0.01
+
+    researcher = browser.new_page(viewport={"width": 1300, "height": 1000})
+    researcher.goto(f"{server}/studies/{study['id']}")
+    figure = researcher.locator(f".mark-plot[data-render-id='{render_id}']")
+    assert "1 marks, median t = 0.40" in figure.inner_text()
+    svg, bar = figure.locator("svg").bounding_box(), figure.locator("rect.bar").bounding_box()
+    assert svg and bar  # the one bar sits at t = 0.4 of the timeline (bin 0.40-0.45)
+    assert abs((bar["x"] - svg["x"]) / svg["width"] - 0.4) < 0.01
