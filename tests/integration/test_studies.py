@@ -286,8 +286,12 @@ def test_a_participant_answers_but_reads_no_answers_results_or_anything_else(app
         page = person.get(f"/studies/{sid}", headers={"Accept": "text/html"}, follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/signin"
         # A share link of a transition opens no study either.
-        link = make_link(researcher, create(researcher)["id"], "edit")
+        tid = create(researcher)["id"]
+        link = make_link(researcher, tid, "edit")
         assert person.get(f"/api/studies/{sid}/results", headers=bearer(link)).status_code == 403
+        assert person.get(f"/studies/{sid}", headers=bearer(link)).status_code == 403
+        assert 'href="/studies"' not in person.get(f"/transitions/{tid}", headers=bearer(link)).text
+        assert 'href="/studies"' in researcher.get(f"/transitions/{tid}").text
         # Nothing the participant sent changed the study, and their one answer is the only new one.
         assert len(researcher.get(f"/api/studies/{sid}/answers").json()) == 3 + 1
         assert researcher.get("/api/studies").json()[0]["participants"] == 2
