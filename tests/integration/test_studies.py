@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import threading
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -381,3 +383,22 @@ def test_the_problems_sampler_and_a_deleted_render(client: TestClient) -> None:
     assert client.get(f"/api/studies/{made['id']}").json()["items"] == 1 + 3
     assert client.get(f"/api/studies/{made['id']}/results").status_code == 200
     assert client.get(f"/studies/{made['id']}").status_code == 200
+
+
+def test_the_same_answer_posted_at_once_is_kept_once(client: TestClient) -> None:
+    """Two tabs (or a retry) posting the same item together: one 201, the others 409, one row, never a 500."""
+    made = study(client, [finished_render(client)], tasks=["rate"])
+    token = participant(client, made["id"])["token"]
+    item = client.get(f"/api/p/{token}/next").json()
+    n = 6
+    barrier = threading.Barrier(n)
+
+    def send(rating: int) -> int:
+        barrier.wait()
+        body = {"item_id": item["item_id"], "answer": 1 + rating % 5, "ms": 10}
+        return client.post(f"/api/p/{token}/answers", json=body).status_code
+
+    with ThreadPoolExecutor(n) as pool:
+        codes = sorted(pool.map(send, range(n)))
+    assert codes == [201] + [409] * (n - 1)
+    assert len(client.get(f"/api/studies/{made['id']}/answers").json()) == 1
