@@ -479,6 +479,52 @@ def _adjacent(render: Render, measure: FrameDistance) -> tuple[list[float], list
     return distances, ts
 
 
+def _distance_rows(
+    db: Session,
+    renders: dict[int, Render],
+    picks: dict[int, dict[int, int]],
+    shown: dict[int, tuple[int, tuple[int, int, int]]],
+    mean_rating: dict[int, float],
+    marks: dict[int, list[float]],
+) -> list[dict[str, Any]]:
+    """One row per distance stored for the renders: how far it agrees with people on each task."""
+    distances = {rid: render_distances(db, render) for rid, render in renders.items()}
+    rows = []
+    for name in order_names({n for by in distances.values() for n in by}):
+        hits = judged = 0.0
+        for item_id, by in picks.items():
+            render_id, frames = shown[item_id]
+            measure = distances.get(render_id, {}).get(name)
+            if measure is None:
+                continue
+            accuracy, n = agreement.triplet_accuracy([(frames, pick) for pick in by.values()], measure)
+            if accuracy is not None:
+                hits += accuracy * n
+                judged += n
+        smooth, rated, gaps = [], [], []
+        for render_id, render in renders.items():
+            measure = distances[render_id].get(name)
+            adjacent, ts = _adjacent(render, measure) if measure else ([], [])
+            if not adjacent:
+                continue
+            if render_id in mean_rating:
+                smooth.append(metrics.smoothness(adjacent))
+                rated.append(mean_rating[render_id])
+            middle = agreement.median(marks.get(render_id, []))
+            if middle is not None:  # vs the middle of the distance's biggest adjacent change
+                gaps.append(abs(middle - ts[max(range(len(adjacent)), key=adjacent.__getitem__)]))
+        rows.append(
+            {
+                "name": name,
+                "triplet_accuracy": _round(hits / judged) if judged else None,
+                "triplet_answers": int(judged),
+                "rating_rho": _round(agreement.spearman(smooth, rated)),
+                "mark_gap": _round(sum(gaps) / len(gaps)) if gaps else None,
+            }
+        )
+    return rows
+
+
 def results(db: Session, study: Study) -> dict[str, Any]:
     """Agreement between people, and between people and each distance (core.agreement; docs/studies.md)."""
     rows = answer_rows(db, study)
@@ -499,43 +545,7 @@ def results(db: Session, study: Study) -> dict[str, Any]:
     mean_rating = {r: sum(v) / len(v) for r, v in ratings.items()}
     people_accuracy, people_judged = agreement.leave_one_out_accuracy(picks)
 
-    distances = {rid: render_distances(db, render) for rid, render in renders.items()}
-    names = order_names({n for by in distances.values() for n in by})
-    rows_out = []
-    for name in names:
-        hits = judged = 0.0
-        for item_id, by in picks.items():
-            render_id, frames = shown[item_id]
-            measure = distances.get(render_id, {}).get(name)
-            if measure is None:
-                continue
-            accuracy, n = agreement.triplet_accuracy([(frames, pick) for pick in by.values()], measure)
-            if accuracy is not None:
-                hits += accuracy * n
-                judged += n
-        smooth, rated, gaps = [], [], []
-        for render_id, render in renders.items():
-            measure = distances[render_id].get(name)
-            if measure is None:
-                continue
-            adjacent, ts = _adjacent(render, measure)
-            if not adjacent:
-                continue
-            if render_id in mean_rating:
-                smooth.append(metrics.smoothness(adjacent))
-                rated.append(mean_rating[render_id])
-            middle = agreement.median(marks.get(render_id, []))
-            if middle is not None:
-                gaps.append(abs(middle - ts[max(range(len(adjacent)), key=adjacent.__getitem__)]))
-        rows_out.append(
-            {
-                "name": name,
-                "triplet_accuracy": _round(hits / judged) if judged else None,
-                "triplet_answers": int(judged),
-                "rating_rho": _round(agreement.spearman(smooth, rated)),
-                "mark_gap": _round(sum(gaps) / len(gaps)) if gaps else None,
-            }
-        )
+    distance_rows = _distance_rows(db, renders, picks, shown, mean_rating, marks)
     return {
         "study_id": study.id,
         "participants": len(study.participants),
@@ -566,7 +576,7 @@ def results(db: Session, study: Study) -> dict[str, Any]:
         ]
         if "mark" in study.tasks
         else [],
-        "distances": rows_out,
+        "distances": distance_rows,
     }
 
 
