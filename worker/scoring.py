@@ -25,6 +25,8 @@ _scorers: dict[tuple[int, tuple[str, ...], str], list[Any]] = {}
 def scorers_for(engine: Any) -> list[Any]:
     """The configured scorers for this engine's model, built once per engine and configuration (a process
     whose settings change, like a test session, gets the scorers it asks for, not the first ones built)."""
+    from core.registry import layer_probe_record, model_revision
+    from engine.layer_features import BlockChoice
     from engine.scorers import build_scorers
 
     settings = get_settings()
@@ -33,7 +35,11 @@ def scorers_for(engine: Any) -> list[Any]:
     names = settings.scorer_names(ships_clip)
     key = (id(engine), tuple(names), settings.scorer_clip)
     if key not in _scorers:
-        _scorers[key] = build_scorers(names, engine.pipe, folder, settings.scorer_clip)
+        # The U-Net block the layer probe recorded for these weights (re-probed on demand: --record).
+        revision = model_revision(engine.model_name, settings.models_dir)
+        record = layer_probe_record(engine.model_name, settings.models_dir, settings.data_dir)
+        choice = BlockChoice.load(record, revision) if "unet" in names else None
+        _scorers[key] = build_scorers(names, engine.pipe, folder, settings.scorer_clip, choice)
         log.info("scoring frames of %s with %s", engine.model_name, [s.name for s in _scorers[key]])
     return _scorers[key]
 
