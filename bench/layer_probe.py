@@ -11,8 +11,9 @@ reference rows.
 Triplet sets:
 - the world's (always; Segue-mini is trained on it): scenes drawn by training/world.py's renderer with one
   of their captions as the prompt. "sky+ground": two scenes share sky and ground, the odd one shares only
-  one of them (objects are drawn at random, a distractor). "object": all three share sky and ground, two
-  hold the same main object, the odd one holds another object and not that one.
+  one of them (objects are the world's random ones, a distractor). "object": scenes drawn for the set,
+  all three with the same sky and ground and one object; two hold the same kind of object (in their own
+  colour and place), the odd one another kind.
 - the human triplets of every study in the database (issue 24 §2), when there are any.
 
     python -m bench.layer_probe [--model segue-mini] [--images 240] [--triplets 300] [--record]
@@ -77,36 +78,54 @@ class Row:
 
 # ----------------------------------------------------------------------------- triplet sets
 def world_pool(images: int, triplets: int, seed: int, side: int) -> Pool:
-    """Scenes of Segue-mini's world with two ground-truth triplet sets (see the module docstring)."""
-    from training.world import example
+    """Scenes of Segue-mini's world with two ground-truth triplet sets (see the module docstring): half
+    the images are the world's random scenes (sky+ground), half are drawn for the object set (per sky
+    and ground, two scenes of each of three objects)."""
+    from training.world import ALLOWED, OBJ_COLOURS, POSITIONS, SKIES, Obj, Scene, caption, example, render
 
     pool = Pool()
-    scenes = []
-    for index in range(images):
-        image, scene, captions = example(seed, index, split="any", n_captions=1)
-        pool.images.append(
-            image.resize((side, side), PIL.Image.Resampling.BICUBIC) if image.width != side else image
-        )
-        pool.prompts.append(captions[0])
-        scenes.append(scene)
+    scenes: list[Any] = []
     rng = random.Random(seed)
 
-    def shuffled(pair: tuple[int, int], odd: int) -> tuple[Triplet, int]:
-        items = [pair[0], pair[1], odd]
-        rng.shuffle(items)
-        return (items[0], items[1], items[2]), items.index(odd)
+    def add(image: PIL.Image.Image, scene: Any, prompt: str) -> None:
+        if image.width != side:
+            image = image.resize((side, side), PIL.Image.Resampling.BICUBIC)
+        pool.images.append(image)
+        pool.prompts.append(prompt)
+        scenes.append(scene)
 
-    def sample(same: Callable[[int, int], bool], other: Callable[[int, int], bool], name: str) -> None:
+    random_scenes = range(images - images // 2)
+    for index in random_scenes:
+        image, scene, captions = example(seed, index, split="any", n_captions=1)
+        add(image, scene, captions[0])
+    grounds = [g for g, kinds in ALLOWED.items() if len(kinds) >= 3]
+    while len(scenes) + 6 <= images:
+        sky, ground = rng.choice(SKIES), rng.choice(grounds)
+        for kind in rng.sample(ALLOWED[ground], 3):
+            for _ in range(2):
+                obj = Obj(kind, rng.choice(OBJ_COLOURS[kind]), rng.choice(POSITIONS))
+                scene = Scene(sky, ground, objects=[obj])
+                add(render(scene, rng.randrange(2**31)), scene, caption(scene, rng))
+    drawn = range(len(random_scenes), len(scenes))
+
+    def sample(
+        members: range, same: Callable[[int, int], bool], odd: Callable[[int, int], bool], name: str
+    ) -> None:
+        candidates = {
+            (i, j): [k for k in members if odd(i, k) and odd(j, k)]
+            for i in members
+            for j in members
+            if i < j and same(i, j)
+        }
+        pairs = [pair for pair, odds in candidates.items() if odds]
         made: list[Triplet] = []
         answers: list[int] = []
-        pairs = [(i, j) for i in range(images) for j in range(i + 1, images) if same(i, j)]
         for _ in range(triplets if pairs else 0):
-            a, b = rng.choice(pairs)
-            odds = [k for k in range(images) if other(a, k) and other(b, k)]
-            if odds:
-                triplet, answer = shuffled((a, b), rng.choice(odds))
-                made.append(triplet)
-                answers.append(answer)
+            pair = rng.choice(pairs)
+            items = [*pair, rng.choice(candidates[pair])]
+            rng.shuffle(items)
+            made.append((items[0], items[1], items[2]))
+            answers.append(_odd_position(items, pair))
         if made:
             pool.sets[name] = (made, answers)
 
@@ -115,21 +134,23 @@ def world_pool(images: int, triplets: int, seed: int, side: int) -> Pool:
 
     # The odd scene keeps one of the pair's sky and ground and changes the other.
     sample(
+        random_scenes,
         lambda i, j: background(i) == background(j),
         lambda i, k: (scenes[i].sky == scenes[k].sky) != (scenes[i].ground == scenes[k].ground),
         "world sky+ground",
     )
     # Same sky and ground for all three, so only the object tells the odd one.
     sample(
-        lambda i, j: scenes[i].main is not None and scenes[i].main == scenes[j].main,
-        lambda i, k: (
-            background(i) == background(k)
-            and scenes[k].main is not None
-            and all(o.kind != scenes[i].main for o in scenes[k].objects)
-        ),
+        drawn,
+        lambda i, j: background(i) == background(j) and scenes[i].main == scenes[j].main,
+        lambda i, k: background(i) == background(k) and scenes[i].main != scenes[k].main,
         "world object",
     )
     return pool
+
+
+def _odd_position(items: list[int], pair: tuple[int, int]) -> int:
+    return next(p for p, item in enumerate(items) if item not in pair)
 
 
 def human_pool(studies: dict[str, list[HumanTriplet]], side: int) -> Pool:
