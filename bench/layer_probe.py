@@ -228,8 +228,12 @@ def score_readings(features: dict[Any, np.ndarray], pool: Pool) -> dict[Any, dic
     out = {}
     for reading, matrix in features.items():
         distances = cosine_distances(np.asarray(matrix, dtype=np.float64))
-        out[reading] = accuracies(lambda i, j, d=distances: float(d[i, j]), pool)
+        out[reading] = accuracies(_lookup(distances), pool)
     return out
+
+
+def _lookup(distances: np.ndarray) -> Callable[[int, int], float]:
+    return lambda i, j: float(distances[i, j])
 
 
 def best_reading(scores: dict[Any, dict[str, float]], conditioned: bool | None = None) -> Any:
@@ -288,7 +292,7 @@ def reference_rows(engine: Any, pool: Pool, batch: int) -> list[Row]:
             ]
         )
         distances = cosine_distances(embeddings.astype(np.float64))
-        rows.append(Row("CLIP image", None, None, accuracies(lambda i, j: float(distances[i, j]), pool)))
+        rows.append(Row("CLIP image", None, None, accuracies(_lookup(distances), pool)))
     except FileNotFoundError as exc:
         print(f"no CLIP reference row: {exc}", file=sys.stderr)
     thumbs = [v.embedding.tolist() for v in SsimScorer().score(pool.images, [("", "")] * len(pool.images))]
@@ -346,8 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     settings = get_settings()
+    models_dir = settings.models_dir or settings.data_dir / "models"
     started = time.perf_counter()
-    engine = Engine.load(args.model, device="cpu", models_dir=settings.models_dir)
+    engine = Engine.load(args.model, device="cpu", models_dir=models_dir)
     scale = 2 ** (len(engine.pipe.vae.config.block_out_channels) - 1)
     side = int(engine.pipe.unet.config.sample_size) * scale
     pools = [] if args.no_world else [world_pool(args.images, args.triplets, args.seed, side)]
@@ -370,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({top.mean:.3f}); best without text (the U-Net scorer's): {plain.features} at t={plain.timestep} "
         f"({plain.mean:.3f})"
     )
-    revision = model_revision(args.model, settings.models_dir)
+    revision = model_revision(args.model, models_dir)
     out = args.json or settings.data_dir / "layer-probe" / f"{args.model.replace('/', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -399,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"table written to {out}")
     if args.record:
-        record = layer_probe_record(args.model, settings.models_dir, settings.data_dir)
+        record = layer_probe_record(args.model, models_dir, settings.data_dir)
         source = ", ".join(f"{n} ({len(t)})" for n, (t, _) in pool.sets.items())
         BlockChoice(plain.features, plain.timestep or 0, revision, round(plain.mean, 4), source).save(record)
         print(f"recorded {plain.features} at t={plain.timestep} for the U-Net scorer in {record}")

@@ -36,9 +36,11 @@ def scorers_for(engine: Any) -> list[Any]:
     key = (id(engine), tuple(names), settings.scorer_clip)
     if key not in _scorers:
         # The U-Net block the layer probe recorded for these weights (re-probed on demand: --record).
-        revision = model_revision(engine.model_name, settings.models_dir)
-        record = layer_probe_record(engine.model_name, settings.models_dir, settings.data_dir)
-        choice = BlockChoice.load(record, revision) if "unet" in names else None
+        choice = None
+        if "unet" in names:
+            models_dir = settings.models_dir or settings.data_dir / "models"
+            record = layer_probe_record(engine.model_name, models_dir, settings.data_dir)
+            choice = BlockChoice.load(record, model_revision(engine.model_name, models_dir))
         _scorers[key] = build_scorers(names, engine.pipe, folder, settings.scorer_clip, choice)
         log.info("scoring frames of %s with %s", engine.model_name, [s.name for s in _scorers[key]])
     return _scorers[key]

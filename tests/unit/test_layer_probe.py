@@ -45,12 +45,14 @@ def planted(rng: np.random.Generator, n: int, signal_block: str) -> tuple[dict[R
     """Items in 2-member groups; only `signal_block` sees the groups (its features share a group vector)."""
     groups = rng.normal(size=(n // 2, 16))
     pool = Pool()
-    triplets, odd = [], []
+    triplets: list[tuple[int, int, int]] = []
+    odd: list[int] = []
     for _ in range(200):
         g, h = rng.choice(n // 2, size=2, replace=False)
         items = [2 * g, 2 * g + 1, 2 * h + rng.integers(2)]
         order = rng.permutation(3)
-        triplets.append(tuple(int(items[k]) for k in order))
+        a, b, c = (int(items[k]) for k in order)
+        triplets.append((a, b, c))
         odd.append(int(np.where(order == 2)[0][0]))
     pool.sets["planted"] = (triplets, odd)
     features = {}
@@ -111,9 +113,9 @@ def test_the_probe_prints_a_row_per_block_noise_and_prompt_and_records_the_best(
     out = tmp_path / "probe.json"
     env = {**os.environ, "SEGUE_DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "bench.layer_probe", "--model", "segue-tiny", "--images", "80",
-         "--triplets", "12", "--timesteps", "50,800", "--threads", "1", "--json", str(out), "--record",
-         "--database-url", f"sqlite:///{tmp_path / 'none.db'}"],
+        [sys.executable, "-m", "bench.layer_probe", "--model", "segue-tiny", "--images", "80", "--triplets"]
+        + ["12", "--timesteps", "50,800", "--threads", "1", "--record", "--json", str(out)]
+        + ["--database-url", f"sqlite:///{tmp_path / 'none.db'}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
