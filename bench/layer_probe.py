@@ -43,11 +43,12 @@ import PIL.Image
 
 from core import odd_one_out
 from core.odd_one_out import Triplet
+from engine.layer_features import STUDY_TIMESTEPS, Reading
 
 #: A person's triplet answer: three frames (PNG bytes or images) and the position of the odd one,
 #: optionally with the frames' prompts (for the conditioned readings; "" when unknown).
 HumanTriplet = tuple[Sequence[Any], int] | tuple[Sequence[Any], int, Sequence[str]]
-#: Where human triplets come from: {study name: answers} (see `study_triplets`).
+#: Where human triplets come from: {study name: answers} (`study_triplets` reads the database's).
 TripletProvider = Callable[[], dict[str, list[HumanTriplet]]]
 #: The module and function of issue 24 §2's studies that read every study's answered triplets.
 STUDY_READER = ("app.services.studies", "probe_triplets")
@@ -223,27 +224,31 @@ def accuracies(distance: Callable[[int, int], float], pool: Pool) -> dict[str, f
     return {name: odd_one_out.accuracy(distance, t, odd) for name, (t, odd) in pool.sets.items()}
 
 
-def score_readings(features: dict[Any, np.ndarray], pool: Pool) -> dict[Any, dict[str, float]]:
+def score_readings(features: dict[Reading, np.ndarray], pool: Pool) -> list[Row]:
     """Each reading's pooled features (N x C, one row per pool image) → its accuracy on every set."""
-    out = {}
+    rows = []
     for reading, matrix in features.items():
         distances = cosine_distances(np.asarray(matrix, dtype=np.float64))
-        out[reading] = accuracies(_lookup(distances), pool)
-    return out
+        rows.append(
+            Row(reading.block, reading.timestep, reading.conditioned, accuracies(_lookup(distances), pool))
+        )
+    return rows
 
 
 def _lookup(distances: np.ndarray) -> Callable[[int, int], float]:
     return lambda i, j: float(distances[i, j])
 
 
-def best_reading(scores: dict[Any, dict[str, float]], conditioned: bool | None = None) -> Any:
-    """The reading with the highest mean accuracy over the sets (only unconditioned ones when asked)."""
-    allowed = {
-        r: float(np.mean(list(a.values())))
-        for r, a in scores.items()
-        if conditioned is None or r.conditioned == conditioned
-    }
-    return odd_one_out.best(allowed)
+def best_row(rows: Sequence[Row], conditioned: bool | None = None) -> Row:
+    """The U-Net reading with the highest mean accuracy over the sets (only with or without text when
+    asked); references (CLIP, SSIM, pixels) are never chosen."""
+    return odd_one_out.best(
+        {
+            r: r.mean
+            for r in rows
+            if r.timestep is not None and (conditioned is None or r.conditioned == conditioned)
+        }
+    )
 
 
 def merged(pools: Sequence[Pool]) -> Pool:
@@ -263,17 +268,38 @@ def unet_rows(engine: Any, pool: Pool, timesteps: Sequence[int], batch: int) -> 
     from engine.layer_features import LayerFeatures
 
     reader = LayerFeatures(engine.pipe)
-    parts: dict[Any, list[np.ndarray]] = {}
+    parts: dict[Reading, list[np.ndarray]] = {}
     for start in range(0, len(pool.images), batch):
         chunk = reader.pooled(
             pool.images[start : start + batch], pool.prompts[start : start + batch], timesteps=timesteps
         )
         for reading, matrix in chunk.items():
             parts.setdefault(reading, []).append(matrix.numpy())
-    scores = score_readings({r: np.concatenate(m) for r, m in parts.items()}, pool)
+    rows = score_readings({r: np.concatenate(m) for r, m in parts.items()}, pool)
     order = {name: i for i, name in enumerate(reader.blocks)}
-    readings = sorted(scores, key=lambda r: (order[r.block], r.timestep, r.conditioned))
-    return [Row(r.block, r.timestep, r.conditioned, scores[r]) for r in readings]
+    return sorted(rows, key=lambda r: (order[r.features], r.timestep, r.conditioned))
+
+
+def probe(
+    engine: Any,
+    provider: TripletProvider,
+    *,
+    world: Pool | None = None,
+    timesteps: Sequence[int] = STUDY_TIMESTEPS,
+    batch: int = 50,
+) -> tuple[Pool, list[Row]]:
+    """The table for one model: its U-Net readings and the references, on the provider's human triplets
+    (and the world's set when given). Returns the pool it scored and the rows (empty: no triplets)."""
+    pool = merged([*([world] if world else []), human_pool(provider(), model_side(engine))])
+    if not pool.sets:
+        return pool, []
+    return pool, unet_rows(engine, pool, timesteps, batch) + reference_rows(engine, pool, batch)
+
+
+def model_side(engine: Any) -> int:
+    """The image side the model renders at (its U-Net's sample size times the VAE's downscale)."""
+    scale = 2 ** (len(engine.pipe.vae.config.block_out_channels) - 1)
+    return int(engine.pipe.unet.config.sample_size) * scale
 
 
 def reference_rows(engine: Any, pool: Pool, batch: int) -> list[Row]:
@@ -353,21 +379,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     models_dir = settings.models_dir or settings.data_dir / "models"
     started = time.perf_counter()
     engine = Engine.load(args.model, device="cpu", models_dir=models_dir)
-    scale = 2 ** (len(engine.pipe.vae.config.block_out_channels) - 1)
-    side = int(engine.pipe.unet.config.sample_size) * scale
-    pools = [] if args.no_world else [world_pool(args.images, args.triplets, args.seed, side)]
-    pools.append(human_pool(study_triplets(args.database_url or settings.database_url), side))
-    pool = merged(pools)
-    if not pool.sets:
+    world = None if args.no_world else world_pool(args.images, args.triplets, args.seed, model_side(engine))
+    database_url = args.database_url or settings.database_url
+    timesteps = [int(t) for t in args.timesteps.split(",")]
+    pool, rows = probe(
+        engine, lambda: study_triplets(database_url), world=world, timesteps=timesteps, batch=args.batch
+    )
+    if not rows:
         print("no triplets to probe with (no world set and no study answers)", file=sys.stderr)
         return 1
-    timesteps = [int(t) for t in args.timesteps.split(",")]
-    rows = unet_rows(engine, pool, timesteps, args.batch) + reference_rows(engine, pool, args.batch)
     seconds = time.perf_counter() - started
 
-    unet = {r: r.mean for r in rows if r.timestep is not None}
-    top = odd_one_out.best(unet)
-    plain = odd_one_out.best({r: m for r, m in unet.items() if not r.conditioned})
+    top, plain = best_row(rows), best_row(rows, conditioned=False)
     print(f"## Layer probe: {args.model}, {len(pool.images)} images, {seconds:.0f} s on CPU\n")
     print(table(rows, pool.sets))
     print(

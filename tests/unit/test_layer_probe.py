@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bench import layer_probe
-from bench.layer_probe import Pool, best_reading, human_pool, score_readings, study_triplets
+from bench.layer_probe import Pool, best_row, human_pool, score_readings, study_triplets
 from core import odd_one_out
 from engine.layer_features import Reading
 
@@ -69,14 +69,14 @@ def planted(rng: np.random.Generator, n: int, signal_block: str) -> tuple[dict[R
 def test_the_probe_finds_the_block_where_a_signal_is_planted() -> None:
     rng = np.random.default_rng(0)
     features, pool = planted(rng, 60, "up_blocks.0")
-    scores = score_readings(features, pool)
-    best = best_reading(scores)
-    assert best == Reading("up_blocks.0", 500, False)
-    assert scores[best]["planted"] > 0.9
-    others = [s["planted"] for r, s in scores.items() if r != best]
+    rows = score_readings(features, pool)
+    best = best_row(rows)
+    assert (best.features, best.timestep, best.conditioned) == ("up_blocks.0", 500, False)
+    assert best.accuracy["planted"] > 0.9
+    others = [r.accuracy["planted"] for r in rows if r is not best]
     assert max(others) < 0.6 and np.mean(others) == pytest.approx(1 / 3, abs=0.08)
     # Only conditioned readings allowed: the planted one is not among them.
-    assert best_reading(scores, conditioned=True).conditioned
+    assert best_row(rows, conditioned=True).conditioned
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -113,7 +113,7 @@ def test_the_probe_prints_a_row_per_block_noise_and_prompt_and_records_the_best(
     out = tmp_path / "probe.json"
     env = {**os.environ, "SEGUE_DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "bench.layer_probe", "--model", "segue-tiny", "--images", "80", "--triplets"]
+        [sys.executable, "-m", "bench.layer_probe", "--model", "segue-tiny", "--images", "48", "--triplets"]
         + ["12", "--timesteps", "50,800", "--threads", "1", "--record", "--json", str(out)]
         + ["--database-url", f"sqlite:///{tmp_path / 'none.db'}"],
         cwd=ROOT,
