@@ -78,10 +78,11 @@ class Row:
 
 
 # ----------------------------------------------------------------------------- triplet sets
-def world_pool(images: int, triplets: int, seed: int, side: int) -> Pool:
+def world_pool(images: int, triplets: int, seed: int, side: int, captions: str = "full") -> Pool:
     """Scenes of Segue-mini's world with two ground-truth triplet sets (see the module docstring): half
     the images are the world's random scenes (sky+ground), half are drawn for the object set (per sky
-    and ground, two scenes of each of three objects)."""
+    and ground, two scenes of each of three objects). captions="background": each prompt describes the
+    scene without its objects (a control: the text cannot name the odd object)."""
     from training.world import ALLOWED, OBJ_COLOURS, POSITIONS, SKIES, Obj, Scene, caption, example, render
 
     pool = Pool()
@@ -89,6 +90,9 @@ def world_pool(images: int, triplets: int, seed: int, side: int) -> Pool:
     rng = random.Random(seed)
 
     def add(image: PIL.Image.Image, scene: Any, prompt: str) -> None:
+        if captions == "background":
+            bare = Scene(scene.sky, scene.ground, scene.style, scene.celestial)
+            prompt = caption(bare, random.Random(len(scenes)))
         if image.width != side:
             image = image.resize((side, side), PIL.Image.Resampling.BICUBIC)
         pool.images.append(image)
@@ -97,8 +101,8 @@ def world_pool(images: int, triplets: int, seed: int, side: int) -> Pool:
 
     random_scenes = range(images - images // 2)
     for index in random_scenes:
-        image, scene, captions = example(seed, index, split="any", n_captions=1)
-        add(image, scene, captions[0])
+        image, scene, texts = example(seed, index, split="any", n_captions=1)
+        add(image, scene, texts[0])
     grounds = [g for g, kinds in ALLOWED.items() if len(kinds) >= 3]
     while len(scenes) + 6 <= images:
         sky, ground = rng.choice(SKIES), rng.choice(grounds)
@@ -361,6 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-world", action="store_true", help="only the studies' human triplets")
     parser.add_argument(
+        "--captions",
+        choices=("full", "background"),
+        default="full",
+        help="the world's prompts: full captions, or the background only (the objects left unsaid)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="default: <data dir>/layer-probe/<model>.json"
     )
     parser.add_argument("--record", action="store_true", help="record the best block for the U-Net scorer")
@@ -379,7 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     models_dir = settings.models_dir or settings.data_dir / "models"
     started = time.perf_counter()
     engine = Engine.load(args.model, device="cpu", models_dir=models_dir)
-    world = None if args.no_world else world_pool(args.images, args.triplets, args.seed, model_side(engine))
+    world = (
+        None
+        if args.no_world
+        else world_pool(args.images, args.triplets, args.seed, model_side(engine), args.captions)
+    )
     database_url = args.database_url or settings.database_url
     timesteps = [int(t) for t in args.timesteps.split(",")]
     pool, rows = probe(
@@ -406,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "model": args.model,
                 "revision": revision,
+                "captions": args.captions,
                 "images": len(pool.images),
                 "sets": {n: len(t) for n, (t, _) in pool.sets.items()},
                 "seconds": round(seconds, 1),
