@@ -61,6 +61,8 @@ class Pool:
     images: list[PIL.Image.Image] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     sets: dict[str, tuple[list[Triplet], list[int]]] = field(default_factory=dict)
+    #: The world's scenes behind the images (training.world.Scene; none for people's frames).
+    scenes: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True, eq=False)  # rows are keys by identity (their accuracies are a dict)
@@ -86,7 +88,7 @@ def world_pool(images: int, triplets: int, seed: int, side: int, captions: str =
     from training.world import ALLOWED, OBJ_COLOURS, POSITIONS, SKIES, Obj, Scene, caption, example, render
 
     pool = Pool()
-    scenes: list[Any] = []
+    scenes = pool.scenes
     rng = random.Random(seed)
 
     def add(image: PIL.Image.Image, scene: Any, prompt: str) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bench import layer_probe
-from bench.layer_probe import Pool, best_row, human_pool, score_readings, study_triplets
+from bench.layer_probe import Pool, best_row, human_pool, score_readings, study_triplets, world_pool
 from core import odd_one_out
 from engine.layer_features import Reading
 
@@ -77,6 +77,26 @@ def test_the_probe_finds_the_block_where_a_signal_is_planted() -> None:
     assert max(others) < 0.6 and np.mean(others) == pytest.approx(1 / 3, abs=0.08)
     # Only conditioned readings allowed: the planted one is not among them.
     assert best_row(rows, conditioned=True).conditioned
+
+
+def test_the_world_triplets_hold_their_ground_truth() -> None:
+    pool = world_pool(96, 40, seed=0, side=64)
+    scenes = pool.scenes
+    for name, (triplets, odd) in pool.sets.items():
+        assert len(triplets) == 40 and sorted(set(odd)) == [0, 1, 2]  # the odd one is not always last
+        for triplet, position in zip(triplets, odd, strict=True):
+            pair = [scenes[i] for k, i in enumerate(triplet) if k != position]
+            other = scenes[triplet[position]]
+            assert (pair[0].sky, pair[0].ground) == (pair[1].sky, pair[1].ground)
+            if name == "world sky+ground":
+                assert (other.sky == pair[0].sky) != (other.ground == pair[0].ground)
+            else:
+                assert (other.sky, other.ground) == (pair[0].sky, pair[0].ground)
+                assert pair[0].main == pair[1].main != other.main
+    control = world_pool(96, 40, seed=0, side=64, captions="background")
+    assert control.sets == pool.sets and control.prompts != pool.prompts
+    kinds = {o.kind for scene in scenes for o in scene.objects}
+    assert not any(kind in prompt for prompt in control.prompts for kind in kinds)
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
