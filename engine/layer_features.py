@@ -40,10 +40,6 @@ class Reading:
     timestep: int
     conditioned: bool
 
-    @property
-    def label(self) -> str:
-        return f"{self.block} t={self.timestep} {'text' if self.conditioned else 'no text'}"
-
 
 @dataclass(frozen=True)
 class BlockChoice:
