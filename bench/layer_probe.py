@@ -192,8 +192,8 @@ def human_pool(studies: dict[str, list[HumanTriplet]], side: int) -> Pool:
 def study_triplets(database_url: str) -> dict[str, list[HumanTriplet]]:
     """Every study's answered triplets in the database, or {} when it has no studies (yet).
 
-    Reads through issue 24 §2's `STUDY_READER` (a function of the database URL returning
-    {study name: [(three frames, odd position[, prompts])]}); until it exists, says so and returns {}."""
+    Reads through `STUDY_READER` (app.services.studies.probe_triplets: a function of the database URL
+    returning {study name: [(three frames, odd position[, prompts])]})."""
     from sqlalchemy import create_engine, inspect
 
     engine = create_engine(database_url)

@@ -21,12 +21,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import engine_for
 from app.errors import FieldError, NotFound
 from app.services.distances import FrameDistance, order_names, render_distances
 from app.services.scores import render_problems
 from app.services.views import frame_url
+from app.storage import get_store
 from app.tables import Frame, Render, Study, StudyAnswer, StudyItem, StudyParticipant
 from core import agreement, metrics
 from core.studies import RATING_RANGE, SAMPLERS, TASKS, StudyRender, participant_order, sample_triplets
@@ -595,3 +597,38 @@ __all__ = [
     "next_item",
     "results",
 ]
+
+
+# ---------------------------------------------------------------- people's triplets for the layer probe
+
+
+def probe_triplets(database_url: str) -> dict[str, list[tuple[list[bytes], int]]]:
+    """Every study's answered triplets as bench.layer_probe reads them (its STUDY_READER): study title →
+    one entry per answer, (the three frames' PNG bytes in the item's order, the position people chose).
+
+    Frames whose picture is gone from the store (a deleted render keeps no item, but a store can be wiped)
+    are left out rather than guessed."""
+    store = get_store()
+    found: dict[str, list[tuple[list[bytes], int]]] = {}
+    with sessionmaker(bind=engine_for(database_url))() as db:
+        rows = db.execute(
+            select(Study.id, Study.title, StudyItem, StudyAnswer.answer)
+            .join(StudyItem, StudyItem.study_id == Study.id)
+            .join(StudyAnswer, StudyAnswer.item_id == StudyItem.id)
+            .where(StudyItem.kind == "triplet")
+            .order_by(Study.id, StudyAnswer.id)
+        ).all()
+        for study_id, title, item, answer in rows:
+            keys = dict(
+                db.execute(
+                    select(Frame.index, Frame.key).where(
+                        Frame.render_id == item.render_id, Frame.index.in_(item.frames)
+                    )
+                ).all()
+            )
+            frames = [keys.get(index) for index in item.frames]
+            if any(key is None or not store.exists(key) for key in frames) or int(answer) not in item.frames:
+                continue
+            pictures = [store.read(key) for key in frames if key is not None]
+            found.setdefault(f"{title} (#{study_id})", []).append((pictures, item.frames.index(int(answer))))
+    return found

@@ -402,3 +402,22 @@ def test_the_same_answer_posted_at_once_is_kept_once(client: TestClient) -> None
         codes = sorted(pool.map(send, range(n)))
     assert codes == [201] + [409] * (n - 1)
     assert len(client.get(f"/api/studies/{made['id']}/answers").json()) == 1
+
+
+def test_people_s_triplets_reach_the_layer_probe(client: TestClient, database: str) -> None:
+    """bench.layer_probe reads every study's answered triplets (STUDY_READER): the three stored frames in the
+    item's order and the position the participant chose."""
+    from bench.layer_probe import study_triplets
+    from tests.integration.test_exports import png
+
+    render_id = finished_render(client)
+    made = study(client, [render_id], title="Odd frames")
+    token = participant(client, made["id"])["token"]
+    seen = answer_all(client, token, lambda item: item["frames"][2]["index"])
+
+    found = study_triplets(database)
+    triplets = found[f"Odd frames (#{made['id']})"]
+    assert len(triplets) == len(seen) == 4
+    for (pictures, odd), item in zip(triplets, seen, strict=True):
+        assert odd == 2
+        assert pictures == [png(frame["index"], (64, 64)) for frame in item["frames"]]
