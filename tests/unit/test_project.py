@@ -109,7 +109,7 @@ def test_oversized_input_is_refused_before_parsing() -> None:
     assert "at most 200 keyframes (got 201)" in errors_of(too_many)["keyframes"]
 
     padded = json.dumps(project_data(title="x")) + " " * projects.MAX_PROJECT_BYTES
-    with pytest.raises(projects.ProjectTooLarge, match="at most 1000 kB"):
+    with pytest.raises(projects.ProjectTooLarge, match="at most 40000 kB"):
         projects.load(padded)
     with pytest.raises(ValueError, match="not a JSON document"):
         projects.load(b"\xff{not json")

@@ -1,0 +1,235 @@
+"""Keyframe images through the API (docs/image-endpoints.md): upload, reuse a frame, remove, refuse bad files
+with nothing stored, undo, frame keys, and the project file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+CITY, FOREST = "a city street at night", "a forest in the morning"
+
+
+def picture(
+    size: tuple[int, int] = (80, 64), color: tuple[int, int, int] = (200, 40, 40), fmt: str = "PNG"
+) -> bytes:
+    image = Image.new("RGB", size, color)
+    for x in range(0, size[0], 8):  # some structure, so the bytes are not trivially alike
+        image.putpixel((x, x % size[1]), (x % 255, 255 - x % 255, 90))
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
+    body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 5, "seed": 7, "steps": 3, **overrides}
+    response = client.post("/api/transitions", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def stored_files() -> list[Path]:
+    from app.config import get_settings
+
+    root = get_settings().frames_dir
+    return sorted(p for p in root.rglob("*.png")) if root.exists() else []
+
+
+def end_of(transition: dict[str, Any]) -> dict[str, Any]:
+    return next(k for k in transition["keyframes"] if k["is_end"])
+
+
+def upload(client: TestClient, keyframe_id: int, data: bytes, name: str = "pic.png", **form: str) -> Any:
+    return client.patch(
+        f"/api/keyframes/{keyframe_id}", files={"image": (name, data, "application/octet-stream")}, data=form
+    )
+
+
+def test_an_end_keyframe_takes_an_image_shows_it_and_loses_it_again(client: TestClient) -> None:
+    transition = create(client)
+    end = end_of(transition)
+    assert client.get(f"/api/keyframes/{end['id']}").json()["image"] is None
+    data = picture()
+    response = upload(client, end["id"], data)
+    assert response.status_code == 200, response.text
+    image = response.json()["image"]
+    assert image["sha256"] == hashlib.sha256(data).hexdigest()  # a PNG is kept byte for byte
+    assert (image["width"], image["height"]) == (80, 64)
+    assert image["url"] == f"/media/frames/{image['sha256'][:2]}/{image['sha256']}.png"
+    assert client.get(f"/api/keyframes/{end['id']}").json()["image"] == image
+    served = client.get(image["url"])
+    assert served.status_code == 200 and served.content == data
+
+    # Undo takes the image away, redo brings it back (keyframe edits are in the history).
+    assert client.post(f"/api/transitions/{transition['id']}/undo").status_code == 200
+    assert client.get(f"/api/keyframes/{end['id']}").json()["image"] is None
+    assert client.post(f"/api/transitions/{transition['id']}/redo").status_code == 200
+    assert client.get(f"/api/keyframes/{end['id']}").json()["image"] == image
+
+    removed = client.patch(f"/api/keyframes/{end['id']}", json={"image_url": None})
+    assert removed.status_code == 200 and removed.json()["image"] is None
+
+
+def test_a_keyframe_is_added_with_an_image_or_a_frame_of_segue(client: TestClient) -> None:
+    transition = create(client)
+    jpeg = picture(fmt="JPEG")
+    added = client.post(
+        f"/api/transitions/{transition['id']}/keyframes",
+        data={"position": "0.5", "prompt": "a garden"},
+        files={"image": ("garden.jpg", jpeg, "image/jpeg")},
+    )
+    assert added.status_code == 201, added.text
+    image = added.json()["image"]
+    # A JPEG is kept as a PNG, under the hash of the PNG's bytes.
+    stored = client.get(image["url"]).content
+    assert stored.startswith(b"\x89PNG") and hashlib.sha256(stored).hexdigest() == image["sha256"]
+
+    start = next(k for k in transition["keyframes"] if k["is_start"])
+    reused = client.patch(f"/api/keyframes/{start['id']}", json={"image_url": image["url"]})
+    assert reused.status_code == 200, reused.text
+    assert reused.json()["image"] == image
+    also = client.post(
+        f"/api/transitions/{transition['id']}/keyframes",
+        json={"position": 0.25, "prompt": "a lane", "image_url": "http://testserver" + image["url"]},
+    )
+    assert also.status_code == 201 and also.json()["image"]["sha256"] == image["sha256"]
+
+
+def _truncated() -> bytes:
+    return picture()[:-40]
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "accepted: PNG"),
+        (b"just some text, not a picture", "accepted: PNG"),
+        (_truncated(), "cannot be read"),
+        (picture((31, 200)), "at least 32"),
+        (picture((120, 120)), "SEGUE_MAX_UPLOAD_MB"),
+    ],
+    ids=["svg", "text", "truncated", "too-small", "too-large"],
+)
+def test_bad_images_are_a_422_naming_the_field_and_nothing_is_stored(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, data: bytes, needle: str
+) -> None:
+    from app.config import get_settings
+
+    if needle == "SEGUE_MAX_UPLOAD_MB":
+        monkeypatch.setattr(get_settings(), "max_upload_mb", len(data) / 1e6 - 1e-5)
+    transition = create(client)
+    end = end_of(transition)
+    before = stored_files()
+    refused = upload(client, end["id"], data)
+    assert refused.status_code == 422, refused.text
+    assert needle in refused.json()["errors"]["image"]
+    added = client.post(
+        f"/api/transitions/{transition['id']}/keyframes",
+        data={"position": "0.5", "prompt": "a garden"},
+        files={"image": ("x.png", data, "image/png")},
+    )
+    assert added.status_code == 422 and "image" in added.json()["errors"]
+    assert stored_files() == before
+    after = client.get(f"/api/transitions/{transition['id']}").json()
+    assert after["version"] == transition["version"] and len(after["keyframes"]) == 2
+    assert client.get(f"/api/keyframes/{end['id']}").json()["image"] is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/media/frames/ab/notthere.png",
+        "https://example.com/cat.png",
+        "/media/frames/00/" + "0" * 40 + ".png",
+        7,
+    ],
+)
+def test_an_image_url_must_name_a_frame_of_segue(client: TestClient, url: Any) -> None:
+    end = end_of(create(client))
+    refused = client.patch(f"/api/keyframes/{end['id']}", json={"image_url": url})
+    assert refused.status_code == 422 and "image_url" in refused.json()["errors"]
+
+
+def _keys(render_id: int) -> list[str]:
+    from sqlalchemy import select
+
+    from app.db import new_session
+    from app.tables import Frame
+
+    with new_session() as db:
+        return list(db.scalars(select(Frame.key).where(Frame.render_id == render_id).order_by(Frame.index)))
+
+
+def test_the_image_is_part_of_the_frame_keys_and_only_of_the_frames_it_touches(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "max_active_renders", 10)  # five renders queued, none run here
+    transition = create(client)
+    tid, end = transition["id"], end_of(transition)
+    plain = _keys(client.post(f"/api/transitions/{tid}/renders").json()["id"])
+    upload(client, end["id"], picture())
+    red = _keys(client.post(f"/api/transitions/{tid}/renders").json()["id"])
+    upload(client, end["id"], picture(color=(20, 40, 200)))
+    blue = _keys(client.post(f"/api/transitions/{tid}/renders").json()["id"])
+    assert red[0] == plain[0] == blue[0]  # the start frame does not depend on the end's image
+    assert all(r != p for r, p in zip(red[1:], plain[1:], strict=True))
+    assert all(r != b for r, b in zip(red[1:], blue[1:], strict=True))
+    client.patch(f"/api/transitions/{tid}", json={"image_endpoints": "reconstruction"})
+    rebuilt = _keys(client.post(f"/api/transitions/{tid}/renders").json()["id"])
+    assert rebuilt[-1] != blue[-1] and rebuilt[0] == blue[0]
+    client.patch(f"/api/keyframes/{end['id']}", json={"image_url": None})
+    client.patch(f"/api/transitions/{tid}", json={"image_endpoints": "image"})
+    assert _keys(client.post(f"/api/transitions/{tid}/renders").json()["id"]) == plain
+
+
+def test_image_keyframes_survive_project_export_and_import_byte_identical(client: TestClient) -> None:
+    from app.config import get_settings
+
+    transition = create(client)
+    tid = transition["id"]
+    data = picture()
+    image = upload(client, end_of(transition)["id"], data).json()["image"]
+    inner = client.post(
+        f"/api/transitions/{tid}/keyframes",
+        data={"position": "0.5", "prompt": "a garden"},
+        files={"image": ("g.png", picture(color=(10, 200, 10)), "image/png")},
+    ).json()["image"]
+    exported = client.get(f"/api/transitions/{tid}/project")
+    assert exported.status_code == 200
+    project = json.loads(exported.content)
+    assert project["keyframes"][-1]["image"] == {k: image[k] for k in ("sha256", "width", "height")}
+    assert set(project["images"]) == {image["sha256"], inner["sha256"]}
+
+    # On a fresh frame store (another server), the import brings the images along.
+    for path in stored_files():
+        path.unlink()
+    assert not stored_files() and get_settings().frames_dir.exists()
+    imported = client.post(
+        "/api/projects", content=exported.content, headers={"content-type": "application/json"}
+    )
+    assert imported.status_code == 201, imported.text
+    new = imported.json()
+    assert [k["image"] for k in new["keyframes"]] == [
+        k["image"] for k in client.get(f"/api/transitions/{tid}").json()["keyframes"]
+    ]
+    assert client.get(image["url"]).content == data
+    assert client.get(f"/api/transitions/{new['id']}/project").content == exported.content
+
+
+def test_a_project_whose_image_bytes_do_not_match_is_refused(client: TestClient) -> None:
+    transition = create(client)
+    upload(client, end_of(transition)["id"], picture())
+    project = json.loads(client.get(f"/api/transitions/{transition['id']}/project").content)
+    (sha,) = project["images"]
+    project["images"][sha] = project["images"][sha][:-8] + "AAAAAAA="
+    refused = client.post("/api/projects", json=project)
+    assert refused.status_code == 422, refused.text
+    assert "images" in json.dumps(refused.json()["errors"])
