@@ -9,12 +9,13 @@
 - `adain_slerp`: the noise between two inverted noises: slerp, then each channel's mean and standard
   deviation set to the linear blend of the two endpoints' (AdaIN, as DiffMorpher does), so an in-between
   keeps the latent statistics the denoiser expects instead of the slerp's.
-- `morph`: frames at given t between two pictures: AdaIN-slerp noise, interpolated text embedding, DDIM at
+- `morph`: frames at given t between two endpoints: AdaIN-slerp noise, interpolated text embedding, DDIM at
   guidance 1 (the inversion's), optionally attention interpolation (engine/attention.py) with the two
-  pictures' own trajectories as the keyframes. The frames at t = 0 and 1 are the pictures themselves (or
-  their reconstructions, `reconstruct=True`).
+  endpoints' own trajectories as the keyframes. An endpoint is a picture (its inverted noise) or, in a
+  segment from a prompt keyframe to an image keyframe, a prompt with its seed's noise (`Drawn`). The frames
+  at t = 0 and 1 of a picture are the picture itself (or its reconstruction, `reconstruct=True`).
 
-Not wired into the studio yet (docs/methods-attention.md, "Image endpoints"): no upload, no keyframe image.
+The studio's keyframe images (docs/image-endpoints.md) come here through worker/keyframe_images.py.
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ class Picture:
 
     image: PIL.Image.Image
     prompt: str
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A prompt endpoint of a segment that ends at a picture: its prompt and its seed's noise (1, C, h, w)."""
+
+    prompt: str
+    noise: torch.Tensor
+
+
+Endpoint = Picture | Drawn
 
 
 class Inverter:
@@ -168,8 +180,8 @@ class Inverter:
 
     def morph(
         self,
-        a: Picture,
-        b: Picture,
+        a: Endpoint,
+        b: Endpoint,
         ts: Sequence[float],
         *,
         width: int,
@@ -180,9 +192,17 @@ class Inverter:
         attention_steps: float = 0.5,
         reconstruct: bool = False,
     ) -> list[PIL.Image.Image]:
-        """Frames at ts (each in [0, 1]) from picture a to picture b (module docstring)."""
+        """Frames at ts (each in [0, 1]) from endpoint a to endpoint b (module docstring)."""
         engine = self.engine
-        noise_a, noise_b = (self.invert(p, width, height, steps) for p in (a, b))
+        fitted = [fit_image(p.image, width, height) if isinstance(p, Picture) else None for p in (a, b)]
+        shown = [
+            None if reconstruct else fitted[0] if t <= 0.0 else fitted[1] if t >= 1.0 else None for t in ts
+        ]
+        if all(image is not None for image in shown):  # only the pictures themselves: nothing to sample
+            return [image for image in shown if image is not None]
+        noise_a, noise_b = (
+            self.invert(p, width, height, steps) if isinstance(p, Picture) else p.noise for p in (a, b)
+        )
         embeddings = engine.encode([a.prompt, b.prompt])
         # Rows 0 and 1 are the pictures' own trajectories (the keyframes of attention interpolation).
         rows = [0.0, 1.0, *ts]
@@ -197,12 +217,5 @@ class Inverter:
         mix_steps = min(steps, round(attention_steps * steps)) if attention_mode != "none" else 0
         final = self.sample(latents, cond, steps, mixes, mix_steps)
         with torch.inference_mode():
-            images = decode(engine.pipe, final)
-        fitted = (fit_image(a.image, width, height), fit_image(b.image, width, height))
-        out = images[2:]
-        if not reconstruct:
-            out = [
-                fitted[0] if t <= 0.0 else fitted[1] if t >= 1.0 else image
-                for t, image in zip(ts, out, strict=True)
-            ]
-        return out
+            images = decode(engine.pipe, final[2:])
+        return [made if image is None else image for image, made in zip(shown, images, strict=True)]

@@ -29,7 +29,7 @@ from app.services.exports import ascii_name
 from app.services.notes import notes_json, replace_notes
 from app.storage import get_store
 from app.tables import Transition
-from core.params import KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
+from core.params import KeyframeImage, KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
 from core.registry import BUILTIN_MODELS, model_revision
 from core.timeline import Key, check_keys
 from core.uploads import UploadRefused
@@ -86,6 +86,8 @@ KEYFRAME_SETTINGS: tuple[str, ...] = tuple(_keyframe_fields())
 if TYPE_CHECKING:
 
     class ProjectKeyframe(_KeyframeBase):
+        image: KeyframeImage | None
+
         def settings(self) -> dict[str, Any]: ...
 
 else:

@@ -233,3 +233,58 @@ def test_a_project_whose_image_bytes_do_not_match_is_refused(client: TestClient)
     refused = client.post("/api/projects", json=project)
     assert refused.status_code == 422, refused.text
     assert "images" in json.dumps(refused.json()["errors"])
+
+
+def _render(client: Any, transition_id: int) -> dict[str, Any]:
+    from tests.integration.conftest import wait_for
+
+    render_id = client.post(f"/api/transitions/{transition_id}/renders").json()["id"]
+    return wait_for(  # type: ignore[no-any-return]
+        lambda: (d := client.get(f"/api/renders/{render_id}").json())["status"] in ("done", "failed") and d,
+        timeout=240,
+        what=f"render {render_id}",
+    )
+
+
+def _pixels(client: Any, url: str) -> Any:
+    import numpy as np
+
+    return np.asarray(Image.open(io.BytesIO(client.get(url).content)).convert("RGB"), dtype=np.float64)
+
+
+def test_a_render_ends_on_the_end_keyframes_image_and_a_plain_render_after_is_unchanged(
+    stack_factory: Any,
+) -> None:
+    import numpy as np
+
+    stack = stack_factory(mode="embedded", database="sqlite")
+    client = stack.client  # type: ignore[attr-defined]
+    transition = create(client, width=64, height=64, batch_size=5)
+    tid, end = transition["id"], end_of(transition)
+    before = _render(client, tid)
+    assert before["status"] == "done", before
+    # A wide picture: the render shows its centre square resized to 64 x 64.
+    wide = Image.new("RGB", (192, 64), (250, 250, 250))
+    wide.paste(Image.new("RGB", (64, 64), (30, 90, 220)), (64, 0))
+    out = io.BytesIO()
+    wide.save(out, format="PNG")
+    assert upload(client, end["id"], out.getvalue()).status_code == 200
+    with_image = _render(client, tid)
+    assert with_image["status"] == "done", with_image
+    last = _pixels(client, with_image["frames"][-1]["url"])
+    assert last.shape == (64, 64, 3)
+    assert np.abs(last - np.array([30, 90, 220])).mean() < 2.0  # the image itself, cropped and resized
+    first_before, first_after = (_pixels(client, r["frames"][0]["url"]) for r in (before, with_image))
+    assert np.array_equal(first_before, first_after)  # the start keyframe's frame is untouched
+    middle = _pixels(client, with_image["frames"][2]["url"])
+    assert not np.array_equal(middle, _pixels(client, before["frames"][2]["url"]))
+
+    # Without the image, the same keys; rendered again from scratch (the store emptied), the same bytes.
+    plain = [client.get(f["url"]).content for f in before["frames"]]
+    client.patch(f"/api/keyframes/{end['id']}", json={"image_url": None})
+    for path in stored_files():
+        path.unlink()
+    after = _render(client, tid)
+    assert [f["url"] for f in after["frames"]] == [f["url"] for f in before["frames"]]
+    assert after["stats"]["frames_reused"] == 0
+    assert [client.get(f["url"]).content for f in after["frames"]] == plain
