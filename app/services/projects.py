@@ -29,7 +29,15 @@ from app.services.exports import ascii_name
 from app.services.notes import notes_json, replace_notes
 from app.storage import get_store
 from app.tables import Transition
-from core.params import KeyframeImage, KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
+from core.params import (
+    KeyframeImage,
+    KeyframeSnapshot,
+    ModelName,
+    Prompt,
+    RenderSettings,
+    RenderSnapshot,
+    Title,
+)
 from core.registry import BUILTIN_MODELS, model_revision
 from core.timeline import Key, check_keys
 from core.uploads import UploadRefused
