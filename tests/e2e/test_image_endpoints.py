@@ -89,7 +89,8 @@ def test_a_person_drops_a_picture_on_the_end_keyframe_and_the_render_ends_there(
     page.wait_for_function(f"() => document.querySelector(\"{zone} img.kf-thumb\").complete")
     image = _api(server, "GET", f"/api/keyframes/{end['id']}")["image"]
     assert (image["width"], image["height"]) == (96, 64)
-    page.locator(f".keyframe[data-keyframe-id='{end['id']}']").screenshot(path=str(tmp_path / "image-row.png"))
+    row = page.locator(f".keyframe[data-keyframe-id='{end['id']}']")
+    row.screenshot(path=str(tmp_path / "image-row.png"))
     _keep(tmp_path, "image-row.png")
 
     # 3. Render: the last frame is the picture's centre, resized to the transition's size.

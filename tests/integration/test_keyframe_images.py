@@ -66,7 +66,9 @@ def test_an_end_keyframe_takes_an_image_shows_it_and_loses_it_again(client: Test
     served = client.get(image["url"])
     assert served.status_code == 200 and served.content == data
 
-    # Undo takes the image away, redo brings it back (keyframe edits are in the history).
+    # The history names it; undo takes the image away, redo brings it back.
+    edits = client.get(f"/api/transitions/{transition['id']}/edits").json()
+    assert f"an image 80 × 64 ({image['sha256'][:8]})" in edits[-1]["summary"]
     assert client.post(f"/api/transitions/{transition['id']}/undo").status_code == 200
     assert client.get(f"/api/keyframes/{end['id']}").json()["image"] is None
     assert client.post(f"/api/transitions/{transition['id']}/redo").status_code == 200
