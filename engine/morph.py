@@ -11,9 +11,8 @@
   keeps the latent statistics the denoiser expects instead of the slerp's.
 - `morph`: frames at given t between two endpoints: AdaIN-slerp noise, interpolated text embedding, DDIM at
   guidance 1 (the inversion's), optionally attention interpolation (engine/attention.py) with the two
-  endpoints' own trajectories as the keyframes. An endpoint is a picture (its inverted noise) or, in a
-  segment from a prompt keyframe to an image keyframe, a prompt with its seed's noise (`Drawn`). The frames
-  at t = 0 and 1 of a picture are the picture itself (or its reconstruction, `reconstruct=True`).
+  endpoints' own trajectories as the keyframes. The frames at t = 0 and 1 are the pictures themselves (or
+  their reconstructions, `reconstruct=True`).
 
 The studio's keyframe images (docs/image-endpoints.md) come here through worker/keyframe_images.py.
 """
@@ -89,17 +88,6 @@ class Picture:
 
     image: PIL.Image.Image
     prompt: str
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """A prompt endpoint of a segment that ends at a picture: its prompt and its seed's noise (1, C, h, w)."""
-
-    prompt: str
-    noise: torch.Tensor
-
-
-Endpoint = Picture | Drawn
 
 
 class Inverter:
@@ -180,8 +168,8 @@ class Inverter:
 
     def morph(
         self,
-        a: Endpoint,
-        b: Endpoint,
+        a: Picture,
+        b: Picture,
         ts: Sequence[float],
         *,
         width: int,
@@ -192,17 +180,15 @@ class Inverter:
         attention_steps: float = 0.5,
         reconstruct: bool = False,
     ) -> list[PIL.Image.Image]:
-        """Frames at ts (each in [0, 1]) from endpoint a to endpoint b (module docstring)."""
+        """Frames at ts (each in [0, 1]) from picture a to picture b (module docstring)."""
         engine = self.engine
-        fitted = [fit_image(p.image, width, height) if isinstance(p, Picture) else None for p in (a, b)]
+        fitted = [fit_image(p.image, width, height) for p in (a, b)]
         shown = [
             None if reconstruct else fitted[0] if t <= 0.0 else fitted[1] if t >= 1.0 else None for t in ts
         ]
         if all(image is not None for image in shown):  # only the pictures themselves: nothing to sample
             return [image for image in shown if image is not None]
-        noise_a, noise_b = (
-            self.invert(p, width, height, steps) if isinstance(p, Picture) else p.noise for p in (a, b)
-        )
+        noise_a, noise_b = (self.invert(p, width, height, steps) for p in (a, b))
         embeddings = engine.encode([a.prompt, b.prompt])
         # Rows 0 and 1 are the pictures' own trajectories (the keyframes of attention interpolation).
         rows = [0.0, 1.0, *ts]

@@ -3,9 +3,11 @@
 A render batch is split: frames whose plan has no image go to `Engine.render` as always; the others (the
 frames on an image keyframe, and the in-betweens of a segment with an image at either end) are made by
 the engine's image morph (engine/morph.py), one call per segment: the image's DDIM-inverted noise (cached
-by the engine), AdaIN slerp towards the other end's noise (another image's, or the seed noise of a prompt
-keyframe), the interpolated text embedding, DDIM at guidance 1, and the segment's attention interpolation.
-A frame on an image keyframe shows the image fitted to the render's size (or the reconstruction).
+by the engine), AdaIN slerp towards the other end's inverted noise, the interpolated text embedding, DDIM
+at guidance 1, and the segment's attention interpolation. The other end of a segment from a prompt
+keyframe is that keyframe's own frame (from the frame store, or rendered and stored under its key), so
+the in-betweens leave from exactly the picture the prompt keyframe shows. A frame on an image keyframe
+shows the image fitted to the render's size (or the reconstruction).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 
 from app.services import keyframe_images
 from core.params import KeyframeImage, RenderSnapshot
-from core.timeline import FramePlan, Key, check_keys, frames_at, keys_of
+from core.timeline import FramePlan, Key, check_keys, frame_key, frames_at, keys_of
+from worker.images import png
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,12 @@ def render(
     plain: Callable[[list[Any]], list[Any]],
 ) -> list[Any]:
     """The batch's images in order: plain rows through `plain` (Engine.render), image rows by the morph."""
+    import PIL.Image
     import torch
 
-    from engine.morph import Drawn, Picture
-    from engine.noise import noise_between
+    from app.storage import get_store
+    from engine.morph import Picture, fit_image
+    from engine.probe import request_of
 
     images: list[Any] = [None] * len(rows)
     plain_rows = [i for i, row in enumerate(rows) if row is None]
@@ -84,40 +89,46 @@ def render(
         return images
     pictures = _pictures(snapshot)
     keys = check_keys(keys_of(snapshot))
-    shape = (
-        1,
-        engine.pipe.unet.config.in_channels,
-        snapshot.height // engine.pipe.vae_scale_factor,
-        snapshot.width // engine.pipe.vae_scale_factor,
-    )
+    store = get_store()
 
     def endpoint(key: Key) -> Any:
         if key.image is not None:
             return Picture(pictures[key.image], key.prompt)
-        # A prompt keyframe: the noise its own frame starts from.
+        # A prompt keyframe: its own frame, as the studio shows it (stored, or rendered and kept by its key).
         (at,) = frames_at(keys, [key.position], seed=snapshot.seed, noise_path=snapshot.noise_interpolation)
-        seed_a = snapshot.seed if at.seed_a is None else at.seed_a
-        seed_b = snapshot.seed if at.seed_b is None else at.seed_b
-        noise = noise_between(seed_a, seed_b, at.noise_t, at.noise_path, shape)
-        return Drawn(key.prompt, noise.to(device=engine.device, dtype=engine.dtype))
+        name = frame_key(snapshot.pixels(), at, snapshot.model_revision)
+        if store.exists(name):
+            image = PIL.Image.open(io.BytesIO(store.read(name))).convert("RGB")
+        else:
+            (image,) = engine.render(snapshot.pixels(), [request_of(at)])
+            store.write(name, png(image))
+        return Picture(image, key.prompt)
 
     for indices in by_segment.values():
         first = rows[indices[0]]
         assert first is not None
         modes = {rows[i].plan.attention for i in indices if rows[i] is not None}  # type: ignore[union-attr]
         mode = next((m for m in modes if m != "none"), "none")
+        ts = [rows[i].plan.local_t for i in indices]  # type: ignore[union-attr]
+        reconstruct = snapshot.image_endpoints == "reconstruction"
+        if not reconstruct and all(t <= 0.0 or t >= 1.0 for t in ts):  # only the pictures themselves
+            for i, t in zip(indices, ts, strict=True):
+                shown = first.key_a.image if t <= 0.0 else first.key_b.image
+                assert shown is not None
+                images[i] = fit_image(pictures[shown], snapshot.width, snapshot.height)
+            continue
         with torch.inference_mode():
             made = engine.inverter.morph(
                 endpoint(first.key_a),
                 endpoint(first.key_b),
-                [rows[i].plan.local_t for i in indices],  # type: ignore[union-attr]
+                ts,
                 width=snapshot.width,
                 height=snapshot.height,
                 steps=snapshot.steps,
                 text_interpolation=snapshot.text_interpolation,
                 attention_mode=mode,
                 attention_steps=snapshot.attention_steps,
-                reconstruct=snapshot.image_endpoints == "reconstruction",
+                reconstruct=reconstruct,
             )
         for i, image in zip(indices, made, strict=True):
             images[i] = image
