@@ -95,7 +95,7 @@ class Inverter:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self._cache: OrderedDict[tuple[str, int, int, int, str], torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int, int, int, str, int], torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
         #: U-Net calls of the inversions actually computed (the cache's hits cost none).
         self.stats = LoopStats()
@@ -109,23 +109,29 @@ class Inverter:
             latents = pipe.vae.encode(pixels).latent_dist.mean
         return latents * pipe.vae.config.scaling_factor
 
-    def invert(self, picture: Picture, width: int, height: int, steps: int) -> torch.Tensor:
+    def invert(self, picture: Picture, width: int, height: int, steps: int, refine: int = 0) -> torch.Tensor:
         """The starting noise (1, C, h, w) whose DDIM sampling at guidance 1 gives the picture back."""
-        key = (image_hash(picture.image), width, height, steps, picture.prompt)
+        key = (image_hash(picture.image), width, height, steps, picture.prompt, refine)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        latents = self.invert_latents(self.encode(picture.image, width, height), picture.prompt, steps)
+        encoded = self.encode(picture.image, width, height)
+        latents = self.invert_latents(encoded, picture.prompt, steps, refine)
         with self._lock:
             self._cache[key] = latents
             while len(self._cache) > INVERSION_CACHE_SIZE:
                 self._cache.popitem(last=False)
         return latents
 
-    def invert_latents(self, latents: torch.Tensor, prompt: str, steps: int) -> torch.Tensor:
-        """DDIM inversion of clean latents (1, C, h, w) to the noise after `steps` inverse steps."""
+    def invert_latents(self, latents: torch.Tensor, prompt: str, steps: int, refine: int = 0) -> torch.Tensor:
+        """DDIM inversion of clean latents (1, C, h, w) to the noise after `steps` inverse steps.
+
+        refine > 0: each inverse step is solved as a fixed point (the noise prediction taken at the step's
+        own end, as the forward DDIM step uses it; FreeMorph's and ReNoise's idea), `refine` more U-Net
+        calls per step. bench/methods.py --images --refine N measures it; the studio uses 0.
+        """
         pipe = self.engine.pipe
         scheduler = DDIMInverseScheduler.from_config(pipe.scheduler.config, **_ddim_options(pipe))
         scheduler.set_timesteps(steps, device=self.engine.device)
@@ -133,9 +139,13 @@ class Inverter:
         with torch.inference_mode():
             for t in scheduler.timesteps:
                 eps = pipe.unet(latents, t, encoder_hidden_states=cond, return_dict=False)[0]
-                latents = scheduler.step(eps, t, latents, return_dict=False)[0]
-                self.stats.unet_calls += 1
-                self.stats.unet_items += 1
+                after = scheduler.step(eps, t, latents, return_dict=False)[0]
+                for _ in range(refine):
+                    eps = pipe.unet(after, t, encoder_hidden_states=cond, return_dict=False)[0]
+                    after = scheduler.step(eps, t, latents, return_dict=False)[0]
+                latents = after
+                self.stats.unet_calls += 1 + refine
+                self.stats.unet_items += 1 + refine
         return latents
 
     def sample(

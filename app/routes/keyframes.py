@@ -111,6 +111,9 @@ UpdateBody = Annotated[tuple[KeyframeUpdate, ImageChange | None], Depends(_updat
     "/transitions/{transition_id}/keyframes",
     response_model=KeyframeOut,
     status_code=status.HTTP_201_CREATED,
+    responses={
+        403: {"description": "a form (multipart) without Segue's Origin: cross-site (app/security.py)"}
+    },
     openapi_extra=_body_doc(KeyframeCreate, "the keyframe; an image as a file `image` or as `image_url`"),
 )
 def add_keyframe(
