@@ -423,8 +423,11 @@ def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
     return float(index.mean())
 
 
-def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[list[dict[str, Any]]]:
-    """Inversion accuracy and morph quality on `args.pairs` pairs of pictures the model made."""
+def image_study(
+    engine: Engine, model: str, args: argparse.Namespace, refine: int = 0
+) -> list[list[dict[str, Any]]]:
+    """Inversion accuracy (with `refine` fixed-point iterations a step) and, without --refine, morph
+    quality on `args.pairs` pairs of pictures the model made."""
     from engine.morph import Picture
     from engine.noise import noise_between
     from engine.sampling import decode
@@ -452,7 +455,7 @@ def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[li
             pictures[guidance] = made
             for prompt, seed, image in zip(pair, seeds, made, strict=True):
                 picture = Picture(image, prompt)
-                found = inverter.invert(picture, args.size, args.size, args.steps, refine=args.refine)
+                found = inverter.invert(picture, args.size, args.size, args.steps, refine=refine)
                 true = noise_between(seed, seed, 0.0, "slerp", shape)
                 cosine = float(torch.nn.functional.cosine_similarity(found.flatten(), true.flatten(), dim=0))
                 # The reconstruction: the found noise sampled back (the studio's morph at t = 0).
@@ -465,7 +468,7 @@ def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[li
                     cond = engine.encode([prompt])[prompt]
                     true = noise_between(seed, seed, 0.0, "slerp", shape).to(engine.device, engine.dtype)
                     made_latents = inverter.sample(true, cond, args.steps)
-                    found = inverter.invert_latents(made_latents, prompt, args.steps, args.refine)
+                    found = inverter.invert_latents(made_latents, prompt, args.steps, refine)
                     again = inverter.sample(found, cond, args.steps)
                     latent_rows.append(
                         (
@@ -574,15 +577,16 @@ def main() -> None:
     seeds = "fixed seeds per pair" if args.attention or args.images else f"seeds {SEEDS}"
     print(f"{args.frames} frames, {args.steps} steps, {size}, batch {args.batch_size}, {seeds}")
     if args.images:
-        accuracy, quality_rows = image_study(engine, model, args)
-        refined = f", {args.refine} fixed-point iterations a step" if args.refine else ""
-        print(
-            f"\n### DDIM inversion ({args.steps} steps, guidance 1{refined}) of pictures from known seeds\n"
-        )
-        print(markdown(accuracy, list(accuracy[0])))
-        if args.refine:
-            write_csv(args.csv.with_name(f"inversion-refine{args.refine}.csv"), accuracy)
+        if args.refine:  # side by side: plain inversion, then refined
+            for refine in (0, args.refine):
+                accuracy, _ = image_study(engine, model, args, refine)
+                print(f"\n### DDIM inversion, {args.steps} steps, {refine} fixed-point iterations a step\n")
+                print(markdown(accuracy, list(accuracy[0])))
+                write_csv(args.csv.with_name(f"inversion-refine{refine}.csv"), accuracy)
             return
+        accuracy, quality_rows = image_study(engine, model, args)
+        print(f"\n### DDIM inversion ({args.steps} steps, guidance 1) of pictures from known seeds\n")
+        print(markdown(accuracy, list(accuracy[0])))
         print(f"\n### Morphs between {args.pairs} pairs of those pictures ({args.frames} frames)\n")
         print(markdown(quality_rows, list(quality_rows[0])))
         write_csv(args.csv.with_name("inversion.csv"), accuracy)
