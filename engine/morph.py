@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import json
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,15 +93,51 @@ class Picture:
     prompt: str
 
 
+def latents_png(latents: torch.Tensor) -> bytes:
+    """Latents as a lossless PNG: their float32 bytes as the RGBA pixels of one row (a frame store keeps
+    PNG files by key; this lets an inversion live beside the frames)."""
+    raw = latents.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes()
+    out = io.BytesIO()
+    PIL.Image.frombytes("RGBA", (len(raw) // 4, 1), raw).save(out, format="PNG")
+    return out.getvalue()
+
+
+def png_latents(data: bytes, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """latents_png read back (None when the bytes are not latents of that shape)."""
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as image:
+            raw = image.tobytes() if image.mode == "RGBA" else b""
+    except (OSError, ValueError):
+        return None
+    if len(raw) != 4 * math.prod(shape):
+        return None
+    return torch.from_numpy(np.frombuffer(raw, dtype="<f4").copy()).reshape(shape)
+
+
+#: Where an inversion is kept beyond this process: (load(key) -> PNG bytes or None, save(key, PNG bytes)).
+LatentStore = tuple[Callable[[str], bytes | None], Callable[[str, bytes], None]]
+
+
 class Inverter:
-    """DDIM inversion of pictures on one engine's pipeline, cached by key."""
+    """DDIM inversion of pictures on one engine's pipeline, cached by key in the process and, when
+    `keep_in` gave it a store, beside the frames (so a second worker reuses an inversion)."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self._cache: OrderedDict[tuple[str, int, int, int, str, int], torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
+        self._store: LatentStore | None = None
+        self._namespace = ""
         #: U-Net calls of the inversions actually computed (the cache's hits cost none).
         self.stats = LoopStats()
+
+    def keep_in(self, store: LatentStore, namespace: str) -> None:
+        """Keep inversions in `store` too, under keys that hash `namespace` (the model's revision)."""
+        self._store, self._namespace = store, namespace
+
+    def _stored_key(self, key: tuple[Any, ...]) -> str:
+        text = json.dumps(["inversion", self.engine.model_name, self._namespace, *key], ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
 
     def encode(self, image: PIL.Image.Image, width: int, height: int) -> torch.Tensor:
         """VAE latents (1, C, h, w) of the fitted picture (the distribution's mean, scaled)."""
@@ -118,7 +157,14 @@ class Inverter:
                 self._cache.move_to_end(key)
                 return cached
         encoded = self.encode(picture.image, width, height)
-        latents = self.invert_latents(encoded, picture.prompt, steps, refine)
+        kept = self._store[0](self._stored_key(key)) if self._store is not None else None
+        found = png_latents(kept, tuple(encoded.shape)) if kept is not None else None
+        if found is not None:
+            latents = found.to(self.engine.device, self.engine.dtype)
+        else:
+            latents = self.invert_latents(encoded, picture.prompt, steps, refine)
+            if self._store is not None:
+                self._store[1](self._stored_key(key), latents_png(latents))
         with self._lock:
             self._cache[key] = latents
             while len(self._cache) > INVERSION_CACHE_SIZE:

@@ -90,6 +90,10 @@ def render(
     pictures = _pictures(snapshot)
     keys = check_keys(keys_of(snapshot))
     store = get_store()
+    # Inversions are kept beside the frames too: another worker (or this one restarted) reuses them.
+    engine.inverter.keep_in(
+        (lambda name: store.read(name) if store.exists(name) else None, store.write), snapshot.model_revision
+    )
 
     def endpoint(key: Key) -> Any:
         if key.image is not None:
