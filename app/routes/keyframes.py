@@ -16,6 +16,8 @@ from app.services.keyframe_images import ImageChange
 from core.uploads import UploadRefused
 
 router = APIRouter(prefix="/api", tags=["keyframes"])
+#: Room for a form's other fields and its multipart framing beside the largest image.
+FORM_OVERHEAD = 256 * 1024
 
 
 def _out(keyframe) -> KeyframeOut:  # type: ignore[no-untyped-def]
@@ -27,6 +29,14 @@ async def _read_body(request: Request) -> tuple[dict[str, Any], ImageChange | No
     file field `image` (docs/image-endpoints.md); the image checked, nothing stored yet."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        # Refused on its declared length before a byte is read (or spooled to disk).
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > keyframe_images.max_bytes() + FORM_OVERHEAD:
+            limit = keyframe_images.max_bytes() / 1e6
+            raise UploadRefused(
+                "image",
+                f"the request is {int(declared) / 1e6:.1f} MB; images of at most {limit:g} MB are accepted",
+            )
         values: dict[str, Any] = {}
         image: ImageChange | None = None
         async with request.form(max_files=1, max_fields=64) as form:

@@ -304,3 +304,22 @@ def test_segue_render_refuses_a_project_with_keyframe_images(
     assert headless.main([str(project), "--out", str(tmp_path / "film.mp4")]) == 2
     assert "keyframe images" in capsys.readouterr().err
     assert not (tmp_path / "film.mp4").exists()
+
+
+def test_a_form_declaring_more_than_the_limit_is_refused_before_it_is_read(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from app.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "max_upload_mb", 0.01)
+    noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(noise).save(out, format="PNG")
+    assert len(out.getvalue()) > 10_000 + 256 * 1024
+    end = end_of(create(client))
+    before = stored_files()
+    refused = upload(client, end["id"], out.getvalue())
+    assert refused.status_code == 422 and "images of at most 0.01 MB" in refused.json()["errors"]["image"]
+    assert stored_files() == before
