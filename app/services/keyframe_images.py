@@ -26,8 +26,9 @@ from core.uploads import UploadRefused, check_upload
 
 #: The smallest side a keyframe image may have, in pixels.
 MIN_SIDE = 32
-#: A frame already in Segue, as `image_url` names it.
-FRAME_URL = re.compile(r"^/media/frames/(?P<shard>[0-9a-f]{2})/(?P<key>[0-9a-f]{16,128})\.png$")
+#: A frame already in Segue, as `image_url` names it: the path of its URL (a bucket's public URL too).
+#: Only the key is used, to read the frame store: nothing is ever fetched from the URL's host.
+FRAME_URL = re.compile(r"(?:^/media/|/)frames/(?P<shard>[0-9a-f]{2})/(?P<key>[0-9a-f]{16,128})\.png$")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def from_url(url: Any, field: str = "image_url") -> ImageChange:
     if not isinstance(url, str):
         raise UploadRefused(field, "must be the URL of a frame in Segue (/media/frames/<key>.png) or null")
     path = urlsplit(url).path if url.startswith(("http://", "https://")) else url
-    found = FRAME_URL.match(path)
+    found = FRAME_URL.search(path)
     if found is None or found["shard"] != found["key"][:2] or not KEY_PATTERN.match(found["key"]):
         raise UploadRefused(
             field,
