@@ -6,7 +6,7 @@
 
 Dropping a column rebuilds the table on SQLite with foreign keys off and AUTOINCREMENT kept, as 0014 does.
 
-Revision ID: 0016
+Revision ID: 0016_keyframe_images
 Revises: 0015
 """
 
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
+revision = "0016_keyframe_images"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
