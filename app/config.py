@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     event_poll_seconds: float = Field(default=0.25, gt=0)
     # Soundtracks (docs/animatics.md): the largest audio file a transition takes, in MB (10^6 bytes).
     max_audio_mb: float = Field(default=50.0, gt=0, le=2000)
+    # Keyframe images (docs/image-endpoints.md): the largest image file accepted, in MB (10^6 bytes).
+    max_upload_mb: float = Field(default=10.0, gt=0, le=200)
 
     # Reliability (docs/reliability.md). A worker holds the frames it renders under a lease of
     # lease_seconds that its heartbeat extends; a lease that runs out (the worker died) is queued again by

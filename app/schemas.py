@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from app.config import get_settings
 from core.events import RenderStats
@@ -118,10 +118,32 @@ class PromptWarning(BaseModel):
     message: str
 
 
+class KeyframeImageOut(BaseModel):
+    """A keyframe's image: a PNG in the frame store under the SHA-256 of its bytes."""
+
+    url: str
+    width: int
+    height: int
+    sha256: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_url(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "url" not in value and "sha256" in value:
+            from app.storage import get_store
+
+            return {**value, "url": get_store().url(value["sha256"])}
+        return value
+
+
 class KeyframeOut(KeyframeSettings):
     """A keyframe as the API shows it: its place, prompt and role, and its own settings (core.params)."""
 
     model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+    image: KeyframeImageOut | None = Field(
+        None, description="its image (docs/image-endpoints.md): {url, width, height, sha256}; null: none"
+    )
 
     id: int
     position: float

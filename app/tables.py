@@ -91,6 +91,7 @@ class Transition(Base):
     deep_cache_interval: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     attention_interpolation: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
     attention_steps: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
+    image_endpoints: Mapped[str] = mapped_column(String(16), default="image", server_default="image")
     model: Mapped[str] = mapped_column(String(500))
     #: Bumped by every edit; a render records the version it was started from.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -133,6 +134,8 @@ class Keyframe(Base):
     concepts: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True, default=None
     )
+    #: Its image (core.params.KeyframeImage as JSON: sha256, width, height; the PNG is in the frame store).
+    image: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
 
     transition: Mapped[Transition] = relationship(back_populates="keyframes")
 

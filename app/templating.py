@@ -26,7 +26,16 @@ templates.env.globals.update(
     attention_interpolation_labels=params.ATTENTION_INTERPOLATION_LABELS,
     spacing_labels=params.SPACING_LABELS,
     in_between_labels=params.IN_BETWEEN_LABELS,
+    image_endpoints_labels=params.IMAGE_ENDPOINTS_LABELS,
+    image_url=lambda sha256: _store_url(sha256),
 )
+
+
+def _store_url(key: str) -> str:
+    """Where the page loads a frame-store image (a keyframe's image) from."""
+    from app.storage import get_store
+
+    return get_store().url(key)
 
 
 def fragment(template: str, **context: Any) -> str:

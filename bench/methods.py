@@ -25,7 +25,9 @@ keyframes rendered alone), seconds and U-Net evaluations per frame.
 true starting noise is known), with its own DDIM: inversion accuracy (cosine of the inverted against the
 true noise; SSIM of the reconstruction against the picture) for pictures made at guidance 1 and at 7.5, and
 for morphs between two such pictures, PPL and PDV (sum and variance of adjacent RMS pixel distances) and
-smoothness for plain AdaIN slerp against slerp with attention interpolation.
+smoothness for plain AdaIN slerp against slerp with attention interpolation. --refine N inverts with N
+fixed-point iterations per step (engine/morph.Inverter.invert_latents) and reports inversion accuracy only,
+with the same measures on the latents alone (no VAE): the true noise sampled, then inverted.
 """
 
 from __future__ import annotations
@@ -421,15 +423,20 @@ def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
     return float(index.mean())
 
 
-def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[list[dict[str, Any]]]:
-    """Inversion accuracy and morph quality on `args.pairs` pairs of pictures the model made."""
+def image_study(
+    engine: Engine, model: str, args: argparse.Namespace, refine: int = 0
+) -> list[list[dict[str, Any]]]:
+    """Inversion accuracy (with `refine` fixed-point iterations a step) and, without --refine, morph
+    quality on `args.pairs` pairs of pictures the model made."""
     from engine.morph import Picture
     from engine.noise import noise_between
+    from engine.sampling import decode
 
     inverter = engine.inverter
     side = args.size // engine.pipe.vae_scale_factor
     shape = (1, engine.pipe.unet.config.in_channels, side, side)
     inversion: dict[float, list[tuple[float, float]]] = {1.0: [], 7.5: []}
+    latent_rows: list[tuple[float, float]] = []
     morphs: dict[str, list[dict[str, float]]] = {}
     ts = [i / (args.frames - 1) for i in range(args.frames)]
     for number, pair in enumerate(world_pairs(args.pairs, seed=21)):
@@ -448,19 +455,32 @@ def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[li
             pictures[guidance] = made
             for prompt, seed, image in zip(pair, seeds, made, strict=True):
                 picture = Picture(image, prompt)
-                found = inverter.invert(picture, args.size, args.size, args.steps)
+                found = inverter.invert(picture, args.size, args.size, args.steps, refine=refine)
                 true = noise_between(seed, seed, 0.0, "slerp", shape)
                 cosine = float(torch.nn.functional.cosine_similarity(found.flatten(), true.flatten(), dim=0))
-                (rebuilt,) = inverter.morph(
-                    picture,
-                    picture,
-                    [0.0],
-                    width=args.size,
-                    height=args.size,
-                    steps=args.steps,
-                    reconstruct=True,
-                )
+                # The reconstruction: the found noise sampled back (the studio's morph at t = 0).
+                cond = engine.encode([prompt])[prompt]
+                with torch.inference_mode():
+                    (rebuilt,) = decode(engine.pipe, inverter.sample(found, cond, args.steps))
                 inversion[guidance].append((cosine, ssim(*pixel_arrays([image, rebuilt]))))
+            if guidance == 1.0:  # on latents alone: sample the true noise, invert, compare
+                for prompt, seed in zip(pair, seeds, strict=True):
+                    cond = engine.encode([prompt])[prompt]
+                    true = noise_between(seed, seed, 0.0, "slerp", shape).to(engine.device, engine.dtype)
+                    made_latents = inverter.sample(true, cond, args.steps)
+                    found = inverter.invert_latents(made_latents, prompt, args.steps, refine)
+                    again = inverter.sample(found, cond, args.steps)
+                    latent_rows.append(
+                        (
+                            float(
+                                torch.nn.functional.cosine_similarity(found.flatten(), true.flatten(), dim=0)
+                            ),
+                            float((again - made_latents).norm() / made_latents.norm()),
+                        )
+                    )
+        if args.refine:
+            print(f"  pair {number + 1}/{args.pairs} inverted", flush=True)
+            continue
         a, b = (Picture(image, prompt) for image, prompt in zip(pictures[1.0], pair, strict=True))
         for mode in ("none", "inner", "outer", "fused"):
             started = time.perf_counter()
@@ -475,7 +495,7 @@ def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[li
                  "s_per_frame": seconds / len(ts)}
             )  # fmt: skip
         print(f"  pair {number + 1}/{args.pairs} done: {pair[0]!r} -> {pair[1]!r}", flush=True)
-    accuracy = [
+    accuracy: list[dict[str, Any]] = [
         {
             "pictures_made_at_guidance": guidance,
             "pictures": len(values),
@@ -486,6 +506,16 @@ def image_study(engine: Engine, model: str, args: argparse.Namespace) -> list[li
         }
         for guidance, values in inversion.items()
     ]
+    accuracy.append(
+        {
+            "pictures_made_at_guidance": "latents, no VAE (1)",
+            "pictures": len(latent_rows),
+            "noise_cosine_median": round(statistics.median(c for c, _ in latent_rows), 3),
+            "noise_cosine_min": round(min(c for c, _ in latent_rows), 3),
+            "ssim_median": f"resampled rel. error {statistics.median(e for _, e in latent_rows):.4f}",
+            "ssim_min": f"max {max(e for _, e in latent_rows):.4f}",
+        }
+    )
     quality_rows = [
         {
             "morph": "AdaIN slerp" + ("" if mode == "none" else f" + {mode} attention"),
@@ -529,6 +559,7 @@ def main() -> None:
     )
     parser.add_argument("--attention-steps", type=float, default=0.5)
     parser.add_argument("--images", action="store_true", help="instead: image endpoints (inversion, morphs)")
+    parser.add_argument("--refine", type=int, default=0, help="--images: fixed-point iterations per step")
     parser.add_argument(
         "--methods", nargs="+", default=[m[0] for m in ATTENTION_METHODS], help="of the attention study"
     )
@@ -546,8 +577,15 @@ def main() -> None:
     seeds = "fixed seeds per pair" if args.attention or args.images else f"seeds {SEEDS}"
     print(f"{args.frames} frames, {args.steps} steps, {size}, batch {args.batch_size}, {seeds}")
     if args.images:
+        if args.refine:  # side by side: plain inversion, then refined
+            for refine in (0, args.refine):
+                accuracy, _ = image_study(engine, model, args, refine)
+                print(f"\n### DDIM inversion, {args.steps} steps, {refine} fixed-point iterations a step\n")
+                print(markdown(accuracy, list(accuracy[0])))
+                write_csv(args.csv.with_name(f"inversion-refine{refine}.csv"), accuracy)
+            return
         accuracy, quality_rows = image_study(engine, model, args)
-        print(f"\n### DDIM inversion ({args.steps} steps, guidance 1) of pictures made from known seeds\n")
+        print(f"\n### DDIM inversion ({args.steps} steps, guidance 1) of pictures from known seeds\n")
         print(markdown(accuracy, list(accuracy[0])))
         print(f"\n### Morphs between {args.pairs} pairs of those pictures ({args.frames} frames)\n")
         print(markdown(quality_rows, list(quality_rows[0])))

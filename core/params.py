@@ -74,6 +74,13 @@ SPACING_LABELS: dict[str, str] = {
 #: Spacings that need a probe render before the frames can be placed.
 PROBED_SPACINGS = ("perceptual", "adaptive", "beta")
 InBetween = Literal["full", "shared"]
+#: What the frame on a keyframe with an image shows: the image itself, or what the model makes of its inverted
+#: noise (the reconstruction; docs/image-endpoints.md).
+ImageEndpoints = Literal["image", "reconstruction"]
+IMAGE_ENDPOINTS_LABELS: dict[str, str] = {
+    "image": "The image itself",
+    "reconstruction": "The model's reconstruction of it",
+}
 IN_BETWEEN_LABELS: dict[str, str] = {
     "full": "Full (every frame from noise)",
     "shared": "Shared trajectory (in-betweens from step k)",
@@ -82,6 +89,7 @@ assert set(NOISE_INTERPOLATION_LABELS) == set(get_args(NoiseInterpolation))
 assert set(ATTENTION_INTERPOLATION_LABELS) == set(get_args(AttentionInterpolation))
 assert set(SPACING_LABELS) == set(get_args(Spacing))
 assert set(IN_BETWEEN_LABELS) == set(get_args(InBetween))
+assert set(IMAGE_ENDPOINTS_LABELS) == set(get_args(ImageEndpoints))
 
 
 @dataclass(frozen=True)
@@ -276,6 +284,8 @@ class PixelSettings(BaseModel):
     # such: a frame key hashes the mode its frame really uses (core.timeline.frame_key).
     attention_interpolation: AttentionInterpolation = "none"
     attention_steps: ranged("attention_steps", float) = 0.5  # type: ignore[valid-type]
+    # Keyframes with an image: hashed only in the keys of frames such a keyframe touches.
+    image_endpoints: ImageEndpoints = "image"
 
 
 class RenderSettings(PixelSettings):
@@ -415,6 +425,16 @@ SEGMENT_FIELDS: tuple[str, ...] = (
 )
 
 
+class KeyframeImage(BaseModel):
+    """A keyframe's image (docs/image-endpoints.md): a PNG in the frame store by the SHA-256 of its bytes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    width: Annotated[int, Field(ge=1)]
+    height: Annotated[int, Field(ge=1)]
+
+
 class KeyframeSnapshot(KeyframeSettings):
     """A keyframe as a render stored it; rows written before the keyframe settings existed load as None."""
 
@@ -422,6 +442,8 @@ class KeyframeSnapshot(KeyframeSettings):
 
     position: float
     prompt: str
+    #: Its image, beside or instead of the prompt (null: none).
+    image: KeyframeImage | None = None
 
 
 class RenderSnapshot(RenderSettings):

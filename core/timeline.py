@@ -39,7 +39,8 @@ class Key:
     attention_interpolation (its attention interpolation; None: the transition's).
     concepts (MoCE): every frame of both segments touching this keyframe denoises its first N steps on
     the early blend (this keyframe's first concept instead of its prompt); it takes precedence over the
-    segment's plain switch_step.
+    segment's plain switch_step. image: the SHA-256 of the keyframe's image (docs/image-endpoints.md):
+    its frame shows the image, and the segments touching it start or end at the image's inverted noise.
     """
 
     position: float
@@ -52,6 +53,7 @@ class Key:
     switch_step: int | None = None
     concepts: KeyConcepts | None = None
     attention_interpolation: str | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class FramePlan:
     latents of frames anchor_a and anchor_b (indices), weighted by where t sits between their t.
     attention (AID): how the frame's attention layers mix the keys and values of `ends`, the frames of
     its segment's two keyframes (rendered beside it); "none" with no ends on a keyframe (local t 0 or 1),
-    in a cut, or where the segment has no attention interpolation.
+    in a cut, or where the segment has no attention interpolation. image_a / image_b: the images (SHA-256)
+    of the segment's keyframes, if they have one (the frame is then made from their inverted noise).
     """
 
     index: int
@@ -87,6 +90,17 @@ class FramePlan:
     early_b: str | None = None
     attention: str = "none"
     ends: tuple[FramePlan, FramePlan] | None = None
+    image_a: str | None = None
+    image_b: str | None = None
+
+    @property
+    def images(self) -> tuple[str | None, str | None]:
+        """The images this frame depends on: a frame on a keyframe only on that keyframe's."""
+        if self.local_t <= 0.0:
+            return (self.image_a, None)
+        if self.local_t >= 1.0:
+            return (None, self.image_b)
+        return (self.image_a, self.image_b)
 
 
 def frame_times(n: int) -> list[float]:
@@ -153,6 +167,7 @@ def keys_of(snapshot: RenderSnapshot) -> list[Key]:
             switch_step=k.switch_step,
             concepts=_key_concepts(k),
             attention_interpolation=k.attention_interpolation,
+            image=k.image.sha256 if k.image is not None else None,
         )
         for k in snapshot.keyframes
     ]
@@ -271,6 +286,8 @@ def _content(
         early_b=early_b,
         attention=mode,
         ends=ends,
+        image_a=key.image,
+        image_b=end.image,
     )
 
 
@@ -370,13 +387,17 @@ def share(plans: Sequence[FramePlan], start_step: int) -> list[FramePlan]:
         return list(plans)
     last = len(plans) - 1
     anchors = [i for i, p in enumerate(plans) if i in (0, last) or i % SHARED_STRIDE == 0 or _pinned(p)]
+    # A segment with an image endpoint is made from inverted noise by its own sampler: never shared.
     is_anchor = set(anchors)
+    anchors = [i for i in anchors if plans[i].image_a is None and plans[i].image_b is None]
     out = list(plans)
     for i, plan in enumerate(plans):
-        if i in is_anchor:
+        if i in is_anchor or plan.image_a is not None or plan.image_b is not None or not anchors:
             continue
-        a = max(j for j in anchors if j < i)
-        b = min(j for j in anchors if j > i)
+        below, above = [j for j in anchors if j < i], [j for j in anchors if j > i]
+        if not below or not above:
+            continue
+        a, b = max(below), min(above)
         left, right = plans[a], plans[b]
         same_left = left.segment == plan.segment
         same_right = right.segment == plan.segment or (
@@ -438,7 +459,9 @@ def frame_key(
     early blend is its blend is the plain frame without a switch, and N >= steps is the early blend alone.
     An in-between under attention interpolation hashes its mode, the number of steps it mixes and its
     ends' keys (`attention`); any other frame hashes none of the attention settings, so a frame without
-    attention interpolation keeps the key it had before the setting existed.
+    attention interpolation keeps the key it had before the setting existed. A frame that depends on a
+    keyframe's image (FramePlan.images) hashes the images and what the endpoints show (`images`); any
+    other frame hashes neither.
     """
     if plan.early_a is not None or plan.early_b is not None:
         moce = _moce_blends(pixels, plan)
@@ -469,6 +492,8 @@ Blend = tuple[str, str, float]
 
 #: Settings a frame key hashes only where they act (attention interpolation: _digest).
 _ATTENTION_SETTINGS = ("attention_interpolation", "attention_steps")
+#: How image endpoints are inverted and sampled (engine/morph.py); a change of method changes this tag.
+IMAGE_METHOD = "ddim-inversion-g1"
 
 
 def mixed_steps(pixels: PixelSettings) -> int:
@@ -480,7 +505,7 @@ def _pixel_payload(pixels: PixelSettings) -> dict[str, Any]:
     """The pixel settings a key hashes: savings that are off are left out, so older keys stay valid, and
     attention interpolation is hashed where it acts (_digest), not here."""
     off = {name for name, value in SAVINGS_OFF.items() if getattr(pixels, name) == value}
-    return pixels.model_dump(exclude=off | set(_ATTENTION_SETTINGS))
+    return pixels.model_dump(exclude=off | set(_ATTENTION_SETTINGS) | {"image_endpoints"})
 
 
 def _normal_blend(a: str, b: str, local_t: float) -> Blend:
@@ -548,6 +573,8 @@ def _digest(
     if plan.attention != "none" and plan.ends is not None and mixed_steps(pixels) > 0:
         end_a, end_b = (frame_key(pixels, end, str(payload["model_revision"])) for end in plan.ends)
         payload["attention"] = [plan.attention, mixed_steps(pixels), end_a, end_b]
+    if any(plan.images):
+        payload["images"] = [*plan.images, pixels.image_endpoints, IMAGE_METHOD]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:40]
 

@@ -195,6 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"warning: the project was made with revision {project.model_revision} of {project.model}; "
             f"here it is {revision}: frames will differ from the original's"
         )
+    if project.images:  # docs/image-endpoints.md: the studio's worker renders them, this runner not yet
+        return _fail(
+            f"{args.project} has keyframe images, which `segue render` cannot render yet: "
+            "render it in the studio"
+        )
     snapshot = project.snapshot(model, revision)
     track = None
     if project.audio is not None:  # the soundtrack: the sound of the videos, and spacing "audio"

@@ -24,7 +24,7 @@ from app.storage import get_store
 from app.tables import Frame, Render, utcnow
 from core import events
 from core.params import RenderSnapshot
-from worker import lease
+from worker import keyframe_images, lease
 from worker.images import png
 from worker.planning import frame_requests
 from worker.scoring import score_and_store
@@ -102,33 +102,39 @@ def _run_batch(render_id: int, indices: list[int], token: str, beat: lease.Pulse
         bus.publish(progress(render))
         snapshot = RenderSnapshot.model_validate(render.params)
         requests = frame_requests(db, render_id, frames)  # noise, switch step, shared anchors
+        image_rows = keyframe_images.image_frames(snapshot, frames)  # frames made from keyframe images
         frame_ids = [f.id for f in frames]
         frame_indices = [f.index for f in frames]
         frame_keys = [f.key for f in frames]
         frame_prompts = [(f.prompt_a, f.prompt_b) for f in frames]
 
-    # 2. Render on the engine, with previews every few steps
+    # 2. Render on the engine, with previews every few steps (of the frames it denoises as a batch)
     engine = None
+    previewed = [i for i, row in zip(frame_indices, image_rows, strict=True) if row is None]
 
     def on_step(step: int, total: int, latents: Any) -> None:
         if engine is None or ((step + 1) % PREVIEW_EVERY and step + 1 != total):
             return
         images = [_data_uri(img) for img in engine.preview(latents)]
         bus.publish(
-            events.Preview(
-                render_id=render_id, indices=frame_indices, step=step + 1, steps=total, images=images
-            )
+            events.Preview(render_id=render_id, indices=previewed, step=step + 1, steps=total, images=images)
         )
 
     started = time.perf_counter()
     try:
         engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
-        images = engine.render(
-            snapshot.pixels(),
+        images = keyframe_images.render(
+            engine,
+            snapshot,
             requests,
-            on_step=on_step,
-            should_cancel=lambda: _is_cancelled(render_id),
-            keep_latents_at=[k] if (k := shared_step(snapshot)) else [],
+            image_rows,
+            lambda plain: engine.render(  # type: ignore[union-attr]
+                snapshot.pixels(),
+                plain,
+                on_step=on_step,
+                should_cancel=lambda: _is_cancelled(render_id),
+                keep_latents_at=[k] if (k := shared_step(snapshot)) else [],
+            ),
         )
     except RenderCancelled:
         log.info("render %s cancelled during batch %s", render_id, frame_indices)

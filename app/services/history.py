@@ -215,6 +215,8 @@ def apply(db: Session, transition: Transition, change: Doc) -> None:
 def _fmt(value: Any) -> str:
     if isinstance(value, dict) and "key" in value and "duration" in value:  # a soundtrack (animatics)
         return f"\u201c{value.get('name', 'soundtrack')}\u201d"
+    if isinstance(value, dict) and "sha256" in value:  # a keyframe's image (docs/image-endpoints.md)
+        return f"an image {value.get('width')} \u00d7 {value.get('height')} ({str(value['sha256'])[:8]})"
     if isinstance(value, dict) and "first" in value:  # a keyframe's MoCE concepts
         first, second = _fmt(value["first"]), _fmt(value.get("second"))
         return f"{first} first, then {second} (N = {value.get('switch_step')})"

@@ -8,6 +8,9 @@ rendering an imported project with the same model gives the same frame keys, so 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import math
 from importlib import metadata
@@ -20,19 +23,29 @@ from sqlalchemy.orm import Session, object_session
 from app.config import get_settings
 from app.errors import FieldError
 from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate
-from app.services import history
+from app.services import history, keyframe_images
 from app.services import transitions as transition_services
 from app.services.exports import ascii_name
 from app.services.notes import notes_json, replace_notes
 from app.storage import get_store
 from app.tables import Transition
-from core.params import KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
+from core.params import (
+    KeyframeImage,
+    KeyframeSnapshot,
+    ModelName,
+    Prompt,
+    RenderSettings,
+    RenderSnapshot,
+    Title,
+)
 from core.registry import BUILTIN_MODELS, model_revision
 from core.timeline import Key, check_keys
+from core.uploads import UploadRefused
 
 PROJECT_VERSION: Literal[1] = 1
-#: The largest project file accepted (bytes) and the most keyframes in one.
-MAX_PROJECT_BYTES = 1_000_000
+#: The largest project file accepted (bytes; room for keyframe images, embedded in base64) and the most
+#: keyframes in one.
+MAX_PROJECT_BYTES = 40_000_000
 MAX_KEYFRAMES = 200
 MEDIA_TYPE = "application/json"
 SUFFIX = ".segue.json"
@@ -81,6 +94,8 @@ KEYFRAME_SETTINGS: tuple[str, ...] = tuple(_keyframe_fields())
 if TYPE_CHECKING:
 
     class ProjectKeyframe(_KeyframeBase):
+        image: KeyframeImage | None
+
         def settings(self) -> dict[str, Any]: ...
 
 else:
@@ -193,6 +208,12 @@ class Project(BaseModel):
     notes: Annotated[list[ProjectNote], Field(max_length=1000)] = Field(
         [], description="review notes (docs/notes.md); they do not change a frame"
     )
+    images: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], str], Field(max_length=MAX_KEYFRAMES)
+    ] = Field(
+        {},
+        description="the keyframes' images: PNG bytes in base64 by their SHA-256 (docs/image-endpoints.md)",
+    )
 
     @field_validator("segue_project", mode="before")
     @classmethod
@@ -202,6 +223,18 @@ class Project(BaseModel):
                 f"segue_project must be {PROJECT_VERSION}: this Segue reads project files of version "
                 f"{PROJECT_VERSION} (got {value!r})"
             )
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _images_match(cls, value: dict[str, str]) -> dict[str, str]:
+        for sha, text in value.items():
+            try:
+                data = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"images.{sha[:12]}…: not base64") from None
+            if hashlib.sha256(data).hexdigest() != sha:
+                raise ValueError(f"images.{sha[:12]}…: the bytes do not have this SHA-256 (a damaged file?)")
         return value
 
     @field_validator("keyframes", mode="before")
@@ -246,6 +279,11 @@ def dump(project: Project) -> bytes:
         values.pop("audio", None)
     if not values.get("notes"):  # nor do files without notes
         values.pop("notes", None)
+    if not values.get("images"):  # nor files without keyframe images
+        values.pop("images", None)
+    for keyframe in values["keyframes"]:
+        if keyframe.get("image") is None:
+            keyframe.pop("image", None)
     return (json.dumps(values, indent=2, ensure_ascii=False) + "\n").encode()
 
 
@@ -326,7 +364,19 @@ def _project(
         ),
         keyframes=[_keyframe(k) for k in keys],
         notes=[],
+        images=_images(keys),
     )
+
+
+def _images(keys: list[Any]) -> dict[str, str]:
+    """The keyframes' images, embedded: the PNG bytes (base64) by SHA-256."""
+    out: dict[str, str] = {}
+    for key in keys:
+        image = getattr(key, "image", None)
+        if image:
+            record = image if isinstance(image, dict) else image.model_dump()
+            out[record["sha256"]] = base64.b64encode(keyframe_images.read(record)).decode()
+    return dict(sorted(out.items()))
 
 
 def project_of(transition: Transition) -> Project:
@@ -384,7 +434,23 @@ def _settings_loc(loc: tuple[Any, ...], n_keyframes: int) -> tuple[Any, ...]:
 
 def _non_default(keyframe: ProjectKeyframe) -> dict[str, Any]:
     fields = ProjectKeyframe.model_fields
-    return {name: value for name, value in keyframe.settings().items() if value != fields[name].default}
+    return {
+        name: value
+        for name, value in keyframe.settings().items()
+        if value != fields[name].default and name != "image"  # the image comes with its bytes: _image_of
+    }
+
+
+def _image_of(project: Project, index: int) -> keyframe_images.ImageChange | None:
+    """A keyframe's image with its bytes from the file, checked like an upload; None: it has none."""
+    image = project.keyframes[index].image
+    if image is None:
+        return None
+    text = project.images.get(image.sha256)
+    if text is None:
+        raise FieldError("image", f"the file has no bytes for image {image.sha256[:12]}… (in `images`)")
+    change = keyframe_images.accept(base64.b64decode(text), field="image")
+    return keyframe_images.ImageChange(record=image.model_dump(), data=change.data)
 
 
 def import_project(db: Session, project: Project) -> tuple[Transition, list[PromptWarning]]:
@@ -415,15 +481,21 @@ def import_project(db: Session, project: Project) -> tuple[Transition, list[Prom
         refused(exc, lambda loc: _settings_loc(loc, len(keyframes)))
     inner: list[tuple[int, KeyframeCreate]] = []
     ends: list[tuple[int, KeyframeUpdate]] = []
+    images: dict[int, keyframe_images.ImageChange] = {}
     for i, keyframe in enumerate(keyframes):
         try:
             own = _non_default(keyframe)
+            image = _image_of(project, i)
+            if image is not None:
+                images[i] = image
             if 0 < i < last:
                 inner.append((i, KeyframeCreate(position=keyframe.position, prompt=keyframe.prompt, **own)))
-            elif own:
+            elif own or image is not None:
                 ends.append((i, KeyframeUpdate(**own)))
         except ValidationError as exc:
             refused(exc, lambda loc, i=i: ("keyframes", i, *loc))
+        except (FieldError, UploadRefused) as exc:
+            errors.append({"loc": ("keyframes", i, "image"), "msg": exc.message, "type": "value_error"})
     if errors:
         raise ProjectRefused(errors)
 
@@ -432,11 +504,11 @@ def import_project(db: Session, project: Project) -> tuple[Transition, list[Prom
     try:
         for index, create in inner:
             at = index
-            transition_services.add_keyframe(db, transition, create)
+            transition_services.add_keyframe(db, transition, create, image=images.get(index))
         for index, patch in ends:
             at = index
             row = transition_services.endpoint(transition, start=index == 0)
-            transition_services.update_keyframe(db, row, patch)
+            transition_services.update_keyframe(db, row, patch, image=images.get(index))
     except BaseException as exc:
         db.rollback()
         transition_services.delete_transition(db, transition_services.get_transition(db, transition.id))

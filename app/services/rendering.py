@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: Plan fields a frame row does not store: attention interpolation follows from the frame's t and the
 #: render's snapshot (worker/planning.with_attention); the frame key hashes it.
-_PLANNED_ONLY = ("attention", "ends")
+_PLANNED_ONLY = ("attention", "ends", "image_a", "image_b")
 
 
 def get_render(db: Session, render_id: int) -> Render:

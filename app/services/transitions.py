@@ -14,7 +14,7 @@ from app.config import get_settings
 from app.errors import FieldError, NotFound
 from app.prompts import prompt_warning
 from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
-from app.services import history, moce, paths, timing
+from app.services import history, keyframe_images, moce, paths, timing
 from app.services.history import Actor
 from app.storage import get_store
 from app.tables import Edit, Export, Keyframe, Render, Transition, utcnow
@@ -196,11 +196,14 @@ def add_keyframe(
     expected: int | None = None,
     actor: Actor | None = None,
     because: str | None = None,
+    image: keyframe_images.ImageChange | None = None,
 ) -> Keyframe:
     # Time forms (docs/animatics.md): `time` places the keyframe, `hold_seconds` sets its hold.
     values = timing.resolve_keyframe(transition, data.model_dump(exclude={"version"}))
     if values.get("position") is None:
         raise FieldError("position", "position is required: a t strictly between 0 and 1 (or give time)")
+    if image is not None and image.record is not None:
+        values["image"] = image.record
     added: list[Keyframe] = []
 
     def change() -> history.Outcome:
@@ -216,6 +219,8 @@ def add_keyframe(
         transition.keyframes.append(keyframe)
         db.flush()
         added.append(keyframe)
+        if image is not None:  # last: a refused edit stores nothing
+            keyframe_images.keep(image)
         return history.Outcome(payload={"id": keyframe.id, **values})
 
     history.edit(db, transition, "add_keyframe", change, expected=expected, actor=actor, because=because)
@@ -239,11 +244,14 @@ def update_keyframe(
     expected: int | None = None,
     actor: Actor | None = None,
     because: str | None = None,
+    image: keyframe_images.ImageChange | None = None,
 ) -> Keyframe:
     changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.keyframe_changes(patch)
     changes = timing.resolve_keyframe(keyframe.transition, changes)
     if isinstance(changes.get("concepts"), BaseModel):  # MoCE: stored as JSON, recorded as plain values
         changes["concepts"] = changes["concepts"].model_dump()
+    if image is not None:
+        changes["image"] = image.record
     if not changes and expected is None:
         return keyframe
     transition, keyframe_id = keyframe.transition, keyframe.id
@@ -261,6 +269,9 @@ def update_keyframe(
         if "prompt" in changes:
             current.prompt = changes["prompt"]
         paths.apply_keyframe_settings(current, changes)
+        if image is not None:
+            current.image = image.record
+            keyframe_images.keep(image)  # last: a refused edit stores nothing
         return history.Outcome(payload={"id": keyframe_id, **changes})
 
     history.edit(db, transition, "update_keyframe", change, expected=expected, actor=actor, because=because)

@@ -10,7 +10,7 @@ import torch
 
 from core.params import PixelSettings
 from engine.attention import MixingProcessor
-from engine.morph import Picture, adain_slerp, fit_image, image_hash
+from engine.morph import Inverter, Picture, adain_slerp, fit_image, image_hash, latents_png, png_latents
 from engine.pipeline import Engine, FrameRequest
 
 torch.set_num_threads(1)
@@ -101,3 +101,23 @@ def test_a_morph_with_attention_interpolation_differs_and_restores_the_processor
     assert mean_abs(plain[0], fused[0]) < 0.5  # t = 0 is the picture's own trajectory either way
     assert not np.array_equal(np.asarray(plain[1]), np.asarray(fused[1]))
     assert not any(isinstance(p, MixingProcessor) for p in engine.pipe.unet.attn_processors.values())
+
+
+def test_an_inversion_kept_in_a_store_is_reused_by_another_inverter_exactly(engine: Engine, pictures) -> None:  # type: ignore[no-untyped-def]
+    cat, _ = pictures
+    kept: dict[str, bytes] = {}
+    store = (kept.get, kept.__setitem__)
+    first = Inverter(engine)
+    first.keep_in(store, "rev-1")
+    noise = first.invert(cat, 64, 64, STEPS)
+    assert len(kept) == 1 and first.stats.unet_calls == STEPS
+    (data,) = kept.values()
+    assert data.startswith(b"\x89PNG") and torch.equal(png_latents(data, tuple(noise.shape)), noise.float())
+    second = Inverter(engine)  # another worker: an empty cache, the same store
+    second.keep_in(store, "rev-1")
+    assert torch.equal(second.invert(cat, 64, 64, STEPS), noise) and second.stats.unet_calls == 0
+    other_weights = Inverter(engine)  # another revision of the weights never reads it
+    other_weights.keep_in(store, "rev-2")
+    other_weights.invert(cat, 64, 64, STEPS)
+    assert other_weights.stats.unet_calls == STEPS and len(kept) == 2
+    assert png_latents(latents_png(noise), (1, 2, 3)) is None  # the wrong shape is no hit

@@ -380,8 +380,8 @@ def test_bad_projects_are_refused_with_a_clear_422(
 def test_oversized_or_malformed_projects_are_refused(client: TestClient) -> None:
     transition = create(client)
     project = json.loads(client.get(f"/api/transitions/{transition['id']}/project").content)
-    huge = client.post("/api/projects", content=b" " * 1_100_000 + json.dumps(project).encode())
-    assert huge.status_code == 422 and "at most 1000 kB" in huge.json()["errors"]["body"]
+    huge = client.post("/api/projects", content=b" " * 40_100_000 + json.dumps(project).encode())
+    assert huge.status_code == 422 and "at most 40000 kB" in huge.json()["errors"]["body"]
     many = {**project, "keyframes": [{"position": i / 300, "prompt": "p"} for i in range(301)]}
     response = client.post("/api/projects", json=many)
     assert response.status_code == 422 and "at most 200 keyframes" in response.json()["errors"]["keyframes"]

@@ -92,7 +92,8 @@ def test_a_render_stored_in_the_old_shape_still_loads() -> None:
     }
     snapshot = params.RenderSnapshot.model_validate(old)
     assert snapshot.model_revision == "" and snapshot.keyframes[1].prompt == "a forest"
-    # Settings added since (the U-Net savings, attention interpolation) load as their "off" defaults, which
-    # change no frame key: the frames of the old render, unchanged.
-    added = {"attention_interpolation": "none", "attention_steps": 0.5, **params.SAVINGS_OFF}
+    # Settings added since (the U-Net savings, attention interpolation, image endpoints) load as their
+    # "off" defaults, which change no frame key: the frames of the old render, unchanged.
+    added = {"attention_interpolation": "none", "attention_steps": 0.5, "image_endpoints": "image"}
+    added |= params.SAVINGS_OFF
     assert snapshot.pixels().model_dump() == {k: old.get(k, added.get(k)) for k in params.PIXEL_FIELDS}
