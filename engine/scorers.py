@@ -29,6 +29,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from engine.hooks import hook_this_thread
+
 logger = logging.getLogger(__name__)
 
 #: Which up-block and how much noise the U-Net scorer uses (see the module docstring and the probe).
@@ -134,8 +136,9 @@ class UNetScorer(Scorer):
         pixels = torch.from_numpy(array).permute(0, 3, 1, 2).div(127.5).sub(1.0).to(device, dtype)
         captured: dict[int, torch.Tensor] = {}
         hooks = [
-            pipe.unet.up_blocks[b].register_forward_hook(
-                lambda _m, _i, out, b=b: captured.__setitem__(b, out[0] if isinstance(out, tuple) else out)
+            hook_this_thread(
+                pipe.unet.up_blocks[b],
+                lambda out, b=b: captured.__setitem__(b, out[0] if isinstance(out, tuple) else out),
             )
             for b in blocks
         ]
