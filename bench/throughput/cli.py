@@ -14,7 +14,9 @@ from bench.throughput.common import Run, log, pixel_gap
 from bench.throughput.end_to_end import app_render
 from bench.throughput.engine import bare_engines, engine_child, engine_runs
 from bench.throughput.naive import naive_loop
-from bench.throughput.report import report, write_csv
+from bench.throughput.report import report, speed_report, write_csv
+from bench.throughput.savings import savings_runs
+from bench.throughput.sdv import Missing, sdv_run
 from bench.throughput.sharing import sharing_runs
 
 
@@ -60,7 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--skip",
         nargs="+",
         default=[],
-        choices=["naive", "engine", "sharing", "app", "fast", "scaling"],
+        choices=["naive", "engine", "sharing", "app", "app-batch8", "fast", "scaling", "savings", "sdv"],
         help="parts to leave out",
     )
     parser.add_argument("--quick", action="store_true", help="8 frames, 8 steps, one run of each part")
@@ -73,8 +75,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.steps = args.steps or (8 if args.quick else 25)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.fast_batch = args.fast_batch or max(args.batches)
-    if args.app_batch not in args.batches and "engine" not in args.skip:
-        args.batches = sorted({*args.batches, args.app_batch})
+    if "engine" not in args.skip:  # the app and the savings are measured against these
+        args.batches = sorted({*args.batches, args.app_batch, args.fast_batch})
     return args
 
 
@@ -120,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     sharing: list[dict[str, Any]] = []
     app: list[Run] = []
     app_fast: list[Run] = []
+    app_at_fast_batch: list[Run] = []  # full compute, at the fast batch (issue 20: the app at batch 8)
+    savings: dict[str, list[Run]] = {}
+    sdv: dict[int, list[Run]] = {}
+    sdv_missing: str | None = None
     scaling: dict[int, list[Run]] = {}
     ceiling: dict[int, list[Run]] = {}
     same_frames: dict[str, float] = {}
@@ -145,8 +151,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                 fast: dict[str, Any] = {"batch_size": args.fast_batch, "in_between": "shared"}
                 if args.shared_from_step:
                     fast["shared_from_step"] = args.shared_from_step
-                run, _ = app_render(args, models_dir, root, "embedded", 1, args.threads, **fast)
+                run, run.images = app_render(args, models_dir, root, "embedded", 1, args.threads, **fast)
                 app_fast.append(run)
+            if "app-batch8" not in args.skip and args.fast_batch != args.app_batch:
+                batch_only = {"batch_size": args.fast_batch}
+                run, _ = app_render(args, models_dir, root, "embedded", 1, args.threads, **batch_only)
+                app_at_fast_batch.append(run)
+            if "savings" not in args.skip:
+                for run in savings_runs(engine, args, args.fast_batch):
+                    savings.setdefault(run.method, []).append(run)
+            if "sdv" not in args.skip and sdv_missing is None:
+                try:
+                    for batch in dict.fromkeys([args.app_batch, args.fast_batch]):
+                        sdv.setdefault(batch, []).append(sdv_run(engine, args, batch))
+                except Missing as exc:
+                    sdv_missing = str(exc)
+                    log(sdv_missing)
             if "scaling" not in args.skip and "2 workers vs 1" not in skipped:
                 for processes in (1, 2) if repeat % 2 == 0 else (2, 1):
                     ceiling.setdefault(processes, []).append(bare_engines(args, models_dir, processes))
@@ -183,6 +203,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         skipped,
         ceiling=ceiling,
     )
+    app_by_batch = {args.app_batch: app} if app else {}
+    if app_at_fast_batch:
+        app_by_batch[args.fast_batch] = app_at_fast_batch
+    speed_text, speed_rows = speed_report(
+        args, naive, engine_results, app_by_batch, app_fast, savings, sdv, sdv_missing
+    )
+    text += "\n" + speed_text
+    rows += speed_rows
     print(text)
     write_csv(args.csv, rows)
     print(f"\nwritten {args.csv}")

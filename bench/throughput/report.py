@@ -21,6 +21,7 @@ from bench.throughput.common import (
     TARGET_SCALING,
     TARGET_SHARING_SAVING,
     Run,
+    cell,
     coverage_count,
     markdown_table,
     percent,
@@ -496,3 +497,147 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+
+# Targets of issue 20, as measured by this script.
+TARGET_APP_KEEPS = 0.95  # the app keeps >= 95 % of the raw engine's frames/s, at the default batch and at 8
+TARGET_FAST = 3.0  # >= 3x the naive loop end to end ...
+TARGET_FAST_SSIM = 0.95  # ... at SSIM >= 0.95 to the full-compute frames
+TARGET_VS_SDV = 1.5  # Segue end to end >= 1.5x stable-diffusion-videos' frames/s
+
+
+def speed_report(
+    args: argparse.Namespace,
+    naive: list[Run],
+    engine: dict[int, list[Run]],
+    app_by_batch: dict[int, list[Run]],
+    app_fast: list[Run],
+    savings: dict[str, list[Run]],
+    sdv: dict[int, list[Run]],
+    sdv_missing: str | None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Issue 20's table: naive, engine, the app (as a share of the engine at the same batch), shared
+    in-betweens and each saving with its SSIM to full compute, stable-diffusion-videos; then the targets."""
+    from bench.throughput.savings import fidelity
+
+    base = median_run(naive) if naive else None
+    rows: list[dict[str, Any]] = []
+
+    def reference(batch: int) -> dict[int, Any]:
+        runs = engine.get(batch)
+        return runs[0].images if runs else {}
+
+    def row(label: str, runs: list[Run], engine_batch: int | None = None, ssim_to: int | None = None) -> None:
+        run = median_run(runs)
+        kept = None
+        if engine_batch is not None and engine.get(engine_batch):
+            kept = ratio(run.fps, median_run(engine[engine_batch]).fps)
+        ssim_mean = ssim_worst = None
+        if ssim_to is not None and reference(ssim_to) and runs[0].images:
+            ssim_mean, ssim_worst = fidelity(runs[0].images, reference(ssim_to))
+        versus_sdv = None
+        if engine_batch is not None and sdv.get(run.batch):
+            versus_sdv = ratio(run.fps, median_run(sdv[run.batch]).fps)
+        rows.append(
+            {
+                "section": "speed (issue 20)",
+                "method": label,
+                "batch": run.batch,
+                "runs": len(runs),
+                "seconds": run.seconds,
+                "frames_per_s": run.fps,
+                "vs_naive": ratio(run.fps, base.fps) if base else None,
+                "of_engine": kept,
+                "ssim_mean": ssim_mean,
+                "ssim_worst": ssim_worst,
+                "vs_sdv": versus_sdv,
+                "unet_items": run.unet_items,
+                "note": run.note,
+            }
+        )
+
+    if naive:
+        row("naive diffusers loop (one frame per call)", naive)
+    for batch, runs in sorted(engine.items()):
+        row(f"Segue engine, batch {batch}", runs)
+    for batch, runs in sorted(app_by_batch.items()):
+        row(f"Segue end to end, batch {batch}", runs, engine_batch=batch)
+    if app_fast:
+        row(fast_label(args), app_fast, engine_batch=None, ssim_to=args.fast_batch)
+    for label, runs in savings.items():
+        row(label, runs, ssim_to=runs[0].batch)
+    for batch, runs in sorted(sdv.items()):
+        row(runs[0].method + f", batch {batch}", runs)
+
+    def fmt(value: Any, kind: str) -> str:
+        if value is None:
+            return ""
+        return {"x": times(value), "%": percent(value), "s": f"{value:.3f}"}.get(kind, cell(value))
+
+    table = [
+        "| method | batch | seconds | frames/s | × naive | % of engine (same batch) | SSIM to full compute "
+        "(mean / worst) | × stable-diffusion-videos (same batch) | U-Net items |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        fidelity_cell = f"{r['ssim_mean']:.3f} / {r['ssim_worst']:.3f}" if r["ssim_mean"] is not None else ""
+        table.append(
+            f"| {r['method']} | {r['batch']} | {r['seconds']:.2f} | {r['frames_per_s']:.2f} | "
+            f"{fmt(r['vs_naive'], 'x')} | {fmt(r['of_engine'], '%')} | {fidelity_cell} | "
+            f"{fmt(r['vs_sdv'], 'x')} | {cell(r['unet_items'])} |"
+        )
+    out = [
+        "",
+        f"## Speed at the limit (issue 20): {args.frames} frames, {args.steps} steps, "
+        f"{args.size} × {args.size}, guidance {args.guidance}, median of "
+        f"{max([len(naive), 1, *(len(v) for v in engine.values())])} run(s)",
+        "",
+        *table,
+        "",
+    ]
+    if sdv_missing:
+        out += [f"stable-diffusion-videos: not measured — {sdv_missing}", ""]
+    else:
+        out += [
+            "stable-diffusion-videos: its released walk pipeline, loaded without its upscaler, audio and "
+            "video extras (stubs in sys.modules, bench/throughput/sdv.py), asked for 2× the size so its "
+            "latents are Segue-mini's; same weights, DPM-Solver++, frames, steps, guidance and batch; U-Net "
+            "items counted on both sides by the same hook. It decodes with SD's fixed scale 0.18215.",
+            "",
+        ]
+    targets = []
+    for batch in sorted(app_by_batch):
+        kept = next((r["of_engine"] for r in rows if r["method"] == f"Segue end to end, batch {batch}"), None)
+        ok = None if kept is None else kept >= TARGET_APP_KEEPS
+        targets.append(
+            f"- app ≥ {TARGET_APP_KEEPS:.0%} of the engine at batch {batch}: {percent(kept)} {verdict(ok)}"
+        )
+    fast_rows = [
+        r
+        for r in rows
+        if r["ssim_mean"] is not None
+        and r["vs_naive"] is not None
+        and r["method"].startswith("Segue end to end")
+    ]
+    best = max(
+        (r for r in fast_rows if r["ssim_worst"] >= TARGET_FAST_SSIM),
+        key=lambda r: r["vs_naive"],
+        default=None,
+    )
+    targets.append(
+        f"- end to end ≥ {TARGET_FAST:.0f}× naive at SSIM ≥ {TARGET_FAST_SSIM} (worst frame): "
+        + (
+            f"{times(best['vs_naive'])} ({best['method']}) {verdict(best['vs_naive'] >= TARGET_FAST)}"
+            if best
+            else "no end-to-end row at that fidelity " + verdict(False if fast_rows else None)
+        )
+    )
+    versus = [r for r in rows if r["vs_sdv"] is not None]
+    if versus:
+        top = max(versus, key=lambda r: r["vs_sdv"])
+        targets.append(
+            f"- Segue end to end ≥ {TARGET_VS_SDV}× stable-diffusion-videos: {times(top['vs_sdv'])} "
+            f"({top['method']}) {verdict(top['vs_sdv'] >= TARGET_VS_SDV)}"
+        )
+    out += ["Targets:", *targets, ""]
+    return "\n".join(out), rows
