@@ -14,7 +14,7 @@ claims, completions and other database work, event publishing. "other" is the re
 second stage beside the next batch's denoising); each stage's seconds are then counted in the thread that
 ran them, and the second stage's are off the critical path (seconds may add up to more than the wall).
 Without a viewer (no SSE stream here) previews are skipped, as in a worker (app/watching.py).
-Between batches a real worker also waits on its broker; this profile has no broker (bench/throughput.py
+Between batches a real worker also waits on its broker; this profile has no broker (bench/throughput
 measures the real stack).
 """
 
