@@ -174,3 +174,32 @@ def test_paired_ratio_is_the_median_of_the_ratios_within_each_round() -> None:
     assert report.paired_ratio([4.0, 6.0], [2.0]).median == 2.5
     assert report.paired_ratio([], [1.0]).median is None
     assert report.paired_ratio([1.0], [0.0]).median is None
+
+
+def test_a_missing_stable_diffusion_videos_is_named_with_the_command_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from bench.throughput import sdv
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        sdv.Missing, match=r"not installed: pip install --no-deps stable_diffusion_videos==0\.9\.2"
+    ):
+        sdv.load_walk_pipeline()
+
+
+def test_the_speed_report_states_each_issue_20_target_beside_its_figure() -> None:
+    args = cli.parse_args(["--quick"])
+    naive = [Run("naive", 1, 8, 4.0)]
+    engine = {3: [Run("engine", 3, 8, 2.0)], 8: [Run("engine", 8, 8, 1.0)]}
+    app = {3: [Run("app", 3, 8, 2.05)], 8: [Run("app", 8, 8, 1.25)]}
+    sdv = {8: [Run("stable-diffusion-videos 0.9.2 (make_clip_frames)", 8, 8, 2.0)]}
+    text, rows = report.speed_report(args, naive, engine, app, [], {}, sdv, None)
+    assert "app ≥ 95% of the engine at batch 3: 97.6 % met" in text
+    assert "app ≥ 95% of the engine at batch 8: 80.0 % not met" in text
+    assert "Segue end to end ≥ 1.5× stable-diffusion-videos: 1.60× (Segue end to end, batch 8) met" in text
+    assert "no end-to-end row at that fidelity not measured" in text
+    missing, _ = report.speed_report(args, naive, engine, app, [], {}, {}, "not installed: pip install x")
+    assert "stable-diffusion-videos: not measured — not installed: pip install x" in missing
