@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,13 +135,14 @@ class UNetScorer(Scorer):
         array = np.stack([np.asarray(i.convert("RGB"), dtype=np.float32) for i in images])
         pixels = torch.from_numpy(array).permute(0, 3, 1, 2).div(127.5).sub(1.0).to(device, dtype)
         captured: dict[int, torch.Tensor] = {}
-        hooks = [
-            hook_this_thread(
-                pipe.unet.up_blocks[b],
-                lambda out, b=b: captured.__setitem__(b, out[0] if isinstance(out, tuple) else out),
-            )
-            for b in blocks
-        ]
+
+        def keeper(block: int) -> Callable[[Any], None]:
+            def keep(out: Any) -> None:
+                captured[block] = out[0] if isinstance(out, tuple) else out
+
+            return keep
+
+        hooks = [hook_this_thread(pipe.unet.up_blocks[b], keeper(b)) for b in blocks]
         try:
             with torch.inference_mode():
                 latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor

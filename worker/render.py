@@ -222,6 +222,13 @@ def _finish(batch: Rendered) -> int:
     render_id = batch.render_id
     bus = get_bus()
     store = get_store()
+    with new_session() as db:
+        render = db.get(Render, render_id)
+        if render is None or render.is_finished:
+            # Failed, cancelled or deleted while this batch waited for the stage: as if it had not been
+            # claimed (no event may follow the render's final one; a retry renders these frames).
+            lease.release(batch.token, "pending")
+            return 0
 
     # 3. Score the batch while its images are in memory (before a frame is announced, so its scores are there)
     try:

@@ -91,6 +91,36 @@ def test_with_overlap_each_frame_is_announced_once_in_the_planned_order_after_it
     assert not [e for e in events if e["event"] == "preview"]  # nobody watched while it rendered
 
 
+def test_a_batch_waiting_for_the_stage_when_its_render_fails_is_neither_stored_nor_announced(
+    client: TestClient, sent_tasks: list[tuple[int, list[int]]], in_process: None
+) -> None:
+    import worker.render as render_module
+    from app.db import new_session
+    from app.services.rendering import finish_render
+    from app.tables import Render
+    from worker import lease
+
+    body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 4, "steps": 2, "seed": 4, "batch_size": 2}
+    transition = client.post("/api/transitions", json=body).json()
+    render_id = client.post(f"/api/transitions/{transition['id']}/renders").json()["id"]
+    (_, first), (_, second) = sent_tasks
+    assert render_module.run_batch(render_id, first) == {"rendered": 2}
+    token = lease.new_token()
+    rendered = render_module._render(render_id, second, token, lease.pulse())
+    assert rendered is not None
+    with new_session() as db:  # another batch failed while this one waited for the second stage
+        finish_render(db, db.get(Render, render_id), "failed", error="the frame store is full")
+
+    assert render_module._finish(rendered) == 0
+    detail = client.get(f"/api/renders/{render_id}").json()
+    statuses = {f["index"]: f["status"] for f in detail["frames"]}
+    assert {statuses[i] for i in second} == {"pending"}  # as if never claimed: a retry renders them
+    assert detail["stats"]["frames_computed"] == 2
+    events = read_sse(client, f"/api/renders/{render_id}/events")
+    assert events[-1]["event"] == "failed"  # nothing after the final event
+    assert sorted(json.loads(e["data"])["index"] for e in events if e["event"] == "frame") == sorted(first)
+
+
 def test_cancel_is_read_every_few_hundred_ms_not_every_step_and_stops_at_the_next_step(
     in_process: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
