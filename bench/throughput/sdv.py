@@ -10,10 +10,10 @@ holds the package's own `slerp`, compiled from its utils.py source), aliases CLI
 imports the real pipeline module. Nothing of the walk itself is replaced.
 
 Equal work: its walk computes latents as height // 8, so on a model whose VAE downsamples 4x (Segue-mini)
-it is asked for twice the size (128 x 128 for 64 x 64 pictures: 16 x 16 latents on both sides); U-Net
-calls and batch items are counted on both sides by a forward pre-hook. It decodes with SD's fixed latent
-scale 0.18215, not the model's own (Segue-mini: 0.896), so its pictures on Segue-mini are off in contrast
-while the work is the same.
+it is asked for twice the size (128 x 128 for 64 x 64 pictures: 16 x 16 latents on both sides); its U-Net
+calls and batch items are counted by a forward pre-hook (Segue's by its loop: Engine.last_stats). It
+decodes with SD's fixed latent scale 0.18215, not the model's own (Segue-mini: 0.896), so its pictures on
+Segue-mini are off in contrast while the work is the same.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def load_walk_pipeline() -> Any:
 
 
 class UNetCount:
-    """U-Net calls and batch items, counted by a forward pre-hook (the same count for both tools)."""
+    """U-Net calls and batch items (rows), counted by a forward pre-hook."""
 
     def __init__(self, unet: Any) -> None:
         self.calls = 0
