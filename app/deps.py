@@ -48,7 +48,10 @@ LINK_COOKIE = "segue_link"
 CLIENT_HEADER = "X-Segue-Client"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Open without a credential even when links are required.
-PUBLIC_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/media/", "/s/", "/signin")
+#: /p/ and /api/p/: a study's participant links check their own token (app/routes/participants.py).
+PUBLIC_PREFIXES = (
+    "/healthz", "/docs", "/redoc", "/openapi.json", "/static/", "/media/", "/s/", "/signin", "/p/", "/api/p/"
+)  # fmt: skip
 
 Role = Literal["owner", "admin", "edit", "comment", "view"]
 #: The roles that may change the transition (a positive list: a role added later edits nothing by default).

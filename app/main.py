@@ -38,6 +38,10 @@ from app.routes.history import router as history_router
 from app.routes.links import router as links_router
 from app.routes.notes import pages as notes_pages
 from app.routes.notes import router as notes_router
+from app.routes.participants import pages as participant_pages
+from app.routes.participants import router as participants_router
+from app.routes.studies import pages as studies_pages
+from app.routes.studies import router as studies_router
 from app.routes.suggestions import pages as suggestion_pages
 from app.routes.suggestions import router as suggestions_router
 from app.security import (
@@ -138,6 +142,9 @@ def create_app() -> FastAPI:
         app.include_router(router)
     # Review notes (docs/notes.md).
     for router in (notes_router, notes_pages):
+        app.include_router(router)
+    # Studies: researchers' studies and participants' links (docs/studies.md).
+    for router in (studies_router, studies_pages, participants_router, participant_pages):
         app.include_router(router)
 
     store = get_store(settings)

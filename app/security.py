@@ -40,8 +40,8 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 WILDCARD_BINDS = ("0.0.0.0", "::", "")
 OWNER_COOKIE = "segue_owner"
 OWNER_TOKEN_FILE = "owner-token"
-#: Paths whose URL is itself a credential: share links today, participant links later.
-TOKEN_PATHS = ("/s/", "/p/")
+#: Paths whose URL is itself a credential: share links, participant links and their API.
+TOKEN_PATHS = ("/s/", "/p/", "/api/p/")
 #: Files served as stored bytes: never a document, whatever their name says.
 MEDIA_PREFIXES = ("/media/",)
 #: Served as they are; anything else under MEDIA_PREFIXES is a download of opaque bytes.
@@ -445,7 +445,7 @@ class TokenThrottle:
 
 # ---------------------------------------------------------------- tokens out of the logs
 
-_TOKEN_IN_PATH = re.compile(r"(?<![^\s\"])(/[sp]/)(?!leave\b)[^/?#\s\"]+")
+_TOKEN_IN_PATH = re.compile(r"(?<![^\s\"])((?:/api)?/[sp]/)(?!leave\b)[^/?#\s\"]+")
 _TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token)=)[^&#\s\"]+", re.IGNORECASE)
 
 

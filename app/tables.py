@@ -532,3 +532,75 @@ class NoteReply(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     note: Mapped[Note] = relationship(back_populates="replies")
+
+
+class Study(Base):
+    """A set of renders and tasks people answer through participant links (docs/studies.md)."""
+
+    __tablename__ = "studies"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    #: Some of core.studies.TASKS, in the order given.
+    tasks: Mapped[list[str]] = mapped_column(JSON)
+    #: The study's renders in the researcher's order (items point at them too).
+    render_ids: Mapped[list[int]] = mapped_column(JSON)
+    concept: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    triplet_count: Mapped[int] = mapped_column(Integer, default=0)
+    sampler: Mapped[str] = mapped_column(String(16), default="uniform")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    items: Mapped[list[StudyItem]] = relationship(
+        order_by="StudyItem.position", cascade="all, delete-orphan", passive_deletes=True
+    )
+    participants: Mapped[list[StudyParticipant]] = relationship(
+        order_by="StudyParticipant.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class StudyItem(Base):
+    """One question of a study: rate a render, mark a moment of it, or pick the odd one of three frames."""
+
+    __tablename__ = "study_items"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # rate | mark | triplet
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
+    #: A triplet's three frame indices in the order shown; empty for rate and mark (the whole render).
+    frames: Mapped[list[int]] = mapped_column(JSON)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class StudyParticipant(Base):
+    """One person's link to a study. The token is kept (not only its hash, unlike share links) so the
+    researcher can copy the link again; it opens answering this study's items and nothing else."""
+
+    __tablename__ = "study_participants"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(80), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyAnswer(Base):
+    """A participant's answer to one item: at most one (the unique constraint holds it under races)."""
+
+    __tablename__ = "study_answers"
+    __table_args__ = (UniqueConstraint("participant_id", "item_id", name="uq_study_answer"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("study_participants.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("study_items.id", ondelete="CASCADE"), index=True)
+    #: The rating (1-5), the t marked (0-1), or the frame index picked as the odd one.
+    answer: Mapped[float] = mapped_column(Float)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    #: Response time, measured in the participant's browser.
+    ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

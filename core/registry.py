@@ -14,6 +14,8 @@ SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: A LoRA file fused into every model that is not built in (e.g. LCM-LoRA for 4-step renders); the web
 #: processes and the workers must see the same value, since it is part of every frame's model revision.
 LORA_VARIABLE = "SEGUE_LORA"
+#: The layer probe's recorded block choice for a model (bench/layer_probe.py --record), beside its weights.
+LAYER_PROBE_FILE = "layer-probe.json"
 
 
 def active_lora() -> Path | None:
@@ -39,6 +41,8 @@ def _digest_weights(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.name.startswith(".") or path.suffix in (".md", ".png", ".jpg"):
+            continue
+        if path.name == LAYER_PROBE_FILE:  # a measurement of the weights, not part of them
             continue
         relative = path.relative_to(folder).as_posix()
         digest.update(relative.encode())
@@ -83,6 +87,20 @@ def _base_revision(model: str, models_dir: Path) -> str:
             _revisions[key] = _digest_weights(location)
         return _revisions[key]
     return _hub_revision(model)
+
+
+def layer_probe_record(model: str, models_dir: Path, data_dir: Path) -> Path:
+    """Where the layer probe's choice for `model` is recorded: beside the weights when the model is a
+    writable local directory (or already holds a record), else a file per model and revision under the
+    data directory (a hub id, a read-only install)."""
+    location = Path(model_location(model, models_dir))
+    if (location / "model_index.json").is_file():
+        beside = location / LAYER_PROBE_FILE
+        if beside.is_file() or os.access(location, os.W_OK):
+            return beside
+    revision = model_revision(model, models_dir) or "unknown"
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.strip("/"))
+    return Path(data_dir) / "layer-probe" / f"{slug}@{revision}.json"
 
 
 def _digest_file(path: Path) -> str:

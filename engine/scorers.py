@@ -4,12 +4,12 @@ Three kinds, chosen per model in settings (SEGUE_SCORER):
 - `clip`: CLIP image embeddings, and each frame's similarity to its two bracketing prompts (text
   embeddings of the same CLIP). Segue-mini ships its own small CLIP (`clip/` next to the model);
   Stable Diffusion uses a configured CLIP id or directory, loaded from the local cache only.
-- `unet`: the rendering model's own up-block activations. The frame is encoded with the VAE, noised to
-  timestep UNET_TIMESTEP with fixed noise, and passed once through the U-Net with the empty prompt; the
-  output of up-block UNET_BLOCK is pooled (global mean plus a 2x2 grid of means, so a little layout
-  survives) and normalised. Needs no extra weights, so it works for any model. The human-alignment
-  study found intermediate up-blocks closer to human similarity than the bottleneck; on Segue-mini
-  `python -m training.probe_unet_features` measures which block separates the world's scenes best.
+- `unet`: the rendering model's own block activations. The frame is encoded with the VAE, noised with
+  fixed noise, and passed once through the U-Net with the empty prompt; one block's output is pooled
+  (global mean plus a 2x2 grid of means, so a little layout survives) and normalised. Needs no extra
+  weights, so it works for any model. Which block and noise level: the one `python -m bench.layer_probe
+  --record` found best for the model (odd-one-out triplets, as in the human-alignment study), recorded
+  beside the model; without a record, UNET_BLOCK at UNET_TIMESTEP.
 - `ssim`: a 32x32 grey thumbnail; distances are 1 - SSIM, for change only (no prompt similarity).
 
 Every scorer is deterministic: the same image gives the same vector within float tolerance.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,14 @@ import numpy as np
 import PIL.Image
 import torch
 
-from engine.hooks import hook_this_thread
+from engine.layer_features import BlockChoice, LayerFeatures
 
 logger = logging.getLogger(__name__)
 
 #: Which up-block and how much noise the U-Net scorer uses (see the module docstring and the probe).
-UNET_BLOCK = 1  # probe on Segue-mini: objects NN accuracy 0.573 vs 0.475 (block 0) and 0.527 (block 2)
-UNET_TIMESTEP = 200
+#: The fallback when no layer probe is recorded for the model (bench/layer_probe.py --record).
+UNET_BLOCK = "up_blocks.1"
+UNET_TIMESTEP = 200  # on a 1000-step schedule
 SSIM_SIDE = 32
 DEFAULT_SD_CLIP = "openai/clip-vit-large-patch14"
 
@@ -120,59 +121,36 @@ class ClipScorer(Scorer):
 
 
 class UNetScorer(Scorer):
-    name = "unet"
+    """The U-Net's own features at one block and noise level (engine/layer_features.py reads them).
 
-    def __init__(self, pipe: Any, block: int = UNET_BLOCK, timestep: int = UNET_TIMESTEP) -> None:
-        self.pipe = pipe
+    Scores are stored under the scorer's name, so a choice other than the default has its own name
+    ("unet-up2-t500"): frames scored with another block are never compared with these."""
+
+    def __init__(self, pipe: Any, block: str = UNET_BLOCK, timestep: int = UNET_TIMESTEP) -> None:
+        self.reader = LayerFeatures(pipe)
+        if block not in self.reader.blocks:
+            raise ValueError(f"the U-Net has no block {block!r}; it has {', '.join(self.reader.blocks)}")
         self.block = block
         self.timestep = timestep
-        self._uncond: torch.Tensor | None = None
+        is_default = (block, timestep) == (UNET_BLOCK, UNET_TIMESTEP)
+        self.name = "unet" if is_default else f"unet-{BlockChoice(block, timestep).tag}"
 
-    def features(self, images: Sequence[PIL.Image.Image], blocks: Sequence[int]) -> dict[int, torch.Tensor]:
-        """Pooled activations of the given up-blocks for a batch (used by the probe to compare blocks)."""
-        pipe = self.pipe
-        device, dtype = pipe.unet.device, pipe.unet.dtype
-        array = np.stack([np.asarray(i.convert("RGB"), dtype=np.float32) for i in images])
-        pixels = torch.from_numpy(array).permute(0, 3, 1, 2).div(127.5).sub(1.0).to(device, dtype)
-        captured: dict[int, torch.Tensor] = {}
-
-        def keeper(block: int) -> Callable[[Any], None]:
-            def keep(out: Any) -> None:
-                captured[block] = out[0] if isinstance(out, tuple) else out
-
-            return keep
-
-        hooks = [hook_this_thread(pipe.unet.up_blocks[b], keeper(b)) for b in blocks]
-        try:
-            with torch.inference_mode():
-                latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
-                noise = torch.randn(latents.shape[1:], generator=torch.Generator("cpu").manual_seed(0))
-                alpha = pipe.scheduler.alphas_cumprod[self.timestep].to(torch.float32)
-                noisy = alpha.sqrt() * latents + (1 - alpha).sqrt() * noise.to(device, dtype)
-                if self._uncond is None:
-                    tokens = pipe.tokenizer(
-                        "",
-                        padding="max_length",
-                        max_length=pipe.tokenizer.model_max_length,
-                        return_tensors="pt",
-                    )
-                    self._uncond = pipe.text_encoder(tokens.input_ids.to(device))[0].to(dtype)
-                timestep = torch.full((len(images),), self.timestep, device=device)
-                pipe.unet(noisy, timestep, encoder_hidden_states=self._uncond.expand(len(images), -1, -1))
-        finally:
-            for hook in hooks:
-                hook.remove()
-        pooled = {}
-        for b, act in captured.items():
-            act = act.float()
-            grid = torch.nn.functional.adaptive_avg_pool2d(act, 2).flatten(1)
-            pooled[b] = _normalise(torch.cat([act.mean(dim=(2, 3)), grid], dim=1)).cpu()
-        return pooled
+    @classmethod
+    def recorded(cls, pipe: Any, choice: BlockChoice | None) -> UNetScorer:
+        """The scorer on the layer probe's recorded choice for this model, else on the default one."""
+        if choice is None:
+            return cls(pipe)
+        return cls(pipe, block=choice.block, timestep=choice.timestep)
 
     def score(
         self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]
     ) -> list[FrameScoreValues]:
-        features = self.features(images, [self.block])[self.block]
+        latents = self.reader.latents(images)
+        act = self.reader.activations(latents, self.timestep, [""] * len(images), [self.block])[self.block]
+        act = act.float()
+        # The global mean plus a 2x2 grid of means, so a little layout survives.
+        grid = torch.nn.functional.adaptive_avg_pool2d(act, 2).flatten(1)
+        features = _normalise(torch.cat([act.mean(dim=(2, 3)), grid], dim=1)).cpu()
         return [FrameScoreValues(embedding=f.numpy().astype(np.float32)) for f in features]
 
 
@@ -201,15 +179,23 @@ def clip_location(model_folder: Path | None, configured: str) -> str:
     return DEFAULT_SD_CLIP
 
 
-def build_scorers(names: Sequence[str], pipe: Any, model_folder: Path | None, clip: str = "") -> list[Scorer]:
-    """The scorers asked for; one that cannot load is left out with a warning (never failing a render)."""
+def build_scorers(
+    names: Sequence[str],
+    pipe: Any,
+    model_folder: Path | None,
+    clip: str = "",
+    unet_choice: BlockChoice | None = None,
+) -> list[Scorer]:
+    """The scorers asked for; one that cannot load is left out with a warning (never failing a render).
+
+    `unet_choice`: the layer probe's recorded block and noise level for this model (None: the default)."""
     scorers: list[Scorer] = []
     for name in names:
         try:
             if name == "clip":
                 scorers.append(ClipScorer(clip_location(model_folder, clip), device=pipe.unet.device))
             elif name == "unet":
-                scorers.append(UNetScorer(pipe))
+                scorers.append(UNetScorer.recorded(pipe, unet_choice))
             elif name == "ssim":
                 scorers.append(SsimScorer())
             else:

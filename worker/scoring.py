@@ -19,21 +19,30 @@ from app.tables import FrameScore
 
 log = logging.getLogger(__name__)
 
-_scorers: dict[tuple[int, tuple[str, ...], str], list[Any]] = {}
+_scorers: dict[tuple[int, tuple[str, ...], str, Any], list[Any]] = {}
 
 
 def scorers_for(engine: Any) -> list[Any]:
     """The configured scorers for this engine's model, built once per engine and configuration (a process
     whose settings change, like a test session, gets the scorers it asks for, not the first ones built)."""
+    from core.registry import layer_probe_record, model_revision
+    from engine.layer_features import BlockChoice
     from engine.scorers import build_scorers
 
     settings = get_settings()
     folder = Path(engine.folder) if getattr(engine, "folder", None) else None
     ships_clip = folder is not None and (folder / "clip" / "config.json").is_file()
     names = settings.scorer_names(ships_clip)
-    key = (id(engine), tuple(names), settings.scorer_clip)
+    # The U-Net block the layer probe recorded for these weights, read each batch so a re-probe
+    # (`python -m bench.layer_probe --record`) takes effect without restarting the worker.
+    choice = None
+    if "unet" in names:
+        models_dir = settings.models_dir or settings.data_dir / "models"
+        record = layer_probe_record(engine.model_name, models_dir, settings.data_dir)
+        choice = BlockChoice.load(record, model_revision(engine.model_name, models_dir))
+    key = (id(engine), tuple(names), settings.scorer_clip, choice)
     if key not in _scorers:
-        _scorers[key] = build_scorers(names, engine.pipe, folder, settings.scorer_clip)
+        _scorers[key] = build_scorers(names, engine.pipe, folder, settings.scorer_clip, choice)
         log.info("scoring frames of %s with %s", engine.model_name, [s.name for s in _scorers[key]])
     return _scorers[key]
 

@@ -48,7 +48,8 @@ def _scorer_for(engine: Any) -> Any:
     from engine.scorers import SsimScorer
     from worker.scoring import scorers_for
 
-    scorers = {s.name: s for s in scorers_for(engine)}
+    # The U-Net scorer's name carries its block when the layer probe recorded one ("unet-up2-t500").
+    scorers = {s.name.split("-")[0]: s for s in scorers_for(engine)}
     return scorers.get("clip") or scorers.get("unet") or scorers.get("ssim") or SsimScorer()
 
 

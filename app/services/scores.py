@@ -45,7 +45,9 @@ def thresholds() -> confusion.Thresholds:
 def available_scorers(db: Session, render: Render) -> list[str]:
     keys = [f.key for f in render.frames]
     found = set(db.scalars(select(FrameScore.scorer).where(FrameScore.frame_key.in_(keys)).distinct()))
-    return [s for s in PREFERENCE if s in found] + sorted(found - set(PREFERENCE))
+    # A U-Net scorer on a recorded block ("unet-up2-t500") ranks as "unet".
+    rank = {name: i for i, name in enumerate(PREFERENCE)}
+    return sorted(found, key=lambda s: (rank.get(s.split("-")[0], len(rank)), s))
 
 
 def stored_scores(db: Session, scorer: str, keys: Sequence[str]) -> dict[str, StoredScore]:
