@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import Request
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from app.bus import Event, EventBus, get_bus
 from app.db import new_session
 from app.tables import FINISHED_STATUSES, Render
+from app.watching import WATCH_SECONDS, watch
 from core import events
 
 log = logging.getLogger(__name__)
@@ -44,9 +46,13 @@ async def render_events(request: Request, render_id: int, last_event_id: str | N
     """
     bus = get_bus()
     after = last_event_id or None
+    marked = -WATCH_SECONDS
     while True:
         if await request.is_disconnected():
             return
+        if time.monotonic() - marked > WATCH_SECONDS / 3:  # the worker sends previews while someone watches
+            await asyncio.to_thread(watch, render_id)
+            marked = time.monotonic()
         try:
             batch = await bus.read(render_id, after, READ_BLOCK_SECONDS)
         except Exception as exc:

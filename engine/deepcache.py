@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from engine.hooks import hook_this_thread
+
 
 @dataclass
 class DeepFeatures:
@@ -26,7 +28,7 @@ class DeepFeatures:
 def full_forward(unet: Any, sample: torch.Tensor, timestep: Any, hidden: torch.Tensor) -> tuple[Any, Any]:
     """The stock U-Net forward (bit-identical), also returning the input of its last up-block."""
     kept: list[torch.Tensor] = []
-    handle = unet.up_blocks[-2].register_forward_hook(lambda _m, _i, out: kept.append(out))
+    handle = hook_this_thread(unet.up_blocks[-2], kept.append)
     try:
         out = unet(sample, timestep, encoder_hidden_states=hidden, return_dict=False)[0]
     finally:

@@ -24,6 +24,8 @@ import numpy as np
 import PIL.Image
 import torch
 
+from engine.hooks import hook_this_thread
+
 logger = logging.getLogger(__name__)
 
 #: The noise levels of the human-alignment study, on a 1000-step schedule.
@@ -149,14 +151,15 @@ class LayerFeatures:
         captured: dict[str, torch.Tensor] = {}
         modules = dict(pipe.unet.named_modules())
 
-        def keep(name: str) -> Callable[..., None]:
+        def keep(name: str) -> Callable[[Any], None]:
             # Down blocks return (hidden states, skip connections); the others a tensor.
-            def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            def hook(output: Any) -> None:
                 captured[name] = output[0] if isinstance(output, tuple) else output
 
             return hook
 
-        hooks = [modules[name].register_forward_hook(keep(name)) for name in blocks]
+        # This thread's calls only: a worker scores batch k while batch k + 1 denoises on the same U-Net.
+        hooks = [hook_this_thread(modules[name], keep(name)) for name in blocks]
         try:
             with torch.inference_mode():
                 step = scheduler_timestep(pipe, timestep)

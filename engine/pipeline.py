@@ -8,6 +8,7 @@ inputs: rendering it alone or inside a batch of any size gives the same picture 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,81 @@ def latents_to_preview(
     return [PIL.Image.fromarray(p).resize(preview_size, PIL.Image.Resampling.BILINEAR) for p in pixels]
 
 
+@dataclass
+class _Batch:
+    """One render() call's plan: its distinct frames and where each goes, filled in step by step."""
+
+    params: PixelSettings
+    unique: list[FrameRequest]  # each distinct request once, in first-seen order
+    slot: dict[FrameRequest, int]  # request -> its row among `unique`
+    order: list[int]  # per requested frame, its row among `unique`
+    full: list[FrameRequest]  # frames denoised from step 0 (not shared in-betweens)
+    anchors: list[FrameRequest]  # the anchors of the batch's shared in-betweens
+    mix_steps: int
+    mixing: list[FrameRequest]  # frames (and anchors) that mix attention with their ends
+    ends: list[FrameRequest]  # the ends those frames mix with
+    shape: tuple[int, int, int, int]  # one frame's latent shape
+    settings_key: str  # the settings part of the latent cache's key
+    embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+    display: torch.Tensor | None = None  # the latest latents of every distinct frame, for on_step
+
+    @property
+    def prompted(self) -> list[FrameRequest]:
+        """Every request whose prompts the loop conditions on."""
+        return [*self.unique, *self.anchors, *self.ends]
+
+
+@dataclass(frozen=True)
+class _Conditioning:
+    """cond(step) of a group: each frame's interpolated embedding; before its switch step prompt_a alone,
+    or (MoCE) the early prompts' blend at the same local t."""
+
+    plain: torch.Tensor
+    firsts: list[torch.Tensor]
+    blends: list[torch.Tensor]
+    switches: list[int]
+
+    @classmethod
+    def of(cls, batch: _Batch, frames: Sequence[FrameRequest]) -> _Conditioning:
+        embeddings, how = batch.embeddings, batch.params.text_interpolation
+        blends = [interpolate(embeddings[f.prompt_a], embeddings[f.prompt_b], f.local_t, how) for f in frames]
+        firsts = [
+            embeddings[f.prompt_a]
+            if f.early is None
+            else interpolate(embeddings[f.early[0]], embeddings[f.early[1]], f.local_t, how)
+            for f in frames
+        ]
+        return cls(torch.cat(blends), firsts, blends, [f.switch_step or 0 for f in frames])
+
+    def __call__(self, step: int) -> torch.Tensor:
+        if all(step >= k for k in self.switches):
+            return self.plain
+        return torch.cat(
+            [a if step < k else b for a, b, k in zip(self.firsts, self.blends, self.switches, strict=True)]
+        )
+
+
+def _show(batch: _Batch, rows: list[int], step: int, total: int, current: torch.Tensor) -> None:
+    """A shown group's latents after a step go to their rows of the batch's display."""
+    assert batch.display is not None
+    batch.display[rows] = current
+
+
+def _after_step(
+    batch: _Batch,
+    on_step: Callable[[int, int, torch.Tensor], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    step: int,
+    total: int,
+) -> None:
+    """After each denoising step: the caller's on_step (the batch's latents in request order), then cancel."""
+    if on_step is not None:
+        assert batch.display is not None
+        on_step(step, total, batch.display[batch.order])
+    if should_cancel is not None and should_cancel():
+        raise RenderCancelled(f"cancelled after step {step + 1} of {total}")
+
+
 class Engine:
     """One loaded pipeline plus a prompt-embedding cache; safe to share between threads."""
 
@@ -469,186 +545,35 @@ class Engine:
         if should_cancel is not None and should_cancel():
             raise RenderCancelled("cancelled before the first step")
         self.last_stats = stats = LoopStats()
-        unique = list(dict.fromkeys(frames))
-        slot = {frame: i for i, frame in enumerate(unique)}
-        order = [slot[f] for f in frames]
-        settings_key = params.model_dump_json()
 
-        def cancel_check(step: int, total: int) -> None:
-            if should_cancel is not None and should_cancel():
-                raise RenderCancelled(f"cancelled after step {step + 1} of {total}")
+        # 2. Plan the batch: its distinct frames, the anchors of its in-betweens, the ends attention mixes
+        batch = self._plan_batch(params, frames)
 
-        # 2. Encode every distinct prompt once (cached across calls); "" is the unconditional prompt
-        anchors = [a for f in unique if f.start for a in (f.start.anchor_a, f.start.anchor_b)]
-        mix_steps = mixed_steps(params)
-        mixing = [f for f in [*unique, *anchors] if f.attention != "none" and mix_steps > 0]
-        ends = list(dict.fromkeys(e for f in mixing for e in f.mix_ends()))
-        embeddings = self.encode(
+        # 3. Encode every distinct prompt once (cached across calls); "" is the unconditional prompt
+        batch.embeddings = self.encode(
             [
                 params.negative_prompt,
-                *(p for f in [*unique, *anchors, *ends] for p in (f.prompt_a, f.prompt_b, *(f.early or ()))),
+                *(p for f in batch.prompted for p in (f.prompt_a, f.prompt_b, *(f.early or ()))),
             ]
         )
-        shape = (
-            1,
-            self.pipe.unet.config.in_channels,
-            params.height // self.pipe.vae_scale_factor,
-            params.width // self.pipe.vae_scale_factor,
-        )
-
-        def conditioning(group: Sequence[FrameRequest]) -> Callable[[int], torch.Tensor]:
-            # 3. Per frame: the interpolated embedding; before its switch step prompt_a alone, or (MoCE)
-            # the early prompts' blend at the same local t
-            blends = [
-                interpolate(
-                    embeddings[f.prompt_a], embeddings[f.prompt_b], f.local_t, params.text_interpolation
-                )
-                for f in group
-            ]
-            firsts = [
-                embeddings[f.prompt_a]
-                if f.early is None
-                else interpolate(
-                    embeddings[f.early[0]], embeddings[f.early[1]], f.local_t, params.text_interpolation
-                )
-                for f in group
-            ]
-            switches = [f.switch_step or 0 for f in group]
-            plain = torch.cat(blends)
-
-            def cond(step: int) -> torch.Tensor:
-                if all(step >= k for k in switches):
-                    return plain
-                return torch.cat(
-                    [a if step < k else b for a, b, k in zip(firsts, blends, switches, strict=True)]
-                )
-
-            return cond
-
-        def noise(group: Sequence[FrameRequest]) -> torch.Tensor:
-            # 4. Each frame's noise latent, drawn on the CPU so every device gets the same noise
-            drawn = [
-                noise_between(
-                    params.seed if f.seed_a is None else f.seed_a,
-                    params.seed if f.seed_b is None else f.seed_b,
-                    f.noise_t,
-                    f.noise_path,
-                    shape,
-                )
-                for f in group
-            ]
-            return torch.cat(drawn).to(device=self.device, dtype=self.dtype)
-
-        def group_of(
-            frames_: Sequence[FrameRequest],
-            start: int,
-            stop: int,
-            capture: Sequence[int],
-            show: bool,
-            latents: torch.Tensor | None = None,
-            init: Callable[[], torch.Tensor] | None = None,
-        ) -> Group:
-            rows = [slot[f] for f in frames_] if show else []
-
-            def shown(step: int, total: int, current: torch.Tensor) -> None:
-                display[rows] = current
-
-            return Group(
-                conditioning(frames_),
-                embeddings[params.negative_prompt].repeat(len(frames_), 1, 1),
-                self._scheduler(params.scheduler, params.steps),
-                start,
-                stop,
-                latents=latents,
-                init=init,
-                capture=capture,
-                on_capture=lambda step, current: self._keep_latents(settings_key, frames_, {step: current}),
-                share_first_uncond=(
-                    self.share_first_uncond
-                    and start == 0
-                    and latents is not None
-                    and bool((latents == latents[:1]).all())
-                ),
-                on_step=shown if show else None,
-            )
-
-        def after_step(step: int, total: int) -> None:
-            if on_step is not None:
-                on_step(step, total, display[order])
-            cancel_check(step, total)
-
-        def starts_of(frames_: Sequence[FrameRequest], k: int) -> Callable[[], torch.Tensor]:
-            def init() -> torch.Tensor:
-                starts = []
-                for f in frames_:
-                    assert f.start is not None
-                    left = self._cached_latents(settings_key, f.start.anchor_a, k)
-                    right = self._cached_latents(settings_key, f.start.anchor_b, k)
-                    assert left is not None and right is not None, "anchors run first"
-                    starts.append(slerp(left[None], right[None], f.start.weight))
-                return torch.cat(starts)
-
-            return init
 
         with torch.inference_mode():
-            display = torch.zeros((len(unique), *shape[1:]), device=self.device, dtype=self.dtype)
-            full = [f for f in unique if f.start is None]
-            shared = [f for f in unique if f.start is not None]
-            # Step counts at which full frames' latents are wanted: by in-betweens here or later batches.
-            wanted = {f.start.step for f in shared if f.start} | {
-                k for k in keep_latents_at if 0 < k < params.steps
-            }
-            # Anchors that are neither cached nor in this batch: run their first k steps only.
-            missing: dict[int, list[FrameRequest]] = {}
-            for f in shared:
-                assert f.start is not None
-                for anchor in (f.start.anchor_a, f.start.anchor_b):
-                    if (
-                        anchor not in slot
-                        and self._cached_latents(settings_key, anchor, f.start.step) is None
-                    ):
-                        group = missing.setdefault(f.start.step, [])
-                        if anchor not in group:
-                            group.append(anchor)
-            by_step: dict[int, list[FrameRequest]] = {}
-            for f in shared:
-                assert f.start is not None
-                by_step.setdefault(f.start.step, []).append(f)
-            # 5. One loop: partial anchors, full frames and in-betweens (joining at their step) share each
-            # U-Net call; an in-between starts from the slerp of its anchors' latents after k steps.
-            groups: list[Group] = []
-            members: list[list[FrameRequest]] = []
-            in_group: list[list[FrameRequest]] = []
-            for k, anchors_k in sorted(missing.items()):
-                groups.append(group_of(anchors_k, 0, k, [k], show=False, latents=noise(anchors_k)))
-                members.append([])  # only their latents after k steps are wanted
-                in_group.append(anchors_k)
-            if full:
-                groups.append(group_of(full, 0, params.steps, sorted(wanted), show=True, latents=noise(full)))
-                members.append(full)
-                in_group.append(full)
-            for k, group in sorted(by_step.items()):
-                groups.append(group_of(group, k, params.steps, (), show=True, init=starts_of(group, k)))
-                members.append(group)
-                in_group.append(group)
-            # Attention interpolation: the keyframes' frames that are not frames of this batch run beside
-            # it for the mixed steps only (their keys and values are all that is wanted of them).
-            helpers = [e for e in ends if e not in full]
-            if helpers:
-                groups.append(group_of(helpers, 0, mix_steps, (), show=False, latents=noise(helpers)))
-                members.append([])
-                in_group.append(helpers)
-            if mixing:
-                self._assign_mixes(groups, in_group, full, helpers)
-            with attention.mixing(self.pipe.unet) if mixing else contextlib.nullcontext():
+            # 4. Group the frames by the steps they run: anchors missing from the cache (their first k
+            # steps), full frames, in-betweens joining at step k, and the ends attention mixes
+            groups, members, in_group, helpers = self._groups(batch, keep_latents_at)
+            if batch.mixing:
+                self._assign_mixes(groups, in_group, batch.full, helpers)
+
+            # 5. Denoise: one loop, every group's frames share each U-Net call
+            with attention.mixing(self.pipe.unet) if batch.mixing else contextlib.nullcontext():
                 finals = denoise_groups(
                     self.pipe.unet,
                     groups,
                     guidance_scale=params.guidance_scale,
                     steps=params.steps,
                     stats=stats,
-                    after_step=after_step,
-                    mix_steps=mix_steps if mixing else 0,
+                    after_step=functools.partial(_after_step, batch, on_step, should_cancel),
+                    mix_steps=batch.mix_steps if batch.mixing else 0,
                     noise_seed=params.seed if params.scheduler in STOCHASTIC_SCHEDULERS else None,
                     guidance_until=params.guidance_until,
                     deep_cache_interval=params.deep_cache_interval,
@@ -657,9 +582,170 @@ class Engine:
             for frames_of, latents in zip(members, finals, strict=True):
                 if frames_of:
                     results.update(zip(frames_of, latents, strict=True))
-            # 6. Decode each distinct frame once
-            images = decode(self.pipe, torch.stack([results[f] for f in unique]))
-        return [images[i] for i in order]
+
+            # 6. Decode each distinct frame once, and return the images in the order asked
+            images = decode(self.pipe, torch.stack([results[f] for f in batch.unique]))
+        return [images[i] for i in batch.order]
+
+    def _plan_batch(self, params: PixelSettings, frames: Sequence[FrameRequest]) -> _Batch:
+        unique = list(dict.fromkeys(frames))
+        slot = {frame: i for i, frame in enumerate(unique)}
+        anchors = [a for f in unique if f.start for a in (f.start.anchor_a, f.start.anchor_b)]
+        mix_steps = mixed_steps(params)
+        mixing = [f for f in [*unique, *anchors] if f.attention != "none" and mix_steps > 0]
+        shape = (
+            1,
+            self.pipe.unet.config.in_channels,
+            params.height // self.pipe.vae_scale_factor,
+            params.width // self.pipe.vae_scale_factor,
+        )
+        return _Batch(
+            params=params,
+            unique=unique,
+            slot=slot,
+            order=[slot[f] for f in frames],
+            full=[f for f in unique if f.start is None],
+            anchors=anchors,
+            mix_steps=mix_steps,
+            mixing=mixing,
+            ends=list(dict.fromkeys(e for f in mixing for e in f.mix_ends())),
+            shape=shape,
+            settings_key=params.model_dump_json(),
+        )
+
+    def _groups(
+        self, batch: _Batch, keep_latents_at: Sequence[int]
+    ) -> tuple[list[Group], list[list[FrameRequest]], list[list[FrameRequest]], list[FrameRequest]]:
+        """The loop's groups; per group the frames whose final latents are wanted ([] for helpers) and the
+        frames it runs; and the helpers (the ends attention mixes that are not frames of this batch)."""
+        params = batch.params
+        batch.display = torch.zeros(
+            (len(batch.unique), *batch.shape[1:]), device=self.device, dtype=self.dtype
+        )
+        full = batch.full
+        shared = [f for f in batch.unique if f.start is not None]
+        # Step counts at which full frames' latents are wanted: by in-betweens here or later batches.
+        wanted = {f.start.step for f in shared if f.start} | {
+            k for k in keep_latents_at if 0 < k < params.steps
+        }
+        by_step: dict[int, list[FrameRequest]] = {}
+        for f in shared:
+            assert f.start is not None
+            by_step.setdefault(f.start.step, []).append(f)
+        groups: list[Group] = []
+        members: list[list[FrameRequest]] = []
+        in_group: list[list[FrameRequest]] = []
+        for k, anchors_k in sorted(self._missing_anchors(batch, shared).items()):
+            groups.append(
+                self._group(batch, anchors_k, 0, k, [k], show=False, latents=self._noise(batch, anchors_k))
+            )
+            members.append([])  # only their latents after k steps are wanted
+            in_group.append(anchors_k)
+        if full:
+            groups.append(
+                self._group(
+                    batch, full, 0, params.steps, sorted(wanted), show=True, latents=self._noise(batch, full)
+                )
+            )
+            members.append(full)
+            in_group.append(full)
+        for k, group in sorted(by_step.items()):
+            init = functools.partial(self._shared_starts, batch.settings_key, group, k)
+            groups.append(self._group(batch, group, k, params.steps, (), show=True, init=init))
+            members.append(group)
+            in_group.append(group)
+        # Attention interpolation: the keyframes' frames that are not frames of this batch run beside it
+        # for the mixed steps only (their keys and values are all that is wanted of them).
+        helpers = [e for e in batch.ends if e not in full]
+        if helpers:
+            groups.append(
+                self._group(
+                    batch, helpers, 0, batch.mix_steps, (), show=False, latents=self._noise(batch, helpers)
+                )
+            )
+            members.append([])
+            in_group.append(helpers)
+        return groups, members, in_group, helpers
+
+    def _missing_anchors(
+        self, batch: _Batch, shared: Sequence[FrameRequest]
+    ) -> dict[int, list[FrameRequest]]:
+        """Anchors that are neither cached nor in this batch, by step: they run their first k steps only."""
+        missing: dict[int, list[FrameRequest]] = {}
+        for f in shared:
+            assert f.start is not None
+            for anchor in (f.start.anchor_a, f.start.anchor_b):
+                if (
+                    anchor not in batch.slot
+                    and self._cached_latents(batch.settings_key, anchor, f.start.step) is None
+                ):
+                    group = missing.setdefault(f.start.step, [])
+                    if anchor not in group:
+                        group.append(anchor)
+        return missing
+
+    def _group(
+        self,
+        batch: _Batch,
+        frames: Sequence[FrameRequest],
+        start: int,
+        stop: int,
+        capture: Sequence[int],
+        show: bool,
+        latents: torch.Tensor | None = None,
+        init: Callable[[], torch.Tensor] | None = None,
+    ) -> Group:
+        """One group of the loop; `show`: its latents appear in the batch's previews (on_step)."""
+        rows = [batch.slot[f] for f in frames] if show else []
+        return Group(
+            _Conditioning.of(batch, frames),
+            batch.embeddings[batch.params.negative_prompt].repeat(len(frames), 1, 1),
+            self._scheduler(batch.params.scheduler, batch.params.steps),
+            start,
+            stop,
+            latents=latents,
+            init=init,
+            capture=capture,
+            on_capture=functools.partial(self._capture, batch.settings_key, frames),
+            share_first_uncond=(
+                self.share_first_uncond
+                and start == 0
+                and latents is not None
+                and bool((latents == latents[:1]).all())
+            ),
+            on_step=functools.partial(_show, batch, rows) if show else None,
+        )
+
+    def _noise(self, batch: _Batch, frames: Sequence[FrameRequest]) -> torch.Tensor:
+        """Each frame's noise latent, drawn on the CPU so every device gets the same noise."""
+        seed = batch.params.seed
+        drawn = [
+            noise_between(
+                seed if f.seed_a is None else f.seed_a,
+                seed if f.seed_b is None else f.seed_b,
+                f.noise_t,
+                f.noise_path,
+                batch.shape,
+            )
+            for f in frames
+        ]
+        return torch.cat(drawn).to(device=self.device, dtype=self.dtype)
+
+    def _shared_starts(self, settings_key: str, frames: Sequence[FrameRequest], step: int) -> torch.Tensor:
+        """In-betweens' starting latents: the slerp of their anchors' latents after `step` steps."""
+        starts = []
+        for f in frames:
+            assert f.start is not None
+            left = self._cached_latents(settings_key, f.start.anchor_a, step)
+            right = self._cached_latents(settings_key, f.start.anchor_b, step)
+            assert left is not None and right is not None, "anchors run first"
+            starts.append(slerp(left[None], right[None], f.start.weight))
+        return torch.cat(starts)
+
+    def _capture(
+        self, settings_key: str, frames: Sequence[FrameRequest], step: int, latents: torch.Tensor
+    ) -> None:
+        self._keep_latents(settings_key, frames, {step: latents})
 
     @staticmethod
     def _assign_mixes(

@@ -60,5 +60,7 @@ def _start_pulse(sender: Any = None, **_: Any) -> None:
 @worker_shutdown.connect
 def _stop_pulse(**_: Any) -> None:
     from worker import lease
+    from worker.finishing import wait_for_finishing
 
+    wait_for_finishing()  # the last batches are stored and announced while their leases are still kept
     lease.stop_worker()

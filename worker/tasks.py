@@ -21,7 +21,7 @@ from worker.suggestions import run_suggestions
 
 @celery.task(name=RENDER_BATCH_TASK, acks_late=True)
 def render_batch(render_id: int, indices: list[int]) -> dict[str, int]:
-    return run_batch(render_id, indices)
+    return run_batch(render_id, indices, overlap=True)  # the next batch denoises while this one is stored
 
 
 @celery.task(name=EXPORT_TASK, acks_late=True)

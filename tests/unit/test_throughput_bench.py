@@ -1,11 +1,12 @@
-"""bench/throughput.py's pure helpers on hand-made inputs (nothing is rendered or timed here)."""
+"""bench/throughput's pure helpers on hand-made inputs (nothing is rendered or timed here)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import throughput as bench
-from bench.throughput import Run
+from bench.throughput import cli, report
+from bench.throughput import common as bench
+from bench.throughput.common import Run
 
 
 def test_uncovered_gap_counts_both_ends() -> None:
@@ -114,12 +115,12 @@ def test_sharing_costs_per_in_between() -> None:
 
 def test_median_run_and_spread() -> None:
     runs = [Run("x", 1, 4, s) for s in (3.0, 1.0, 2.0)]
-    assert bench.median_run(runs).seconds == 2.0
-    assert bench.median_run(runs[:2]).seconds == 1.0  # the lower middle of an even count
-    assert bench.spread(runs) == "1–3"
-    assert bench.spread(runs[:1]) == ""
+    assert report.median_run(runs).seconds == 2.0
+    assert report.median_run(runs[:2]).seconds == 1.0  # the lower middle of an even count
+    assert report.spread(runs) == "1–3"
+    assert report.spread(runs[:1]) == ""
     with pytest.raises(ValueError):
-        bench.median_run([])
+        report.median_run([])
 
 
 def test_chunks() -> None:
@@ -127,16 +128,16 @@ def test_chunks() -> None:
 
 
 def test_parse_args_quick_and_defaults() -> None:
-    quick = bench.parse_args(["--quick"])
+    quick = cli.parse_args(["--quick"])
     assert (quick.frames, quick.steps, quick.repeats) == (8, 8, 1)
-    full = bench.parse_args([])
+    full = cli.parse_args([])
     assert (full.frames, full.steps, full.size, full.seed, full.repeats) == (24, 25, 64, 1, 3)
     assert full.batches == [1, 3, 8] and full.app_batch == 3 and full.fast_batch == 8
-    assert bench.parse_args(["--app-batch", "4"]).batches == [1, 3, 4, 8]  # the app's batch is measured raw
+    assert cli.parse_args(["--app-batch", "4"]).batches == [1, 3, 4, 8]  # the app's batch is measured raw
 
 
 def test_report_puts_figures_beside_baselines_and_judges_targets() -> None:
-    args = bench.parse_args(["--frames", "4", "--steps", "10", "--batches", "1", "3", "--repeats", "1"])
+    args = cli.parse_args(["--frames", "4", "--steps", "10", "--batches", "1", "3", "--repeats", "1"])
     ts = bench.frame_ts(4)
     naive = Run("naive diffusers loop", 1, 4, 8.0, arrivals=[(2.0 * (i + 1), t) for i, t in enumerate(ts)])
     naive.unet_items = 80
@@ -146,7 +147,7 @@ def test_report_puts_figures_beside_baselines_and_judges_targets() -> None:
     }
     app = [Run("Segue end to end, embedded", 3, 4, 2.5, arrivals=[(1.0, 0.0), (1.0, 1.0), (2.5, 0.5)])]
     scaling = {1: [Run("d", 3, 4, 4.0)], 2: [Run("d", 3, 4, 2.2)]}
-    text, rows = bench.report(
+    text, rows = report.report(
         args, [naive], engine, [], app, [], scaling, {}, ["threads 1"], ["1.00", "1.20"], {}
     )
     assert "| naive diffusers loop (baseline) | 1 |" in text
@@ -165,11 +166,40 @@ def test_report_puts_figures_beside_baselines_and_judges_targets() -> None:
 
 def test_paired_ratio_is_the_median_of_the_ratios_within_each_round() -> None:
     # Per round 2.0, 3.0 and 1.0: the load drifted, the pairs stay comparable.
-    versus = bench.paired_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 3.0])
+    versus = report.paired_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 3.0])
     assert (versus.median, versus.low, versus.high) == (2.0, 1.0, 3.0)
     assert str(versus) == "2.00×" and versus.range == "1.00–3.00×"
-    assert bench.paired_ratio([2.0], [1.0]).range == ""  # one round: no range
+    assert report.paired_ratio([2.0], [1.0]).range == ""  # one round: no range
     # Rounds that do not pair up: the ratio of the medians.
-    assert bench.paired_ratio([4.0, 6.0], [2.0]).median == 2.5
-    assert bench.paired_ratio([], [1.0]).median is None
-    assert bench.paired_ratio([1.0], [0.0]).median is None
+    assert report.paired_ratio([4.0, 6.0], [2.0]).median == 2.5
+    assert report.paired_ratio([], [1.0]).median is None
+    assert report.paired_ratio([1.0], [0.0]).median is None
+
+
+def test_a_missing_stable_diffusion_videos_is_named_with_the_command_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from bench.throughput import sdv
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        sdv.Missing, match=r"not installed: pip install --no-deps stable_diffusion_videos==0\.9\.2"
+    ):
+        sdv.load_walk_pipeline()
+
+
+def test_the_speed_report_states_each_issue_20_target_beside_its_figure() -> None:
+    args = cli.parse_args(["--quick"])
+    naive = [Run("naive", 1, 8, 4.0)]
+    engine = {3: [Run("engine", 3, 8, 2.0)], 8: [Run("engine", 8, 8, 1.0)]}
+    app = {3: [Run("app", 3, 8, 2.05)], 8: [Run("app", 8, 8, 1.25)]}
+    sdv = {8: [Run("stable-diffusion-videos 0.9.2 (make_clip_frames)", 8, 8, 2.0)]}
+    text, rows = report.speed_report(args, naive, engine, app, [], {}, sdv, None)
+    assert "app ≥ 95% of the engine at batch 3: 97.6 % met" in text
+    assert "app ≥ 95% of the engine at batch 8: 80.0 % not met" in text
+    assert "Segue end to end ≥ 1.5× stable-diffusion-videos: 1.60× (Segue end to end, batch 8) met" in text
+    assert "no end-to-end row at that fidelity not measured" in text
+    missing, _ = report.speed_report(args, naive, engine, app, [], {}, {}, "not installed: pip install x")
+    assert "stable-diffusion-videos: not measured — not installed: pip install x" in missing
