@@ -26,10 +26,10 @@ def test_the_researcher_compares_people_with_each_unet_block(server: str, browse
         assert time.monotonic() < deadline, "the render did not finish in 240 s"
         time.sleep(0.5)
     study = api(server, "POST", "/api/studies", {
-        "title": "Which layer sees like us?", "render_ids": [rid], "tasks": ["triplets"], "triplets": 4,
+        "title": "Which layer sees like us?", "render_ids": [rid], "tasks": ["triplets"], "triplets": 10,
         "seed": 2,
     })  # fmt: skip
-    for _ in range(2):  # two people, each picking the frame furthest in time from the other two
+    for _ in range(3):  # three people, each picking the frame furthest in time from the other two
         token = api(server, "POST", f"/api/studies/{study['id']}/participants", {})["token"]
         while True:
             item = api(server, "GET", f"/api/p/{token}/next")
@@ -72,6 +72,6 @@ def test_the_researcher_compares_people_with_each_unet_block(server: str, browse
     assert "Compare with each U-Net block again" in page.locator("#compare-blocks").inner_text()
     results = api(server, "GET", f"/api/studies/{study['id']}/results")
     by_name = {d["name"]: d for d in results["distances"]}
-    assert by_name["unet/mid_block@t500"]["triplet_answers"] == 8
+    assert by_name["unet/mid_block@t500"]["triplet_answers"] == 30
     page.locator("#block-grid").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "studies-blocks.png"), full_page=True)
