@@ -109,8 +109,14 @@ def _run(job_id: int, token: str) -> dict[str, Any]:
             names = [scorer_name(block, t) for block in features.blocks for t in TIMESTEPS]
             stored = _stored(keys)
             todo = [key for key in keys if any((key, name) not in stored for name in names)]
-            done += len(keys) - len(todo)
-            lease.write_job(STUDY_BLOCKS, job_id, token, frames_done=done)
+            # A picture gone from the store (a wiped store) is left out rather than failing the study's job.
+            gone = [key for key in todo if not store.exists(key)]
+            if gone:
+                log.warning("study blocks %s: %s frames have no picture in the store", job_id, len(gone))
+                todo = [key for key in todo if key not in gone]
+                total -= len(gone)
+            done += len(keys) - len(todo) - len(gone)
+            lease.write_job(STUDY_BLOCKS, job_id, token, frames_total=total, frames_done=done)
             for start in range(0, len(todo), BATCH):
                 batch = todo[start : start + BATCH]
                 images = [PIL.Image.open(io.BytesIO(store.read(key))).convert("RGB") for key in batch]

@@ -234,3 +234,21 @@ def test_only_the_owner_compares_blocks(app_with: Any, monkeypatch: pytest.Monke
             )
         assert sent == []
         assert researcher.post(f"/api/studies/{sid}/blocks").status_code == 202 and len(sent) == 1
+
+
+def test_a_frame_whose_picture_is_gone_is_left_out(client: TestClient, blocks_sent: list[int]) -> None:
+    from app.storage import get_store
+    from worker.block_features import run_study_blocks
+
+    render_id = finished_render(client, frames=4)
+    sid = study(client, [render_id], triplets=2)["id"]
+    keys = frame_keys([render_id])
+    gone = sorted(keys)[0]
+    store = get_store()
+    store.path(gone).unlink()  # type: ignore[attr-defined]  (the tests' store is a folder)
+    assert not store.exists(gone)
+    assert client.post(f"/api/studies/{sid}/blocks").status_code == 202
+    run_study_blocks(blocks_sent[0])
+    state = client.get(f"/api/studies/{sid}/blocks").json()
+    assert (state["status"], state["frames_total"], state["frames_done"]) == ("done", 3, 3), state
+    assert {key for key, _ in readings(keys)} == keys - {gone}
