@@ -42,6 +42,8 @@ from app.routes.participants import pages as participant_pages
 from app.routes.participants import router as participants_router
 from app.routes.studies import pages as studies_pages
 from app.routes.studies import router as studies_router
+from app.routes.study_blocks import pages as study_block_pages
+from app.routes.study_blocks import router as study_blocks_router
 from app.routes.suggestions import pages as suggestion_pages
 from app.routes.suggestions import router as suggestions_router
 from app.security import (
@@ -145,6 +147,8 @@ def create_app() -> FastAPI:
         app.include_router(router)
     # Studies: researchers' studies and participants' links (docs/studies.md).
     for router in (studies_router, studies_pages, participants_router, participant_pages):
+        app.include_router(router)
+    for router in (study_blocks_router, study_block_pages):  # each U-Net block against people
         app.include_router(router)
 
     store = get_store(settings)

@@ -27,6 +27,8 @@ SUGGEST_TASK = "segue.suggest_prompts"
 MOCE_SEARCH_TASK = "segue.search_switch_step"
 #: One step of an autopilot run or a "Fix" request: find, probe, apply, re-render (worker/autofix.py).
 AUTOFIX_TASK = "segue.autofix_step"
+#: Read each U-Net block for a study's frames, stored as frame scores (worker/block_features.py).
+STUDY_BLOCKS_TASK = "segue.read_study_blocks"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -158,3 +160,7 @@ def send_moce_search(search_id: int) -> None:
 
 def send_autofix(autofix_id: int) -> None:
     celery_client().send_task(AUTOFIX_TASK, args=[autofix_id], queue=get_settings().render_queue)
+
+
+def send_study_blocks(job_id: int) -> None:
+    celery_client().send_task(STUDY_BLOCKS_TASK, args=[job_id], queue=get_settings().render_queue)

@@ -607,3 +607,31 @@ class StudyAnswer(Base):
     #: Response time, measured in the participant's browser.
     ms: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyBlocks(Base):
+    """Reading each U-Net block for a study's frames (worker/block_features.py): one row per study, asked
+    again by the researcher (`queued` with no lease), held under a lease like the other jobs.
+
+    The readings themselves are FrameScore rows (`unet/<block>@t<t>`), shared by every study and render
+    holding the frame. `frames_total`/`frames_done`: frame keys to read and read so far (keys read already
+    count as done); `readings`: the rows this run stored.
+    """
+
+    __tablename__ = "study_blocks"
+    __table_args__ = (UniqueConstraint("study_id", name="uq_study_blocks_study"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    frames_total: Mapped[int] = mapped_column(Integer, default=0)
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    readings: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    #: The lease of the worker running it, as on Export.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

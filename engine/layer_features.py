@@ -24,12 +24,13 @@ import numpy as np
 import PIL.Image
 import torch
 
+from core.block_readings import TIMESTEPS
 from engine.hooks import hook_this_thread
 
 logger = logging.getLogger(__name__)
 
-#: The noise levels of the human-alignment study, on a 1000-step schedule.
-STUDY_TIMESTEPS = (50, 200, 500, 800)
+#: The noise levels of the human-alignment study, on a 1000-step schedule (one definition, in core).
+STUDY_TIMESTEPS = TIMESTEPS
 
 Pooling = Callable[[torch.Tensor], torch.Tensor]
 

@@ -8,9 +8,11 @@ from app.queue import (
     MOCE_SEARCH_TASK,
     PLAN_RENDER_TASK,
     RENDER_BATCH_TASK,
+    STUDY_BLOCKS_TASK,
     SUGGEST_TASK,
 )
 from worker.autofix import run_autofix
+from worker.block_features import run_study_blocks
 from worker.celery_app import celery
 from worker.exports import run_export
 from worker.moce import run_search
@@ -47,3 +49,8 @@ def search_switch_step(search_id: int) -> dict[str, object]:
 @celery.task(name=AUTOFIX_TASK, acks_late=True)
 def autofix_step(autofix_id: int) -> dict[str, object]:
     return run_autofix(autofix_id)
+
+
+@celery.task(name=STUDY_BLOCKS_TASK, acks_late=True)
+def read_study_blocks(job_id: int) -> dict[str, object]:
+    return run_study_blocks(job_id)

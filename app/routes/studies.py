@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.deps import Id, QueryId, SessionDep, owner_only
 from app.errors import FieldError, form_errors
-from app.services import studies
+from app.services import studies, study_blocks
 from app.services.views import frame_url
 from app.tables import Render, Study, Transition
 from app.templating import templates
@@ -177,7 +177,9 @@ STRIP_FRAMES = 10
 def _accuracy_plot(found: dict[str, Any]) -> dict[str, Any]:
     """Bars of triplet accuracy, one per distance and one for people, with chance and people's level."""
     bars = [{"name": "people (leave one out)", "value": found["triplets"]["people_accuracy"], "people": True}]
-    bars += [{"name": d["name"], "value": d["triplet_accuracy"], "people": False} for d in found["distances"]]
+    bars += [
+        {"name": d["label"], "value": d["triplet_accuracy"], "people": False} for d in found["distances"]
+    ]
     for row, bar in enumerate(bars):
         bar["y"] = row * ROW_HEIGHT
         bar["width"] = round((bar["value"] or 0.0) * PLOT_WIDTH, 1)
@@ -235,6 +237,7 @@ def _study_page(request: Request, db: Any, study: Study, errors: dict[str, str] 
         "plot": _accuracy_plot(found),
         "mark_plots": _mark_plots(db, study, found),
         "errors": errors or {},
+        **study_blocks.page_context(found, study_blocks.get_job(db, study), study),
     }
     return templates.TemplateResponse(request, "studies/study.html", context, status_code=code)
 

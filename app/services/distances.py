@@ -6,9 +6,8 @@ per distance name, a function (frame index, frame index) -> distance or None (a 
 - `clip`, `unet`, `ssim`: the confusion map's scorers (worker/scoring.py stores one row per frame key and
   scorer in frame_scores; core.scores.distance: cosine, or 1 - SSIM);
 - `pixels`: RMS difference of the ssim scorer's grey thumbnails (0-1), the pixel baseline;
-- each U-Net block: a scorer stored under the name `unet/<block>` (e.g. `unet/up_blocks.1`, by a per-block
-  feature extractor) becomes one more row, cosine distance. Nothing in Segue stores them yet (issue 24 §3
-  adds the extractor); when it does, the results table and plot grow a row per block with no change here.
+- each U-Net block: a scorer stored under the name `unet/<block>@t<t>` (core/block_readings.py; stored by
+  worker/block_features.py when a study asks) becomes one more row, cosine distance, in U-Net order.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.services.scores import PREFERENCE, stored_scores
 from app.tables import FrameScore, Render
+from core.block_readings import sort_key
 from core.scores import distance
 
 #: A distance between two frames of one render, by frame index; None when either frame has no scores.
@@ -28,7 +28,7 @@ FrameDistance = Callable[[int, int], float | None]
 #: A per-block U-Net feature is stored as the scorer `unet/<block>`.
 BLOCK_PREFIX = "unet/"
 PIXELS = "pixels"
-#: The order rows are shown in: the map's scorers, the pixel baseline, then U-Net blocks by name.
+#: The order rows are shown in: the map's scorers, the pixel baseline, then U-Net blocks in U-Net order.
 ORDER = (*PREFERENCE, PIXELS)
 
 
@@ -68,7 +68,7 @@ def stored_names(db: Session, render: Render) -> list[str]:
 
 def order_names(names: set[str] | list[str]) -> list[str]:
     known = [n for n in ORDER if n in names]
-    return known + sorted(n for n in names if n not in ORDER)
+    return known + sorted((n for n in names if n not in ORDER), key=sort_key)
 
 
 def render_distances(db: Session, render: Render) -> dict[str, FrameDistance]:

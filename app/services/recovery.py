@@ -40,7 +40,17 @@ from app.db import _sqlite_pragmas
 from app.errors import BrokerUnavailable, FieldError
 from app.services.rendering import batches, check_quotas, finish_render
 from app.services.views import progress
-from app.tables import FINISHED_STATUSES, Autofix, ConceptSearch, Export, Frame, Render, Suggestion, utcnow
+from app.tables import (
+    FINISHED_STATUSES,
+    Autofix,
+    ConceptSearch,
+    Export,
+    Frame,
+    Render,
+    StudyBlocks,
+    Suggestion,
+    utcnow,
+)
 from core.params import RenderSnapshot
 
 log = logging.getLogger(__name__)
@@ -169,7 +179,12 @@ PLANNING = Planning(
     "planning", Render, "send_plan_render", "placing this render's frames", "retry to try again"
 )
 AUTOFIXES = AutofixJob("autofix", Autofix, "send_autofix", "running this autofix", "start it again to retry")
-JOBS: dict[str, Job] = {job.kind: job for job in (EXPORTS, SUGGESTIONS, SEARCHES, PLANNING, AUTOFIXES)}
+STUDY_BLOCKS = Job(
+    "study blocks", StudyBlocks, "send_study_blocks", "reading this study's U-Net blocks", "ask again"
+)
+JOBS: dict[str, Job] = {
+    job.kind: job for job in (EXPORTS, SUGGESTIONS, SEARCHES, PLANNING, AUTOFIXES, STUDY_BLOCKS)
+}
 
 
 def _reap_jobs(db: Session, now: datetime, counts: dict[str, int]) -> None:

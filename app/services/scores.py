@@ -15,7 +15,7 @@ from app.config import get_settings
 from app.errors import FieldError
 from app.schemas import FlagOut, FrameScoreOut, ProblemOut, ScoresOut, ScoreSummaryOut, SimilarityOut
 from app.tables import Frame, FrameScore, Render
-from core import confusion, problems
+from core import block_readings, confusion, problems
 from core.scores import (
     FrameRef,
     RenderShape,
@@ -45,6 +45,8 @@ def thresholds() -> confusion.Thresholds:
 def available_scorers(db: Session, render: Render) -> list[str]:
     keys = [f.key for f in render.frames]
     found = set(db.scalars(select(FrameScore.scorer).where(FrameScore.frame_key.in_(keys)).distinct()))
+    # A study's per-block readings (core/block_readings.py) are distances for its results, not map scorers.
+    found = {s for s in found if not s.startswith(block_readings.PREFIX)}
     # A U-Net scorer on a recorded block ("unet-up2-t500") ranks as "unet".
     rank = {name: i for i, name in enumerate(PREFERENCE)}
     return sorted(found, key=lambda s: (rank.get(s.split("-")[0], len(rank)), s))

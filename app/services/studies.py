@@ -30,7 +30,7 @@ from app.services.scores import render_problems
 from app.services.views import frame_url
 from app.storage import get_store
 from app.tables import Frame, Render, Study, StudyAnswer, StudyItem, StudyParticipant
-from core import agreement, metrics
+from core import agreement, block_readings, metrics
 from core.studies import RATING_RANGE, SAMPLERS, TASKS, StudyRender, participant_order, sample_triplets
 
 MAX_TITLE = 200
@@ -518,6 +518,7 @@ def _distance_rows(
         rows.append(
             {
                 "name": name,
+                "label": block_readings.label(name),
                 "triplet_accuracy": _round(hits / judged) if judged else None,
                 "triplet_answers": int(judged),
                 "rating_rho": _round(agreement.spearman(smooth, rated)),

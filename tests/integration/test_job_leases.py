@@ -1,4 +1,5 @@
-"""Exports, suggestions, switch step searches and the planning of renders are held under leases like frames.
+"""Exports, suggestions, switch step searches, planning renders and reading a study's U-Net blocks
+are held under leases like frames.
 
 A job's row is claimed with one conditional UPDATE (worker/lease.py `claim_job`): a second copy takes
 nothing. The worker's pulse extends the lease while the job runs; once it runs out (the worker died) the
@@ -19,7 +20,7 @@ from sqlalchemy import update
 
 from tests.integration.conftest import wait_for
 
-KINDS = ["export", "suggestions", "switch step search", "planning", "autofix"]
+KINDS = ["export", "suggestions", "switch step search", "planning", "autofix", "study blocks"]
 DEAD = "d" * 32  # the token of a worker that died
 
 
@@ -50,7 +51,7 @@ def make(
     """A job row of `kind`; by default left running by a dead worker (its lease ran out 5 s ago)."""
     from app.db import new_session
     from app.services.exports import ExportOptions, file_name
-    from app.tables import Autofix, ConceptSearch, Export, Render, Suggestion, Transition
+    from app.tables import Autofix, ConceptSearch, Export, Render, Study, StudyBlocks, Suggestion, Transition
 
     lease = {
         "status": status,
@@ -86,6 +87,11 @@ def make(
                 file_name=file_name(options, key),
                 **lease,
             )
+        elif kind == "study blocks":
+            study = Study(title="leases", tasks=["triplets"], render_ids=[])
+            db.add(study)
+            db.flush()
+            row = StudyBlocks(study_id=study.id, **lease)
         elif kind == "autofix":
             row = Autofix(transition_id=transition.id, kind="autopilot", rounds=[], proposals=[], **lease)
         elif kind == "suggestions":
@@ -289,6 +295,7 @@ def test_a_held_job_is_claimed_once_and_only_its_holder_writes_the_result(
 def test_a_second_copy_of_the_task_leaves_a_held_job_alone(kind: str, sends: list[tuple[str, int]]) -> None:
     """The worker's own entry points claim first: a copy of a running job's message does nothing."""
     from worker.autofix import run_autofix
+    from worker.block_features import run_study_blocks
     from worker.exports import run_export
     from worker.moce import run_search
     from worker.planning import run_plan
@@ -299,6 +306,7 @@ def test_a_second_copy_of_the_task_leaves_a_held_job_alone(kind: str, sends: lis
         "suggestions": run_suggestions,
         "switch step search": run_search,
         "autofix": run_autofix,
+        "study blocks": run_study_blocks,
     }.get(kind, run_plan)
     job_id = make(kind, token="alive".ljust(32, "x"), seconds_left=60)
     before = load(kind, job_id)
