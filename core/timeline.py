@@ -552,7 +552,7 @@ def _digest(
     reuse = neighbour_reuse_step(pixels, plan.start_step, mixed_steps(pixels) if mixing else 0)
     if reuse is not None:
         payload["neighbour_reuse"] = reuse  # from this step on, the anchors' (hashed above) deep features
-    if mixing:
+    if mixing and plan.ends is not None:
         end_a, end_b = (frame_key(pixels, end, str(payload["model_revision"])) for end in plan.ends)
         payload["attention"] = [plan.attention, mixed_steps(pixels), end_a, end_b]
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8"))

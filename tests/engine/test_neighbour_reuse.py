@@ -1,4 +1,4 @@
-"""Neighbour reuse on the tiny model: shared in-betweens fed with their anchors' deep features at late steps."""
+"""Neighbour reuse on the tiny model: shared in-betweens fed with their anchors' deep features, late steps."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def test_off_is_bit_identical_to_the_plain_shared_render(engine: Engine) -> None
     assert engine.last_stats.unet_items == items and engine.last_stats.shallow_calls == 0
 
 
-def test_on_in_betweens_run_the_shallow_path_from_the_reuse_step_close_to_full_compute(engine: Engine) -> None:
+def test_on_in_betweens_run_the_shallow_path_from_the_reuse_step_close_to_full_compute(
+    engine: Engine,
+) -> None:
     full = engine.render(PARAMS, [*ANCHORS, *BETWEENS])
     full_calls = engine.last_stats.unet_calls
     reused = engine.render(REUSE, [*ANCHORS, *BETWEENS])
