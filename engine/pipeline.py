@@ -549,7 +549,8 @@ class Engine:
         Fewer U-Net evaluations (params; bench/evaluations.py measures what they cost in fidelity; off,
         they compute exactly what Segue always computed): guidance_until < 1 drops the unconditional
         branch after that fraction of the steps; deep_cache_interval N > 1 runs the full U-Net every N
-        steps and only its shallow path between (engine/deepcache.py).
+        steps and only its shallow path between (engine/deepcache.py); neighbour_reuse_from < 1 runs shared
+        in-betweens' late steps on the shallow path with their anchors' deep features (engine/neighbours.py).
         """
         # 1. Check inputs
         check_inputs(params, frames)

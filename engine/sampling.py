@@ -8,7 +8,8 @@ Written out (rather than calling the pipeline) so that a render can
 - evaluate the unconditional branch of the first step once when every frame starts from the same noise
   latent under the same negative prompt (it is then the same for the whole batch),
 - save U-Net work: guidance only on the first part of the steps (`guidance_until`), deep features reused
-  across steps (`deep_cache_interval`, engine/deepcache.py),
+  across steps (`deep_cache_interval`, engine/deepcache.py) and, for shared in-betweens, from their two
+  anchors at the same step (a group's `reuse`, engine/neighbours.py: a second, shallow call per step),
 - draw a stochastic scheduler's per-step noise (LCM, Euler ancestral) from the render's seed, the same for
   every frame, so a frame does not depend on the batch it was rendered in,
 - mix a frame's attention with the keys and values of two other frames of the call over the first steps
@@ -41,8 +42,10 @@ class LoopStats:
     unet_calls: int = 0
     unet_items: int = 0
     steps: list[int] = field(default_factory=list)
-    #: Of unet_calls, those that ran only the shallow path (DeepCache); their items cost a fraction.
+    #: Of unet_calls, those that ran only the shallow path (DeepCache, neighbour reuse), and their items:
+    #: these cost a fraction of a full item.
     shallow_calls: int = 0
+    shallow_items: int = 0
 
 
 def step_kwargs(scheduler: Any) -> dict[str, Any]:
@@ -127,7 +130,9 @@ def denoise_groups(
     guidance_until: the unconditional branch runs on the first guided_steps() steps only (then the
     prediction is the conditional one). deep_cache_interval N > 1: a full U-Net every N steps, the shallow
     path between, reusing the last full step's deep features (a change of batch layout forces a full
-    step). noise_seed: the seed of a stochastic scheduler's per-step noise (step_noise).
+    step). A group with `reuse` runs the shallow path from reuse.step, in its own call after the full one,
+    fed with its anchors' features (handed out by the groups with on_features in that full call).
+    noise_seed: the seed of a stochastic scheduler's per-step noise (step_noise).
     Steps [0, mix_steps) apply the groups' `mixes` (the caller installed engine.attention.mixing).
     """
     for group in groups:
@@ -183,6 +188,7 @@ def denoise_groups(
                         out = shallow_forward(unet, sample, t, states, deep.features)
                         if stats is not None:
                             stats.shallow_calls += 1
+                            stats.shallow_items += sum(rows)
                     else:
                         out, fresh = full_forward(unet, sample, t, states)
                         deep = DeepFeatures(i, layout, fresh)
@@ -203,6 +209,7 @@ def denoise_groups(
             if stats is not None:
                 stats.unet_calls += 1
                 stats.shallow_calls += 1
+                stats.shallow_items += sum(rows)
                 stats.unet_items += sum(rows)
         if stats is not None:
             stats.steps.append(i)

@@ -55,6 +55,7 @@ def test_on_in_betweens_run_the_shallow_path_from_the_reuse_step_close_to_full_c
     # Steps 0-3: one call (anchors, in-betweens from step 2); steps 4-7: a full call for the anchors and a
     # shallow one for the in-betweens.
     assert full_calls == STEPS and stats.unet_calls == STEPS + 4 and stats.shallow_calls == 4
+    assert stats.shallow_items == 4 * 2 * len(BETWEENS)  # 4 steps, 2 rows (guidance) per in-between
     # The anchors are computed exactly as before; the in-betweens change, but little.
     for a, b in zip(pixels(full[:3]), pixels(reused[:3]), strict=True):
         assert np.abs(a - b).max() <= 1
