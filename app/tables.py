@@ -89,6 +89,8 @@ class Transition(Base):
     audio: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
     guidance_until: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     deep_cache_interval: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Neighbour reuse (migration 0016_frame_reuse): 1.0 = off.
+    neighbour_reuse_from: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     attention_interpolation: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
     attention_steps: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
     image_endpoints: Mapped[str] = mapped_column(String(16), default="image", server_default="image")

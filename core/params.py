@@ -177,6 +177,9 @@ RANGES: dict[str, Range] = {
     # branch, and DeepCache's interval between full U-Net evaluations.
     "guidance_until": Range(0, lambda c: 1.0, integer=False),
     "deep_cache_interval": Range(1, lambda c: c.steps),
+    # Neighbour reuse: the share of the steps after which a shared in-between runs only the shallow path,
+    # fed with its two anchors' deep features at the same step (engine/neighbours.py); 1: off.
+    "neighbour_reuse_from": Range(0, lambda c: 1.0, integer=False),
     # Attention interpolation acts on this fraction of the steps (the first ones), plain attention after.
     "attention_steps": Range(0, lambda c: 1, integer=False),
 }
@@ -280,6 +283,8 @@ class PixelSettings(BaseModel):
     # Off (1.0 and 1) computes exactly what Segue always computed; the frame key hashes them only when on.
     guidance_until: ranged("guidance_until", float) = 1.0  # type: ignore[valid-type]
     deep_cache_interval: ranged("deep_cache_interval", int) = 1  # type: ignore[valid-type]
+    # Acts on shared in-betweens only, and a frame key hashes it only there (core.timeline._digest).
+    neighbour_reuse_from: ranged("neighbour_reuse_from", float) = 1.0  # type: ignore[valid-type]
     # The transition's attention interpolation (a keyframe may set its segment's own); not hashed as
     # such: a frame key hashes the mode its frame really uses (core.timeline.frame_key).
     attention_interpolation: AttentionInterpolation = "none"
@@ -310,7 +315,17 @@ SETTING_FIELDS: tuple[str, ...] = tuple(RenderSettings.model_fields)
 NULLABLE_SETTINGS: tuple[str, ...] = ("spacing_budget", "shared_from_step")
 PIXEL_FIELDS: tuple[str, ...] = tuple(PixelSettings.model_fields)
 #: The U-Net savings and their "off" values: at these, a frame's key is the one it always had.
-SAVINGS_OFF: dict[str, Any] = {"guidance_until": 1.0, "deep_cache_interval": 1}
+SAVINGS_OFF: dict[str, Any] = {"guidance_until": 1.0, "deep_cache_interval": 1, "neighbour_reuse_from": 1.0}
+
+
+def neighbour_reuse_step(pixels: PixelSettings, start_step: int, mixed_steps: int = 0) -> int | None:
+    """The first step at which a shared in-between starting at `start_step` reuses its anchors' deep
+    features (never during its attention interpolation's mixed steps); None: it never does."""
+    if start_step <= 0 or pixels.neighbour_reuse_from >= 1.0:
+        return None
+    wanted = math.ceil(pixels.neighbour_reuse_from * pixels.steps - 1e-9)
+    step = max(start_step, wanted, mixed_steps)
+    return step if step < pixels.steps else None
 
 
 def defaults() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core import spacing as spacings
-from core.params import SAVINGS_OFF, KeyframeSnapshot, PixelSettings, RenderSnapshot
+from core.params import SAVINGS_OFF, KeyframeSnapshot, PixelSettings, RenderSnapshot, neighbour_reuse_step
 
 #: Positions closer than this are the same point on the timeline, everywhere (API, forms, planner).
 POSITION_TOLERANCE = 1e-6
@@ -459,9 +459,10 @@ def frame_key(
     early blend is its blend is the plain frame without a switch, and N >= steps is the early blend alone.
     An in-between under attention interpolation hashes its mode, the number of steps it mixes and its
     ends' keys (`attention`); any other frame hashes none of the attention settings, so a frame without
-    attention interpolation keeps the key it had before the setting existed. A frame that depends on a
-    keyframe's image (FramePlan.images) hashes the images and what the endpoints show (`images`); any
-    other frame hashes neither.
+    attention interpolation keeps the key it had before the setting existed. A shared in-between under
+    neighbour reuse hashes the step its reuse begins at (`neighbour_reuse`); no other frame hashes it. A
+    frame that depends on a keyframe's image (FramePlan.images) hashes the images and what the endpoints
+    show (`images`); any other frame hashes neither.
     """
     if plan.early_a is not None or plan.early_b is not None:
         moce = _moce_blends(pixels, plan)
@@ -492,6 +493,9 @@ Blend = tuple[str, str, float]
 
 #: Settings a frame key hashes only where they act (attention interpolation: _digest).
 _ATTENTION_SETTINGS = ("attention_interpolation", "attention_steps")
+#: Settings a frame key hashes only where they act: neighbour reuse on shared in-betweens, what image
+#: endpoints show on frames that depend on an image (_digest).
+_WHERE_THEY_ACT = (*_ATTENTION_SETTINGS, "neighbour_reuse_from", "image_endpoints")
 #: How image endpoints are inverted and sampled (engine/morph.py); a change of method changes this tag.
 IMAGE_METHOD = "ddim-inversion-g1"
 
@@ -505,7 +509,7 @@ def _pixel_payload(pixels: PixelSettings) -> dict[str, Any]:
     """The pixel settings a key hashes: savings that are off are left out, so older keys stay valid, and
     attention interpolation is hashed where it acts (_digest), not here."""
     off = {name for name, value in SAVINGS_OFF.items() if getattr(pixels, name) == value}
-    return pixels.model_dump(exclude=off | set(_ATTENTION_SETTINGS) | {"image_endpoints"})
+    return pixels.model_dump(exclude=off | set(_WHERE_THEY_ACT))
 
 
 def _normal_blend(a: str, b: str, local_t: float) -> Blend:
@@ -570,7 +574,11 @@ def _digest(
         if shared is None:
             raise ValueError(f"frame {plan.index} is a shared in-between: its key needs its anchors' keys")
         payload["shared"] = [plan.start_step, shared[0], shared[1], round(shared[2], 12)]
-    if plan.attention != "none" and plan.ends is not None and mixed_steps(pixels) > 0:
+    mixing = plan.attention != "none" and plan.ends is not None and mixed_steps(pixels) > 0
+    reuse = neighbour_reuse_step(pixels, plan.start_step, mixed_steps(pixels) if mixing else 0)
+    if reuse is not None:
+        payload["neighbour_reuse"] = reuse  # from this step on, the anchors' (hashed above) deep features
+    if mixing and plan.ends is not None:
         end_a, end_b = (frame_key(pixels, end, str(payload["model_revision"])) for end in plan.ends)
         payload["attention"] = [plan.attention, mixed_steps(pixels), end_a, end_b]
     if any(plan.images):

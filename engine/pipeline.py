@@ -34,13 +34,21 @@ from diffusers import (
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 from pydantic import ValidationError
 
-from core.params import RANGES, SCHEDULER_LABELS, PixelSettings, error_message, field_of
+from core.params import (
+    RANGES,
+    SCHEDULER_LABELS,
+    PixelSettings,
+    error_message,
+    field_of,
+    neighbour_reuse_step,
+)
 from core.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, active_lora, model_location
 from core.timeline import mixed_steps
 from engine import attention
 from engine.attention import MODES as ATTENTION_MODES
 from engine.interpolation import interpolate, slerp
 from engine.morph import Inverter
+from engine.neighbours import Donors, Features, FeatureStore, Reuse
 from engine.noise import PATHS as NOISE_PATHS
 from engine.noise import noise_between
 from engine.sampling import FrameMix, Group, LoopStats, decode, denoise_groups
@@ -333,6 +341,7 @@ class _Batch:
     settings_key: str  # the settings part of the latent cache's key
     embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
     display: torch.Tensor | None = None  # the latest latents of every distinct frame, for on_step
+    features: dict[tuple[FrameRequest, int], Features] = field(default_factory=dict)  # neighbour reuse
 
     @property
     def prompted(self) -> list[FrameRequest]:
@@ -413,6 +422,8 @@ class Engine:
         self._embeddings_lock = threading.Lock()
         self._latents: OrderedDict[tuple[str, FrameRequest, int], torch.Tensor] = OrderedDict()
         self._latents_lock = threading.Lock()
+        #: Anchors' deep features kept for later batches' in-betweens (neighbour reuse).
+        self.features = FeatureStore()
         #: What the last render() cost (U-Net calls and items), for benchmarks and tests.
         self.last_stats = LoopStats()
         #: One unconditional evaluation at the first step when every frame starts from the same noise.
@@ -538,7 +549,8 @@ class Engine:
         Fewer U-Net evaluations (params; bench/evaluations.py measures what they cost in fidelity; off,
         they compute exactly what Segue always computed): guidance_until < 1 drops the unconditional
         branch after that fraction of the steps; deep_cache_interval N > 1 runs the full U-Net every N
-        steps and only its shallow path between (engine/deepcache.py).
+        steps and only its shallow path between (engine/deepcache.py); neighbour_reuse_from < 1 runs shared
+        in-betweens' late steps on the shallow path with their anchors' deep features (engine/neighbours.py).
         """
         # 1. Check inputs
         check_inputs(params, frames)
@@ -628,14 +640,27 @@ class Engine:
         wanted = {f.start.step for f in shared if f.start} | {
             k for k in keep_latents_at if 0 < k < params.steps
         }
-        by_step: dict[int, list[FrameRequest]] = {}
+        by_step: dict[tuple[int, int | None], list[FrameRequest]] = {}
         for f in shared:
             assert f.start is not None
-            by_step.setdefault(f.start.step, []).append(f)
+            by_step.setdefault((f.start.step, self._reuse_step(batch, f)), []).append(f)
         groups: list[Group] = []
         members: list[list[FrameRequest]] = []
         in_group: list[list[FrameRequest]] = []
-        for k, anchors_k in sorted(self._missing_anchors(batch, shared).items()):
+        # Neighbour reuse: full frames keep their deep features from the first step any in-between reuses
+        # them; anchors whose features are neither here nor kept run in full beside the batch.
+        keep_from = min(
+            (r for k in wanted if (r := neighbour_reuse_step(params, k)) is not None), default=None
+        )
+        donors = self._missing_donors(batch, shared)
+        if donors:
+            noise = self._noise(batch, donors)
+            groups.append(
+                self._group(batch, donors, 0, params.steps, sorted(wanted), False, noise, keep_from=keep_from)
+            )
+            members.append([])
+            in_group.append(donors)
+        for k, anchors_k in sorted(self._missing_anchors(batch, shared, set(donors)).items()):
             groups.append(
                 self._group(batch, anchors_k, 0, k, [k], show=False, latents=self._noise(batch, anchors_k))
             )
@@ -644,14 +669,23 @@ class Engine:
         if full:
             groups.append(
                 self._group(
-                    batch, full, 0, params.steps, sorted(wanted), show=True, latents=self._noise(batch, full)
+                    batch,
+                    full,
+                    0,
+                    params.steps,
+                    sorted(wanted),
+                    show=True,
+                    latents=self._noise(batch, full),
+                    keep_from=keep_from,
                 )
             )
             members.append(full)
             in_group.append(full)
-        for k, group in sorted(by_step.items()):
+        for (k, reuse), group in sorted(by_step.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
             init = functools.partial(self._shared_starts, batch.settings_key, group, k)
             groups.append(self._group(batch, group, k, params.steps, (), show=True, init=init))
+            if reuse is not None:
+                groups[-1].reuse = Reuse(reuse, [_donors(f) for f in group], self._lookup(batch))
             members.append(group)
             in_group.append(group)
         # Attention interpolation: the keyframes' frames that are not frames of this batch run beside it
@@ -668,7 +702,7 @@ class Engine:
         return groups, members, in_group, helpers
 
     def _missing_anchors(
-        self, batch: _Batch, shared: Sequence[FrameRequest]
+        self, batch: _Batch, shared: Sequence[FrameRequest], running: set[FrameRequest]
     ) -> dict[int, list[FrameRequest]]:
         """Anchors that are neither cached nor in this batch, by step: they run their first k steps only."""
         missing: dict[int, list[FrameRequest]] = {}
@@ -677,12 +711,49 @@ class Engine:
             for anchor in (f.start.anchor_a, f.start.anchor_b):
                 if (
                     anchor not in batch.slot
+                    and anchor not in running
                     and self._cached_latents(batch.settings_key, anchor, f.start.step) is None
                 ):
                     group = missing.setdefault(f.start.step, [])
                     if anchor not in group:
                         group.append(anchor)
         return missing
+
+    def _reuse_step(self, batch: _Batch, frame: FrameRequest) -> int | None:
+        """The step a shared in-between starts reusing its anchors' deep features at (None: never)."""
+        assert frame.start is not None
+        mixing = frame.attention != "none" and batch.mix_steps > 0
+        return neighbour_reuse_step(batch.params, frame.start.step, batch.mix_steps if mixing else 0)
+
+    def _missing_donors(self, batch: _Batch, shared: Sequence[FrameRequest]) -> list[FrameRequest]:
+        """Anchors an in-between reuses that are not in this batch: their kept features are copied into
+        the batch; those with none kept are returned (they run in full beside the batch)."""
+        missing: list[FrameRequest] = []
+        for f in shared:
+            reuse = self._reuse_step(batch, f)
+            if reuse is None:
+                continue
+            assert f.start is not None
+            for anchor in (f.start.anchor_a, f.start.anchor_b):
+                if anchor in batch.slot or anchor in missing:
+                    continue
+                steps = range(reuse, batch.params.steps)
+                kept = self.features.get_all(batch.settings_key, anchor, steps)
+                if kept is None:
+                    missing.append(anchor)
+                else:
+                    batch.features.update({(anchor, step): features for step, features in kept.items()})
+        return missing
+
+    def _lookup(self, batch: _Batch) -> Callable[[Any, int], Features]:
+        return lambda frame, step: batch.features[(frame, step)]
+
+    def _keep_features(
+        self, batch: _Batch, frames: Sequence[FrameRequest], step: int, features: list[Features]
+    ) -> None:
+        for frame, kept in zip(frames, features, strict=True):
+            batch.features[(frame, step)] = kept
+            self.features.put(batch.settings_key, frame, step, kept)
 
     def _group(
         self,
@@ -694,6 +765,7 @@ class Engine:
         show: bool,
         latents: torch.Tensor | None = None,
         init: Callable[[], torch.Tensor] | None = None,
+        keep_from: int | None = None,
     ) -> Group:
         """One group of the loop; `show`: its latents appear in the batch's previews (on_step)."""
         rows = [batch.slot[f] for f in frames] if show else []
@@ -714,6 +786,8 @@ class Engine:
                 and bool((latents == latents[:1]).all())
             ),
             on_step=functools.partial(_show, batch, rows) if show else None,
+            features_from=keep_from,
+            on_features=None if keep_from is None else functools.partial(self._keep_features, batch, frames),
         )
 
     def _noise(self, batch: _Batch, frames: Sequence[FrameRequest]) -> torch.Tensor:
@@ -803,6 +877,11 @@ class Engine:
         pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         return pipe
+
+
+def _donors(frame: FrameRequest) -> Donors:
+    assert frame.start is not None
+    return Donors(frame.start.anchor_a, frame.start.anchor_b, frame.start.weight)
 
 
 def fuse_lora(pipe: StableDiffusionPipeline, path: Path, scale: float = 1.0) -> None:

@@ -8,7 +8,8 @@ Written out (rather than calling the pipeline) so that a render can
 - evaluate the unconditional branch of the first step once when every frame starts from the same noise
   latent under the same negative prompt (it is then the same for the whole batch),
 - save U-Net work: guidance only on the first part of the steps (`guidance_until`), deep features reused
-  across steps (`deep_cache_interval`, engine/deepcache.py),
+  across steps (`deep_cache_interval`, engine/deepcache.py) and, for shared in-betweens, from their two
+  anchors at the same step (a group's `reuse`, engine/neighbours.py: a second, shallow call per step),
 - draw a stochastic scheduler's per-step noise (LCM, Euler ancestral) from the render's seed, the same for
   every frame, so a frame does not depend on the batch it was rendered in,
 - mix a frame's attention with the keys and values of two other frames of the call over the first steps
@@ -31,6 +32,7 @@ import torch
 
 from engine import attention
 from engine.deepcache import DeepFeatures, full_forward, shallow_forward
+from engine.neighbours import Features, Reuse, split_rows
 
 
 @dataclass
@@ -40,8 +42,10 @@ class LoopStats:
     unet_calls: int = 0
     unet_items: int = 0
     steps: list[int] = field(default_factory=list)
-    #: Of unet_calls, those that ran only the shallow path (DeepCache); their items cost a fraction.
+    #: Of unet_calls, those that ran only the shallow path (DeepCache, neighbour reuse), and their items:
+    #: these cost a fraction of a full item.
     shallow_calls: int = 0
+    shallow_items: int = 0
 
 
 def step_kwargs(scheduler: Any) -> dict[str, Any]:
@@ -98,6 +102,11 @@ class Group:
     share_first_uncond: bool = False
     on_step: Callable[[int, int, torch.Tensor], None] | None = None
     mixes: Sequence[FrameMix | None] = ()
+    #: Neighbour reuse (engine/neighbours.py): this group's in-betweens run the shallow path from reuse.step.
+    reuse: Reuse | None = None
+    #: Steps >= features_from hand each frame's deep features to on_features(step, per-frame features).
+    features_from: int | None = None
+    on_features: Callable[[int, list[Features]], None] | None = None
 
 
 def denoise_groups(
@@ -121,7 +130,9 @@ def denoise_groups(
     guidance_until: the unconditional branch runs on the first guided_steps() steps only (then the
     prediction is the conditional one). deep_cache_interval N > 1: a full U-Net every N steps, the shallow
     path between, reusing the last full step's deep features (a change of batch layout forces a full
-    step). noise_seed: the seed of a stochastic scheduler's per-step noise (step_noise).
+    step). A group with `reuse` runs the shallow path from reuse.step, in its own call after the full one,
+    fed with its anchors' features (handed out by the groups with on_features in that full call).
+    noise_seed: the seed of a stochastic scheduler's per-step noise (step_noise).
     Steps [0, mix_steps) apply the groups' `mixes` (the caller installed engine.attention.mixing).
     """
     for group in groups:
@@ -157,43 +168,53 @@ def denoise_groups(
             continue
         t = timesteps[i]
         guided = i < cfg_steps
-        inputs, hidden = [], []
-        rows: list[int] = []
-        cond_rows: dict[int, int] = {}  # group index -> the row of its conditional half in this call
-        for index in active:
-            group, latents = groups[index], current[index]
-            assert latents is not None
-            batch = latents.shape[0]
-            cond = group.cond_for_step(i)
-            if guided:
-                one_uncond = i == 0 and group.share_first_uncond and batch > 1
-                model_in = torch.cat([latents[:1] if one_uncond else latents, latents])
-                hid = torch.cat([group.negative[:1] if one_uncond else group.negative, cond])
-            else:
-                model_in, hid = latents, cond
-            inputs.append(group.scheduler.scale_model_input(model_in, t))
-            hidden.append(hid)
-            cond_rows[index] = sum(rows) + model_in.shape[0] - batch  # the conditional half's first row
-            rows.append(model_in.shape[0])
-        sample, states = torch.cat(inputs), torch.cat(hidden)
-        mix = _mix_of(groups, active, cond_rows, sum(rows), unet.device) if i < mix_steps else None
-        with attention.use(mix):
-            if deep_cache_interval <= 1:
-                out = unet(sample, t, encoder_hidden_states=states, return_dict=False)[0]
-            else:
-                layout = (tuple(active), tuple(rows))
-                if deep is not None and deep.layout == layout and i - deep.step < deep_cache_interval:
-                    out = shallow_forward(unet, sample, t, states, deep.features)
-                    if stats is not None:
-                        stats.shallow_calls += 1
+        reusing = [index for index in active if _reuses(groups[index], i)]
+        main = [index for index in active if index not in reusing]
+        parts: dict[int, torch.Tensor] = {}
+        if main:
+            sample, states, rows, cond_rows = _call_inputs(groups, main, current, i, t, guided)
+            mix = _mix_of(groups, main, cond_rows, sum(rows), unet.device) if i < mix_steps else None
+            keep = any(_keeps_features(groups[index], i) for index in main)
+            features = None
+            with attention.use(mix):
+                if deep_cache_interval <= 1:
+                    if keep:
+                        out, features = full_forward(unet, sample, t, states)
+                    else:
+                        out = unet(sample, t, encoder_hidden_states=states, return_dict=False)[0]
                 else:
-                    out, features = full_forward(unet, sample, t, states)
-                    deep = DeepFeatures(i, layout, features)
+                    layout = (tuple(main), tuple(rows))
+                    if deep is not None and deep.layout == layout and i - deep.step < deep_cache_interval:
+                        out = shallow_forward(unet, sample, t, states, deep.features)
+                        if stats is not None:
+                            stats.shallow_calls += 1
+                            stats.shallow_items += sum(rows)
+                    else:
+                        out, fresh = full_forward(unet, sample, t, states)
+                        deep = DeepFeatures(i, layout, fresh)
+                    features = deep.features
+            parts.update(zip(main, out.split(rows), strict=True))
+            if stats is not None:
+                stats.unet_calls += 1
+                stats.unet_items += sum(rows)
+            if keep:
+                assert features is not None
+                _hand_features(groups, main, features.split(rows), current, i, guided)
+        if reusing:
+            # Neighbour reuse: the shallow path only, fed with the blend of each frame's anchors' features.
+            sample, states, rows, _ = _call_inputs(groups, reusing, current, i, t, guided)
+            deep_rows = torch.cat([groups[index].reuse.deep(i, guided) for index in reusing])  # type: ignore[union-attr]
+            out = shallow_forward(unet, sample, t, states, deep_rows.to(sample.dtype))
+            parts.update(zip(reusing, out.split(rows), strict=True))
+            if stats is not None:
+                stats.unet_calls += 1
+                stats.shallow_calls += 1
+                stats.shallow_items += sum(rows)
+                stats.unet_items += sum(rows)
         if stats is not None:
-            stats.unet_calls += 1
-            stats.unet_items += sum(rows)
             stats.steps.append(i)
-        for index, part in zip(active, out.split(rows), strict=True):
+        for index in active:
+            part = parts[index]
             group, latents = groups[index], current[index]
             assert latents is not None
             batch = latents.shape[0]
@@ -218,6 +239,60 @@ def denoise_groups(
         assert latents is not None
         results.append(latents)
     return results
+
+
+def _reuses(group: Group, step: int) -> bool:
+    return group.reuse is not None and step >= group.reuse.step
+
+
+def _keeps_features(group: Group, step: int) -> bool:
+    return group.on_features is not None and group.features_from is not None and step >= group.features_from
+
+
+def _call_inputs(
+    groups: list[Group], indices: list[int], current: list[torch.Tensor | None], i: int, t: Any, guided: bool
+) -> tuple[torch.Tensor, torch.Tensor, list[int], dict[int, int]]:
+    """One U-Net call's sample and text states over `indices`' groups, each group's rows, and the first
+    row of each group's conditional half."""
+    inputs, hidden = [], []
+    rows: list[int] = []
+    cond_rows: dict[int, int] = {}
+    for index in indices:
+        group, latents = groups[index], current[index]
+        assert latents is not None
+        batch = latents.shape[0]
+        cond = group.cond_for_step(i)
+        if guided:
+            one_uncond = _one_uncond(group, i, batch)
+            model_in = torch.cat([latents[:1] if one_uncond else latents, latents])
+            hid = torch.cat([group.negative[:1] if one_uncond else group.negative, cond])
+        else:
+            model_in, hid = latents, cond
+        inputs.append(group.scheduler.scale_model_input(model_in, t))
+        hidden.append(hid)
+        cond_rows[index] = sum(rows) + model_in.shape[0] - batch
+        rows.append(model_in.shape[0])
+    return torch.cat(inputs), torch.cat(hidden), rows, cond_rows
+
+
+def _one_uncond(group: Group, i: int, batch: int) -> bool:
+    """The first step's unconditional branch evaluated once for the group (same noise, same negative)."""
+    return i == 0 and group.share_first_uncond and batch > 1
+
+
+def _hand_features(
+    groups: list[Group],
+    indices: list[int],
+    features: Sequence[torch.Tensor],
+    current: list[torch.Tensor | None],
+    i: int,
+    guided: bool,
+) -> None:
+    for index, part in zip(indices, features, strict=True):
+        group, latents = groups[index], current[index]
+        if _keeps_features(group, i) and group.on_features is not None and latents is not None:
+            batch = latents.shape[0]
+            group.on_features(i, split_rows(part, batch, guided, _one_uncond(group, i, batch)))
 
 
 def _mix_of(

@@ -61,6 +61,7 @@ LABELS = {
     "audio": "soundtrack",
     "guidance_until": "guidance until",
     "deep_cache_interval": "deep cache interval",
+    "neighbour_reuse_from": "neighbour reuse from",
 }
 
 

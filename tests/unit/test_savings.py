@@ -39,9 +39,49 @@ def test_on_each_saving_is_part_of_the_frame_key(change: dict[str, float]) -> No
         ("guidance_until", -0.1, "guidance_until must be a finite number between 0 and 1"),
         ("deep_cache_interval", 0, "deep_cache_interval must be between 1 and 150 (got 0)"),
         ("deep_cache_interval", 151, "deep_cache_interval must be between 1 and 150 (got 151)"),
+        ("neighbour_reuse_from", 1.01, "neighbour_reuse_from must be a finite number between 0 and 1"),
+        ("neighbour_reuse_from", -1, "neighbour_reuse_from must be a finite number between 0 and 1"),
     ],
 )
 def test_bad_values_name_the_field_and_the_range(field: str, value: float, message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         RenderSettings.model_validate({field: value})
     assert RenderSettings().guidance_until == 1.0 and RenderSettings().deep_cache_interval == 1
+    assert RenderSettings().neighbour_reuse_from == 1.0
+
+
+def _shared_keys(pixels: PixelSettings, start_step: int = 10) -> list[str]:
+    from core.timeline import frame_keys, share
+
+    plans = [FramePlan(i, i / 4, 0, "a cat", "a dog", i / 4) for i in range(5)]
+    return frame_keys(pixels, share(plans, start_step), "rev1")
+
+
+def test_neighbour_reuse_is_in_the_key_of_shared_in_betweens_only() -> None:
+    off = _shared_keys(PIXELS)
+    on = _shared_keys(PIXELS.model_copy(update={"neighbour_reuse_from": 0.6}))
+    # Frames 1 and 3 are in-betweens (anchors: every other frame): only their keys change.
+    assert [a == b for a, b in zip(off, on, strict=True)] == [True, False, True, False, True]
+    later = _shared_keys(PIXELS.model_copy(update={"neighbour_reuse_from": 0.8}))
+    assert later[1] not in (off[1], on[1])
+    # A plain frame never reuses: its key is the one it always had.
+    assert frame_key(PIXELS.model_copy(update={"neighbour_reuse_from": 0.2}), PLAIN, "rev1") == frame_key(
+        PIXELS, PLAIN, "rev1"
+    )
+    # Reuse from a fraction at or before the in-betweens' start begins at their start: one key for both.
+    assert (
+        _shared_keys(PIXELS.model_copy(update={"neighbour_reuse_from": 0.0}))[1]
+        == _shared_keys(PIXELS.model_copy(update={"neighbour_reuse_from": 0.4}))[1]
+    )
+
+
+def test_the_reuse_step_starts_no_earlier_than_the_in_between_and_its_mixed_steps() -> None:
+    from core.params import neighbour_reuse_step
+
+    on = PIXELS.model_copy(update={"neighbour_reuse_from": 0.6})  # ceil(0.6 x 25) = 15
+    assert neighbour_reuse_step(on, 10) == 15
+    assert neighbour_reuse_step(on, 18) == 18
+    assert neighbour_reuse_step(on, 10, mixed_steps=20) == 20
+    assert neighbour_reuse_step(on, 0) is None  # not an in-between
+    assert neighbour_reuse_step(PIXELS, 10) is None  # off
+    assert neighbour_reuse_step(PIXELS.model_copy(update={"neighbour_reuse_from": 0.99}), 10) is None
