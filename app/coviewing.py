@@ -1,8 +1,8 @@
 """The co-viewing stream of one transition: its edit events and the events of its renders, in one feed.
 
 Two sources are followed at once and merged in arrival order:
-- the transition's channel (app/channels.py): `changed` (an edit saved, with its version) and `deleted`;
-- the render bus (app/bus.py): when a newer render of the transition appears, a `render` event announces
+- the transition's channel (infra/channels.py): `changed` (an edit saved, with its version) and `deleted`;
+- the render bus (infra/bus.py): when a newer render of the transition appears, a `render` event announces
   it and its own events follow (`progress`, `frame`, `preview`, then `done`, `failed` or `cancelled`).
 
 Each event's SSE id is a cursor over both sources, `<channel id>~<render id>~<render event id or end>`,
@@ -21,11 +21,11 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.bus import get_bus
-from app.channels import get_channel
-from app.db import new_session
-from app.tables import FINISHED_STATUSES, Render
 from core import events
+from infra.bus import get_bus
+from infra.channels import get_channel
+from infra.db import new_session
+from infra.tables import FINISHED_STATUSES, Render
 
 #: How long one read of the channel waits for news.
 READ_BLOCK_SECONDS = 5.0

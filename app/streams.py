@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from sqlalchemy import select
 
-from app.bus import Event, EventBus, get_bus
-from app.db import new_session
-from app.tables import FINISHED_STATUSES, Render
 from core import events
+from infra.bus import Event, EventBus, get_bus
+from infra.db import new_session
+from infra.tables import FINISHED_STATUSES, Render
 
 log = logging.getLogger(__name__)
 

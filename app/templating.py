@@ -6,8 +6,8 @@ from typing import Any
 
 from jinja2_fragments.fastapi import Jinja2Blocks
 
-from app.config import REPO_ROOT, get_settings
 from core import params
+from infra.config import REPO_ROOT, get_settings
 
 templates = Jinja2Blocks(directory=REPO_ROOT / "templates")
 

@@ -70,7 +70,7 @@ class Run:
 
 
 def shared_step(snapshot: RenderSnapshot) -> int:
-    """app.services.paths.shared_step, without the web app."""
+    """services.noise_paths.shared_step, without the web app."""
     if snapshot.in_between != "shared" or snapshot.steps < 2:
         return 0
     return min(snapshot.shared_from_step or max(1, snapshot.steps // 2), snapshot.steps - 1)
@@ -207,7 +207,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def engine_for(model: str, device: str) -> Engine:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     return get_engine(model, models_dir=get_settings().models_dir or Path("data/models"), device=device)
 
@@ -535,7 +535,7 @@ def main() -> None:
     parser.add_argument("--spacing-kinds", nargs="+", default=["uniform", "beta"], dest="spacing_kinds")
     args = parser.parse_args()
 
-    from app.config import get_settings
+    from infra.config import get_settings
 
     model = args.model or get_settings().model
     engine = engine_for(model, args.device)

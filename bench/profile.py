@@ -103,12 +103,12 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
     from fastapi.testclient import TestClient
 
     import worker.render as render_module
-    from app import bus as bus_module
-    from app import storage
     from app.cli import migrate
-    from app.config import get_settings
     from app.main import create_app
     from engine.pipeline import SCHEDULERS, Engine, get_engine
+    from infra import bus as bus_module
+    from infra import storage
+    from infra.config import get_settings
     from worker import lease
 
     os.environ.update(
@@ -126,7 +126,7 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
     with contextlib.ExitStack() as stack:
         stack.enter_context(
             patched(
-                sys.modules["app.services.rendering"],
+                sys.modules["services.rendering"],
                 "send_render_batch",
                 lambda render_id, indices, priority=0: queued.append((render_id, list(indices))),
             )

@@ -484,9 +484,9 @@ def sharing_runs(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def reset_app_caches() -> None:
     """As tests/conftest.reset_caches: forget the settings, database engines, buses and queue client."""
-    from app import bus, queue
-    from app.config import get_settings
-    from app.db import dispose_engines
+    from infra import bus, queue
+    from infra.config import get_settings
+    from infra.db import dispose_engines
 
     get_settings.cache_clear()
     dispose_engines()
@@ -545,7 +545,7 @@ class Worker:
 
 def start_worker(name: str, log_path: Path, threads: int) -> Worker:
     from app.cli import worker_command
-    from app.config import get_settings
+    from infra.config import get_settings
 
     env = {
         **os.environ,
@@ -1352,8 +1352,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from app.config import get_settings
     from engine.pipeline import get_engine
+    from infra.config import get_settings
 
     models_dir = (get_settings().models_dir or Path("data/models")).resolve()
     loads = [f"{os.getloadavg()[0]:.2f}"]

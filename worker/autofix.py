@@ -14,7 +14,7 @@ An autopilot (kind "autopilot") is a chain of steps, each one task under a lease
      predict the largest scorer change across that stretch (`propose`).
   4. apply the best-predicted fix that fits the budget as one ordinary edit (its history line names the
      problem) and start a render (only the changed frames compute); the run `waits` without a lease until
-     that render ends, whose end sends the next step (app/services/rendering.finish_render).
+     that render ends, whose end sends the next step (services/rendering.finish_render).
 
 Probes use the render's own frames' stored scores and the same scorer as the confusion map, so
 "predicted" and the map agree on what a change is.
@@ -29,20 +29,20 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.db import new_session
-from app.errors import FieldError
-from app.queue import send_autofix
-from app.services import autofix as service
-from app.services import rendering, scores
-from app.services.history import Actor, Conflict, undo
-from app.services.recovery import AUTOFIXES
-from app.services.views import latest_render
-from app.storage import get_store
-from app.tables import Autofix, Edit, Render, Transition, utcnow
 from core import problems as grouping
 from core.params import RenderSnapshot
 from core.scores import distance
 from core.timeline import POSITION_TOLERANCE, Key, keys_of, per_segment
+from infra.db import new_session
+from infra.queue import send_autofix
+from infra.storage import get_store
+from infra.tables import Autofix, Edit, Render, Transition, utcnow
+from services import autofix as service
+from services import rendering, scores
+from services.errors import FieldError
+from services.history import Actor, Conflict, undo
+from services.jobs import AUTOFIXES
+from services.presenters import latest_render
 from worker import lease
 from worker.images import png, thumbnail
 
@@ -206,11 +206,11 @@ def propose(
     reuses them). `predicted` is the largest scorer change between neighbours over those frames and the
     unchanged frames beside them; `current` the same over that stretch of the render as it is.
     `budget`: frames left to spend; fixes whose re-render would cost more are not proposed."""
-    from app.config import get_settings
-    from app.services.paths import plan as plan_frames_of
     from core.params import KeyframeSnapshot
     from core.timeline import frame_keys
     from engine.pipeline import get_engine
+    from infra.config import get_settings
+    from services.noise_paths import plan as plan_frames_of
     from worker.headless import request_of
     from worker.scoring import score_and_store, scorers_for
     from worker.suggestions import bridge_candidates

@@ -4,7 +4,7 @@ Idempotent like render batches (acks_late may redeliver it): the export is claim
 (worker/lease.py `claim_job`), so a second copy of the task finds nothing to take and only the holder
 writes progress and the result; a worker that dies lets the lease run out and the reaper queues the
 export again. The file is encoded into a scratch directory and then stored whole under its cache key
-(app/storage.py), so a second run overwrites, never mixes. Frames in an object store are fetched first.
+(infra/storage.py), so a second run overwrites, never mixes. Frames in an object store are fetched first.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.config import get_settings
-from app.db import new_session
-from app.services import scores
-from app.services.exports import FORMATS, ExportOptions
-from app.services.notes import notes_json
-from app.services.recovery import EXPORTS
-from app.storage import get_store
-from app.tables import Export, Frame, Render, Transition, utcnow
 from core.params import RenderSnapshot
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import Export, Frame, Render, Transition, utcnow
+from services import scores
+from services.exports import FORMATS, ExportOptions
+from services.jobs import EXPORTS
+from services.notes import notes_json
 from worker import lease
 from worker.encode import Soundtrack, SourceFrame, encode
 

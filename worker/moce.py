@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from app.config import get_settings
-from app.db import new_session
-from app.services.recovery import SEARCHES
-from app.services.rendering import plan_waiting
-from app.storage import get_store
-from app.tables import ConceptSearch, utcnow
 from core.moce import Probe, concept_score, max_probes, search_switch_step
 from core.params import PixelSettings
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import ConceptSearch, utcnow
+from services.jobs import SEARCHES
+from services.rendering import plan_waiting
 from worker import lease
 from worker.images import png
 

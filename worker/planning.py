@@ -5,7 +5,7 @@ frames yet): a second copy of the task (a redelivery, the reaper's requeue racin
 nothing, a worker that dies lets the lease run out and the reaper queues the planning again (the render
 fails after `max_attempts` takes). Only the holder adds the frames, in the transaction that ends its lease.
 The probe pass itself is engine/probe.py; where the frames go is core.spacing; the frames are then
-planned, keyed, reused and queued exactly as for any render (app/services/rendering.queue_frames).
+planned, keyed, reused and queued exactly as for any render (services/rendering.queue_frames).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from app.bus import get_bus
-from app.config import get_settings
-from app.db import new_session
-from app.errors import FieldError
-from app.services import moce, paths
-from app.services.recovery import PLANNING
-from app.services.rendering import finish_render, queue_frames
-from app.services.views import progress
-from app.tables import Frame, Render, utcnow
 from core.params import PROBED_SPACINGS, RenderSnapshot
 from core.timeline import frames_at, keys_of
+from infra.bus import get_bus
+from infra.config import get_settings
+from infra.db import new_session
+from infra.tables import Frame, Render, utcnow
+from services import moce, noise_paths
+from services.errors import FieldError
+from services.jobs import PLANNING
+from services.presenters import progress
+from services.rendering import finish_render, queue_frames
 from worker import lease
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,11 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
         get_bus().publish(progress(render))
 
     if snapshot.spacing not in PROBED_SPACINGS:  # it only waited for a search: no probe pass to run
-        return _queue(render_id, token, paths.plan(snapshot), 0)
+        return _queue(render_id, token, noise_paths.plan(snapshot), 0)
     try:
         engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
         placement = place(engine, snapshot, should_cancel=lambda: _is_cancelled(render_id))
-        plans = paths.plan(snapshot, times=placement.times, spacing=placement.warp)
+        plans = noise_paths.plan(snapshot, times=placement.times, spacing=placement.warp)
     except RenderCancelled:
         log.info("render %s cancelled during its probe pass", render_id)
         _release(render_id, token)

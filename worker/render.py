@@ -14,16 +14,16 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from app.bus import get_bus
-from app.config import get_settings
-from app.db import new_session
-from app.services.paths import shared_step
-from app.services.rendering import finish_render
-from app.services.views import frame_done, progress
-from app.storage import get_store
-from app.tables import Frame, Render, utcnow
 from core import events
 from core.params import RenderSnapshot
+from infra.bus import get_bus
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import Frame, Render, utcnow
+from services.noise_paths import shared_step
+from services.presenters import frame_done, progress
+from services.rendering import finish_render
 from worker import lease
 from worker.images import png
 from worker.planning import frame_requests

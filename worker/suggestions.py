@@ -18,13 +18,13 @@ import logging
 import time
 from typing import Any
 
-from app.config import get_settings
-from app.db import new_session
-from app.services.recovery import SUGGESTIONS
-from app.services.suggestions import plan as plan_suggestions
-from app.storage import get_store
-from app.tables import Suggestion, Transition, utcnow
 from core.params import PIXEL_FIELDS, PixelSettings
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import Suggestion, Transition, utcnow
+from services.jobs import SUGGESTIONS
+from services.suggestions import plan as plan_suggestions
 from worker import lease
 from worker.images import png, thumbnail
 

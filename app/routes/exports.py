@@ -9,12 +9,13 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from app.deps import Id, SessionDep
-from app.errors import BrokerUnavailable, FieldError, NotFound, form_errors
-from app.services import exports as services
-from app.services.rendering import get_render
-from app.storage import get_store
-from app.tables import Export, Transition
+from app.downloads import export_response
+from app.errors import form_errors
 from app.templating import templates
+from infra.tables import Export, Transition
+from services import exports as services
+from services.errors import BrokerUnavailable, FieldError, NotFound
+from services.rendering import get_render
 
 router = APIRouter(prefix="/api", tags=["exports"])
 pages = APIRouter(include_in_schema=False)
@@ -62,7 +63,7 @@ def download_export(export_id: Id, request: Request, db: SessionDep) -> Response
         raise NotFound("file of export", export_id)
     title = _title(db, export)
     try:
-        return get_store().export_response(
+        return export_response(
             export.file_name,
             media_type=services.FORMATS[export.format].media_type,
             headers={

@@ -8,14 +8,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from app.db import new_session
 from app.deps import LINK_COOKIE, AccessDenied, AccessDep, Id, IfMatchDep, SessionDep, based_on
-from app.errors import FieldError
-from app.schemas import BasedOn, RevertRequest, TransitionOut
-from app.services import history, views
-from app.services.history import Conflict
-from app.services.transitions import get_transition
 from app.templating import templates
+from infra.db import new_session
+from services import history, presenters
+from services.errors import FieldError
+from services.history import Conflict
+from services.schemas import BasedOn, RevertRequest, TransitionOut
+from services.transitions import get_transition
 
 router = APIRouter(prefix="/api/transitions", tags=["history"])
 
@@ -32,7 +32,7 @@ def undo(
     transition = get_transition(db, transition_id)
     expected = based_on(if_match, body.version if body else None)
     history.undo(db, transition, expected=expected, actor=access.actor)
-    return views.transition_out(db, transition)
+    return presenters.transition_out(db, transition)
 
 
 @router.post("/{transition_id}/redo", response_model=TransitionOut, responses=_CONFLICT)
@@ -43,7 +43,7 @@ def redo(
     transition = get_transition(db, transition_id)
     expected = based_on(if_match, body.version if body else None)
     history.redo(db, transition, expected=expected, actor=access.actor)
-    return views.transition_out(db, transition)
+    return presenters.transition_out(db, transition)
 
 
 @router.post("/{transition_id}/revert", response_model=TransitionOut, responses=_CONFLICT)
@@ -54,7 +54,7 @@ def revert(
     transition = get_transition(db, transition_id)
     expected = based_on(if_match, data.version)
     history.revert(db, transition, data.to_version, expected=expected, actor=access.actor)
-    return views.transition_out(db, transition)
+    return presenters.transition_out(db, transition)
 
 
 # ---------------------------------------------------------------- answers
@@ -66,7 +66,7 @@ def current_state(transition_id: int) -> dict[str, Any] | None:
             transition = get_transition(db, transition_id)
         except Exception:
             return None
-        return views.transition_out(db, transition).model_dump(mode="json")
+        return presenters.transition_out(db, transition).model_dump(mode="json")
 
 
 def _wants_html(request: Request) -> bool:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from app.deps import AccessDep, Id, IfMatchDep, SessionDep, based_on
-from app.schemas import KeyframeCreate, KeyframeOut, KeyframeUpdate
-from app.services import moce
-from app.services import transitions as services
+from services import moce
+from services import transitions as services
+from services.schemas import KeyframeCreate, KeyframeOut, KeyframeUpdate
 
 router = APIRouter(prefix="/api", tags=["keyframes"])
 

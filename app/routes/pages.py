@@ -14,20 +14,31 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from app import coviewing
-from app.bus import get_bus
-from app.db import new_session
 from app.deps import AccessDep, Id, Index, QueryId, SessionDep, owner_only
-from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany, form_errors
+from app.errors import form_errors
 from app.routes.autofix import panel_context as autofix_panel
-from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
-from app.services import history, links, moce, recovery, rendering, scores, timing, transitions, views
-from app.services.history import Conflict
 from app.streams import render_events
-from app.tables import Render, Transition
 from app.templating import fragment, settings_context, templates
 from core import events
 from core.params import KEYFRAME_FIELDS, NULLABLE_SETTINGS
 from core.timecode import format_time
+from infra.bus import get_bus
+from infra.db import new_session
+from infra.tables import Render, Transition
+from services import (
+    history,
+    jobs,
+    links,
+    moce,
+    presenters,
+    rendering,
+    scores,
+    timing,
+    transitions,
+)
+from services.errors import BrokerUnavailable, FieldError, NotFound, TooMany
+from services.history import Conflict
+from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
 
 router = APIRouter(include_in_schema=False)
 SCORES_EVERY_SECONDS = 1.0
@@ -78,8 +89,8 @@ def index(request: Request, db: SessionDep, page: QueryId = 1) -> Response:
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)  # a stale link past the end shows the last page
     listed = transitions.list_transitions(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    renders = views.latest_renders(db, listed)
-    thumbs = views.thumbnails(db, list(renders.values()))
+    renders = presenters.latest_renders(db, listed)
+    thumbs = presenters.thumbnails(db, list(renders.values()))
     rows = []
     for t in listed:
         render = renders.get(t.id)
@@ -120,8 +131,8 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
 
 
 def _editor_context(db: Any, transition: Transition, render: Render | None = None) -> dict[str, Any]:
-    render = render or views.latest_render(db, transition)
-    out = views.transition_out(db, transition)
+    render = render or presenters.latest_render(db, transition)
+    out = presenters.transition_out(db, transition)
     stream_after = None
     if render is not None and not render.is_finished:
         # Taken before the frames are (re)read, so no event between the two reads is lost.
@@ -138,7 +149,7 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "kf_values": {},
         "kf_errors": {},
         "oob": False,
-        "views": views,
+        "views": presenters,
         "moce_panel": lambda keyframe: moce.panel_context(db, keyframe),  # keyframe_concepts.html
         "clock": timing.clock(transition),  # seconds beside t (docs/animatics.md)
         "soundtrack": timing.soundtrack_view(transition),
@@ -378,7 +389,7 @@ def render(request: Request, transition_id: Id, db: SessionDep, access: AccessDe
         started = rendering.start_render(db, transition, access.link_id)
     except (BrokerUnavailable, FieldError, TooMany) as exc:  # FieldError: too many frames, or over a quota
         error = str(exc)
-        started = views.latest_render(db, transition)
+        started = presenters.latest_render(db, transition)
     context = _editor_context(db, transition, started)
     context["render_error"] = error
     return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
@@ -404,7 +415,7 @@ def retry(request: Request, render_id: Id, db: SessionDep, access: AccessDep) ->
     chosen = rendering.get_render(db, render_id)
     error = None
     try:
-        recovery.retry_render(db, chosen, access.link_id)
+        jobs.retry_render(db, chosen, access.link_id)
     except (BrokerUnavailable, FieldError, TooMany) as exc:
         error = exc.message if isinstance(exc, FieldError) else str(exc)
     db.refresh(chosen)
@@ -516,7 +527,7 @@ def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) 
     context = {
         "render": chosen,
         "frame": frame,
-        "url": views.frame_url(frame),
+        "url": presenters.frame_url(frame),
         "p": chosen.params,
         "transition": chosen.transition,
         "neighbours": (
@@ -524,7 +535,7 @@ def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) 
             index + 1 if index + 1 < chosen.frames_total else None,
         ),
         "neighbour_urls": [
-            views.frame_url(f) if f else None
+            presenters.frame_url(f) if f else None
             for f in (
                 next((f for f in chosen.frames if f.index == index - 1), None),
                 next((f for f in chosen.frames if f.index == index + 1), None),

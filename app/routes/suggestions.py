@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.deps import TRANSITION_OF, Id, Index, SessionDep
-from app.errors import BrokerUnavailable, FieldError, form_errors
-from app.services import suggestions as services
-from app.services import transitions as transition_services
-from app.tables import Suggestion, Transition
+from app.errors import form_errors
 from app.templating import templates
+from infra.tables import Suggestion, Transition
+from services import suggestions as services
+from services import transitions as transition_services
+from services.errors import BrokerUnavailable, FieldError
 
 router = APIRouter(prefix="/api", tags=["suggestions"])
 pages = APIRouter(include_in_schema=False)

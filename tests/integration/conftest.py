@@ -29,7 +29,7 @@ class Stack:
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     from app.cli import worker_command
-    from app.config import get_settings
+    from infra.config import get_settings
 
     # The same command `segue worker` runs, minus the cluster chatter a one-worker test does not need.
     command = worker_command(get_settings(), f"test-{uuid.uuid4().hex[:6]}")

@@ -148,9 +148,9 @@ def test_a_render_keeps_the_version_it_was_started_with(client: TestClient) -> N
 
 
 def test_unchanged_frames_are_reused_by_the_next_render(client: TestClient, sent_tasks: list[Any]) -> None:
-    from app.db import session_scope
-    from app.storage import get_store
-    from app.tables import Frame
+    from infra.db import session_scope
+    from infra.storage import get_store
+    from infra.tables import Frame
 
     created = create(client, frames=5)
     first = client.post(f"/api/transitions/{created['id']}/renders").json()
@@ -219,8 +219,8 @@ def read_sse(client: TestClient, url: str, headers: dict[str, str] | None = None
 
 
 def test_event_stream_resumes_after_last_event_id(client: TestClient) -> None:
-    from app.bus import get_bus
     from core import events
+    from infra.bus import get_bus
 
     created = create(client, frames=3)
     render = client.post(f"/api/transitions/{created['id']}/renders").json()

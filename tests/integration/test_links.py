@@ -36,8 +36,8 @@ def bearer(link: dict[str, Any]) -> dict[str, str]:
 def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client: TestClient) -> None:
     from sqlalchemy import select
 
-    from app.db import new_session
-    from app.tables import ShareLink
+    from infra.db import new_session
+    from infra.tables import ShareLink
 
     tid = create(client)["id"]
     link = make_link(client, tid, "view")
@@ -201,8 +201,8 @@ def test_a_link_opens_its_own_transition_only(client: TestClient) -> None:
 def test_revoked_and_expired_links_are_404_everywhere(client: TestClient) -> None:
     from sqlalchemy import update
 
-    from app.db import session_scope
-    from app.tables import ShareLink
+    from infra.db import session_scope
+    from infra.tables import ShareLink
 
     tid = create(client)["id"]
     revoked = make_link(client, tid, "edit")
@@ -258,8 +258,8 @@ def test_the_share_panel_makes_copies_and_revokes_links(client: TestClient) -> N
 @pytest.fixture
 def team(client: TestClient, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The same database, served by a team deployment: every request needs a link or the admin token."""
-    from app.config import get_settings
     from app.main import create_app
+    from infra.config import get_settings
 
     monkeypatch.setenv("SEGUE_REQUIRE_LINK", "true")
     monkeypatch.setenv("SEGUE_ADMIN_TOKEN", "admin-token-for-tests-0123456789")
@@ -302,7 +302,7 @@ def test_a_team_deployment_needs_a_link_or_the_admin_token(team: TestClient) -> 
 def test_require_link_without_an_admin_token_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from app.config import Settings
+    from infra.config import Settings
 
     monkeypatch.setenv("SEGUE_REQUIRE_LINK", "true")
     monkeypatch.delenv("SEGUE_ADMIN_TOKEN", raising=False)
@@ -314,8 +314,8 @@ def test_require_link_without_an_admin_token_is_refused_at_start(monkeypatch: py
 
 
 def _publish_render(render_id: int, frames: int) -> None:
-    from app.bus import get_bus
     from core import events
+    from infra.bus import get_bus
 
     bus = get_bus()
     for index in range(frames):
@@ -346,7 +346,7 @@ def test_a_view_link_follows_edits_and_renders_live_on_one_stream(client: TestCl
     import time
 
     from app import coviewing
-    from app.db import new_session
+    from infra.db import new_session
 
     tid = create(client, frames=3)["id"]
     view = bearer(make_link(client, tid, "view"))
@@ -392,8 +392,8 @@ def test_the_co_viewing_stream_resumes_after_last_event_id(
     import uuid
 
     from app import coviewing
-    from app.config import get_settings
-    from app.db import new_session
+    from infra.config import get_settings
+    from infra.db import new_session
 
     if mode == "distributed":
         monkeypatch.setenv("SEGUE_MODE", "distributed")
@@ -442,7 +442,7 @@ def test_the_co_viewing_stream_resumes_after_last_event_id(
 def test_a_link_has_its_own_quota_of_renders_at_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS", "4")
     monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS_PER_LINK", "1")

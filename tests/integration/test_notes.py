@@ -240,7 +240,7 @@ def test_notes_survive_a_re_render_and_an_edit(client: TestClient) -> None:
 def test_notes_travel_in_the_project_file_and_the_zip_export(client: TestClient, monkeypatch: Any) -> None:
     from worker.exports import run_export
 
-    monkeypatch.setattr("app.services.exports.send_export", lambda _id: None)
+    monkeypatch.setattr("services.exports.send_export", lambda _id: None)
     tid = create(client)["id"]
     plain = client.get(f"/api/transitions/{tid}/project").content
     assert b'"notes"' not in plain  # files without notes keep their bytes

@@ -1,4 +1,4 @@
-"""The loop, web side: ask for fixes of one problem, start / read / cancel an autopilot, apply a fix.
+"""The loop, no engine here: ask for fixes of one problem, start, read or cancel an autopilot, apply a fix.
 
 The web side never probes or waits: it saves a row and queues a step (worker/autofix.py does the engine
 work). Applying a fix is an ordinary edit (undoable, recorded in the history with the problem it answers)
@@ -22,14 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import BrokerUnavailable, Busy, FieldError, NotFound
-from app.queue import send_autofix
-from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
-from app.services import rendering, transitions
-from app.services.history import Actor
-from app.storage import thumbnail_url
-from app.tables import Autofix, Render, Transition, utcnow
 from core.params import caps
+from infra.queue import send_autofix
+from infra.storage import thumbnail_url
+from infra.tables import Autofix, Render, Transition, utcnow
+from services import rendering, transitions
+from services.errors import BrokerUnavailable, Busy, FieldError, NotFound
+from services.history import Actor
+from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def request_fix(
     db: Session, transition: Transition, render: Render, problem_id: str, link_id: int | None = None
 ) -> Autofix:
     """Queue the proposals for one problem of a render (probed on a worker)."""
-    from app.services.scores import render_problems
+    from services.scores import render_problems
 
     if render.transition_id != transition.id:
         raise FieldError("render_id", f"render {render.id} is not a render of transition {transition.id}")

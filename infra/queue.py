@@ -11,10 +11,10 @@ from typing import Any
 from celery import Celery
 from kombu.transport import TRANSPORT_ALIASES
 
-from app.config import Settings, get_settings
+from infra.config import Settings, get_settings
 
-# filesystem:// (embedded mode) is kombu's transport with atomic message writes (app/fsqueue.py).
-TRANSPORT_ALIASES["filesystem"] = "app.fsqueue:Transport"
+# filesystem:// (embedded mode) is kombu's transport with atomic message writes (infra/fsqueue.py).
+TRANSPORT_ALIASES["filesystem"] = "infra.fsqueue:Transport"
 
 RENDER_BATCH_TASK = "segue.render_batch"
 #: Place a render's frames with a probe pass (perceptual and adaptive spacing), then queue its batches.
@@ -60,7 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.2,
         }
     else:
-        # A dead worker's batch is noticed by its lease within SEGUE_LEASE_SECONDS (app/services/recovery.py).
+        # A dead worker's batch is noticed by its lease within SEGUE_LEASE_SECONDS (services/jobs.py).
         # Redis' own redelivery of an unacknowledged batch is the safety net behind it: sized from the longest
         # batch (SEGUE_BATCH_TIMEOUT_SECONDS), so a live batch is not handed out twice (a second copy would
         # find its frames leased and do nothing) and a lost one is not left for 6 h.

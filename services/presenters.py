@@ -8,13 +8,13 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.schemas import FrameOut, KeyframeOut, RenderOut, RenderStatus, RenderSummary, TransitionOut
-from app.services import timing
-from app.services.transitions import endpoint, transition_warnings
-from app.storage import get_store
-from app.tables import Frame, Render, Transition
 from core import events
 from core.params import SETTING_FIELDS
+from infra.storage import get_store
+from infra.tables import Frame, Render, Transition
+from services import timing
+from services.schemas import FrameOut, KeyframeOut, RenderOut, RenderStatus, RenderSummary, TransitionOut
+from services.transitions import endpoint, transition_warnings
 
 
 def latest_render(db: Session, transition: Transition) -> Render | None:

@@ -12,14 +12,14 @@ import logging
 import math
 from typing import Any
 
-from app.errors import FieldError
-from app.services import audio, history, paths
-from app.services.history import Actor
-from app.tables import Keyframe, Transition
 from core.params import KEYFRAME_RANGES, SETTING_FIELDS, KeyframeSnapshot, RenderSnapshot
 from core.spacing import grid
 from core.timecode import Clock, format_time, parse_time
 from core.timeline import POSITION_TOLERANCE
+from infra.tables import Keyframe, Transition
+from services import audio, history, noise_paths
+from services.errors import FieldError
+from services.history import Actor
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def snapshot(transition: Transition) -> RenderSnapshot:
 def clock(transition: Transition) -> Clock:
     """The transition's time axis; the uniform grid when its frames cannot be planned yet."""
     try:
-        ts = [p.t for p in paths.plan(snapshot(transition), shared=False)]
+        ts = [p.t for p in noise_paths.plan(snapshot(transition), shared=False)]
     except (FieldError, ValueError):
         ts = grid(max(2, transition.frames))
     return Clock.of(ts, transition.fps)

@@ -1,4 +1,4 @@
-"""Paths and spacing on the web side: a keyframe's own settings, and a render's frame plan.
+"""Noise paths and spacing, without the engine: a keyframe's own settings, and a render's frame plan.
 
 Torch-free like the rest of app/: the plan of uniform and eased spacings is pure core.timeline math;
 perceptual and adaptive spacings need a probe render, which a worker does (worker/planning.py).
@@ -11,8 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.errors import FieldError
-from app.tables import Keyframe
 from core import spacing as spacings
 from core.params import (
     KEYFRAME_FIELDS,
@@ -24,6 +22,8 @@ from core.params import (
     caps,
 )
 from core.timeline import FramePlan, keys_of, plan_frames, share
+from infra.tables import Keyframe
+from services.errors import FieldError
 
 #: What a keyframe setting goes back to when a PATCH sets it to null.
 _CLEARED: dict[str, Any] = {name: info.default for name, info in KeyframeSettings.model_fields.items()}

@@ -11,8 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.config import get_settings
 from core.registry import model_location
+from infra.config import get_settings
 
 #: CLIP text encoders read 77 tokens, two of which are the start and end markers.
 CLIP_WINDOW = 77

@@ -4,7 +4,7 @@ kombu writes a message straight into the queue folder under its final name, so a
 moment can take the file while it is still empty; it then fails to decode it and the Celery worker stops
 ("Unrecoverable error: JSONDecodeError"), leaving every render queued. Here a message is written under a
 name no consumer looks at and renamed into place once whole (a rename within a folder is atomic).
-Registered as the `filesystem://` transport by app/queue.py, so URLs and settings stay as they were.
+Registered as the `filesystem://` transport by infra/queue.py, so URLs and settings stay as they were.
 """
 
 from __future__ import annotations

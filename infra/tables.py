@@ -85,7 +85,7 @@ class Transition(Base):
     fps: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
     audio_offset: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     smooth: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    #: The soundtrack (app/services/audio.py: key in the frame store, name, duration, beats...); null: none.
+    #: The soundtrack (services/audio.py: key in the frame store, name, duration, beats...); null: none.
     audio: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
     guidance_until: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     deep_cache_interval: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -241,7 +241,7 @@ class Frame(Base):
 
 
 class Edit(Base):
-    """The history of a transition: every change, with the version it produced (app/services/history.py).
+    """The history of a transition: every change, with the version it produced (services/history.py).
 
     `before` and `after` hold exactly what changed: {"transition": {field: value}, "keyframes": {id: fields
     or null}} (null: the keyframe does not exist). Undo applies `before`, redo `after`; an undo or a redo is
@@ -359,7 +359,7 @@ class Export(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    # The lease of the worker running this job (worker/lease.py `claim_job`, app/services/recovery.py
+    # The lease of the worker running this job (worker/lease.py `claim_job`, services/jobs.py
     # JOBS): held while leased_until is ahead; past it the reaper queues the job again, and after
     # max_attempts takes fails it with the reason. Only the holder of `lease_token` writes the result.
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
@@ -399,7 +399,7 @@ class Suggestion(Base):
 
 
 class WorkerHeartbeat(Base):
-    """A render worker that is alive: it rewrites its row every few seconds (app/heartbeat.py).
+    """A render worker that is alive: it rewrites its row every few seconds (infra/heartbeat.py).
 
     Both modes keep these in the database, so `/healthz` can tell "no worker alive" on a laptop too.
     """

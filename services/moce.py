@@ -1,4 +1,4 @@
-"""MoCE (sequential concept introduction) on the web side: a keyframe's switch step search, its view, and
+"""MoCE (sequential concept introduction) without the engine: a keyframe's switch step search, its view, and
 resolving "auto" when a render starts.
 
 A keyframe whose `concepts.switch_step` is "auto" needs a search: the worker (worker/moce.py) renders probes
@@ -22,14 +22,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
-from app.errors import FieldError
-from app.queue import send_moce_search
-from app.schemas import KeyframeOut
-from app.storage import thumbnail_url
-from app.tables import ConceptSearch, Keyframe, Transition, utcnow
 from core.params import SEED_MAX, Concepts, RenderSnapshot
 from core.registry import model_revision
+from infra.config import get_settings
+from infra.queue import send_moce_search
+from infra.storage import thumbnail_url
+from infra.tables import ConceptSearch, Keyframe, Transition, utcnow
+from services.errors import FieldError
+from services.schemas import KeyframeOut
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ Status = Literal["queued", "running", "done", "failed"]
 FINISHED = ("done", "failed")
 #: Probe seeds per switch step: the keyframe's seed and the next one (D is their mean). A search is held
 #: under its worker's lease (worker/lease.py): one whose worker died is queued again by the reaper once the
-#: lease runs out (app/services/recovery.py), and failed after SEGUE_MAX_ATTEMPTS takes.
+#: lease runs out (services/jobs.py), and failed after SEGUE_MAX_ATTEMPTS takes.
 PROBE_SEEDS = 2
 
 

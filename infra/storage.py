@@ -22,18 +22,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.responses import FileResponse, Response, StreamingResponse
-
-from app.config import Settings, get_settings
+from infra.config import Settings, get_settings
 
 #: A frame key: the hex digest core.timeline.frame_key makes.
 KEY_PATTERN = re.compile(r"^[0-9a-f]{16,128}$")
-#: An export's file name: its cache key and an extension (app/services/exports.py).
+#: An export's file name: its cache key and an extension (services/exports.py).
 EXPORT_NAME_PATTERN = re.compile(r"^[0-9a-f]{16,128}\.[a-z0-9]{2,5}$")
 #: A soundtrack's (or its analysis') name: the SHA-256 of the uploaded bytes and an extension.
 AUDIO_NAME_PATTERN = re.compile(r"^[0-9a-f]{64}(?:\.[a-z0-9]{2,8}){1,2}$")
@@ -45,6 +44,22 @@ PARALLEL_REQUESTS = 8
 
 class StoreError(RuntimeError):
     """The frame store cannot be reached or refuses a request."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored file as the store hands it out; the web app makes the HTTP response (app/downloads.py).
+
+    Exactly one of `path` (a file on this machine: the web server answers byte ranges itself), `data` (the
+    whole content) or `chunks` (a remote object's body, streamed; `size` and `content_range` describe the
+    part of it asked for).
+    """
+
+    path: Path | None = None
+    data: bytes | None = None
+    chunks: Iterator[bytes] | None = None
+    size: int | None = None
+    content_range: str | None = None
 
 
 class FrameStore(ABC):
@@ -87,8 +102,9 @@ class FrameStore(ABC):
             yield paths
 
     @abstractmethod
-    def frame_response(self, key: str) -> Response:
-        """The frame as an HTTP response (only used when the app does not serve a directory)."""
+    def open_frame(self, key: str) -> Stored:
+        """The frame to serve (only used when the app does not serve a directory); FileNotFoundError when
+        it is not stored."""
 
     # ------------------------------------------------------------ exports
 
@@ -103,10 +119,8 @@ class FrameStore(ABC):
     def delete_export(self, name: str) -> None: ...
 
     @abstractmethod
-    def export_response(
-        self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None
-    ) -> Response:
-        """The export file as a download, a byte range of it when asked (FileNotFoundError when gone)."""
+    def open_export(self, name: str, range_header: str | None = None) -> Stored:
+        """The export file to download, a byte range of it when asked (FileNotFoundError when gone)."""
 
     # ------------------------------------------------------------ soundtracks (docs/animatics.md)
     # Stored by content hash like frames: `name` is AUDIO_NAME_PATTERN (<sha256>.<ext>, or .json analysis).
@@ -122,7 +136,7 @@ class FrameStore(ABC):
         """The stored bytes; FileNotFoundError when they are not stored."""
 
     @abstractmethod
-    def audio_response(self, name: str, media_type: str, range_header: str | None = None) -> Response:
+    def open_audio(self, name: str, range_header: str | None = None) -> Stored:
         """The audio file for a browser, byte ranges answered (an <audio> element seeks with them)."""
 
     # ------------------------------------------------------------ health
@@ -162,11 +176,8 @@ class LocalFrameStore(FrameStore):
     def files(self, keys: Iterable[str]) -> Iterator[dict[str, Path]]:
         yield {key: self.path(key) for key in set(keys)}
 
-    def frame_response(self, key: str) -> Response:
-        path = self.path(key)
-        if not path.is_file():
-            raise FileNotFoundError(key)
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": IMMUTABLE})
+    def open_frame(self, key: str) -> Stored:
+        return Stored(path=_existing(self.path(key)))
 
     def export_path(self, name: str) -> Path:
         return self.root / "exports" / name
@@ -190,13 +201,8 @@ class LocalFrameStore(FrameStore):
     def delete_export(self, name: str) -> None:
         self.export_path(name).unlink(missing_ok=True)
 
-    def export_response(
-        self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None
-    ) -> Response:
-        path = self.export_path(name)
-        if not path.is_file():
-            raise FileNotFoundError(name)
-        return FileResponse(path, media_type=media_type, headers=headers)  # answers Range itself
+    def open_export(self, name: str, range_header: str | None = None) -> Stored:
+        return Stored(path=_existing(self.export_path(name)))
 
     def audio_path(self, name: str) -> Path:
         if not AUDIO_NAME_PATTERN.match(name):
@@ -212,11 +218,8 @@ class LocalFrameStore(FrameStore):
     def read_audio(self, name: str) -> bytes:
         return self.audio_path(name).read_bytes()
 
-    def audio_response(self, name: str, media_type: str, range_header: str | None = None) -> Response:
-        path = self.audio_path(name)
-        if not path.is_file():
-            raise FileNotFoundError(name)
-        return FileResponse(path, media_type=media_type, headers={"Cache-Control": IMMUTABLE})
+    def open_audio(self, name: str, range_header: str | None = None) -> Stored:
+        return Stored(path=_existing(self.audio_path(name)))
 
     def check(self) -> None:
         try:
@@ -231,6 +234,12 @@ class LocalFrameStore(FrameStore):
 
     def describe(self) -> str:
         return f"directory {self.root}"
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(path.name)
+    return path
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
@@ -375,8 +384,8 @@ class S3FrameStore(FrameStore):
             return f"{self.public_url}/{self.frame_object(key)}"
         return super().url(key)
 
-    def frame_response(self, key: str) -> Response:
-        return Response(self.read(key), media_type="image/png", headers={"Cache-Control": IMMUTABLE})
+    def open_frame(self, key: str) -> Stored:
+        return Stored(data=self.read(key))
 
     # exports
     def has_export(self, name: str) -> bool:
@@ -392,25 +401,8 @@ class S3FrameStore(FrameStore):
         with self._request(f"delete export {name}"):
             self.client.delete_object(Bucket=self.bucket, Key=self.export_object(name))
 
-    def export_response(
-        self, name: str, media_type: str, headers: dict[str, str], range_header: str | None = None
-    ) -> Response:
-        extra = {"Range": range_header} if range_header else {}
-        obj = self._get(self.export_object(name), **extra)
-        body = obj["Body"]
-        out = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(obj["ContentLength"])}
-        status = 200
-        if obj.get("ContentRange"):
-            out["Content-Range"] = obj["ContentRange"]
-            status = 206
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from body.iter_chunks(CHUNK)
-            finally:
-                body.close()
-
-        return StreamingResponse(chunks(), status_code=status, media_type=media_type, headers=out)
+    def open_export(self, name: str, range_header: str | None = None) -> Stored:
+        return self._open(self.export_object(name), range_header)
 
     # soundtracks
     def audio_object(self, name: str) -> str:
@@ -430,18 +422,13 @@ class S3FrameStore(FrameStore):
         with self._request(f"read audio {name}"):
             return bytes(body.read())
 
-    def audio_response(self, name: str, media_type: str, range_header: str | None = None) -> Response:
+    def open_audio(self, name: str, range_header: str | None = None) -> Stored:
+        return self._open(self.audio_object(name), range_header)
+
+    def _open(self, name: str, range_header: str | None) -> Stored:
+        """An object's body to stream, the asked byte range of it when there is one."""
         extra = {"Range": range_header} if range_header else {}
-        obj = self._get(self.audio_object(name), **extra)
-        out = {
-            "Cache-Control": IMMUTABLE,
-            "Accept-Ranges": "bytes",
-            "Content-Length": str(obj["ContentLength"]),
-        }
-        status = 200
-        if obj.get("ContentRange"):
-            out["Content-Range"] = obj["ContentRange"]
-            status = 206
+        obj = self._get(name, **extra)
         body = obj["Body"]
 
         def chunks() -> Iterator[bytes]:
@@ -450,7 +437,7 @@ class S3FrameStore(FrameStore):
             finally:
                 body.close()
 
-        return StreamingResponse(chunks(), status_code=status, media_type=media_type, headers=out)
+        return Stored(chunks=chunks(), size=int(obj["ContentLength"]), content_range=obj.get("ContentRange"))
 
     # health
     def ensure_bucket(self) -> None:

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from app.config import get_settings
-from app.errors import FieldError
-from app.storage import get_store
+from infra.config import get_settings
+from infra.storage import get_store
+from services.errors import FieldError
 
 #: The longest soundtrack taken, in seconds.
 MAX_SECONDS = 600.0

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import FieldError, NotFound
-from app.schemas import LinkOut
-from app.tables import ShareLink, Transition, utcnow
+from infra.tables import ShareLink, Transition, utcnow
+from services.errors import FieldError, NotFound
+from services.schemas import LinkOut
 
 TOKEN_BYTES = 32
 #: view: read only; comment: read, add notes and replies (docs/notes.md); edit: change and render too.

@@ -21,10 +21,10 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.config import Settings, get_settings
-from app.db import new_session
-from app.tables import RenderEventRow, TransitionEventRow
 from core.events import parse, parse_transition_event
+from infra.config import Settings, get_settings
+from infra.db import new_session
+from infra.tables import RenderEventRow, TransitionEventRow
 
 #: How long an event stream is kept in Redis after its last event.
 STREAM_TTL_SECONDS = 7 * 24 * 3600

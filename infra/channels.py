@@ -1,6 +1,6 @@
 """One co-viewing channel per transition: its edit events (core.events.TransitionEvent), for every viewer.
 
-It is the event bus (app/bus.py) with the transitions topic: a Redis Stream per transition in
+It is the event bus (infra/bus.py) with the transitions topic: a Redis Stream per transition in
 distributed mode, rows of transition_events in embedded mode, with the same resumable ids. Render
 events stay on the render bus; the co-viewing stream (app/coviewing.py) follows both.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from app.bus import TRANSITIONS, EventBus, get_bus
 from core.events import TransitionEvent
+from infra.bus import TRANSITIONS, EventBus, get_bus
 
 log = logging.getLogger(__name__)
 

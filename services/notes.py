@@ -16,10 +16,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.channels import announce
-from app.errors import FieldError, NotFound
-from app.tables import Note, NoteReply, Transition
 from core.events import NoteChanged
+from infra.channels import announce
+from infra.tables import Note, NoteReply, Transition
+from services.errors import FieldError, NotFound
 
 #: The longest note or reply, and the longest author name (characters).
 MAX_TEXT = 2000

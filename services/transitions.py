@@ -8,20 +8,20 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from app.bus import get_bus
-from app.channels import announce
-from app.config import get_settings
-from app.errors import FieldError, NotFound
-from app.prompts import prompt_warning
-from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
-from app.services import history, moce, paths, timing
-from app.services.history import Actor
-from app.storage import get_store
-from app.tables import Edit, Export, Keyframe, Render, Transition, utcnow
 from core import events
 from core.events import TransitionDeleted
 from core.params import SETTING_FIELDS
 from core.timeline import POSITION_TOLERANCE
+from infra.bus import get_bus
+from infra.channels import announce
+from infra.config import get_settings
+from infra.storage import get_store
+from infra.tables import Edit, Export, Keyframe, Render, Transition, utcnow
+from services import history, moce, noise_paths, timing
+from services.errors import FieldError, NotFound
+from services.history import Actor
+from services.prompts import prompt_warning
+from services.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def update_transition(
     actor: Actor | None = None,
     because: str | None = None,
 ) -> Transition:
-    changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.cleared_settings(patch)
+    changes = patch.model_dump(exclude_none=True, exclude={"version"}) | noise_paths.cleared_settings(patch)
     if not changes and expected is None:
         return transition
 
@@ -240,7 +240,7 @@ def update_keyframe(
     actor: Actor | None = None,
     because: str | None = None,
 ) -> Keyframe:
-    changes = patch.model_dump(exclude_none=True, exclude={"version"}) | paths.keyframe_changes(patch)
+    changes = patch.model_dump(exclude_none=True, exclude={"version"}) | noise_paths.keyframe_changes(patch)
     changes = timing.resolve_keyframe(keyframe.transition, changes)
     if isinstance(changes.get("concepts"), BaseModel):  # MoCE: stored as JSON, recorded as plain values
         changes["concepts"] = changes["concepts"].model_dump()
@@ -260,7 +260,7 @@ def update_keyframe(
             current.position = changes["position"]
         if "prompt" in changes:
             current.prompt = changes["prompt"]
-        paths.apply_keyframe_settings(current, changes)
+        noise_paths.apply_keyframe_settings(current, changes)
         return history.Outcome(payload={"id": keyframe_id, **changes})
 
     history.edit(db, transition, "update_keyframe", change, expected=expected, actor=actor, because=because)

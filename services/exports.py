@@ -2,7 +2,7 @@
 
 The web side validates and queues; the worker (worker/exports.py) encodes with worker/encode.py. An
 export is cached by (render, format, options): an identical request returns the same row and file.
-Files live in the frame store's export area (app/storage.py: <frames_dir>/exports/ or the bucket's
+Files live in the frame store's export area (infra/storage.py: <frames_dir>/exports/ or the bucket's
 exports/) and are served by the API with their content type and a Content-Disposition naming the
 transition and the render.
 """
@@ -23,11 +23,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import BrokerUnavailable, FieldError, NotFound
-from app.queue import send_export
-from app.storage import get_store
-from app.tables import Export, Render, utcnow
 from core.params import Range
+from infra.queue import send_export
+from infra.storage import get_store
+from infra.tables import Export, Render, utcnow
+from services.errors import BrokerUnavailable, FieldError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def request_export(db: Session, render: Render, options: ExportOptions) -> tuple
     options = options.normalized()
     key = options.cache_key(render.id)
     if options.format == "zip":  # a zip carries the review notes as they are now: new notes, a new file
-        from app.services.notes import notes_json
+        from services.notes import notes_json
 
         found = notes_json(db, render.transition_id)
         if found:

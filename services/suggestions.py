@@ -1,4 +1,4 @@
-"""Suggested intermediate prompts, web side: what may be asked, where the suggestions go, the queue, the view.
+"""Suggested intermediate prompts, no engine here: what may be asked, where they go, the queue, the view.
 
 The web side never waits for a language model: `request_suggestions` saves a row and queues it; the
 worker (worker/suggestions.py) asks the suggester, probes and ranks, and fills `items` as it goes. The
@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import BrokerUnavailable, FieldError, NotFound
-from app.queue import send_suggestions
-from app.storage import thumbnail_url
-from app.tables import Keyframe, Suggestion, Transition, utcnow
+from infra.queue import send_suggestions
+from infra.storage import thumbnail_url
+from infra.tables import Keyframe, Suggestion, Transition, utcnow
+from services.errors import BrokerUnavailable, FieldError, NotFound
 
 log = logging.getLogger(__name__)
 

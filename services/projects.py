@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from sqlalchemy.orm import Session, object_session
 
-from app.config import get_settings
-from app.errors import FieldError
-from app.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate
-from app.services import history
-from app.services import transitions as transition_services
-from app.services.exports import ascii_name
-from app.services.notes import notes_json, replace_notes
-from app.storage import get_store
-from app.tables import Transition
 from core.params import KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
 from core.registry import BUILTIN_MODELS, model_revision
 from core.timeline import Key, check_keys
+from infra.config import get_settings
+from infra.storage import get_store
+from infra.tables import Transition
+from services import history
+from services import transitions as transition_services
+from services.errors import FieldError
+from services.exports import ascii_name
+from services.notes import notes_json, replace_notes
+from services.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate
 
 PROJECT_VERSION: Literal[1] = 1
 #: The largest project file accepted (bytes) and the most keyframes in one.

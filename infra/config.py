@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # Storage
     database_url: str = ""  # default: SQLite in data_dir
     frame_store_dir: Path | None = None  # default: data_dir/frames
-    # Where frames and exports live (app/storage.py): "" or "local" for frame_store_dir, or an S3-compatible
+    # Where frames and exports live (infra/storage.py): "" or "local" for frame_store_dir, or an S3-compatible
     # bucket as s3://bucket[/prefix] so workers and web processes on other machines share it. Credentials:
     # the s3_* settings, else boto3's usual sources (AWS_* variables, ~/.aws, an instance role).
     frame_store: str = ""

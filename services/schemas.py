@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from app.config import get_settings
 from core.events import RenderStats
 from core.params import (
     SETTING_FIELDS,
@@ -20,6 +19,7 @@ from core.params import (
     Title,
     ranged,
 )
+from infra.config import get_settings
 
 RenderStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 

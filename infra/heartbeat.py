@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
-from app.db import new_session
-from app.tables import WorkerHeartbeat, utcnow
+from infra.config import get_settings
+from infra.db import new_session
+from infra.tables import WorkerHeartbeat, utcnow
 
 #: A worker is alive while its last heartbeat is at most this many heartbeat intervals old.
 ALIVE_INTERVALS = 3

@@ -30,10 +30,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.channels import announce
-from app.errors import FieldError, NotFound
-from app.tables import Edit, Keyframe, ShareLink, Transition, utcnow
 from core.events import TransitionChanged
+from infra.channels import announce
+from infra.tables import Edit, Keyframe, ShareLink, Transition, utcnow
+from services.errors import FieldError, NotFound
 
 Doc = dict[str, Any]
 

@@ -9,19 +9,19 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from app.bus import get_bus
-from app.config import get_settings
-from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany
-from app.queue import batch_priority, broker_error, send_autofix, send_plan_render, send_render_batch
-from app.services import moce, paths, timing
-from app.services.views import frame_done, progress, stats
-from app.storage import get_store
-from app.tables import Autofix, Frame, Render, Transition, utcnow
 from core import events
 from core.params import PROBED_SPACINGS, SETTING_FIELDS, KeyframeSnapshot, RenderSnapshot
 from core.registry import model_revision
 from core.timeline import FramePlan, render_order
 from core.timeline import frame_keys as keys_of_frames
+from infra.bus import get_bus
+from infra.config import get_settings
+from infra.queue import batch_priority, broker_error, send_autofix, send_plan_render, send_render_batch
+from infra.storage import get_store
+from infra.tables import Autofix, Frame, Render, Transition, utcnow
+from services import moce, noise_paths, timing
+from services.errors import BrokerUnavailable, FieldError, NotFound, TooMany
+from services.presenters import frame_done, progress, stats
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,10 @@ def start_render(
     try:
         params = moce.resolve(db, transition, params)
     except moce.SearchPending as pending:
-        paths.plan(moce.placeholder_steps(params))  # an unplannable timeline fails now, not after the search
+        # an unplannable timeline fails now, not after the search
+        noise_paths.plan(moce.placeholder_steps(params))
         return _wait_for_search(db, transition, params, link_id, pending.message)
-    plans = paths.plan(params)  # a timeline that cannot be planned fails here, before anything is saved
+    plans = noise_paths.plan(params)  # a timeline that cannot be planned fails here, before anything is saved
     check_quotas(db, transition.id, params, len(plans), link_id)
     problem = broker_error()  # the queue is away: 503 before any row is written, nothing is left queued
     if problem:

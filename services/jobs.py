@@ -1,4 +1,4 @@
-"""Recovery: the database is the truth about which frames are unfinished; this puts them back in the queue.
+"""Job kinds and recovery: the database is the truth about which work is unfinished; this requeues it.
 
 - `reap`: frames whose worker's lease ran out (the worker died, was killed or lost its database for
   longer than the lease) go back to `pending` and are queued again, in batches, coarse to fine. A frame
@@ -33,15 +33,15 @@ from sqlalchemy import ColumnElement, Engine, create_engine, event, exists, func
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from app import heartbeat, queue
-from app.bus import get_bus
-from app.config import get_settings
-from app.db import _sqlite_pragmas
-from app.errors import BrokerUnavailable, FieldError
-from app.services.rendering import batches, check_quotas, finish_render
-from app.services.views import progress
-from app.tables import FINISHED_STATUSES, Autofix, ConceptSearch, Export, Frame, Render, Suggestion, utcnow
 from core.params import RenderSnapshot
+from infra import heartbeat, queue
+from infra.bus import get_bus
+from infra.config import get_settings
+from infra.db import _sqlite_pragmas
+from infra.tables import FINISHED_STATUSES, Autofix, ConceptSearch, Export, Frame, Render, Suggestion, utcnow
+from services.errors import BrokerUnavailable, FieldError
+from services.presenters import progress
+from services.rendering import batches, check_quotas, finish_render
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Job:
 
     kind: str
     table: Any
-    #: The task that runs it (a function of app.queue, looked up when sending, so tests can record it).
+    #: The task that runs it (a function of infra.queue, looked up when sending, so tests can record it).
     sender: str
     #: What a person reads when its workers keep dying: "the worker {doing} stopped 3 times without
     #: finishing {it} (…); {again}".

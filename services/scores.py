@@ -11,10 +11,6 @@ from typing import TypedDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
-from app.errors import FieldError
-from app.schemas import FlagOut, FrameScoreOut, ProblemOut, ScoresOut, ScoreSummaryOut, SimilarityOut
-from app.tables import Frame, FrameScore, Render
 from core import confusion, problems
 from core.scores import (
     FrameRef,
@@ -25,6 +21,10 @@ from core.scores import (
     render_shape,
     transition_interp_score,
 )
+from infra.config import get_settings
+from infra.tables import Frame, FrameScore, Render
+from services.errors import FieldError
+from services.schemas import FlagOut, FrameScoreOut, ProblemOut, ScoresOut, ScoreSummaryOut, SimilarityOut
 
 #: Which scorer the plots show first when several are stored (progress needs a text-aware or image scorer).
 PREFERENCE = ("clip", "unet", "ssim")
@@ -176,7 +176,7 @@ NOISE_HEIGHT = 36
 
 def plot_context(db: Session, render: Render, scorer: str | None = None) -> dict[str, object]:
     """What templates/partials/scores.html draws: points in SVG coordinates, flags, keyframes, summary."""
-    from app.services.views import frame_url
+    from services.presenters import frame_url
 
     try:
         found, available = shape(db, render, scorer)
