@@ -22,10 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import events
+from core.statuses import FINISHED, Status
 from infra.bus import get_bus
 from infra.channels import get_channel
 from infra.db import new_session
-from infra.tables import FINISHED_STATUSES, Render
+from infra.tables import Render
 
 #: How long one read of the channel waits for news.
 READ_BLOCK_SECONDS = 5.0
@@ -127,10 +128,10 @@ async def follow(request: Request, transition_id: int, start: Cursor) -> AsyncIt
                     break
             if not batch:
                 status = await asyncio.to_thread(_status, render_id)
-                if status is None or status in FINISHED_STATUSES:
+                if status is None or status in FINISHED:
                     # Its final event was missed (or its stream expired): say how it ended anyway.
                     after = END
-                    final = events.finished(status or "failed", render_id, replayed=True)
+                    final = events.finished(status or Status.FAILED, render_id, replayed=True)
                     await queue.put(("render", (render_id, END), final))
 
     tasks = [asyncio.create_task(edits()), asyncio.create_task(renders())]

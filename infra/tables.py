@@ -23,6 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.params import MAX_MODEL_CHARS, MAX_TITLE_CHARS, RenderSettings, RenderSnapshot
+from core.statuses import FINISHED, Status
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -58,6 +61,24 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime()}
 
 
+class Leased:
+    """Work a worker holds under a lease (worker/lease.py): a frame, the planning of a render, an export, a
+    suggestion, a switch step search, an autopilot's step. Held while `leased_until` is ahead (the worker's
+    heartbeat extends it); past it the reaper (services/jobs.py) queues the work again, and after
+    SEGUE_MAX_ATTEMPTS takes fails it with the reason. Only the holder of `lease_token` writes the result.
+    """
+
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    #: How many times a worker took it; work whose workers keep dying fails after a few.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+def setting(name: str) -> Any:
+    """A render setting's default (core.params.RenderSettings): a row made without it matches the API's."""
+    return RenderSettings.model_fields[name].default
+
+
 class Transition(Base):
     """A transition between prompts: its keyframes plus the settings every frame is rendered with."""
 
@@ -65,33 +86,43 @@ class Transition(Base):
     __table_args__ = (NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(200), default="")
-    negative_prompt: Mapped[str] = mapped_column(Text, default="")
-    frames: Mapped[int] = mapped_column(Integer, default=24)
+    title: Mapped[str] = mapped_column(String(MAX_TITLE_CHARS), default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default=setting("negative_prompt"))
+    frames: Mapped[int] = mapped_column(Integer, default=setting("frames"))
     seed: Mapped[int] = mapped_column(BigInteger, default=0)
-    steps: Mapped[int] = mapped_column(Integer, default=25)
-    guidance_scale: Mapped[float] = mapped_column(Float, default=7.5)
-    width: Mapped[int] = mapped_column(Integer, default=512)
-    height: Mapped[int] = mapped_column(Integer, default=512)
-    scheduler: Mapped[str] = mapped_column(String(32), default="dpmsolver")
-    text_interpolation: Mapped[str] = mapped_column(String(16), default="lerp")
-    batch_size: Mapped[int] = mapped_column(Integer, default=3)
-    noise_interpolation: Mapped[str] = mapped_column(String(16), default="slerp", server_default="slerp")
-    spacing: Mapped[str] = mapped_column(String(16), default="uniform", server_default="uniform")
+    steps: Mapped[int] = mapped_column(Integer, default=setting("steps"))
+    guidance_scale: Mapped[float] = mapped_column(Float, default=setting("guidance_scale"))
+    width: Mapped[int] = mapped_column(Integer, default=setting("width"))
+    height: Mapped[int] = mapped_column(Integer, default=setting("height"))
+    scheduler: Mapped[str] = mapped_column(String(32), default=setting("scheduler"))
+    text_interpolation: Mapped[str] = mapped_column(String(16), default=setting("text_interpolation"))
+    batch_size: Mapped[int] = mapped_column(Integer, default=setting("batch_size"))
+    noise_interpolation: Mapped[str] = mapped_column(
+        String(16), default=setting("noise_interpolation"), server_default="slerp"
+    )
+    spacing: Mapped[str] = mapped_column(String(16), default=setting("spacing"), server_default="uniform")
     spacing_budget: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
-    in_between: Mapped[str] = mapped_column(String(8), default="full", server_default="full")
+    in_between: Mapped[str] = mapped_column(String(8), default=setting("in_between"), server_default="full")
     shared_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     # Animatics (migration 0012, docs/animatics.md): playback rate, soundtrack start, audio spacing blend.
-    fps: Mapped[int] = mapped_column(Integer, default=12, server_default="12")
-    audio_offset: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    smooth: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    fps: Mapped[int] = mapped_column(Integer, default=setting("fps"), server_default="12")
+    audio_offset: Mapped[float] = mapped_column(Float, default=setting("audio_offset"), server_default="0")
+    smooth: Mapped[float] = mapped_column(Float, default=setting("smooth"), server_default="0")
     #: The soundtrack (services/audio.py: key in the frame store, name, duration, beats...); null: none.
     audio: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
-    guidance_until: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
-    deep_cache_interval: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    attention_interpolation: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
-    attention_steps: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
-    model: Mapped[str] = mapped_column(String(500))
+    guidance_until: Mapped[float] = mapped_column(
+        Float, default=setting("guidance_until"), server_default="1.0"
+    )
+    deep_cache_interval: Mapped[int] = mapped_column(
+        Integer, default=setting("deep_cache_interval"), server_default="1"
+    )
+    attention_interpolation: Mapped[str] = mapped_column(
+        String(8), default=setting("attention_interpolation"), server_default="none"
+    )
+    attention_steps: Mapped[float] = mapped_column(
+        Float, default=setting("attention_steps"), server_default="0.5"
+    )
+    model: Mapped[str] = mapped_column(String(MAX_MODEL_CHARS))
     #: Bumped by every edit; a render records the version it was started from.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -141,8 +172,12 @@ class Keyframe(Base):
         return self.is_start or self.is_end
 
 
-class Render(Base):
-    """One rendering of a whole timeline, frozen at the transition version it was started from."""
+class Render(Leased, Base):
+    """One rendering of a whole timeline, frozen at the transition version it was started from.
+
+    Its lease is the planning's (probed spacing, worker/planning.py) while it has no frames yet; null
+    otherwise (its frames carry their own leases).
+    """
 
     __tablename__ = "renders"
     __table_args__ = (NEVER_REUSE_IDS,)
@@ -150,14 +185,15 @@ class Render(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
     transition_version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED, index=True)
     #: The share link it was started through (None: the owner or an admin), for the per-link quota.
     link_id: Mapped[int | None] = mapped_column(
         ForeignKey("share_links.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    #: The settings and keyframes this render uses (a snapshot; later edits do not change it).
+    #: The settings and keyframes this render uses: a core.params.RenderSnapshot as JSON, later edits do not
+    #: change it. Read it as `render.snapshot` (the column keeps its name: renaming it needs a migration).
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    model: Mapped[str] = mapped_column(String(500))
+    model: Mapped[str] = mapped_column(String(MAX_MODEL_CHARS))
     frames_total: Mapped[int] = mapped_column(Integer, default=0)
     frames_computed: Mapped[int] = mapped_column(Integer, default=0)
     frames_reused: Mapped[int] = mapped_column(Integer, default=0)
@@ -165,11 +201,6 @@ class Render(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    # The planning lease (probed spacing, worker/planning.py) while the render has no frames yet; null
-    # otherwise (its frames carry their own leases). Same meaning as on Export.
-    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
-    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: Why a queued render has no frames yet (a switch step search it waits for); None otherwise.
     waiting_for: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
@@ -179,8 +210,13 @@ class Render(Base):
     )
 
     @property
+    def snapshot(self) -> RenderSnapshot:
+        """The stored RenderSnapshot; rows written before a field existed still load (its defaults)."""
+        return RenderSnapshot.model_validate(self.params)
+
+    @property
     def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
+        return self.status in FINISHED
 
     @property
     def seconds(self) -> float | None:
@@ -195,10 +231,9 @@ class Render(Base):
         return max(0.0, (end - start).total_seconds())
 
 
-FINISHED_STATUSES = ("done", "failed", "cancelled")
+class Frame(Leased, Base):
+    """One frame of a render, held by the worker rendering it under a lease (Leased)."""
 
-
-class Frame(Base):
     __tablename__ = "frames"
     __table_args__ = (UniqueConstraint("render_id", "index", name="uq_frame_index"), NEVER_REUSE_IDS)
 
@@ -225,17 +260,10 @@ class Frame(Base):
     early_b: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     #: Hash of everything that decides the pixels; the image is stored under it.
     key: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING, index=True)
     reused: Mapped[bool] = mapped_column(Boolean, default=False)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    # The lease of the worker rendering this frame (worker/lease.py): it holds the frame while
-    # leased_until is ahead (its heartbeat extends it); past it, the reaper (app/reaper.py) queues the frame
-    # again. `lease_token` names the claim, so only the holder of the lease may mark the frame done.
-    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
-    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    #: How many times a worker took the frame; a frame whose workers keep dying fails after a few.
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     render: Mapped[Render] = relationship(back_populates="frames")
 
@@ -337,7 +365,7 @@ class FrameScore(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Export(Base):
+class Export(Leased, Base):
     """A file made from a finished render (video, animation, zip of frames, contact sheet).
 
     One row per (render, format, options): `cache_key` hashes them, so an identical request finds the
@@ -352,22 +380,16 @@ class Export(Base):
     format: Mapped[str] = mapped_column(String(16))
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     cache_key: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     file_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    # The lease of the worker running this job (worker/lease.py `claim_job`, services/jobs.py
-    # JOBS): held while leased_until is ahead; past it the reaper queues the job again, and after
-    # max_attempts takes fails it with the reason. Only the holder of `lease_token` writes the result.
-    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
-    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class Suggestion(Base):
+class Suggestion(Leased, Base):
     """A request for suggested intermediate prompts and what the worker proposed (engine/suggesters).
 
     `items` grows while the worker ranks: [{prompt, position, score, thumbnail_key, source, original,
@@ -386,16 +408,12 @@ class Suggestion(Base):
     #: All suggestions at this t (a flagged frame's); None: evenly spaced over the segment.
     position: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     count: Mapped[int] = mapped_column(Integer, default=3)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED)
     error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    #: The lease of the worker running it, as on Export.
-    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
-    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WorkerHeartbeat(Base):
@@ -416,7 +434,7 @@ class WorkerHeartbeat(Base):
     busy: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
 
 
-class ConceptSearch(Base):
+class ConceptSearch(Leased, Base):
     """MoCE's switch step search for one set of inputs (worker/moce.py), found again by `input_key`.
 
     The key hashes everything that decides the probes: the model and its revision, the keyframe's prompt and
@@ -435,7 +453,7 @@ class ConceptSearch(Base):
     keyframe_id: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     input_key: Mapped[str] = mapped_column(String(64))
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED)
     chosen_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     trace: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     #: How the search went: converged (|D| under the threshold), threshold, budget, scorer, seconds.
@@ -444,13 +462,9 @@ class ConceptSearch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    #: The lease of the worker running it, as on Export.
-    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
-    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class Autofix(Base):
+class Autofix(Leased, Base):
     """The loop run by Segue: find a render's worst problem, probe fixes for it, apply the best, re-render.
 
     kind "autopilot" repeats rounds (worker/autofix.py) until a stop rule holds; kind "fix" only proposes
@@ -467,7 +481,7 @@ class Autofix(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="autopilot")
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.QUEUED, index=True)
     max_rounds: Mapped[int] = mapped_column(Integer, default=3)
     budget_frames: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     target_smoothness: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
@@ -485,10 +499,6 @@ class Autofix(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    #: The lease of the worker running a step, as on Export.
-    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=None)
-    leased_until: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Note(Base):

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.params import caps
+from core.statuses import CancellableStatus, Status
 from infra.queue import send_autofix
 from infra.storage import thumbnail_url
 from infra.tables import Autofix, Render, Transition, utcnow
@@ -33,9 +34,8 @@ from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
 
 log = logging.getLogger(__name__)
 
-Status = Literal["queued", "running", "done", "failed", "cancelled"]
-#: Internal statuses of a run that has not ended ("waiting": a round's render is under way).
-ACTIVE = ("queued", "running", "waiting")
+#: Statuses of a run that has not ended.
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
 MAX_ROUNDS = 10
 DEFAULT_ROUNDS = 3
 #: The autopilot's default frame budget, in renders of the transition (default_budget).
@@ -62,7 +62,7 @@ class AutofixCreate(BaseModel):
 
 class AutofixStarted(BaseModel):
     id: int
-    status: Status
+    status: CancellableStatus
 
 
 class RoundOut(BaseModel):
@@ -92,7 +92,7 @@ class AutofixOut(BaseModel):
     id: int
     transition_id: int
     kind: Literal["autopilot", "fix"]
-    status: Status
+    status: CancellableStatus
     phase: str = Field(description="what it is doing now, in words")
     rounds: list[RoundOut]
     stopped_because: str | None
@@ -106,8 +106,8 @@ class AutofixOut(BaseModel):
     proposals: list[ProposalOut] = []
 
 
-def public_status(status: str) -> Status:
-    return "running" if status == "waiting" else status  # type: ignore[return-value]
+def public_status(status: str) -> CancellableStatus:
+    return Status.RUNNING if status == Status.WAITING else Status(status)  # type: ignore[return-value]
 
 
 def autofix_out(row: Autofix) -> AutofixOut:
@@ -166,7 +166,11 @@ def _send(db: Session, row: Autofix) -> Autofix:
         send_autofix(row.id)
     except Exception as exc:  # the queue is away: say so, and leave nothing queued that no one will run
         log.exception("could not queue autofix %s", row.id)
-        row.status, row.error, row.finished_at = "failed", f"the render queue is unreachable: {exc}", utcnow()
+        row.status, row.error, row.finished_at = (
+            Status.FAILED,
+            f"the render queue is unreachable: {exc}",
+            utcnow(),
+        )
         row.stopped_because = "the render queue is unreachable"
         db.commit()
         raise BrokerUnavailable(f"the render queue is unreachable, so nothing was started: {exc}") from exc
@@ -191,7 +195,7 @@ def start_autopilot(
     row = Autofix(
         transition_id=transition.id,
         kind="autopilot",
-        status="queued",
+        status=Status.QUEUED,
         max_rounds=data.max_rounds,
         budget_frames=data.budget_frames if data.budget_frames is not None else default_budget(transition),
         target_smoothness=data.target_smoothness,
@@ -222,7 +226,7 @@ def request_fix(
     row = Autofix(
         transition_id=transition.id,
         kind="fix",
-        status="queued",
+        status=Status.QUEUED,
         max_rounds=1,
         problem_id=problem_id,
         render_id=render.id,
@@ -244,7 +248,7 @@ def cancel(db: Session, row: Autofix) -> Autofix:
             f"autofix {row.id} is already {row.status}; only queued or running ones can be cancelled",
         )
     render = db.get(Render, row.render_id) if row.render_id and row.kind == "autopilot" else None
-    row.status, row.finished_at = "cancelled", utcnow()
+    row.status, row.finished_at = Status.CANCELLED, utcnow()
     row.stopped_because = "cancelled by a person"
     row.phase = "cancelled"
     row.lease_token = row.leased_until = None
@@ -254,7 +258,7 @@ def cancel(db: Session, row: Autofix) -> Autofix:
         row.rounds = rounds
     db.commit()
     if render is not None and not render.is_finished:
-        rendering.finish_render(db, render, "cancelled")
+        rendering.finish_render(db, render, Status.CANCELLED)
     db.refresh(row)
     return row
 
@@ -310,7 +314,7 @@ def apply_fix(
     db: Session, row: Autofix, proposal_id: str, *, actor: Actor | None = None, link_id: int | None = None
 ) -> Render:
     """A person applies one of a Fix's proposals: the edit, then a render of only what it changed."""
-    if row.kind != "fix" or row.status != "done":
+    if row.kind != "fix" or row.status != Status.DONE:
         raise FieldError("proposal", f"autofix {row.id} has no proposals to apply (it is {row.status})")
     proposal = find_proposal(row, proposal_id)
     transition = transitions.get_transition(db, row.transition_id)

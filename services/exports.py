@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.params import Range
+from core.statuses import UNFINISHED, JobStatus, Status
 from infra.queue import send_export
 from infra.storage import get_store
 from infra.tables import Export, Render, utcnow
@@ -32,7 +33,6 @@ from services.errors import BrokerUnavailable, FieldError, NotFound
 log = logging.getLogger(__name__)
 
 ExportFormat = Literal["mp4", "webm", "gif", "webp", "zip", "contact_sheet"]
-ExportStatus = Literal["queued", "running", "done", "failed"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class ExportOut(BaseModel):
     render_id: int
     format: ExportFormat
     options: dict[str, Any]
-    status: ExportStatus
+    status: JobStatus
     progress: float = Field(description="0 to 1")
     url: str | None = Field(description="where the file is served once the export is done")
     size_bytes: int | None
@@ -178,7 +178,7 @@ def get_export(db: Session, export_id: int) -> Export:
 
 
 def export_url(export: Export) -> str | None:
-    return f"/api/exports/{export.id}/file" if export.status == "done" else None
+    return f"/api/exports/{export.id}/file" if export.status == Status.DONE else None
 
 
 def export_out(export: Export) -> ExportOut:
@@ -187,7 +187,7 @@ def export_out(export: Export) -> ExportOut:
         render_id=export.render_id,
         format=cast(ExportFormat, export.format),
         options=export.options,
-        status=cast(ExportStatus, export.status),
+        status=cast(JobStatus, export.status),
         progress=round(export.progress, 4),
         url=export_url(export),
         size_bytes=export.size_bytes,
@@ -201,9 +201,9 @@ def list_exports(db: Session, render: Render) -> list[Export]:
 
 def _is_usable(export: Export) -> bool:
     """A cached export that needs no new work: in progress, or done with its file still stored."""
-    if export.status in ("queued", "running"):
+    if export.status in UNFINISHED:
         return True
-    return export.status == "done" and has_file(export)
+    return export.status == Status.DONE and has_file(export)
 
 
 def request_export(db: Session, render: Render, options: ExportOptions) -> tuple[Export, bool]:
@@ -212,7 +212,7 @@ def request_export(db: Session, render: Render, options: ExportOptions) -> tuple
     Returns (export, queued): queued is False when an identical export already exists (done or under
     way). A failed export, or a done one whose file is gone, is queued again under the same id.
     """
-    if render.status != "done":
+    if render.status != Status.DONE:
         raise FieldError(
             "status",
             f"render {render.id} is {render.status}; only a finished render (status done) can be exported",
@@ -234,7 +234,7 @@ def request_export(db: Session, render: Render, options: ExportOptions) -> tuple
             format=options.format,
             options=options.model_dump(mode="json"),
             cache_key=key,
-            status="queued",
+            status=Status.QUEUED,
             progress=0.0,
             file_name=file_name(options, key),
         )
@@ -250,7 +250,7 @@ def request_export(db: Session, render: Render, options: ExportOptions) -> tuple
         db.execute(
             update(Export)
             .where(Export.id == export.id)
-            .values(status="queued", progress=0.0, error=None, size_bytes=None, finished_at=None)
+            .values(status=Status.QUEUED, progress=0.0, error=None, size_bytes=None, finished_at=None)
         )
         db.commit()
         db.refresh(export)
@@ -262,7 +262,7 @@ def request_export(db: Session, render: Render, options: ExportOptions) -> tuple
         db.execute(
             update(Export)
             .where(Export.id == export.id)
-            .values(status="failed", error=error, finished_at=utcnow())
+            .values(status=Status.FAILED, error=error, finished_at=utcnow())
         )
         db.commit()
         raise BrokerUnavailable(error) from exc

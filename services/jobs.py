@@ -33,27 +33,26 @@ from sqlalchemy import ColumnElement, Engine, create_engine, event, exists, func
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from core.params import RenderSnapshot
+from core.statuses import FINISHED, UNFINISHED, Status
 from infra import heartbeat, queue
 from infra.bus import get_bus
 from infra.config import get_settings
 from infra.db import _sqlite_pragmas
-from infra.tables import FINISHED_STATUSES, Autofix, ConceptSearch, Export, Frame, Render, Suggestion, utcnow
+from infra.tables import Autofix, ConceptSearch, Export, Frame, Render, Suggestion, utcnow
 from services.errors import BrokerUnavailable, FieldError
 from services.presenters import progress
 from services.rendering import batches, check_quotas, finish_render
 
 log = logging.getLogger(__name__)
 
-UNFINISHED = ("queued", "running")
-RETRYABLE = ("failed", "cancelled")
+RETRYABLE = (Status.FAILED, Status.CANCELLED)
 
 
 def batches_of(render: Render, indices: set[int]) -> list[list[int]]:
     """The frames `indices` of a render in batches of its batch size, coarse to fine (as first queued)."""
     frames = sorted(render.frames, key=lambda f: f.index)
     plans: Any = [SimpleNamespace(start_step=f.start_step) for f in frames]
-    size = RenderSnapshot.model_validate(render.params).batch_size
+    size = render.snapshot.batch_size
     return batches(plans, [f.key for f in frames], indices, size)
 
 
@@ -101,14 +100,14 @@ class Job:
     def expired(self, now: datetime) -> ColumnElement[bool]:
         """Running, under a lease that ran out (its worker died, or lost the database for that long)."""
         t = self.table
-        return (t.status == "running") & or_(t.leased_until.is_(None), t.leased_until < now)
+        return (t.status == Status.RUNNING) & or_(t.leased_until.is_(None), t.leased_until < now)
 
     def claimable(self, now: datetime) -> ColumnElement[bool]:
-        return (self.table.status == "queued") | self.expired(now)
+        return (self.table.status == Status.QUEUED) | self.expired(now)
 
     def waiting(self) -> ColumnElement[bool]:
         """Queued: a message should name it."""
-        return self.table.status == "queued"
+        return self.table.status == Status.QUEUED
 
 
 class Planning(Job):
@@ -123,17 +122,17 @@ class Planning(Job):
     def expired(self, now: datetime) -> ColumnElement[bool]:
         # A running render without a token is rendering its frames (or being closed): not a planning job.
         return (
-            (Render.status == "running")
+            (Render.status == Status.RUNNING)
             & Render.lease_token.is_not(None)
             & or_(Render.leased_until.is_(None), Render.leased_until < now)
             & self._unplanned()
         )
 
     def claimable(self, now: datetime) -> ColumnElement[bool]:
-        return ((Render.status == "queued") | self.expired(now)) & self._unplanned()
+        return ((Render.status == Status.QUEUED) | self.expired(now)) & self._unplanned()
 
     def waiting(self) -> ColumnElement[bool]:
-        return (Render.status == "queued") & self._unplanned()
+        return (Render.status == Status.QUEUED) & self._unplanned()
 
 
 class AutofixJob(Job):
@@ -143,8 +142,8 @@ class AutofixJob(Job):
 
     def _render_finished(self) -> ColumnElement[bool]:
         t = self.table
-        return (t.status == "waiting") & exists().where(
-            Render.id == t.render_id, Render.status.in_(FINISHED_STATUSES)
+        return (t.status == Status.WAITING) & exists().where(
+            Render.id == t.render_id, Render.status.in_(FINISHED)
         )
 
     def claimable(self, now: datetime) -> ColumnElement[bool]:
@@ -182,7 +181,7 @@ def _reap_jobs(db: Session, now: datetime, counts: dict[str, int]) -> None:
         ).all()
         for job_id, attempts in worn:
             # One conditional UPDATE per job (a racing reaper finds nothing left to fail).
-            final = {} if job is PLANNING else {"status": "failed", "error": job.reason(attempts)}
+            final = {} if job is PLANNING else {"status": Status.FAILED, "error": job.reason(attempts)}
             taken = db.execute(
                 update(t)
                 .where(t.id == job_id, job.expired(now), t.attempts >= settings.max_attempts)
@@ -196,7 +195,7 @@ def _reap_jobs(db: Session, now: datetime, counts: dict[str, int]) -> None:
             counts["jobs_failed"] += 1
             render = db.get(Render, job_id) if job is PLANNING else None
             if render is not None:  # failed and announced in the same transaction (finish_render commits)
-                finish_render(db, render, "failed", error=job.reason(attempts))
+                finish_render(db, render, Status.FAILED, error=job.reason(attempts))
             else:
                 db.commit()
 
@@ -205,7 +204,7 @@ def _reap_jobs(db: Session, now: datetime, counts: dict[str, int]) -> None:
         lost = db.scalars(
             update(t)
             .where(job.expired(now), t.attempts < settings.max_attempts)
-            .values(status="queued", lease_token=None, leased_until=func.coalesce(t.leased_until, now))
+            .values(status=Status.QUEUED, lease_token=None, leased_until=func.coalesce(t.leased_until, now))
             .returning(t.id),
             execution_options={"synchronize_session": False},
         ).all()
@@ -219,8 +218,8 @@ def _reap_jobs(db: Session, now: datetime, counts: dict[str, int]) -> None:
                 log.warning("%s %s: could not queue it again (%s)", job.kind, job_id, exc)
                 db.execute(
                     update(t)
-                    .where(t.id == job_id, t.status == "queued", t.lease_token.is_(None))
-                    .values(status="running", lease_token=uuid.uuid4().hex, leased_until=now),
+                    .where(t.id == job_id, t.status == Status.QUEUED, t.lease_token.is_(None))
+                    .values(status=Status.RUNNING, lease_token=uuid.uuid4().hex, leased_until=now),
                     execution_options={"synchronize_session": False},
                 )
                 db.commit()
@@ -256,11 +255,11 @@ def reap() -> dict[str, int]:
         taken = db.execute(
             update(Frame)
             .where(
-                Frame.status == "running",
+                Frame.status == Status.RUNNING,
                 or_(Frame.leased_until.is_(None), Frame.leased_until < now),
                 Frame.render_id.in_(unfinished.scalar_subquery()),
             )
-            .values(status="pending", lease_token=None, leased_until=None)
+            .values(status=Status.PENDING, lease_token=None, leased_until=None)
             .returning(Frame.render_id, Frame.index, Frame.attempts),
             execution_options={"synchronize_session": False},
         ).all()
@@ -279,14 +278,14 @@ def reap() -> dict[str, int]:
             listed = ", ".join(f"#{i}" for i in sorted(indices))
             db.execute(
                 update(Frame)
-                .where(Frame.render_id == render_id, Frame.index.in_(indices), Frame.status == "pending")
-                .values(status="failed")
+                .where(Frame.render_id == render_id, Frame.index.in_(indices), Frame.status == Status.PENDING)
+                .values(status=Status.FAILED)
             )
             db.commit()
             finish_render(
                 db,
                 render,
-                "failed",
+                Status.FAILED,
                 error=f"the workers rendering frames {listed} stopped {settings.max_attempts} times "
                 "without finishing them (crashed, killed or out of memory); retry to try again",
             )
@@ -304,8 +303,10 @@ def reap() -> dict[str, int]:
                 log.warning("render %s: could not queue lost frames again (%s)", render_id, exc)
                 db.execute(
                     update(Frame)
-                    .where(Frame.render_id == render_id, Frame.index.in_(indices), Frame.status == "pending")
-                    .values(status="running", leased_until=now)
+                    .where(
+                        Frame.render_id == render_id, Frame.index.in_(indices), Frame.status == Status.PENDING
+                    )
+                    .values(status=Status.RUNNING, leased_until=now)
                 )
                 db.commit()
 
@@ -314,11 +315,11 @@ def reap() -> dict[str, int]:
             select(Render).where(
                 Render.status.in_(UNFINISHED),
                 Render.frames_total > 0,
-                ~exists().where(Frame.render_id == Render.id, Frame.status != "done"),
+                ~exists().where(Frame.render_id == Render.id, Frame.status != Status.DONE),
             )
         ).all()
         for render in complete:
-            if finish_render(db, render, "done"):
+            if finish_render(db, render, Status.DONE):
                 counts["closed"] += 1
 
         _reap_jobs(db, now, counts)
@@ -340,7 +341,7 @@ def _requeue_orphans(db: Session) -> int:
         ("frame", render_id, index)
         for render_id, index in db.execute(
             select(Frame.render_id, Frame.index).where(
-                Frame.status == "pending",
+                Frame.status == Status.PENDING,
                 Frame.render_id.in_(select(Render.id).where(Render.status.in_(UNFINISHED)).scalar_subquery()),
             )
         ).tuples()
@@ -395,7 +396,7 @@ def retry_render(db: Session, render: Render, link_id: int | None = None) -> Ren
             "status",
             f"render {render.id} is {render.status}; only a failed or cancelled render can be retried",
         )
-    check_quotas(db, render.transition_id, RenderSnapshot.model_validate(render.params), 0, link_id)
+    check_quotas(db, render.transition_id, render.snapshot, 0, link_id)
     problem = queue.broker_error()
     if problem:
         raise BrokerUnavailable(f"the render queue is unreachable, nothing was queued: {problem}")
@@ -403,7 +404,7 @@ def retry_render(db: Session, render: Render, link_id: int | None = None) -> Ren
         update(Render)
         .where(Render.id == render.id, Render.status.in_(RETRYABLE))
         .values(
-            status="queued",
+            status=Status.QUEUED,
             error=None,
             finished_at=None,
             link_id=link_id,
@@ -418,26 +419,26 @@ def retry_render(db: Session, render: Render, link_id: int | None = None) -> Ren
         raise FieldError("status", f"render {render.id} is {render.status} now; it was retried meanwhile")
     db.execute(
         update(Frame)
-        .where(Frame.render_id == render.id, Frame.status != "done")
-        .values(status="pending", lease_token=None, leased_until=None, attempts=0)
+        .where(Frame.render_id == render.id, Frame.status != Status.DONE)
+        .values(status=Status.PENDING, lease_token=None, leased_until=None, attempts=0)
     )
     db.commit()
     db.refresh(render)
     for frame in render.frames:
         db.refresh(frame)
-    missing = {f.index for f in render.frames if f.status != "done"}
+    missing = {f.index for f in render.frames if f.status != Status.DONE}
     try:
         if not render.frames:  # failed while its frames were being placed: place them again
             queue.send_plan_render(render.id)
         elif not missing:
-            finish_render(db, render, "done")
+            finish_render(db, render, Status.DONE)
             return render
         else:
             send_batches(render, missing)
     except Exception as exc:  # the broker went away between the check and the send
         log.exception("could not queue the retry of render %s", render.id)
         error = f"the render queue is unreachable: {exc}"
-        finish_render(db, render, "failed", error=error)
+        finish_render(db, render, Status.FAILED, error=error)
         raise BrokerUnavailable(error) from exc
     try:
         get_bus().publish(progress(render))

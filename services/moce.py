@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, select, update
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.params import SEED_MAX, Concepts, RenderSnapshot
 from core.registry import model_revision
+from core.statuses import JobStatus, Status
 from infra.config import get_settings
 from infra.queue import send_moce_search
 from infra.storage import thumbnail_url
@@ -33,8 +34,6 @@ from services.schemas import KeyframeOut
 
 log = logging.getLogger(__name__)
 
-Status = Literal["queued", "running", "done", "failed"]
-FINISHED = ("done", "failed")
 #: Probe seeds per switch step: the keyframe's seed and the next one (D is their mean). A search is held
 #: under its worker's lease (worker/lease.py): one whose worker died is queued again by the reaper once the
 #: lease runs out (services/jobs.py), and failed after SEGUE_MAX_ATTEMPTS takes.
@@ -48,7 +47,7 @@ class ProbeOut(BaseModel):
 
 
 class MoceOut(BaseModel):
-    status: Status
+    status: JobStatus
     chosen_step: int | None = Field(description="the switch step N the search chose (when done)")
     trace: list[ProbeOut] = Field(description="every probe, in the order the binary search made them")
     error: str | None = Field(None, description="why the search failed")
@@ -118,7 +117,7 @@ def _send(db: Session, row: ConceptSearch) -> None:
         send_moce_search(row.id)
     except Exception as exc:  # broker down: say so instead of leaving the search queued forever
         log.exception("could not queue switch step search %s", row.id)
-        row.status, row.error, row.finished_at = "failed", f"the queue is unreachable: {exc}", utcnow()
+        row.status, row.error, row.finished_at = Status.FAILED, f"the queue is unreachable: {exc}", utcnow()
         db.commit()
 
 
@@ -140,7 +139,7 @@ def ensure_search(
             keyframe_id=keyframe.id,
             input_key=key,
             inputs=inputs,
-            status="queued",
+            status=Status.QUEUED,
             trace=[],
             details={},
         )
@@ -153,21 +152,21 @@ def ensure_search(
             assert found is not None
             return found
         _send(db, row)
-    elif retry and (row.status == "failed" or is_lost(row)):
+    elif retry and (row.status == Status.FAILED or is_lost(row)):
         # Conditional: a search a worker took meanwhile is left to it. A new request: takes count from 0.
         now = utcnow()
         again = db.execute(
             update(ConceptSearch)
             .where(
                 ConceptSearch.id == row.id,
-                (ConceptSearch.status == "failed")
+                (ConceptSearch.status == Status.FAILED)
                 | (
-                    (ConceptSearch.status == "running")
+                    (ConceptSearch.status == Status.RUNNING)
                     & or_(ConceptSearch.leased_until.is_(None), ConceptSearch.leased_until < now)
                 ),
             )
             .values(
-                status="queued",
+                status=Status.QUEUED,
                 error=None,
                 trace=[],
                 chosen_step=None,
@@ -184,7 +183,7 @@ def ensure_search(
         db.refresh(row)
         if again:
             _send(db, row)
-    elif retry and row.status == "queued":
+    elif retry and row.status == Status.QUEUED:
         _send(db, row)
     return row
 
@@ -192,7 +191,7 @@ def ensure_search(
 def is_lost(row: ConceptSearch) -> bool:
     """A search left "running" by a worker that died: its lease ran out (the reaper queues it again)."""
     until = row.leased_until
-    if row.status != "running":
+    if row.status != Status.RUNNING:
         return False
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
@@ -268,13 +267,13 @@ def resolve(db: Session, transition: Transition, snapshot: RenderSnapshot) -> Re
             )
         row = ensure_search(db, transition, keyframe)
         where = _where(keyframe)
-        if row.status == "failed":
+        if row.status == Status.FAILED:
             raise FieldError(
                 "concepts",
                 f"the switch step search for {where} failed: {row.error}. Give it a switch step number "
                 "instead of \u201cauto\u201d, or save it again to search again",
             )
-        if row.status != "done" or row.chosen_step is None:
+        if row.status != Status.DONE or row.chosen_step is None:
             raise SearchPending(
                 "concepts",
                 f"waiting for the switch step search for {where}; the render starts when it is done",
@@ -298,7 +297,7 @@ def moce_out(row: ConceptSearch) -> MoceOut:
     ]
     return MoceOut(
         status=row.status,  # type: ignore[arg-type]
-        chosen_step=row.chosen_step if row.status == "done" else None,
+        chosen_step=row.chosen_step if row.status == Status.DONE else None,
         trace=trace,
         error=row.error,
     )

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from core import events
 from core.params import SETTING_FIELDS
+from core.statuses import CancellableStatus, Status
 from infra.storage import get_store
 from infra.tables import Frame, Render, Transition
 from services import timing
-from services.schemas import FrameOut, KeyframeOut, RenderOut, RenderStatus, RenderSummary, TransitionOut
+from services.schemas import FrameOut, KeyframeOut, RenderOut, RenderSummary, TransitionOut
 from services.transitions import endpoint, transition_warnings
 
 
@@ -37,7 +38,7 @@ def thumbnails(db: Session, renders: list[Render], per_render: int = 8) -> dict[
         return {}
     rows = db.execute(
         select(Frame.render_id, Frame.key)
-        .where(Frame.render_id.in_(list(done)), Frame.status == "done")
+        .where(Frame.render_id.in_(list(done)), Frame.status == Status.DONE)
         .order_by(Frame.render_id, Frame.index)
     )
     for render_id, key in rows:
@@ -72,13 +73,7 @@ def transition_out(db: Session, transition: Transition, render: Render | None = 
         keyframes=keyframes,
         duration=round(clock.duration, 4),
         warnings=transition_warnings(transition),
-        latest_render=RenderSummary(
-            id=render.id,
-            status=cast(RenderStatus, render.status),
-            transition_version=render.transition_version,
-        )
-        if render
-        else None,
+        latest_render=RenderSummary.model_validate(render) if render else None,
         created_at=transition.created_at,
         updated_at=transition.updated_at,
         **{name: getattr(transition, name) for name in SETTING_FIELDS},
@@ -86,7 +81,7 @@ def transition_out(db: Session, transition: Transition, render: Render | None = 
 
 
 def frame_url(frame: Frame) -> str | None:
-    return get_store().url(frame.key) if frame.status == "done" else None
+    return get_store().url(frame.key) if frame.status == Status.DONE else None
 
 
 def stats(render: Render) -> events.RenderStats:
@@ -104,12 +99,10 @@ def render_out(render: Render) -> RenderOut:
         id=render.id,
         transition_id=render.transition_id,
         transition_version=render.transition_version,
-        status=cast(RenderStatus, render.status),
+        status=cast(CancellableStatus, render.status),
         model=render.model,
         error=render.error,
-        frames=[
-            FrameOut(**_fields(f, FrameOut), time=round(f.index / fps, 4)) for f in render.frames
-        ],
+        frames=[FrameOut(**_fields(f, FrameOut), time=round(f.index / fps, 4)) for f in render.frames],
         stats=stats(render),
         created_at=render.created_at,
     )
@@ -129,5 +122,5 @@ def frame_done(frame: Frame) -> events.FrameDone:
 
 
 def progress(render: Render) -> events.Progress:
-    done = sum(1 for f in render.frames if f.status == "done")
+    done = sum(1 for f in render.frames if f.status == Status.DONE)
     return events.Progress.of(render.id, render.status, done, render.frames_total)

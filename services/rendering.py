@@ -12,6 +12,7 @@ from sqlalchemy.sql import ColumnElement
 from core import events
 from core.params import PROBED_SPACINGS, SETTING_FIELDS, KeyframeSnapshot, RenderSnapshot
 from core.registry import model_revision
+from core.statuses import Status
 from core.timeline import FramePlan, render_order
 from core.timeline import frame_keys as keys_of_frames
 from infra.bus import get_bus
@@ -77,7 +78,7 @@ def start_render(
     render = Render(
         transition_id=transition.id,
         transition_version=transition.version,
-        status="queued",
+        status=Status.QUEUED,
         params=params.model_dump(mode="json"),
         model=params.model,
         frames_total=0,
@@ -92,7 +93,7 @@ def start_render(
     except Exception as exc:  # broker down: say so instead of leaving a render queued forever
         log.exception("could not queue the planning of render %s", render.id)
         error = f"the render queue is unreachable: {exc}"
-        finish_render(db, render, "failed", error=error)
+        finish_render(db, render, Status.FAILED, error=error)
         raise BrokerUnavailable(error) from exc
     get_bus().publish(progress(render))
     return render
@@ -108,7 +109,7 @@ def _wait_for_search(
     render = Render(
         transition_id=transition.id,
         transition_version=transition.version,
-        status="queued",
+        status=Status.QUEUED,
         params=params.model_dump(mode="json"),
         model=params.model,
         frames_total=0,
@@ -129,7 +130,7 @@ def plan_waiting(db: Session, transition_id: int) -> int:
     waiting = db.scalars(
         select(Render.id).where(
             Render.transition_id == transition_id,
-            Render.status == "queued",
+            Render.status == Status.QUEUED,
             Render.waiting_for.is_not(None),
             ~Render.frames.any(),
         )
@@ -185,7 +186,11 @@ def check_quotas(
 
 def _active_renders(db: Session, which: ColumnElement[bool]) -> int:
     """How many renders matching `which` are queued or running."""
-    query = select(func.count()).select_from(Render).where(which, Render.status.in_(("queued", "running")))
+    query = (
+        select(func.count())
+        .select_from(Render)
+        .where(which, Render.status.in_((Status.QUEUED, Status.RUNNING)))
+    )
     return int(db.scalar(query) or 0)
 
 
@@ -210,12 +215,14 @@ def queue_frames(
 ) -> Render:
     """Give a render its planned frames, reuse the ones already stored (and the `probed` ones the store
     has) and queue the rest."""
-    params = RenderSnapshot.model_validate(render.params)
+    params = render.snapshot
     frame_keys = keys_of_frames(params.pixels(), plans, params.model_revision)
 
     store = get_store()
     stored = set(
-        db.scalars(select(Frame.key).where(Frame.key.in_(set(frame_keys)), Frame.status == "done").distinct())
+        db.scalars(
+            select(Frame.key).where(Frame.key.in_(set(frame_keys)), Frame.status == Status.DONE).distinct()
+        )
     )
     reusable = store.existing(stored | (probed & set(frame_keys)))
 
@@ -227,7 +234,7 @@ def queue_frames(
             Frame(
                 **{name: value for name, value in asdict(plan).items() if name not in _PLANNED_ONLY},
                 key=key,
-                status="done" if reused else "pending",
+                status=Status.DONE if reused else Status.PENDING,
                 reused=reused,
                 seconds=0.0 if reused else None,
                 finished_at=now if reused else None,
@@ -244,14 +251,14 @@ def queue_frames(
             if frame.reused:
                 bus.publish(frame_done(frame))
         if not pending:
-            finish_render(db, render, "done")
+            finish_render(db, render, Status.DONE)
             return render
         for position, batch in enumerate(batches(plans, frame_keys, pending, params.batch_size)):
             send_render_batch(render.id, batch, priority=batch_priority(position))
     except Exception as exc:  # broker or bus down: say so instead of leaving a render queued forever
         log.exception("could not queue render %s", render.id)
         error = f"the render queue is unreachable: {exc}"
-        finish_render(db, render, "failed", error=error)
+        finish_render(db, render, Status.FAILED, error=error)
         raise BrokerUnavailable(error) from exc
     try:
         bus.publish(progress(render))
@@ -264,14 +271,14 @@ def finish_render(db: Session, render: Render, status: str, error: str | None = 
     """Move a render to a final status exactly once (concurrent workers race here) and announce it."""
     result = db.execute(
         update(Render)
-        .where(Render.id == render.id, Render.status.in_(("queued", "running")))
+        .where(Render.id == render.id, Render.status.in_((Status.QUEUED, Status.RUNNING)))
         .values(status=status, error=error, finished_at=utcnow())
     )
-    if status == "cancelled":
+    if status == Status.CANCELLED:
         db.execute(
             update(Frame)
-            .where(Frame.render_id == render.id, Frame.status.in_(("pending", "running")))
-            .values(status="cancelled")
+            .where(Frame.render_id == render.id, Frame.status.in_((Status.PENDING, Status.RUNNING)))
+            .values(status=Status.CANCELLED)
         )
     db.commit()
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -289,7 +296,7 @@ def finish_render(db: Session, render: Render, status: str, error: str | None = 
 def _wake_autofixes(db: Session, render_id: int) -> None:
     """An autopilot round waited for this render: its next step runs now (the reaper sends it otherwise)."""
     waiting = db.scalars(
-        select(Autofix.id).where(Autofix.render_id == render_id, Autofix.status == "waiting")
+        select(Autofix.id).where(Autofix.render_id == render_id, Autofix.status == Status.WAITING)
     ).all()
     for autofix_id in waiting:
         try:
@@ -304,6 +311,6 @@ def cancel_render(db: Session, render: Render) -> Render:
             "status",
             f"render {render.id} is already {render.status}; only queued or running renders can be cancelled",
         )
-    finish_render(db, render, "cancelled")
+    finish_render(db, render, Status.CANCELLED)
     db.refresh(render)
     return render

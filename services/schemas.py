@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from core.events import RenderStats
+from core.metrics import Summary
 from core.params import (
     SETTING_FIELDS,
     KeyframeSettings,
@@ -19,9 +21,8 @@ from core.params import (
     Title,
     ranged,
 )
+from core.statuses import CancellableStatus
 from infra.config import get_settings
-
-RenderStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 def _allowed_model(value: str) -> str:
@@ -133,8 +134,10 @@ class KeyframeOut(KeyframeSettings):
 
 
 class RenderSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # RenderSummary.model_validate(render_row)
+
     id: int
-    status: RenderStatus
+    status: CancellableStatus
     transition_version: int
 
 
@@ -180,7 +183,7 @@ class RenderOut(BaseModel):
     id: int
     transition_id: int
     transition_version: int
-    status: RenderStatus
+    status: CancellableStatus
     model: str
     error: str | None
     frames: list[FrameOut]
@@ -188,10 +191,9 @@ class RenderOut(BaseModel):
     created_at: datetime
 
 
-class RenderCreated(BaseModel):
-    id: int
-    status: RenderStatus
-    transition_version: int
+# A render just started (or listed): a RenderSummary under the name the OpenAPI document has always given it.
+class RenderCreated(RenderSummary):
+    pass
 
 
 class EditOut(BaseModel):
@@ -264,7 +266,6 @@ __all__ = [
     "RenderCreated",
     "RenderOut",
     "RenderStats",
-    "RenderStatus",
     "RenderSummary",
     "TransitionCreate",
     "TransitionOut",
@@ -293,14 +294,15 @@ class FrameScoreOut(BaseModel):
     flags: list[FlagOut]
 
 
-class ScoreSummaryOut(BaseModel):
-    smoothness: float = Field(description="1 - Gini of adjacent distances (AID); 1 is perfectly even")
-    max_jump: float
-    mean_jump: float
-    ppl: float = Field(description="sum of adjacent distances (DiffMorpher's perceptual path length)")
-    pdv: float = Field(description="variance of adjacent distances (DiffMorpher)")
-    crossing_t: float | None = Field(description="t where progress over the timeline crosses 0.5")
-    monotonicity: float = Field(description="Spearman rho of progress against t")
+def _summary_fields() -> dict[str, Any]:
+    """core.metrics.Summary's numbers as API fields, each with its description: declared once, in core."""
+    hints = get_type_hints(Summary)
+    return {
+        f.name: (hints[f.name], Field(description=f.metadata.get("doc"))) for f in dataclass_fields(Summary)
+    }
+
+
+class ScoreSummaryOut(create_model("SummaryFields", **_summary_fields())):  # type: ignore[misc]
     scorer: str
     frames_scored: int
     istd: float | None = Field(

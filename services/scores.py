@@ -21,6 +21,7 @@ from core.scores import (
     render_shape,
     transition_interp_score,
 )
+from core.statuses import Status
 from infra.config import get_settings
 from infra.tables import Frame, FrameScore, Render
 from services.errors import FieldError
@@ -69,7 +70,7 @@ def shape(db: Session, render: Render, scorer: str | None = None) -> tuple[Rende
     chosen = scorer or (available[0] if available else None)
     if chosen is None:
         return None, available
-    done = [f for f in render.frames if f.status == "done"]
+    done = [f for f in render.frames if f.status == Status.DONE]
     stored = stored_scores(db, chosen, [f.key for f in done])
     refs = [FrameRef(f.index, f.t, f.segment, f.local_t, f.key) for f in render.frames]
     return render_shape(refs, stored, chosen, thresholds()), available
@@ -84,7 +85,7 @@ class ExtraMetrics(TypedDict):
 def extra_metrics(db: Session, render: Render) -> ExtraMetrics:
     """ISTD (on the ssim scorer's thumbnails), InterpScore (on CLIP's prompt similarities) and each frame's
     starting-noise std; None where the scores they need are not stored."""
-    done = sorted((f for f in render.frames if f.status == "done"), key=lambda f: f.index)
+    done = sorted((f for f in render.frames if f.status == Status.DONE), key=lambda f: f.index)
     keys = [f.key for f in done]
     rows = db.execute(
         select(

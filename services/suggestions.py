@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.statuses import FINISHED, JobStatus, Status
 from infra.queue import send_suggestions
 from infra.storage import thumbnail_url
 from infra.tables import Keyframe, Suggestion, Transition, utcnow
@@ -26,12 +27,10 @@ from services.errors import BrokerUnavailable, FieldError, NotFound
 log = logging.getLogger(__name__)
 
 Mode = Literal["bridge", "storyboard"]
-Status = Literal["queued", "running", "done", "failed"]
 MAX_COUNT = 8
 DEFAULT_COUNT = 3
 #: A suggested position keeps this far from an existing keyframe (a keyframe there would be refused).
 KEEP_CLEAR = 0.01
-FINISHED = ("done", "failed")
 
 
 class SuggestionCreate(BaseModel):
@@ -49,7 +48,7 @@ class SuggestionCreate(BaseModel):
 
 class SuggestionStarted(BaseModel):
     id: int
-    status: Status
+    status: JobStatus
 
 
 class SuggestionItemOut(BaseModel):
@@ -61,7 +60,7 @@ class SuggestionItemOut(BaseModel):
 
 class SuggestionOut(BaseModel):
     id: int
-    status: Status
+    status: JobStatus
     items: list[SuggestionItemOut]
 
 
@@ -152,7 +151,7 @@ def request_suggestions(
         after_keyframe_id=data.after_keyframe_id,
         position=position,
         count=data.count,
-        status="queued",
+        status=Status.QUEUED,
         items=[],
         details={},
     )
@@ -162,7 +161,7 @@ def request_suggestions(
         send_suggestions(row.id)
     except Exception as exc:  # broker down: say so instead of leaving the request queued forever
         log.exception("could not queue suggestions %s", row.id)
-        row.status, row.error, row.finished_at = "failed", f"the queue is unreachable: {exc}", utcnow()
+        row.status, row.error, row.finished_at = Status.FAILED, f"the queue is unreachable: {exc}", utcnow()
         db.commit()
         raise BrokerUnavailable(row.error) from exc
     return row

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from core import events
 from core.events import TransitionDeleted
 from core.params import SETTING_FIELDS
+from core.statuses import Status
 from core.timeline import POSITION_TOLERANCE
 from infra.bus import get_bus
 from infra.channels import announce
@@ -125,8 +126,8 @@ def delete_transition(db: Session, transition: Transition) -> None:
     if unfinished:
         db.execute(
             update(Render)
-            .where(Render.id.in_(unfinished), Render.status.in_(("queued", "running")))
-            .values(status="cancelled", error="its transition was deleted", finished_at=utcnow())
+            .where(Render.id.in_(unfinished), Render.status.in_((Status.QUEUED, Status.RUNNING)))
+            .values(status=Status.CANCELLED, error="its transition was deleted", finished_at=utcnow())
         )
         db.commit()
         for render_id in unfinished:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.statuses import Status
 from infra import heartbeat
 from infra.config import get_settings
 from infra.db import new_session
@@ -59,11 +60,12 @@ def claim(db: Session, render_id: int, indices: list[int], token: str) -> list[F
             Frame.render_id == render_id,
             Frame.index.in_(indices),
             or_(
-                Frame.status == "pending",
-                (Frame.status == "running") & or_(Frame.leased_until.is_(None), Frame.leased_until < now),
+                Frame.status == Status.PENDING,
+                (Frame.status == Status.RUNNING)
+                & or_(Frame.leased_until.is_(None), Frame.leased_until < now),
             ),
         )
-        .values(status="running", lease_token=token, leased_until=_until(), attempts=Frame.attempts + 1),
+        .values(status=Status.RUNNING, lease_token=token, leased_until=_until(), attempts=Frame.attempts + 1),
         execution_options={"synchronize_session": False},
     )
     db.commit()
@@ -77,7 +79,7 @@ def extend(tokens: list[str]) -> int:
     with new_session() as db:
         result = db.execute(
             update(Frame)
-            .where(Frame.lease_token.in_(tokens), Frame.status == "running")
+            .where(Frame.lease_token.in_(tokens), Frame.status == Status.RUNNING)
             .values(leased_until=_until()),
             execution_options={"synchronize_session": False},
         )
@@ -89,9 +91,9 @@ def complete(db: Session, render_id: int, frame_id: int, token: str, seconds: fl
     """Mark a held frame done and count it on its render, in one transaction; False if the lease was lost."""
     result = db.execute(
         update(Frame)
-        .where(Frame.id == frame_id, Frame.lease_token == token, Frame.status == "running")
+        .where(Frame.id == frame_id, Frame.lease_token == token, Frame.status == Status.RUNNING)
         .values(
-            status="done",
+            status=Status.DONE,
             seconds=round(seconds, 4),
             finished_at=utcnow(),
             lease_token=None,
@@ -115,7 +117,7 @@ def release(token: str, status: str) -> int:
     with new_session() as db:
         result = db.execute(
             update(Frame)
-            .where(Frame.lease_token == token, Frame.status == "running")
+            .where(Frame.lease_token == token, Frame.status == Status.RUNNING)
             .values(status=status, lease_token=None, leased_until=None),
             execution_options={"synchronize_session": False},
         )
@@ -139,11 +141,13 @@ def claim_job(db: Session, job: Job, job_id: int, token: str, **values: Any) -> 
         update(t)
         .where(t.id == job_id, job.claimable(now))
         .values(
-            status="running",
+            status=Status.RUNNING,
             lease_token=token,
             leased_until=_until(),
             # A new request (queued, no lease ever expired on it) starts counting again: see jobs.Job.
-            attempts=case((and_(t.status == "queued", t.leased_until.is_(None)), 1), else_=t.attempts + 1),
+            attempts=case(
+                (and_(t.status == Status.QUEUED, t.leased_until.is_(None)), 1), else_=t.attempts + 1
+            ),
             **values,
         ),
         execution_options={"synchronize_session": False},
@@ -156,7 +160,7 @@ def hold_job(db: Session, job: Job, job_id: int, token: str, **values: Any) -> b
     """Write `values` to the job if this claim still holds it, in the caller's transaction (not committed)."""
     t = job.table
     result = db.execute(
-        update(t).where(t.id == job_id, t.lease_token == token, t.status == "running").values(**values),
+        update(t).where(t.id == job_id, t.lease_token == token, t.status == Status.RUNNING).values(**values),
         execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
@@ -187,7 +191,7 @@ def extend_jobs(held: dict[str, list[str]]) -> int:
             t = jobs.JOBS[kind].table
             result = db.execute(
                 update(t)
-                .where(t.lease_token.in_(tokens), t.status == "running")
+                .where(t.lease_token.in_(tokens), t.status == Status.RUNNING)
                 .values(leased_until=_until()),
                 execution_options={"synchronize_session": False},
             )

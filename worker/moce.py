@@ -26,6 +26,7 @@ import numpy as np
 
 from core.moce import Probe, concept_score, max_probes, search_switch_step
 from core.params import PixelSettings
+from core.statuses import Status
 from infra.config import get_settings
 from infra.db import new_session
 from infra.storage import get_store
@@ -195,7 +196,7 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
             SEARCHES,
             search_id,
             token,
-            "done",
+            Status.DONE,
             chosen_step=result.step,
             trace=list(trace),
             details=details,
@@ -217,7 +218,7 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
             SEARCHES,
             search_id,
             token,
-            "failed",
+            Status.FAILED,
             error=message,
             trace=list(trace),
             details={"seconds": round(time.perf_counter() - started, 2)},

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from core.params import PROBED_SPACINGS, RenderSnapshot
+from core.statuses import Status
 from core.timeline import frames_at, keys_of
 from infra.bus import get_bus
 from infra.config import get_settings
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 
 def _is_cancelled(render_id: int) -> bool:
     with new_session() as db:
-        return db.scalar(select(Render.status).where(Render.id == render_id)) in ("cancelled", "failed")
+        return db.scalar(select(Render.status).where(Render.id == render_id)) in (
+            Status.CANCELLED,
+            Status.FAILED,
+        )
 
 
 def run_plan(render_id: int) -> dict[str, Any]:
@@ -54,7 +58,7 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
         if render is None:
             return {"planned": 0}
         db.refresh(render)
-        snapshot = RenderSnapshot.model_validate(render.params)
+        snapshot = render.snapshot
         if render.waiting_for is not None:
             # Waited for a switch step search: resolve it now, or wait on (released, queued) or fail
             try:
@@ -64,7 +68,7 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
                 return {"planned": 0}
             except FieldError as exc:
                 if lease.hold_job(db, PLANNING, render_id, token, lease_token=None, leased_until=None):
-                    finish_render(db, render, "failed", error=exc.message)
+                    finish_render(db, render, Status.FAILED, error=exc.message)
                 return {"planned": 0}
             render.params = snapshot.model_dump(mode="json")
             render.waiting_for = None
@@ -90,7 +94,7 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
                 db, PLANNING, render_id, token, lease_token=None, leased_until=None
             ):
                 message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                finish_render(db, render, "failed", error=f"planning the spacing failed: {message}")
+                finish_render(db, render, Status.FAILED, error=f"planning the spacing failed: {message}")
         return {"planned": 0}
     log.info(
         "render %s: %s spacing placed %d frames after %d probe frames (%s)",
@@ -125,7 +129,7 @@ def _wait_on(render_id: int, token: str, reason: str) -> None:
         db.execute(
             update(Render)
             .where(Render.id == render_id, Render.lease_token == token)
-            .values(status="queued", lease_token=None, leased_until=None, waiting_for=reason),
+            .values(status=Status.QUEUED, lease_token=None, leased_until=None, waiting_for=reason),
             execution_options={"synchronize_session": False},
         )
         db.commit()
@@ -161,7 +165,7 @@ def frame_requests(db: Any, render_id: int, frames: list[Frame]) -> list[Any]:
     render = db.get(Render, render_id)
     if render is None:
         return requests
-    return with_attention(RenderSnapshot.model_validate(render.params), frames, requests, anchors)
+    return with_attention(render.snapshot, frames, requests, anchors)
 
 
 def with_attention(

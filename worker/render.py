@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from core import events
 from core.params import RenderSnapshot
+from core.statuses import Status
 from infra.bus import get_bus
 from infra.config import get_settings
 from infra.db import new_session
@@ -38,7 +39,7 @@ PREVIEW_EVERY = 5
 def _is_cancelled(render_id: int) -> bool:
     with new_session() as db:
         status = db.scalar(select(Render.status).where(Render.id == render_id))
-        return status is None or status in ("cancelled", "failed")  # None: the render was deleted
+        return status is None or status in (Status.CANCELLED, Status.FAILED)  # None: the render was deleted
 
 
 def _data_uri(image: Any) -> str:
@@ -64,11 +65,11 @@ def run_batch(render_id: int, indices: list[int]) -> dict[str, int]:
 
 def _fail(render_id: int, token: str, reason: str) -> None:
     """Mark the frames still held under `token` and their render failed, with the reason."""
-    lease.release(token, "failed")
+    lease.release(token, Status.FAILED)
     with new_session() as db:
         render = db.get(Render, render_id)
         if render is not None:
-            finish_render(db, render, "failed", error=reason)
+            finish_render(db, render, Status.FAILED, error=reason)
 
 
 def _run_batch(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -> dict[str, int]:
@@ -91,11 +92,11 @@ def _run_batch(render_id: int, indices: list[int], token: str, beat: lease.Pulse
         if not frames:
             return {"rendered": 0}
         beat.hold(token, f"render {render_id}: frames {', '.join(str(f.index) for f in frames)}")
-        if render.status == "queued":
+        if render.status == Status.QUEUED:
             db.execute(
                 update(Render)
-                .where(Render.id == render_id, Render.status == "queued")
-                .values(status="running", started_at=func.coalesce(Render.started_at, utcnow()))
+                .where(Render.id == render_id, Render.status == Status.QUEUED)
+                .values(status=Status.RUNNING, started_at=func.coalesce(Render.started_at, utcnow()))
             )
         db.commit()
         db.refresh(render)
@@ -132,7 +133,7 @@ def _run_batch(render_id: int, indices: list[int], token: str, beat: lease.Pulse
         )
     except RenderCancelled:
         log.info("render %s cancelled during batch %s", render_id, frame_indices)
-        lease.release(token, "cancelled")
+        lease.release(token, Status.CANCELLED)
         return {"rendered": 0}
     except Exception as exc:
         log.exception("render %s failed in batch %s", render_id, frame_indices)
@@ -169,8 +170,8 @@ def _run_batch(render_id: int, indices: list[int], token: str, beat: lease.Pulse
             return {"rendered": rendered}
         bus.publish(progress(render))
         remaining = db.scalar(
-            select(Frame.id).where(Frame.render_id == render_id, Frame.status != "done").limit(1)
+            select(Frame.id).where(Frame.render_id == render_id, Frame.status != Status.DONE).limit(1)
         )
         if remaining is None:
-            finish_render(db, render, "done")
+            finish_render(db, render, Status.DONE)
     return {"rendered": rendered}

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from core.params import PIXEL_FIELDS, PixelSettings
+from core.statuses import Status
 from infra.config import get_settings
 from infra.db import new_session
 from infra.storage import get_store
@@ -167,7 +168,7 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
         try:
             target = plan_suggestions(transition, row.mode, row.count, row.after_keyframe_id, row.position)
         except Exception as exc:  # the keyframe was deleted since the request
-            _end("failed", error=str(exc))
+            _end(Status.FAILED, error=str(exc))
             return {"items": 0}
         count, mode = row.count, row.mode
         seed = (transition.seed * 1_000_003 + suggestion_id) % (2**31)
@@ -247,7 +248,7 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
             SUGGESTIONS,
             suggestion_id,
             token,
-            "done",
+            Status.DONE,
             items=items_of(ranking),
             details=json.loads(json.dumps(details, default=str)),
             finished_at=utcnow(),
@@ -267,7 +268,7 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
         log.exception("suggestions %s failed", suggestion_id)
         details["seconds"] = round(time.perf_counter() - started, 2)
         _end(
-            "failed",
+            Status.FAILED,
             error=f"{type(exc).__name__}: {exc}",
             details=json.loads(json.dumps(details, default=str)),
         )

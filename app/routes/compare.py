@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.deps import AccessDep, SessionDep, checks_access_itself
 from app.templating import templates
+from core.statuses import Status
 from infra.tables import Frame, Render
 from services import presenters, rendering
 
@@ -56,7 +57,7 @@ def align(a: list[Frame], b: list[Frame]) -> list[Row]:
             and left.frame is not None
             and right.frame is not None
             and left.frame.key == right.frame.key
-            and left.frame.status == right.frame.status == "done"
+            and left.frame.status == right.frame.status == Status.DONE
         )
         rows.append(Row(t, left, right, same))
     return rows

@@ -12,6 +12,7 @@ from app.deps import Id, SessionDep
 from app.downloads import export_response
 from app.errors import form_errors
 from app.templating import templates
+from core.statuses import Status
 from infra.tables import Export, Transition
 from services import exports as services
 from services.errors import BrokerUnavailable, FieldError, NotFound
@@ -37,7 +38,7 @@ def create_export(render_id: Id, options: services.ExportOptions, db: SessionDep
     """
     export, _queued = services.request_export(db, get_render(db, render_id), options)
     out = services.export_out(export)
-    code = status.HTTP_200_OK if export.status == "done" else status.HTTP_202_ACCEPTED
+    code = status.HTTP_200_OK if export.status == Status.DONE else status.HTTP_202_ACCEPTED
     return JSONResponse(out.model_dump(mode="json"), status_code=code)
 
 
@@ -59,7 +60,7 @@ def get_export(export_id: Id, db: SessionDep) -> services.ExportOut:
 def download_export(export_id: Id, request: Request, db: SessionDep) -> Response:
     """The exported file, as an attachment named after the transition and the render."""
     export = services.get_export(db, export_id)
-    if export.status != "done" or not export.file_name:
+    if export.status != Status.DONE or not export.file_name:
         raise NotFound("file of export", export_id)
     title = _title(db, export)
     try:

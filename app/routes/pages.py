@@ -21,6 +21,7 @@ from app.streams import render_events
 from app.templating import fragment, settings_context, templates
 from core import events
 from core.params import KEYFRAME_FIELDS, NULLABLE_SETTINGS
+from core.statuses import Status
 from core.timecode import format_time
 from infra.bus import get_bus
 from infra.db import new_session
@@ -470,7 +471,7 @@ def _stream_messages(
                 index=event.index,
                 t=event.t,
                 url=event.url,
-                status="done",
+                status=Status.DONE,
             )
             return [(f"frame-{event.index}", tile)]
         case events.Preview():

@@ -13,7 +13,6 @@ from starlette.datastructures import UploadFile
 from app.deps import Id, SessionDep
 from app.errors import error_response
 from app.templating import settings_context, templates
-from core.params import RenderSnapshot
 from services import presenters, projects
 from services.errors import validation_errors
 from services.rendering import get_render
@@ -49,7 +48,7 @@ def render_project(render_id: Id, db: SessionDep, download: bool = False) -> Res
     """Exactly what a render used (its frozen settings, keyframes and weight revision) as a project file."""
     render = get_render(db, render_id)
     return _file(
-        projects.project_of_render(render.transition.title, RenderSnapshot.model_validate(render.params)),
+        projects.project_of_render(render.transition.title, render.snapshot),
         download,
     )
 

@@ -20,16 +20,13 @@ router = APIRouter(prefix="/api", tags=["renders"])
 )
 def start_render(transition_id: Id, db: SessionDep, access: AccessDep) -> RenderCreated:
     render = rendering.start_render(db, get_transition(db, transition_id), access.link_id)
-    return RenderCreated(id=render.id, status=render.status, transition_version=render.transition_version)  # type: ignore[arg-type]
+    return RenderCreated.model_validate(render)
 
 
 @router.get("/transitions/{transition_id}/renders", response_model=list[RenderCreated])
 def list_renders(transition_id: Id, db: SessionDep) -> list[RenderCreated]:
     transition = get_transition(db, transition_id)
-    return [
-        RenderCreated(id=r.id, status=r.status, transition_version=r.transition_version)  # type: ignore[arg-type]
-        for r in reversed(transition.renders)
-    ]
+    return [RenderCreated.model_validate(r) for r in reversed(transition.renders)]
 
 
 @router.get("/renders/{render_id}", response_model=RenderOut)
