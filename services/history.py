@@ -12,8 +12,7 @@ Every write to a transition or its keyframes goes through `edit`:
    owner);
 3. it commits, then announces the new version on the transition's co-viewing channel.
 
-A snapshot (a "document") is {"transition": {field: value}, "keyframes": {"<id>": {field: value}}}; a change
-has the same shape with only what changed, a keyframe that does not exist being null. Undo applies the
+A snapshot is a document (core/history.py: its shape, diff, apply and summary, pure). Undo applies the
 undone edit's `before`, redo its `after`; both are edits themselves, so nothing is ever lost. History is
 linear: undo always takes back the newest edit not yet undone (whoever made it), so the entities it touched
 are exactly as it left them and its inverse applies cleanly.
@@ -21,7 +20,6 @@ are exactly as it left them and its inverse applies cleanly.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,37 +29,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.events import TransitionChanged
+from core.history import REDO, REVERT, UNDO, Doc, apply_to_doc, diff, summarize
 from infra.channels import announce
 from infra.tables import Edit, Keyframe, ShareLink, Transition, utcnow
 from services.errors import FieldError, NotFound
-
-Doc = dict[str, Any]
 
 #: Columns that are bookkeeping, not content: never part of a snapshot, never undone.
 _TRANSITION_SKIP = {"id", "version", "created_at", "updated_at"}
 _KEYFRAME_SKIP = {"id", "transition_id", "created_at"}
 _PLAIN = (str, int, float, bool, type(None), list, dict)
-
-#: Kinds whose rows move the undo/redo stacks instead of being pushed on them.
-UNDO, REDO, REVERT = "undo", "redo", "revert"
-
-LABELS = {
-    "title": "title",
-    "negative_prompt": "negative prompt",
-    "frames": "frames",
-    "seed": "seed",
-    "steps": "steps",
-    "guidance_scale": "guidance",
-    "width": "width",
-    "height": "height",
-    "scheduler": "scheduler",
-    "text_interpolation": "interpolation",
-    "batch_size": "batch size",
-    "model": "model",
-    "audio": "soundtrack",
-    "guidance_until": "guidance until",
-    "deep_cache_interval": "deep cache interval",
-}
 
 
 @dataclass(frozen=True)
@@ -122,49 +98,6 @@ def snapshot(transition: Transition) -> Doc:
     }
 
 
-def diff(old: Doc, new: Doc) -> tuple[Doc, Doc]:
-    """(before, after): only what differs between two snapshots."""
-    before: Doc = {"transition": {}, "keyframes": {}}
-    after: Doc = {"transition": {}, "keyframes": {}}
-    a, b = old.get("transition", {}), new.get("transition", {})
-    for name in sorted(set(a) | set(b)):
-        if a.get(name) != b.get(name):
-            before["transition"][name] = a.get(name)
-            after["transition"][name] = b.get(name)
-    ka, kb = old.get("keyframes", {}), new.get("keyframes", {})
-    for kid in sorted(set(ka) | set(kb), key=int):
-        x, y = ka.get(kid), kb.get(kid)
-        if x is None or y is None:
-            if x != y:
-                before["keyframes"][kid] = x
-                after["keyframes"][kid] = y
-            continue
-        changed = [f for f in sorted(set(x) | set(y)) if x.get(f) != y.get(f)]
-        if changed:
-            before["keyframes"][kid] = {f: x.get(f) for f in changed}
-            after["keyframes"][kid] = {f: y.get(f) for f in changed}
-    return _compact(before), _compact(after)
-
-
-def _compact(change: Doc) -> Doc:
-    return {section: values for section, values in change.items() if values}
-
-
-def apply_to_doc(doc: Doc, change: Doc) -> Doc:
-    """A snapshot with a change applied (no database)."""
-    out = copy.deepcopy(doc)
-    out.setdefault("transition", {}).update(change.get("transition", {}))
-    keyframes = out.setdefault("keyframes", {})
-    for kid, values in change.get("keyframes", {}).items():
-        if values is None:
-            keyframes.pop(kid, None)
-        elif kid in keyframes:
-            keyframes[kid].update(values)
-        else:
-            keyframes[kid] = dict(values)
-    return out
-
-
 def apply(db: Session, transition: Transition, change: Doc) -> None:
     """Make the stored transition match a change: set fields, delete, move and re-create keyframes.
 
@@ -210,57 +143,6 @@ def apply(db: Session, transition: Transition, change: Doc) -> None:
 
 
 # ---------------------------------------------------------------- describing edits
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, dict) and "key" in value and "duration" in value:  # a soundtrack (animatics)
-        return f"\u201c{value.get('name', 'soundtrack')}\u201d"
-    if isinstance(value, dict) and "first" in value:  # a keyframe's MoCE concepts
-        first, second = _fmt(value["first"]), _fmt(value.get("second"))
-        return f"{first} first, then {second} (N = {value.get('switch_step')})"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        short = value if len(value) <= 48 else value[:47].rstrip() + "…"
-        return f"\u201c{short}\u201d"
-    return str(value)
-
-
-def _keyframe_name(values: dict[str, Any]) -> str:
-    if values.get("is_start"):
-        return "start prompt"
-    if values.get("is_end"):
-        return "end prompt"
-    return f"keyframe at {_fmt(values.get('position'))}"
-
-
-def summarize(before: Doc, after: Doc, context: Doc | None = None) -> str:
-    """One line naming what a change did, e.g. 'keyframe at 0.4 added: “a garden”; steps 25 → 30'."""
-    parts: list[str] = []
-    old_t, new_t = before.get("transition", {}), after.get("transition", {})
-    for name in new_t:
-        parts.append(
-            f"{LABELS.get(name, name.replace('_', ' '))} {_fmt(old_t.get(name))} → {_fmt(new_t[name])}"
-        )
-    old_k, new_k = before.get("keyframes", {}), after.get("keyframes", {})
-    known = (context or {}).get("keyframes", {})
-    for kid in sorted(set(old_k) | set(new_k), key=int):
-        old, new = old_k.get(kid), new_k.get(kid)
-        if old is None and new is not None:
-            parts.append(f"{_keyframe_name(new)} added: {_fmt(new.get('prompt'))}")
-        elif new is None and old is not None:
-            parts.append(f"{_keyframe_name(old)} deleted ({_fmt(old.get('prompt'))})")
-        elif old is not None and new is not None:
-            whole = {**known.get(kid, {}), **old}
-            name = _keyframe_name(whole)
-            if "position" in new:
-                parts.append(f"{name} moved to {_fmt(new['position'])}")
-                name = _keyframe_name({**whole, "position": new["position"]})
-            if "prompt" in new:
-                parts.append(f"{name} → {_fmt(new['prompt'])}")
-            for other in sorted(set(new) - {"position", "prompt"}):
-                parts.append(f"{name}: {other.replace('_', ' ')} {_fmt(old.get(other))} → {_fmt(new[other])}")
-    return "; ".join(parts) or "no change"
 
 
 def describe(edit: Edit) -> str:
@@ -416,45 +298,44 @@ def stacks(db: Session, transition_id: int) -> Stacks:
 def undo(
     db: Session, transition: Transition, *, expected: int | None = None, actor: Actor | None = None
 ) -> Edit:
-    def change() -> Outcome:
-        pending = stacks(db, transition.id).undo
-        if not pending:
-            raise FieldError(
-                "history", "nothing to undo: every edit since the transition was created is undone"
-            )
-        target = db.get(Edit, pending[-1])
-        assert target is not None and target.before is not None
-        apply(db, transition, target.before)
-        return Outcome(
-            payload={"of_version": target.version},
-            target_id=target.id,
-            summary=f"undo v{target.version}: {describe(target)}",
-            record_empty=True,
-        )
-
-    result = edit(db, transition, UNDO, change, expected=expected, actor=actor)
-    assert result is not None
-    return result
+    return _step(db, transition, UNDO, expected=expected, actor=actor)
 
 
 def redo(
     db: Session, transition: Transition, *, expected: int | None = None, actor: Actor | None = None
 ) -> Edit:
+    return _step(db, transition, REDO, expected=expected, actor=actor)
+
+
+#: What undo and redo say when their stack is empty.
+NOTHING_TO = {
+    UNDO: "nothing to undo: every edit since the transition was created is undone",
+    REDO: "nothing to redo: redo repeats an undone edit, and none is waiting",
+}
+
+
+def _step(
+    db: Session, transition: Transition, kind: str, *, expected: int | None, actor: Actor | None
+) -> Edit:
+    """Undo (put back the newest undoable edit's `before`) or redo (the newest undone edit's `after`)."""
+
     def change() -> Outcome:
-        pending = stacks(db, transition.id).redo
+        pending = stacks(db, transition.id).undo if kind == UNDO else stacks(db, transition.id).redo
         if not pending:
-            raise FieldError("history", "nothing to redo: redo repeats an undone edit, and none is waiting")
+            raise FieldError("history", NOTHING_TO[kind])
         target = db.get(Edit, pending[-1])
-        assert target is not None and target.after is not None
-        apply(db, transition, target.after)
+        assert target is not None
+        doc = target.before if kind == UNDO else target.after
+        assert doc is not None
+        apply(db, transition, doc)
         return Outcome(
             payload={"of_version": target.version},
             target_id=target.id,
-            summary=f"redo v{target.version}: {describe(target)}",
+            summary=f"{kind} v{target.version}: {describe(target)}",
             record_empty=True,
         )
 
-    result = edit(db, transition, REDO, change, expected=expected, actor=actor)
+    result = edit(db, transition, kind, change, expected=expected, actor=actor)
     assert result is not None
     return result
 
