@@ -28,9 +28,11 @@ from infra.queue import send_autofix
 from infra.storage import thumbnail_url
 from infra.tables import Autofix, Render, Transition, utcnow
 from services import rendering, transitions
-from services.errors import BrokerUnavailable, Busy, FieldError, NotFound
+from services.errors import Busy, FieldError
 from services.history import Actor
+from services.rows import found
 from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
+from services.sending import QUEUE_AWAY, sent_or_failed
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +139,7 @@ def autofix_out(row: Autofix) -> AutofixOut:
 
 
 def get_autofix(db: Session, autofix_id: int) -> Autofix:
-    row = db.get(Autofix, autofix_id)
-    if row is None:
-        raise NotFound("autofix", autofix_id)
-    return row
+    return found(db, Autofix, autofix_id, "autofix")
 
 
 def active_autopilot(db: Session, transition_id: int) -> Autofix | None:
@@ -162,18 +161,13 @@ def latest(db: Session, transition_id: int, kind: str) -> Autofix | None:
 
 
 def _send(db: Session, row: Autofix) -> Autofix:
-    try:
-        send_autofix(row.id)
-    except Exception as exc:  # the queue is away: say so, and leave nothing queued that no one will run
-        log.exception("could not queue autofix %s", row.id)
-        row.status, row.error, row.finished_at = (
-            Status.FAILED,
-            f"the render queue is unreachable: {exc}",
-            utcnow(),
-        )
-        row.stopped_because = "the render queue is unreachable"
+    def fail(reason: str) -> None:
+        row.status, row.error, row.finished_at = Status.FAILED, reason, utcnow()
+        row.stopped_because = QUEUE_AWAY
         db.commit()
-        raise BrokerUnavailable(f"the render queue is unreachable, so nothing was started: {exc}") from exc
+
+    with sent_or_failed(f"autofix {row.id}", fail):
+        send_autofix(row.id)
     return row
 
 

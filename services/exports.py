@@ -28,7 +28,9 @@ from core.statuses import UNFINISHED, JobStatus, Status
 from infra.queue import send_export
 from infra.storage import get_store
 from infra.tables import Export, Render, utcnow
-from services.errors import BrokerUnavailable, FieldError, NotFound
+from services.errors import FieldError
+from services.rows import found
+from services.sending import sent_or_failed
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +173,7 @@ def content_disposition(title: str, render_id: int, export_format: str) -> str:
 
 
 def get_export(db: Session, export_id: int) -> Export:
-    export = db.get(Export, export_id)
-    if export is None:
-        raise NotFound("export", export_id)
-    return export
+    return found(db, Export, export_id, "export")
 
 
 def export_url(export: Export) -> str | None:
@@ -254,16 +253,15 @@ def request_export(db: Session, render: Render, options: ExportOptions) -> tuple
         )
         db.commit()
         db.refresh(export)
-    try:
-        send_export(export.id)
-    except Exception as exc:  # broker down: say so instead of leaving the export queued forever
-        log.exception("could not queue export %s", export.id)
-        error = f"the render queue is unreachable: {exc}"
+
+    def fail(reason: str) -> None:
         db.execute(
             update(Export)
             .where(Export.id == export.id)
-            .values(status=Status.FAILED, error=error, finished_at=utcnow())
+            .values(status=Status.FAILED, error=reason, finished_at=utcnow())
         )
         db.commit()
-        raise BrokerUnavailable(error) from exc
+
+    with sent_or_failed(f"export {export.id}", fail):
+        send_export(export.id)
     return export, True

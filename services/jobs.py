@@ -41,7 +41,8 @@ from infra.db import _sqlite_pragmas
 from infra.tables import Autofix, ConceptSearch, Export, Frame, Render, Suggestion, utcnow
 from services.errors import BrokerUnavailable, FieldError
 from services.presenters import progress
-from services.rendering import batches, check_quotas, finish_render
+from services.rendering import batches, check_quotas, failing_render, finish_render
+from services.sending import sent_or_failed
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +428,8 @@ def retry_render(db: Session, render: Render, link_id: int | None = None) -> Ren
     for frame in render.frames:
         db.refresh(frame)
     missing = {f.index for f in render.frames if f.status != Status.DONE}
-    try:
+    # the broker may go away between the check and the send
+    with sent_or_failed(f"the retry of render {render.id}", failing_render(db, render)):
         if not render.frames:  # failed while its frames were being placed: place them again
             queue.send_plan_render(render.id)
         elif not missing:
@@ -435,11 +437,6 @@ def retry_render(db: Session, render: Render, link_id: int | None = None) -> Ren
             return render
         else:
             send_batches(render, missing)
-    except Exception as exc:  # the broker went away between the check and the send
-        log.exception("could not queue the retry of render %s", render.id)
-        error = f"the render queue is unreachable: {exc}"
-        finish_render(db, render, Status.FAILED, error=error)
-        raise BrokerUnavailable(error) from exc
     try:
         get_bus().publish(progress(render))
     except Exception:  # the stream learns the status from the database too

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from infra.tables import ShareLink, Transition, utcnow
-from services.errors import FieldError, NotFound
+from services.errors import FieldError
+from services.rows import found
 from services.schemas import LinkOut
 
 TOKEN_BYTES = 32
@@ -70,10 +71,7 @@ def list_links(db: Session, transition: Transition) -> list[ShareLink]:
 
 
 def get_link(db: Session, link_id: int) -> ShareLink:
-    link = db.get(ShareLink, link_id)
-    if link is None:
-        raise NotFound("link", link_id)
-    return link
+    return found(db, ShareLink, link_id, "link")
 
 
 def revoke(db: Session, link: ShareLink) -> ShareLink:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import suppress
 from datetime import UTC
 from typing import Any
 
@@ -29,8 +30,9 @@ from infra.config import get_settings
 from infra.queue import send_moce_search
 from infra.storage import thumbnail_url
 from infra.tables import ConceptSearch, Keyframe, Transition, utcnow
-from services.errors import FieldError
+from services.errors import BrokerUnavailable, FieldError
 from services.schemas import KeyframeOut
+from services.sending import failing_job, sent_or_failed
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +115,9 @@ def find_search(db: Session, transition: Transition, keyframe: Keyframe) -> Conc
 
 
 def _send(db: Session, row: ConceptSearch) -> None:
-    try:
+    # A search that cannot be queued fails, shown on its keyframe; the keyframe's edit itself stands.
+    with suppress(BrokerUnavailable), sent_or_failed(f"switch step search {row.id}", failing_job(db, row)):
         send_moce_search(row.id)
-    except Exception as exc:  # broker down: say so instead of leaving the search queued forever
-        log.exception("could not queue switch step search %s", row.id)
-        row.status, row.error, row.finished_at = Status.FAILED, f"the queue is unreachable: {exc}", utcnow()
-        db.commit()
 
 
 def ensure_search(

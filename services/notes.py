@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, selectinload
 from core.events import NoteChanged
 from infra.channels import announce
 from infra.tables import Note, NoteReply, Transition
-from services.errors import FieldError, NotFound
+from services.errors import FieldError
+from services.rows import found
 
 #: The longest note or reply, and the longest author name (characters).
 MAX_TEXT = 2000
@@ -142,10 +143,7 @@ def list_notes(db: Session, transition_id: int, status: str | None = None) -> li
 
 
 def get_note(db: Session, note_id: int) -> Note:
-    note = db.get(Note, note_id)
-    if note is None:
-        raise NotFound("note", note_id)
-    return note
+    return found(db, Note, note_id, "note")
 
 
 def note_transition(db: Session, note_id: int) -> int | None:

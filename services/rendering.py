@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 
 from sqlalchemy import func, select, update
@@ -21,8 +22,10 @@ from infra.queue import batch_priority, broker_error, send_autofix, send_plan_re
 from infra.storage import get_store
 from infra.tables import Autofix, Frame, Render, Transition, utcnow
 from services import moce, noise_paths, timing
-from services.errors import BrokerUnavailable, FieldError, NotFound, TooMany
+from services.errors import BrokerUnavailable, FieldError, TooMany
 from services.presenters import frame_done, progress, stats
+from services.rows import found
+from services.sending import sent_or_failed
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +35,7 @@ _PLANNED_ONLY = ("attention", "ends")
 
 
 def get_render(db: Session, render_id: int) -> Render:
-    render = db.get(Render, render_id)
-    if render is None:
-        raise NotFound("render", render_id)
-    return render
+    return found(db, Render, render_id, "render")
 
 
 def snapshot(transition: Transition) -> RenderSnapshot:
@@ -88,13 +88,8 @@ def start_render(
         return queue_frames(db, render, plans, probed)
     db.add(render)
     db.commit()
-    try:
+    with sent_or_failed(f"the planning of render {render.id}", failing_render(db, render)):
         send_plan_render(render.id)
-    except Exception as exc:  # broker down: say so instead of leaving a render queued forever
-        log.exception("could not queue the planning of render %s", render.id)
-        error = f"the render queue is unreachable: {exc}"
-        finish_render(db, render, Status.FAILED, error=error)
-        raise BrokerUnavailable(error) from exc
     get_bus().publish(progress(render))
     return render
 
@@ -246,7 +241,7 @@ def queue_frames(
 
     bus = get_bus()
     pending = {f.index for f in render.frames if not f.reused}
-    try:
+    with sent_or_failed(f"render {render.id}", failing_render(db, render)):  # the bus being away fails it too
         for frame in render.frames:
             if frame.reused:
                 bus.publish(frame_done(frame))
@@ -255,16 +250,16 @@ def queue_frames(
             return render
         for position, batch in enumerate(batches(plans, frame_keys, pending, params.batch_size)):
             send_render_batch(render.id, batch, priority=batch_priority(position))
-    except Exception as exc:  # broker or bus down: say so instead of leaving a render queued forever
-        log.exception("could not queue render %s", render.id)
-        error = f"the render queue is unreachable: {exc}"
-        finish_render(db, render, Status.FAILED, error=error)
-        raise BrokerUnavailable(error) from exc
     try:
         bus.publish(progress(render))
     except Exception:  # queued all the same; the stream shows progress from the next event on
         log.warning("render %s: could not announce it was queued", render.id)
     return render
+
+
+def failing_render(db: Session, render: Render) -> Callable[[str], bool]:
+    """How a render whose work cannot be queued ends: failed, with the reason."""
+    return lambda reason: finish_render(db, render, Status.FAILED, error=reason)
 
 
 def finish_render(db: Session, render: Render, status: str, error: str | None = None) -> bool:

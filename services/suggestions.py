@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 from core.statuses import FINISHED, JobStatus, Status
 from infra.queue import send_suggestions
 from infra.storage import thumbnail_url
-from infra.tables import Keyframe, Suggestion, Transition, utcnow
-from services.errors import BrokerUnavailable, FieldError, NotFound
+from infra.tables import Keyframe, Suggestion, Transition
+from services.errors import FieldError, NotFound
+from services.rows import found
+from services.sending import failing_job, sent_or_failed
 
 log = logging.getLogger(__name__)
 
@@ -157,21 +159,13 @@ def request_suggestions(
     )
     db.add(row)
     db.commit()
-    try:
+    with sent_or_failed(f"suggestions {row.id}", failing_job(db, row)):
         send_suggestions(row.id)
-    except Exception as exc:  # broker down: say so instead of leaving the request queued forever
-        log.exception("could not queue suggestions %s", row.id)
-        row.status, row.error, row.finished_at = Status.FAILED, f"the queue is unreachable: {exc}", utcnow()
-        db.commit()
-        raise BrokerUnavailable(row.error) from exc
     return row
 
 
 def get_suggestion(db: Session, suggestion_id: int) -> Suggestion:
-    row = db.get(Suggestion, suggestion_id)
-    if row is None:
-        raise NotFound("suggestion", suggestion_id)
-    return row
+    return found(db, Suggestion, suggestion_id, "suggestion")
 
 
 def latest_suggestion(db: Session, transition_id: int) -> Suggestion | None:

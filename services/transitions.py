@@ -22,16 +22,14 @@ from services import history, moce, noise_paths, timing
 from services.errors import FieldError, NotFound
 from services.history import Actor
 from services.prompts import prompt_warning
+from services.rows import found
 from services.schemas import KeyframeCreate, KeyframeUpdate, PromptWarning, TransitionCreate, TransitionUpdate
 
 log = logging.getLogger(__name__)
 
 
 def get_transition(db: Session, transition_id: int) -> Transition:
-    transition = db.get(Transition, transition_id)
-    if transition is None:
-        raise NotFound("transition", transition_id)
-    return transition
+    return found(db, Transition, transition_id, "transition")
 
 
 def list_transitions(db: Session, limit: int | None = None, offset: int = 0) -> list[Transition]:
@@ -173,10 +171,7 @@ def transition_warnings(transition: Transition) -> list[PromptWarning]:
 
 
 def get_keyframe(db: Session, keyframe_id: int) -> Keyframe:
-    keyframe = db.get(Keyframe, keyframe_id)
-    if keyframe is None:
-        raise NotFound("keyframe", keyframe_id)
-    return keyframe
+    return found(db, Keyframe, keyframe_id, "keyframe")
 
 
 def _check_free(transition: Transition, position: float, ignore: Keyframe | None = None) -> None:

@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 
 from app.deps import AccessDep, Id, IfMatchDep, SessionDep
 from app.downloads import audio_response
+from app.htmx import is_htmx
 from app.routes.pages import _timeline as timeline_response
 from app.routes.pages import conflict_response
 from core.timecode import format_time
@@ -236,6 +237,6 @@ async def audio_action_form(
         return timeline_response(request, db, transition, {}, {f"audio.{exc.field}": exc.message})
     except ValidationError as exc:
         return timeline_response(request, db, transition, {}, {"audio.audio": str(exc.errors()[0]["msg"])})
-    if request.headers.get("HX-Request") != "true":
+    if not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
     return timeline_response(request, db, transition)

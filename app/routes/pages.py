@@ -16,6 +16,7 @@ from sse_starlette.sse import EventSourceResponse
 from app import coviewing
 from app.deps import AccessDep, Id, Index, QueryId, SessionDep, owner_only
 from app.errors import form_errors
+from app.htmx import is_htmx, page_or_blocks
 from app.routes.autofix import panel_context as autofix_panel
 from app.streams import render_events
 from app.templating import fragment, settings_context, templates
@@ -76,8 +77,8 @@ def _time_forms(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
+#: The editor: one template, whole or by blocks (app/htmx.py).
+EDITOR = "pages/transition.html"
 
 
 # ---------------------------------------------------------------- list and create
@@ -114,16 +115,10 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
         data = TransitionCreate(**values)
     except ValidationError as exc:
         context = {"values": values, "errors": _form_errors(exc), **settings_context()}
-        return templates.TemplateResponse(
-            request,
-            "pages/new.html",
-            context,
-            status_code=422,
-            block_name="form" if _is_htmx(request) else None,
-        )
+        return page_or_blocks(request, "pages/new.html", context, ["form"], 422)
     transition = transitions.create_transition(db, data)
     url = f"/transitions/{transition.id}"
-    if _is_htmx(request):
+    if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
 
@@ -179,16 +174,8 @@ def conflict_response(request: Request, db: Any, exc: Conflict) -> Response:
     db.rollback()
     transition = transitions.get_transition(db, exc.transition_id)
     context = _editor_context(db, transition)
-    context.update(conflict=exc, oob=_is_htmx(request))
-    if not _is_htmx(request):
-        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=409)
-    return templates.TemplateResponse(
-        request,
-        "pages/transition.html",
-        context,
-        status_code=409,
-        block_names=["header", "settings", "timeline", "history"],
-    )
+    context.update(conflict=exc, oob=is_htmx(request))
+    return page_or_blocks(request, EDITOR, context, ["header", "settings", "timeline", "history"], 409)
 
 
 def _scores_context(db: Any, render: Render, scorer: str | None = None, live: bool = False) -> dict[str, Any]:
@@ -238,14 +225,8 @@ async def save_settings(request: Request, transition_id: Id, db: SessionDep, acc
         return conflict_response(request, db, exc)
     except ValidationError as exc:
         context.update(values=values, errors=_form_errors(exc))
-        return templates.TemplateResponse(
-            request,
-            "pages/transition.html",
-            context,
-            status_code=422,
-            block_name="settings" if _is_htmx(request) else None,
-        )
-    if not _is_htmx(request):
+        return page_or_blocks(request, EDITOR, context, ["settings"], 422)
+    if not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
     context = _editor_context(db, transition)
     context.update(saved=transition.version != version, unchanged=transition.version == version, oob=True)
@@ -352,28 +333,19 @@ def _timeline(
     errors: Errors | None = None,
 ) -> Response:
     db.refresh(transition)
-    if not errors and not _is_htmx(request):
+    if not errors and not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
     context = _editor_context(db, transition)
-    context.update(kf_values=values or {}, kf_errors=errors or {}, oob=_is_htmx(request))
-    status = 422 if errors else 200
-    if not _is_htmx(request):
-        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=status)
+    context.update(kf_values=values or {}, kf_errors=errors or {}, oob=is_htmx(request))
     # The header shows the version and the keyframe count: refresh it (and the history) out of band.
-    return templates.TemplateResponse(
-        request,
-        "pages/transition.html",
-        context,
-        status_code=status,
-        block_names=["timeline", "header", "history"],
-    )
+    return page_or_blocks(request, EDITOR, context, ["timeline", "header", "history"], 422 if errors else 200)
 
 
 @router.post("/transitions/{transition_id}/delete")
 @owner_only
 def remove_transition(request: Request, transition_id: Id, db: SessionDep) -> Response:
     transitions.delete_transition(db, transitions.get_transition(db, transition_id))
-    if _is_htmx(request):
+    if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": "/"})
     return RedirectResponse("/", status_code=303)
 
@@ -546,5 +518,4 @@ def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) 
         # A jump from this frame to the next is bridged between the two frames, not on this one
         "insert_t": scores.insert_position(db, chosen, frame),
     }
-    block = "detail" if _is_htmx(request) else None
-    return templates.TemplateResponse(request, "pages/frame.html", context, block_name=block)
+    return page_or_blocks(request, "pages/frame.html", context, ["detail"])
