@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, object_session
 
 from core.params import KeyframeSnapshot, ModelName, Prompt, RenderSettings, RenderSnapshot, Title
 from core.registry import BUILTIN_MODELS, model_revision
-from core.timeline import Key, check_keys
+from core.timeline import TimelineKeyframe, check_keys
 from infra.config import get_settings
 from infra.storage import get_store
 from infra.tables import Transition
@@ -215,7 +215,7 @@ class Project(BaseModel):
     @classmethod
     def _a_timeline(cls, value: list[ProjectKeyframe]) -> list[ProjectKeyframe]:
         try:
-            check_keys([Key(k.position, k.prompt) for k in value])
+            check_keys([TimelineKeyframe(k.position, k.prompt) for k in value])
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         return sorted(value, key=lambda k: k.position)

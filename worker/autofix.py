@@ -33,7 +33,7 @@ from core import problems as grouping
 from core.params import RenderSnapshot
 from core.scores import distance
 from core.statuses import Status
-from core.timeline import POSITION_TOLERANCE, Key, keys_of, per_segment
+from core.timeline import POSITION_TOLERANCE, TimelineKeyframe, keys_of, per_segment
 from infra.db import new_session
 from infra.queue import send_autofix
 from infra.storage import get_store
@@ -147,7 +147,7 @@ def _stretch(problem: grouping.Problem, last: int) -> tuple[int, int]:
 
 
 def _more_frames(
-    snapshot: RenderSnapshot, keys: list[Key], transition: Transition, render: Render, left: int
+    snapshot: RenderSnapshot, keys: list[TimelineKeyframe], transition: Transition, render: Render, left: int
 ) -> dict[str, Any] | None:
     """The "more frames here" fix, when the new frames fall between the existing ones (so every existing
     frame is reused): one segment on a plain grid (frames n -> 2n - 1), or per-segment frame counts (the
