@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.sse import read_sse
+
 CITY = "A futuristic cityscape, vibrant and detailed"
 FOREST = "A girl in a magical forest"
 
@@ -198,24 +200,6 @@ def test_health_reports_database_broker_and_workers(client: TestClient) -> None:
     assert body["database"]["ok"] is True and body["broker"]["ok"] is True
     assert body["down"] == ["no worker alive"] and body["workers"]["alive"] == 0
     assert body["mode"] == "embedded"
-
-
-def read_sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    events, current = [], {}
-    with client.stream("GET", url, headers=headers or {}) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if not line:
-                if current.get("event"):
-                    events.append(current)
-                    if current["event"] in ("done", "failed", "cancelled"):
-                        break
-                current = {}
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            current[name] = current[name] + "\n" + value if name == "data" and "data" in current else value
-    return events
 
 
 def test_event_stream_resumes_after_last_event_id(client: TestClient) -> None:

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from services.exports import ExportOptions
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 from worker.encode import SourceFrame, durations_ms, encode, frame_name, playback
 
 CITY = "a futuristic cityscape"

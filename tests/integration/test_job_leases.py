@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 KINDS = ["export", "suggestions", "switch step search", "planning", "autofix"]
 DEAD = "d" * 32  # the token of a worker that died

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import wait_for
-from tests.integration.test_api import read_sse
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CITY, BOAT_DESERT, FOREST = "a city at night", "a boat in the desert", "a forest"

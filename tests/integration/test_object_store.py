@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import wait_for
-from tests.integration.test_api import read_sse
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 BUCKET = "segue-frames"
 CREDENTIALS = {"s3_access_key_id": "segue-test", "s3_secret_access_key": "segue-test-secret"}

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration import conftest as stack_conftest
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.redis
 

@@ -85,7 +85,7 @@ def test_the_page_streams_only_what_it_does_not_already_show(client: TestClient)
 
     from core import events
     from infra.bus import get_bus
-    from tests.integration.test_api import read_sse
+    from tests.support.sse import read_sse
 
     tid = client.post("/api/transitions", json={"start_prompt": "a", "end_prompt": "b", "frames": 3}).json()[
         "id"
