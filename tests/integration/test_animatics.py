@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.clicks import click_samples, click_wav, encoded, wav_bytes
-from tests.integration.test_exports import finish_by_hand
+from tests.support.renders import finish_by_hand
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"

@@ -5,34 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.integration.conftest import REDIS_URL
+from tests.support.api import HX, bearer, create, every_write, make_link, send_as
 
 HTML = {"Accept": "text/html"}
-HX = {"HX-Request": "true"}
-
-
-def create(client: TestClient, **extra: Any) -> dict[str, Any]:
-    body = {"start_prompt": "a city", "end_prompt": "a forest", "frames": 5, "seed": 3, "steps": 4, **extra}
-    response = client.post("/api/transitions", json=body)
-    assert response.status_code == 201
-    return response.json()
-
-
-def make_link(client: TestClient, tid: int, role: str, **extra: Any) -> dict[str, Any]:
-    response = client.post(f"/api/transitions/{tid}/links", json={"role": role, **extra})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def bearer(link: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {link['token']}"}
-
-
 def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client: TestClient) -> None:
     from sqlalchemy import select
 
@@ -60,41 +40,6 @@ def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client:
         assert client.post(f"/api/transitions/{tid}/links", json=bad).status_code == 422
 
 
-def _writes(tid: int, keyframe: int, start: int, render: int) -> list[tuple[str, str, Any]]:
-    """Every way to change something, through the API and the pages."""
-    return [
-        ("PATCH", f"/api/transitions/{tid}", {"steps": 9}),
-        ("DELETE", f"/api/transitions/{tid}", None),
-        ("POST", f"/api/transitions/{tid}/keyframes", {"position": 0.7, "prompt": "x"}),
-        ("PATCH", f"/api/keyframes/{keyframe}", {"prompt": "y"}),
-        ("PATCH", f"/api/keyframes/{start}", {"prompt": "y"}),
-        ("DELETE", f"/api/keyframes/{keyframe}", None),
-        ("POST", f"/api/transitions/{tid}/renders", None),
-        ("POST", f"/api/renders/{render}/cancel", None),
-        ("POST", f"/api/transitions/{tid}/undo", None),
-        ("POST", f"/api/transitions/{tid}/redo", None),
-        ("POST", f"/api/transitions/{tid}/revert", {"to_version": 1}),
-        ("POST", f"/api/transitions/{tid}/links", {"role": "edit"}),
-        ("POST", "/api/transitions", {"start_prompt": "a", "end_prompt": "b"}),
-        ("FORM", f"/transitions/{tid}/settings", {"steps": "9"}),
-        ("FORM", f"/transitions/{tid}/keyframes", {"position": "0.7", "prompt": "x"}),
-        ("FORM", f"/keyframes/{keyframe}", {"prompt": "y"}),
-        ("FORM", f"/keyframes/{keyframe}/delete", {}),
-        ("FORM", f"/transitions/{tid}/render", {}),
-        ("FORM", f"/renders/{render}/cancel", {}),
-        ("FORM", f"/transitions/{tid}/undo", {}),
-        ("FORM", f"/transitions/{tid}/revert", {"to_version": "1"}),
-        ("FORM", f"/transitions/{tid}/links", {"role": "edit"}),
-        ("FORM", f"/transitions/{tid}/delete", {}),
-    ]
-
-
-def _send(client: TestClient, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
-    if method == "FORM":
-        return client.post(url, data=body, headers={**headers, **HX})
-    return client.request(method, url, json=body, headers=headers)
-
-
 def test_a_view_link_reads_everything_and_writes_nothing(client: TestClient) -> None:
     t = create(client)
     tid = t["id"]
@@ -117,8 +62,8 @@ def test_a_view_link_reads_everything_and_writes_nothing(client: TestClient) -> 
         assert client.get(url, headers=h).status_code == 200, url
 
     before = client.get(f"/api/transitions/{tid}").json()
-    for method, url, body in _writes(tid, keyframe["id"], t["keyframes"][0]["id"], render["id"]):
-        response = _send(client, method, url, body, h)
+    for method, url, body in every_write(tid, keyframe["id"], t["keyframes"][0]["id"], render["id"]):
+        response = send_as(client, method, url, body, h)
         assert response.status_code == 403, (method, url, response.status_code, response.text[:200])
     after = client.get(f"/api/transitions/{tid}").json()
     assert after == before  # nothing changed
