@@ -8,6 +8,8 @@ WORKDIR /srv/segue
 RUN if [ -n "$TORCH_INDEX" ]; then pip install "$TORCH_SPEC" --index-url "$TORCH_INDEX"; else pip install "$TORCH_SPEC"; fi
 COPY pyproject.toml README.md ./
 COPY core core
+COPY infra infra
+COPY services services
 COPY app app
 COPY engine engine
 COPY worker worker

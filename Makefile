@@ -55,8 +55,8 @@ test-quick: $(VENV)/.test-installed ## run every test that needs neither Postgre
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "$(QUICK_MARKERS)" $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed ## ruff, mypy and the import contracts (lint-imports)
-	$(VENV)/bin/ruff check core app engine worker training bench tests migrations
-	$(VENV)/bin/mypy core app engine worker --ignore-missing-imports
+	$(VENV)/bin/ruff check core infra services app engine worker training bench tests migrations
+	$(VENV)/bin/mypy core infra services app engine worker --ignore-missing-imports
 	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed ## render the same frames at several batch sizes (python -m bench.batch_sizes)

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.config import REPO_ROOT, Settings, get_settings
 from core.registry import model_location
+from infra.config import REPO_ROOT, Settings, get_settings
 
 log = logging.getLogger("segue")
 
@@ -153,7 +153,7 @@ def _check_writable(folder: Path) -> None:
 
 
 def _prepare_store() -> None:
-    from app.storage import StoreError, prepare_store
+    from infra.storage import StoreError, prepare_store
 
     try:
         prepare_store()

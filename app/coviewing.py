@@ -1,8 +1,8 @@
 """The co-viewing stream of one transition: its edit events and the events of its renders, in one feed.
 
 Two sources are followed at once and merged in arrival order:
-- the transition's channel (app/channels.py): `changed` (an edit saved, with its version) and `deleted`;
-- the render bus (app/bus.py): when a newer render of the transition appears, a `render` event announces
+- the transition's channel (infra/channels.py): `changed` (an edit saved, with its version) and `deleted`;
+- the render bus (infra/bus.py): when a newer render of the transition appears, a `render` event announces
   it and its own events follow (`progress`, `frame`, `preview`, then `done`, `failed` or `cancelled`).
 
 Each event's SSE id is a cursor over both sources, `<channel id>~<render id>~<render event id or end>`,
@@ -21,11 +21,12 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.bus import get_bus
-from app.channels import get_channel
-from app.db import new_session
-from app.tables import FINISHED_STATUSES, Render
 from core import events
+from core.statuses import FINISHED, Status
+from infra.bus import get_bus
+from infra.channels import get_channel
+from infra.db import new_session
+from infra.tables import Render
 
 #: How long one read of the channel waits for news.
 READ_BLOCK_SECONDS = 5.0
@@ -127,10 +128,10 @@ async def follow(request: Request, transition_id: int, start: Cursor) -> AsyncIt
                     break
             if not batch:
                 status = await asyncio.to_thread(_status, render_id)
-                if status is None or status in FINISHED_STATUSES:
+                if status is None or status in FINISHED:
                     # Its final event was missed (or its stream expired): say how it ended anyway.
                     after = END
-                    final = events.finished(status or "failed", render_id, replayed=True)
+                    final = events.finished(status or Status.FAILED, render_id, replayed=True)
                     await queue.put(("render", (render_id, END), final))
 
     tasks = [asyncio.create_task(edits()), asyncio.create_task(renders())]

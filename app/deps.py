@@ -11,12 +11,12 @@ from fastapi import Depends, Header, Path, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.config import Settings, get_settings
-from app.db import get_db
-from app.errors import FieldError
 from app.security import OWNER_COOKIE, TokenThrottle, owner_required, owner_session, same_secret
-from app.services.history import Actor
 from app.templating import templates
+from infra.config import Settings, get_settings
+from infra.db import get_db
+from services.errors import FieldError
+from services.history import Actor
 
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -144,25 +144,25 @@ def checks_access_itself(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _keyframe_transition(db: Session, ident: int) -> int | None:
-    from app.tables import Keyframe
+    from infra.tables import Keyframe
 
     return db.scalar(select(Keyframe.transition_id).where(Keyframe.id == ident))
 
 
 def _render_transition(db: Session, ident: int) -> int | None:
-    from app.tables import Render
+    from infra.tables import Render
 
     return db.scalar(select(Render.transition_id).where(Render.id == ident))
 
 
 def _link_transition(db: Session, ident: int) -> int | None:
-    from app.tables import ShareLink
+    from infra.tables import ShareLink
 
     return db.scalar(select(ShareLink.transition_id).where(ShareLink.id == ident))
 
 
 def _export_transition(db: Session, ident: int) -> int | None:
-    from app.tables import Export, Render
+    from infra.tables import Export, Render
 
     return db.scalar(
         select(Render.transition_id).join(Export, Export.render_id == Render.id).where(Export.id == ident)
@@ -199,7 +199,7 @@ def resolve_credential(
         return Access(role="owner", client=client)
     if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
         return Access(role="admin", client=client)
-    from app.services.links import find_active
+    from services.links import find_active
 
     link = find_active(db, token)
     if link is None:

@@ -11,8 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from app import bus, errors, openapi
-from app.config import REPO_ROOT, get_settings
+from app import errors, openapi
 from app.deps import enforce_access
 from app.routes import (
     autofix,
@@ -56,8 +55,10 @@ from app.security import (
     parse_origins,
     refuse_public_without_secret,
 )
-from app.services import recovery
-from app.storage import get_store
+from infra import bus
+from infra.config import REPO_ROOT, get_settings
+from infra.storage import get_store
+from services import jobs
 
 log = logging.getLogger("segue")
 
@@ -73,7 +74,7 @@ async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
     )
     # A request never waits out a Redis outage (workers do); the reaper queues batches of dead workers again.
     bus.cap_publish_retry(2.0)
-    reaper = asyncio.create_task(recovery.reaper_loop(), name="segue-reaper")
+    reaper = asyncio.create_task(jobs.reaper_loop(), name="segue-reaper")
     try:
         yield
     finally:

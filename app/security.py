@@ -29,7 +29,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.config import Settings
+from infra.config import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The three content types a cross-site <form> (or a no-cors fetch) may send without a CORS preflight.

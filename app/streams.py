@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from sqlalchemy import select
 
-from app.bus import Event, EventBus, get_bus
-from app.db import new_session
-from app.tables import FINISHED_STATUSES, Render
-from app.watching import WATCH_SECONDS, watch
 from core import events
+from core.statuses import FINISHED
+from infra.bus import Event, EventBus, get_bus
+from infra.db import new_session
+from infra.tables import Render
+from infra.watching import WATCH_SECONDS, watch
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ async def render_events(request: Request, render_id: int, last_event_id: str | N
             if status is None:  # deleted (with its transition): its events went with it
                 yield Event(after or "0", events.Cancelled(render_id=render_id, replayed=True))
                 return
-            if status in FINISHED_STATUSES:
+            if status in FINISHED:
                 # The final event was sent before `after` or its stream has expired: end the stream anyway.
                 yield Event(after or "0", events.finished(status, render_id, replayed=True))
                 return

@@ -6,8 +6,8 @@ from typing import Any
 
 from jinja2_fragments.fastapi import Jinja2Blocks
 
-from app.config import REPO_ROOT, get_settings
 from core import params
+from infra.config import REPO_ROOT, get_settings
 
 templates = Jinja2Blocks(directory=REPO_ROOT / "templates")
 
@@ -33,7 +33,7 @@ templates.env.globals.update(
 
 def _store_url(key: str) -> str:
     """Where the page loads a frame-store image (a keyframe's image) from."""
-    from app.storage import get_store
+    from infra.storage import get_store
 
     return get_store().url(key)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from app.config import get_settings
 from core.params import PixelSettings
 from engine.pipeline import FrameRequest, get_engine
+from infra.config import get_settings
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ HumanTriplet = tuple[Sequence[Any], int] | tuple[Sequence[Any], int, Sequence[st
 #: Where human triplets come from: {study name: answers} (`study_triplets` reads the database's).
 TripletProvider = Callable[[], dict[str, list[HumanTriplet]]]
 #: The module and function of issue 24 §2's studies that read every study's answered triplets.
-STUDY_READER = ("app.services.studies", "probe_triplets")
+STUDY_READER = ("services.studies", "probe_triplets")
 
 
 @dataclass
@@ -192,7 +192,7 @@ def human_pool(studies: dict[str, list[HumanTriplet]], side: int) -> Pool:
 def study_triplets(database_url: str) -> dict[str, list[HumanTriplet]]:
     """Every study's answered triplets in the database, or {} when it has no studies (yet).
 
-    Reads through `STUDY_READER` (app.services.studies.probe_triplets: a function of the database URL
+    Reads through `STUDY_READER` (services.studies.probe_triplets: a function of the database URL
     returning {study name: [(three frames, odd position[, prompts])]})."""
     from sqlalchemy import create_engine, inspect
 
@@ -380,10 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from app.config import get_settings
     from core.registry import layer_probe_record, model_revision
     from engine.layer_features import BlockChoice
     from engine.pipeline import Engine
+    from infra.config import get_settings
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -156,14 +156,14 @@ class Studio:
         )
         os.environ.pop("SEGUE_DATABASE_URL", None)
         from app.cli import migrate
-        from app.config import get_settings
+        from infra.config import get_settings
 
         get_settings.cache_clear()
         migrate()
         self.queue: list[tuple[str, Any]] = []
         self.probes: dict[int, int] = {}  # render id -> frames its spacing's probe pass rendered
-        import app.services.autofix as autofix_service
-        import app.services.rendering as rendering
+        import services.autofix as autofix_service
+        import services.rendering as rendering
         import worker.autofix as autofix_worker
 
         def batch(render_id: int, indices: list[int], **_: Any) -> None:
@@ -190,17 +190,17 @@ class Studio:
                 run_autofix(args)
 
     def create(self, start: str, end: str, **settings: Any) -> int:
-        from app.db import new_session
-        from app.schemas import TransitionCreate
-        from app.services import transitions
+        from infra.db import new_session
+        from services import transitions
+        from services.schemas import TransitionCreate
 
         with new_session() as db:
             data = TransitionCreate(start_prompt=start, end_prompt=end, **settings)
             return transitions.create_transition(db, data).id
 
     def render(self, transition_id: int) -> int:
-        from app.db import new_session
-        from app.services import rendering, transitions
+        from infra.db import new_session
+        from services import rendering, transitions
 
         with new_session() as db:
             render = rendering.start_render(db, transitions.get_transition(db, transition_id))
@@ -209,8 +209,8 @@ class Studio:
         return render_id
 
     def autopilot(self, transition_id: int, rounds: int, budget: int) -> dict[str, Any]:
-        from app.db import new_session
-        from app.services import autofix, transitions
+        from infra.db import new_session
+        from services import autofix, transitions
 
         with new_session() as db:
             data = autofix.AutofixCreate(max_rounds=rounds, budget_frames=budget)
@@ -224,10 +224,10 @@ class Studio:
         """Both measures of a finished render, and the frames it computed (0 for reused ones)."""
         from PIL import Image
 
-        from app.db import new_session
-        from app.services.scores import stored_scores
-        from app.storage import get_store
-        from app.tables import Render
+        from infra.db import new_session
+        from infra.storage import get_store
+        from infra.tables import Render
+        from services.scores import stored_scores
 
         store = get_store()
         with new_session() as db:

@@ -48,9 +48,11 @@ import torch
 
 from core import metrics
 from core.params import PROBED_SPACINGS, RenderSnapshot
-from core.timeline import FramePlan, frame_keys, keys_of, plan_frames, render_order, share
+from core.timeline import FramePlan, frame_keys, render_order
 from engine.pipeline import Engine, FrameRequest, get_engine
 from engine.probe import place, requests_for
+from services import noise_paths
+from services.noise_paths import shared_step
 
 PAIRS: list[tuple[str, str]] = [
     ("a city at night", "a forest at dawn"),
@@ -71,30 +73,14 @@ class Run:
     plans: list[FramePlan]
 
 
-def shared_step(snapshot: RenderSnapshot) -> int:
-    """app.services.paths.shared_step, without the web app."""
-    if snapshot.in_between != "shared" or snapshot.steps < 2:
-        return 0
-    return min(snapshot.shared_from_step or max(1, snapshot.steps // 2), snapshot.steps - 1)
-
-
 def plan(snapshot: RenderSnapshot, engine: Engine) -> tuple[list[FramePlan], int]:
-    """The frames a worker would render for this snapshot (with the probe pass when the spacing needs it)."""
+    """The frames a worker would render for this snapshot: the services' planner (services.noise_paths.plan),
+    after the probe pass when the spacing needs one."""
     warp, times, probes = None, None, 0
     if snapshot.spacing in PROBED_SPACINGS:
         placement = place(engine, snapshot)
         warp, times, probes = placement.warp, placement.times, placement.probe_frames
-    named = "uniform" if snapshot.spacing in PROBED_SPACINGS else snapshot.spacing
-    plans = plan_frames(
-        keys_of(snapshot),
-        snapshot.frames,
-        spacing=warp or named,
-        times=times,
-        seed=snapshot.seed,
-        noise_path=snapshot.noise_interpolation,
-        attention=snapshot.attention_interpolation,
-    )
-    return share(plans, shared_step(snapshot)), probes
+    return noise_paths.plan(snapshot, times, spacing=warp), probes
 
 
 def render(engine: Engine, snapshot: RenderSnapshot) -> Run:
@@ -209,7 +195,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def engine_for(model: str, device: str) -> Engine:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     return get_engine(model, models_dir=get_settings().models_dir or Path("data/models"), device=device)
 
@@ -566,7 +552,7 @@ def main() -> None:
     parser.add_argument("--spacing-kinds", nargs="+", default=["uniform", "beta"], dest="spacing_kinds")
     args = parser.parse_args()
 
-    from app.config import get_settings
+    from infra.config import get_settings
 
     model = args.model or get_settings().model
     engine = engine_for(model, args.device)

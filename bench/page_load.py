@@ -57,10 +57,10 @@ def build(data_dir: Path, frames: int) -> int:
     os.environ["SEGUE_DATA_DIR"] = str(data_dir)
     os.environ["SEGUE_MODEL"] = "segue-tiny"
     from app.cli import migrate
-    from app.db import session_scope
-    from app.schemas import TransitionCreate
-    from app.services import rendering, transitions
-    from app.storage import get_store
+    from infra.db import session_scope
+    from infra.storage import get_store
+    from services import rendering, transitions
+    from services.schemas import TransitionCreate
 
     migrate()
     rendering.send_render_batch = lambda render_id, indices: None  # type: ignore[assignment]  # nothing renders

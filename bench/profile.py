@@ -13,7 +13,7 @@ claims, completions and other database work, event publishing. "other" is the re
 --overlap runs the batches as a worker does (worker/finishing.py: scoring, storing and announcing on a
 second stage beside the next batch's denoising); each stage's seconds are then counted in the thread that
 ran them, and the second stage's are off the critical path (seconds may add up to more than the wall).
-Without a viewer (no SSE stream here) previews are skipped, as in a worker (app/watching.py).
+Without a viewer (no SSE stream here) previews are skipped, as in a worker (infra/watching.py).
 Between batches a real worker also waits on its broker; this profile has no broker (bench/throughput
 measures the real stack).
 """
@@ -117,12 +117,12 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
     from fastapi.testclient import TestClient
 
     import worker.render as render_module
-    from app import bus as bus_module
-    from app import storage
     from app.cli import migrate
-    from app.config import get_settings
     from app.main import create_app
     from engine.pipeline import SCHEDULERS, Engine, get_engine
+    from infra import bus as bus_module
+    from infra import storage
+    from infra.config import get_settings
     from worker import lease
     from worker.finishing import wait_for_finishing
 
@@ -141,7 +141,7 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
     with contextlib.ExitStack() as stack:
         stack.enter_context(
             patched(
-                sys.modules["app.services.rendering"],
+                sys.modules["services.rendering"],
                 "send_render_batch",
                 lambda render_id, indices, priority=0: queued.append((render_id, list(indices))),
             )

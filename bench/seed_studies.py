@@ -47,8 +47,8 @@ MINI_PROMPT = "a dog in a forest at noon"
 def clip_scorer(engine: Engine) -> Any | None:
     """The model's own CLIP (Segue-mini ships one) or the configured one; None when none is at hand."""
     try:
-        from app.config import get_settings
         from engine.scorers import ClipScorer, clip_location
+        from infra.config import get_settings
 
         folder = Path(engine.folder) if getattr(engine, "folder", None) else None
         return ClipScorer(
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--csv-dir", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
-    from app.config import get_settings
+    from infra.config import get_settings
 
     settings = get_settings()
     model = args.model or settings.model

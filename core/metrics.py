@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: A segment whose end frames differ by less than this in (s_b - s_a) is treated as degenerate.
 PROGRESS_EPS = 1e-3
@@ -206,13 +206,13 @@ def interp_score(similarities_to_text: Sequence[float]) -> float:
 class Summary:
     """The headline numbers of one transition, as shown next to it and compared between renders."""
 
-    smoothness: float
+    smoothness: float = field(metadata={"doc": "1 - Gini of adjacent distances (AID); 1 is perfectly even"})
     max_jump: float
     mean_jump: float
-    ppl: float
-    pdv: float
-    crossing_t: float | None
-    monotonicity: float
+    ppl: float = field(metadata={"doc": "sum of adjacent distances (DiffMorpher's perceptual path length)"})
+    pdv: float = field(metadata={"doc": "variance of adjacent distances (DiffMorpher)"})
+    crossing_t: float | None = field(metadata={"doc": "t where progress over the timeline crosses 0.5"})
+    monotonicity: float = field(metadata={"doc": "Spearman rho of progress against t"})
 
 
 def summarize(ts: Sequence[float], distances: Sequence[float], progress: Sequence[float]) -> Summary:

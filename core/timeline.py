@@ -14,7 +14,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core import spacing as spacings
-from core.params import SAVINGS_OFF, KeyframeSnapshot, PixelSettings, RenderSnapshot, neighbour_reuse_step
+from core.params import (
+    SAVINGS_OFF,
+    AttentionInterpolation,
+    KeyframeSnapshot,
+    NoiseInterpolation,
+    PixelSettings,
+    RenderSnapshot,
+    neighbour_reuse_step,
+)
 
 #: Positions closer than this are the same point on the timeline, everywhere (API, forms, planner).
 POSITION_TOLERANCE = 1e-6
@@ -29,7 +37,7 @@ class KeyConcepts:
 
 
 @dataclass(frozen=True)
-class Key:
+class TimelineKeyframe:
     """A keyframe on the timeline: a prompt pinned at a position in [0, 1], and its own behaviour.
 
     seed: pins the noise latent here (None: inner keyframes leave the noise alone, the endpoints use the
@@ -49,10 +57,10 @@ class Key:
     hold_frames: int = 0
     cut: bool = False
     frames: int | None = None
-    noise_interpolation: str | None = None
+    noise_interpolation: NoiseInterpolation | None = None
     switch_step: int | None = None
     concepts: KeyConcepts | None = None
-    attention_interpolation: str | None = None
+    attention_interpolation: AttentionInterpolation | None = None
     image: str | None = None
 
 
@@ -110,7 +118,7 @@ def frame_times(n: int) -> list[float]:
     return [0.0 if i == 0 else 1.0 if i == n - 1 else i / (n - 1) for i in range(n)]
 
 
-def check_keys(keys: Sequence[Key]) -> list[Key]:
+def check_keys(keys: Sequence[TimelineKeyframe]) -> list[TimelineKeyframe]:
     """Sorted keyframes, validated: the first at 0, the last at 1, positions strictly increasing."""
     ordered = sorted(keys, key=lambda k: k.position)
     if len(ordered) < 2:
@@ -123,7 +131,7 @@ def check_keys(keys: Sequence[Key]) -> list[Key]:
     return ordered
 
 
-def locate(t: float, keys: Sequence[Key]) -> tuple[int, float]:
+def locate(t: float, keys: Sequence[TimelineKeyframe]) -> tuple[int, float]:
     """(segment index, local t) for a global t; keys must be sorted and checked.
 
     A frame exactly on an inner keyframe belongs to the segment that starts there (local t = 0),
@@ -153,10 +161,10 @@ def _key_concepts(keyframe: KeyframeSnapshot) -> KeyConcepts | None:
     return KeyConcepts(concepts.first, concepts.switch_step)
 
 
-def keys_of(snapshot: RenderSnapshot) -> list[Key]:
+def keys_of(snapshot: RenderSnapshot) -> list[TimelineKeyframe]:
     """A stored render's keyframes as timeline keys (a MoCE switch step must be a number by now)."""
     return [
-        Key(
+        TimelineKeyframe(
             position=k.position,
             prompt=k.prompt,
             seed=k.seed,
@@ -173,13 +181,13 @@ def keys_of(snapshot: RenderSnapshot) -> list[Key]:
     ]
 
 
-def per_segment(keys: Sequence[Key]) -> bool:
+def per_segment(keys: Sequence[TimelineKeyframe]) -> bool:
     """Whether any segment sets its own frame count (then every segment is spaced on its own)."""
     return any(k.frames for k in keys[:-1])
 
 
 def base_times(
-    keys: Sequence[Key], n: int, spacing: str | Callable[[float], float] = "uniform"
+    keys: Sequence[TimelineKeyframe], n: int, spacing: str | Callable[[float], float] = "uniform"
 ) -> list[float]:
     """The frames' positions before holds: n positions over the whole timeline spaced by the curve, or,
     when a keyframe sets `frames`, each segment's own count spaced by the curve within the segment.
@@ -213,7 +221,7 @@ def base_times(
     return [*times, 1.0]
 
 
-def _noise_anchors(keys: Sequence[Key], seed: int | None) -> list[tuple[float, int | None]]:
+def _noise_anchors(keys: Sequence[TimelineKeyframe], seed: int | None) -> list[tuple[float, int | None]]:
     """(position, seed) where the noise is pinned: the endpoints (own seed or the transition's) and every
     inner keyframe that has a seed."""
     inner = [(k.position, k.seed) for k in keys[1:-1] if k.seed is not None]
@@ -234,7 +242,7 @@ def noise_at(t: float, anchors: Sequence[tuple[float, int | None]]) -> tuple[int
 
 
 def _content(
-    ordered: Sequence[Key],
+    ordered: Sequence[TimelineKeyframe],
     anchors: Sequence[tuple[float, int | None]],
     t: float,
     noise_path: str,
@@ -292,7 +300,7 @@ def _content(
 
 
 def frames_at(
-    keys: Sequence[Key],
+    keys: Sequence[TimelineKeyframe],
     positions: Sequence[float],
     *,
     seed: int | None = None,
@@ -308,14 +316,14 @@ def frames_at(
     ]
 
 
-def cut_boundaries(keys: Sequence[Key]) -> list[float]:
+def cut_boundaries(keys: Sequence[TimelineKeyframe]) -> list[float]:
     """Positions where a cut jumps: the keyframe after each cut segment."""
     ordered = check_keys(keys)
     return [right.position for left, right in zip(ordered, ordered[1:], strict=False) if left.cut]
 
 
 def plan_frames(
-    keys: Sequence[Key],
+    keys: Sequence[TimelineKeyframe],
     n: int,
     *,
     spacing: str | Callable[[float], float] = "uniform",

@@ -6,9 +6,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from app.config import get_settings
-from app.db import engine_for
-from app.tables import Base
+from infra.config import get_settings
+from infra.db import engine_for
+from infra.tables import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -6,9 +6,6 @@
 //   is told when someone else saved, and decides when to load it;
 // - the comparison page's metrics slot, filled when GET /api/renders/{id}/scores answers.
 (() => {
-  if (window.__segueEditor) return;  // included by several fragments; run once
-  window.__segueEditor = true;
-
   const CLIENT = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
     : Math.random().toString(36).slice(2) + Date.now().toString(36);
 

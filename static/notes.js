@@ -7,9 +7,6 @@
 //   again whenever the list or the timeline is swapped; ticks never take a click (the timeline's own);
 // - the author's name is remembered in this browser (localStorage) and filled into every note and reply form.
 (() => {
-  if (window.__segueNotes) return;
-  window.__segueNotes = true;
-
   const NAME_KEY = "segue.notes.author";
   const stored = () => { try { return localStorage.getItem(NAME_KEY) || ""; } catch (_) { return ""; } };
   const store = (value) => { try { localStorage.setItem(NAME_KEY, value); } catch (_) { /* private mode */ } };

@@ -1,9 +1,6 @@
 // Suggested bridges (templates/partials/suggestions.html): Edit, Accept (through the keyframe form, then
 // remembered), Accept the whole storyboard, and "suggest bridges here" from a flagged frame's panel.
 (() => {
-  if (window.segueSuggestions) return;
-  window.segueSuggestions = true;
-
   const keyframesChanged = () => document.body.dispatchEvent(new CustomEvent("segue:keyframes-changed"));
 
   // Edit: the suggested prompt becomes an ordinary text field; Accept inserts whatever it says then.

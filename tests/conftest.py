@@ -35,9 +35,9 @@ def _stop_pulse() -> None:
 
 
 def reset_caches() -> None:
-    from app import bus, queue, storage
-    from app.config import get_settings
-    from app.db import dispose_engines
+    from infra import bus, queue, storage
+    from infra.config import get_settings
+    from infra.db import dispose_engines
 
     _stop_pulse()
     get_settings.cache_clear()
@@ -77,8 +77,8 @@ def configure(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> No
 
 
 def _truncate(url: str) -> None:
-    from app.db import engine_for
-    from app.tables import Base
+    from infra.db import engine_for
+    from infra.tables import Base
 
     with engine_for(url).begin() as conn:
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -110,7 +110,7 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[int]]]:
     """Record render batches instead of sending them to a broker (for tests of the web side alone)."""
     sent: list[tuple[int, list[int]]] = []
     monkeypatch.setattr(
-        "app.services.rendering.send_render_batch",
+        "services.rendering.send_render_batch",
         lambda render_id, indices, **_options: sent.append((render_id, indices)),
     )
     return sent

@@ -14,7 +14,7 @@ An autopilot (kind "autopilot") is a chain of steps, each one task under a lease
      predict the largest scorer change across that stretch (`propose`).
   4. apply the best-predicted fix that fits the budget as one ordinary edit (its history line names the
      problem) and start a render (only the changed frames compute); the run `waits` without a lease until
-     that render ends, whose end sends the next step (app/services/rendering.finish_render).
+     that render ends, whose end sends the next step (services/rendering.finish_render).
 
 Probes use the render's own frames' stored scores and the same scorer as the confusion map, so
 "predicted" and the map agree on what a change is.
@@ -29,20 +29,21 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.db import new_session
-from app.errors import FieldError
-from app.queue import send_autofix
-from app.services import autofix as service
-from app.services import rendering, scores
-from app.services.history import Actor, Conflict, undo
-from app.services.recovery import AUTOFIXES
-from app.services.views import latest_render
-from app.storage import get_store
-from app.tables import Autofix, Edit, Render, Transition, utcnow
 from core import problems as grouping
 from core.params import RenderSnapshot
 from core.scores import distance
-from core.timeline import POSITION_TOLERANCE, Key, keys_of, per_segment
+from core.statuses import Status
+from core.timeline import POSITION_TOLERANCE, TimelineKeyframe, keys_of, per_segment
+from infra.db import new_session
+from infra.queue import send_autofix
+from infra.storage import get_store
+from infra.tables import Autofix, Edit, Render, Transition, utcnow
+from services import autofix as service
+from services import rendering, scores
+from services.errors import FieldError
+from services.history import Actor, Conflict, undo
+from services.jobs import AUTOFIXES
+from services.presenters import latest_render
 from worker import lease
 from worker.images import png, thumbnail
 
@@ -103,7 +104,7 @@ def _step(autofix_id: int, token: str) -> dict[str, object]:
         raise
     except Exception as exc:
         log.exception("autofix %s failed", autofix_id)
-        run.end("failed", f"failed: {type(exc).__name__}: {exc}", error=f"{type(exc).__name__}: {exc}")
+        run.end(Status.FAILED, f"failed: {type(exc).__name__}: {exc}", error=f"{type(exc).__name__}: {exc}")
         return {"step": "failed"}
 
 
@@ -117,22 +118,24 @@ def _fix(run: _Run) -> dict[str, object]:
         render = db.get(Render, row.render_id) if row.render_id else None
         transition = db.get(Transition, row.transition_id)
         if render is None or transition is None:
-            run.end("failed", "the render it was asked for is gone", error="render deleted")
+            run.end(Status.FAILED, "the render it was asked for is gone", error="render deleted")
             return {"step": "failed"}
         problem = next((p for p in scores.render_problems(db, render) if p.id == row.problem_id), None)
         if problem is None:
-            run.end("failed", f"render {render.id} no longer shows {row.problem_id}", error="problem gone")
+            run.end(
+                Status.FAILED, f"render {render.id} no longer shows {row.problem_id}", error="problem gone"
+            )
             return {"step": "failed"}
         run.set(phase=f"probing fixes for {service.describe_problem(problem.id)}")
         proposals, probes = propose(db, run, transition, render, problem, budget=None)
     if not proposals:
-        run.end("done", "no fix could be probed for this problem", frames_spent=probes, proposals=[])
+        run.end(Status.DONE, "no fix could be probed for this problem", frames_spent=probes, proposals=[])
         return {"step": "done", "proposals": 0}
     helpful = [p for p in proposals if p["predicted"] < p["current"]]
     because = (
         f"{len(proposals)} fixes probed; {len(helpful)} predicted to lower the change across the stretch"
     )
-    run.end("done", because, frames_spent=probes, proposals=proposals)
+    run.end(Status.DONE, because, frames_spent=probes, proposals=proposals)
     return {"step": "done", "proposals": len(proposals)}
 
 
@@ -144,7 +147,7 @@ def _stretch(problem: grouping.Problem, last: int) -> tuple[int, int]:
 
 
 def _more_frames(
-    snapshot: RenderSnapshot, keys: list[Key], transition: Transition, render: Render, left: int
+    snapshot: RenderSnapshot, keys: list[TimelineKeyframe], transition: Transition, render: Render, left: int
 ) -> dict[str, Any] | None:
     """The "more frames here" fix, when the new frames fall between the existing ones (so every existing
     frame is reused): one segment on a plain grid (frames n -> 2n - 1), or per-segment frame counts (the
@@ -206,11 +209,11 @@ def propose(
     reuses them). `predicted` is the largest scorer change between neighbours over those frames and the
     unchanged frames beside them; `current` the same over that stretch of the render as it is.
     `budget`: frames left to spend; fixes whose re-render would cost more are not proposed."""
-    from app.config import get_settings
-    from app.services.paths import plan as plan_frames_of
     from core.params import KeyframeSnapshot
     from core.timeline import frame_keys
     from engine.pipeline import get_engine
+    from infra.config import get_settings
+    from services.noise_paths import plan as plan_frames_of
     from worker.headless import request_of
     from worker.scoring import score_and_store, scorers_for
     from worker.suggestions import bridge_candidates
@@ -220,7 +223,7 @@ def propose(
     if found is None:
         return [], 0
     scorer_name = found.scorer
-    snapshot = RenderSnapshot.model_validate(render.params)
+    snapshot = render.snapshot
     keys = keys_of(snapshot)
     frames = sorted(render.frames, key=lambda f: f.index)
     left, right = _stretch(problem, len(frames) - 1)
@@ -404,7 +407,7 @@ def _tag(autofix_id: int, number: int) -> str:
 def _wait_for(run: _Run, render: Render, phase: str, **values: Any) -> dict[str, object]:
     """Give up the lease and wait for `render`; its end (or the reaper) sends the next step."""
     if not lease.finish_job(
-        AUTOFIXES, run.id, run.token, "waiting", render_id=render.id, phase=phase, **values
+        AUTOFIXES, run.id, run.token, Status.WAITING, render_id=render.id, phase=phase, **values
     ):
         raise lease.LeaseLost(f"autofix {run.id} was cancelled or taken over")
     with new_session() as db:
@@ -448,13 +451,18 @@ def _autopilot(run: _Run) -> dict[str, object]:
         if rounds and rounds[-1].get("outcome") is None:
             current = rounds[-1]
             render = db.get(Render, row.render_id) if row.render_id else None
-            if render is None or render.status != "done":
+            if render is None or render.status != Status.DONE:
                 status = render.status if render else "deleted"
                 why = f"round {len(rounds)}'s render was {status}" + (
                     f": {render.error}" if render is not None and render.error else ""
                 )
                 current["outcome"] = status
-                run.end("failed" if status == "failed" else "cancelled", why, rounds=rounds, error=why)
+                run.end(
+                    Status.FAILED if status == Status.FAILED else Status.CANCELLED,
+                    why,
+                    rounds=rounds,
+                    error=why,
+                )
                 return {"step": "stopped"}
             spent += render.frames_computed
             after = summary_of(db, render)
@@ -479,7 +487,7 @@ def _autopilot(run: _Run) -> dict[str, object]:
                     )
                 db.refresh(transition)
                 restored = rendering.start_render(db, transition, link_id=row.link_id)
-                run.end("done", why, rounds=rounds, frames_spent=spent, render_id=restored.id)
+                run.end(Status.DONE, why, rounds=rounds, frames_spent=spent, render_id=restored.id)
                 return {"step": "reverted"}
             current["outcome"] = "kept"
             run.set(rounds=rounds, frames_spent=spent)
@@ -489,8 +497,8 @@ def _autopilot(run: _Run) -> dict[str, object]:
         if (
             render is None
             or render.transition_version != transition.version
-            or render.status == "failed"
-            or (render.status == "cancelled")
+            or render.status == Status.FAILED
+            or (render.status == Status.CANCELLED)
         ):
             render = rendering.start_render(db, transition, link_id=row.link_id)
             return _wait_for(run, render, "rendering the current version first", rounds=rounds)
@@ -504,20 +512,23 @@ def _autopilot(run: _Run) -> dict[str, object]:
         budget = row.budget_frames
         if len(rounds) >= row.max_rounds:
             run.end(
-                "done", f"ran its {row.max_rounds} rounds (max_rounds)", rounds=rounds, frames_spent=spent
+                Status.DONE,
+                f"ran its {row.max_rounds} rounds (max_rounds)",
+                rounds=rounds,
+                frames_spent=spent,
             )
             return {"step": "done"}
         if target is not None and summary["smoothness"] is not None and summary["smoothness"] >= target:
             why = f"smoothness {summary['smoothness']:.2f} reached the target {target:.2f}"
-            run.end("done", why, rounds=rounds, frames_spent=spent)
+            run.end(Status.DONE, why, rounds=rounds, frames_spent=spent)
             return {"step": "done"}
         if budget is not None and spent >= budget:
-            run.end("done", f"spent its budget of {budget} frames", rounds=rounds, frames_spent=spent)
+            run.end(Status.DONE, f"spent its budget of {budget} frames", rounds=rounds, frames_spent=spent)
             return {"step": "done"}
         fixable = [p for p in found if p.kind in FIXABLE and 0 < p.t < 1]
         if not fixable:
             why = "no problem left that a fix can take on" if found else "no problems left: the map is calm"
-            run.end("done", why, rounds=rounds, frames_spent=spent)
+            run.end(Status.DONE, why, rounds=rounds, frames_spent=spent)
             return {"step": "done"}
 
         # 4. Propose for the worst problem, apply the best-predicted fix, render what changed
@@ -541,7 +552,7 @@ def _autopilot(run: _Run) -> dict[str, object]:
             why = (
                 f"no fix that would help with {service.describe_problem(problem.id)} fits in the frames left"
             )
-            run.end("done", why, rounds=rounds, frames_spent=spent, proposals=proposals)
+            run.end(Status.DONE, why, rounds=rounds, frames_spent=spent, proposals=proposals)
             return {"step": "done"}
         if not helpful:
             best = min((p["predicted"] for p in proposals), default=math.nan)
@@ -550,7 +561,7 @@ def _autopilot(run: _Run) -> dict[str, object]:
                 if proposals
                 else ""
             )
-            run.end("done", why, rounds=rounds, frames_spent=spent, proposals=proposals)
+            run.end(Status.DONE, why, rounds=rounds, frames_spent=spent, proposals=proposals)
             return {"step": "done"}
         because = f"{_tag(run.id, number)} fixes {service.describe_problem(problem.id)}"
         pending = {
@@ -575,7 +586,7 @@ def _autopilot(run: _Run) -> dict[str, object]:
                 db.rollback()
                 db.refresh(transition)
         if applied is None:
-            run.end("done", "no proposed fix could be applied", rounds=rounds, frames_spent=spent)
+            run.end(Status.DONE, "no proposed fix could be applied", rounds=rounds, frames_spent=spent)
             return {"step": "done"}
         rounds.append({**pending, "fix": applied, "edit_version": version, "outcome": None})
         db.refresh(transition)

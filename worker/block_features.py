@@ -6,7 +6,7 @@ the layer probe's noise levels (core/block_readings.TIMESTEPS: 50, 200, 500, 800
 between two prompts has no single prompt of its own, as for the confusion map's U-Net scorer), mean-pooled
 over space. Each reading is one frame_scores row `unet/<block>@t<t>`; keys read already are skipped.
 
-The job row (app.tables.StudyBlocks) is claimed under a lease (worker/lease.py `claim_job`): a second copy
+The job row (infra.tables.StudyBlocks) is claimed under a lease (worker/lease.py `claim_job`): a second copy
 of the task takes nothing, only the holder writes progress and readings (in the transaction that checks its
 claim), and a worker that dies lets the lease run out so the reaper queues the job again; the frames it read
 stay stored and are skipped.
@@ -22,12 +22,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.config import get_settings
-from app.db import new_session
-from app.services.recovery import STUDY_BLOCKS
-from app.storage import get_store
-from app.tables import Frame, FrameScore, Render, Study, StudyBlocks, utcnow
 from core.block_readings import PREFIX, TIMESTEPS, scorer_name
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import Frame, FrameScore, Render, Study, StudyBlocks, utcnow
+from services.jobs import STUDY_BLOCKS
 from worker import lease
 
 log = logging.getLogger(__name__)

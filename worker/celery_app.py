@@ -10,8 +10,8 @@ from typing import Any
 
 from celery.signals import worker_init, worker_ready, worker_shutdown
 
-from app.config import get_settings
-from app.queue import make_celery
+from infra.config import get_settings
+from infra.queue import make_celery
 
 celery = make_celery(include=["worker.tasks"])
 #: The worker's exit status when its device or its LoRA does not exist here (sysexits' EX_CONFIG).

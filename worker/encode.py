@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.services.exports import FORMATS, ExportOptions
+from services.exports import FORMATS, ExportOptions
 
 Progress = Callable[[float], None]
 

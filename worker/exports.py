@@ -4,7 +4,7 @@ Idempotent like render batches (acks_late may redeliver it): the export is claim
 (worker/lease.py `claim_job`), so a second copy of the task finds nothing to take and only the holder
 writes progress and the result; a worker that dies lets the lease run out and the reaper queues the
 export again. The file is encoded into a scratch directory and then stored whole under its cache key
-(app/storage.py), so a second run overwrites, never mixes. Frames in an object store are fetched first.
+(infra/storage.py), so a second run overwrites, never mixes. Frames in an object store are fetched first.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.config import get_settings
-from app.db import new_session
-from app.services import scores
-from app.services.exports import FORMATS, ExportOptions
-from app.services.notes import notes_json
-from app.services.recovery import EXPORTS
-from app.storage import get_store
-from app.tables import Export, Frame, Render, Transition, utcnow
-from core.params import RenderSnapshot
+from core.statuses import Status
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import Export, Frame, Render, Transition, utcnow
+from services import scores
+from services.exports import FORMATS, ExportOptions
+from services.jobs import EXPORTS
+from services.notes import notes_json
 from worker import lease
 from worker.encode import Soundtrack, SourceFrame, encode
 
@@ -40,7 +40,7 @@ def run_export(export_id: int) -> dict[str, object]:
 
 
 def _fail(export_id: int, token: str, error: str) -> None:
-    lease.finish_job(EXPORTS, export_id, token, "failed", error=error, finished_at=utcnow())
+    lease.finish_job(EXPORTS, export_id, token, Status.FAILED, error=error, finished_at=utcnow())
 
 
 def _run_export(export_id: int, token: str) -> dict[str, object]:
@@ -53,7 +53,7 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
         if export is None:
             return {"exported": False, "reason": "gone"}
         name = export.file_name
-        if export.status == "done" and name and store.has_export(name):
+        if export.status == Status.DONE and name and store.has_export(name):
             return {"exported": False, "reason": "cached"}
         if not lease.claim_job(db, EXPORTS, export_id, token, progress=0.0, error=None):
             return {"exported": False, "reason": "not queued"}
@@ -67,13 +67,13 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
         title = db.scalar(select(Transition.title).where(Transition.id == render.transition_id)) or ""
         options = ExportOptions.model_validate(export.options)
         frames = list(db.scalars(select(Frame).where(Frame.render_id == render.id).order_by(Frame.index)))
-        snapshot = RenderSnapshot.model_validate(render.params)
+        snapshot = render.snapshot
         keyframe_positions = [k.position for k in snapshot.keyframes]
         # The render's soundtrack (docs/animatics.md): MP4 and WebM carry it, from the transition's offset.
         soundtrack = snapshot.soundtrack if FORMATS[options.format].sound else None
         offset, source_fps = snapshot.audio_offset, snapshot.fps
         there = store.existing(f.key for f in frames)
-        missing = [f.index for f in frames if f.status != "done" or f.key not in there]
+        missing = [f.index for f in frames if f.status != Status.DONE or f.key not in there]
         placed = [(f.index, f.t, f.key) for f in frames]
         render_id = render.id
         metrics = scores.scores_out(db, render).model_dump(mode="json") if options.format == "zip" else None
@@ -125,7 +125,7 @@ def _run_export(export_id: int, token: str) -> dict[str, object]:
         return {"exported": False, "reason": "failed"}
 
     if not lease.finish_job(
-        EXPORTS, export_id, token, "done", progress=1.0, size_bytes=size, finished_at=utcnow()
+        EXPORTS, export_id, token, Status.DONE, progress=1.0, size_bytes=size, finished_at=utcnow()
     ):
         raise lease.LeaseLost(f"export {export_id} was taken over before it was stored")
     log.info(

@@ -23,14 +23,14 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from app.config import get_settings
-from app.errors import FieldError, validation_errors
-from app.services import paths, projects
-from app.services.exports import DEFAULT_FPS, DEFAULT_HOLD_SECONDS, FORMATS, ExportOptions
-from app.storage import LocalFrameStore
 from core.params import PROBED_SPACINGS, PixelSettings
 from core.registry import TINY_MODEL, model_location, model_revision
 from core.timeline import FramePlan, frame_keys, render_order, shared_weight
+from infra.config import get_settings
+from infra.storage import LocalFrameStore
+from services import noise_paths, projects
+from services.errors import FieldError, validation_errors
+from services.exports import DEFAULT_FPS, DEFAULT_HOLD_SECONDS, FORMATS, ExportOptions
 from worker.encode import Soundtrack, SourceFrame, encode, format_for_path, frame_name
 from worker.images import png
 
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "or put it beside the project file"
             )
         if snapshot.spacing == "audio":
-            from app.services import audio
+            from services import audio
 
             analysis = audio.analyse(audio.check_upload(track.read_bytes()).samples)
             energy = audio.frame_energies(analysis, snapshot.frames, snapshot.fps, snapshot.audio_offset)
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "not run yet; render this project in the studio, or set another spacing"
         )
     try:
-        plans = paths.plan(snapshot)  # the studio's planner: spacing, keyframe settings, sharing
+        plans = noise_paths.plan(snapshot)  # the studio's planner: spacing, keyframe settings, sharing
     except FieldError as exc:
         return _fail(f"{exc.field}: {exc.message}")
     pixels = snapshot.pixels()
@@ -295,7 +295,7 @@ def _soundtrack(audio: projects.ProjectAudio, args: argparse.Namespace) -> Path 
         beside = Path(args.project).parent / Path(audio.name).name
         if beside.is_file():
             return beside
-    from app.storage import get_store
+    from infra.storage import get_store
 
     for store in [LocalFrameStore(Path(args.cache_dir))] if args.cache_dir else []:
         if store.has_audio(audio.key):

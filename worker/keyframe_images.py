@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.services import keyframe_images
 from core.params import KeyframeImage, RenderSnapshot
-from core.timeline import FramePlan, Key, check_keys, frame_key, frames_at, keys_of
+from core.timeline import FramePlan, check_keys, frame_key, frames_at, keys_of
+from core.timeline import TimelineKeyframe as Key
+from services import keyframe_images
 from worker.images import png
 
 
@@ -72,9 +73,9 @@ def render(
     import PIL.Image
     import torch
 
-    from app.storage import get_store
     from engine.morph import Picture, fit_image
     from engine.probe import request_of
+    from infra.storage import get_store
 
     images: list[Any] = [None] * len(rows)
     plain_rows = [i for i, row in enumerate(rows) if row is None]

@@ -7,9 +7,9 @@
   frame is counted and announced exactly once even when two workers rendered it.
 - `Pulse`: one thread per worker process. While a batch renders it extends that batch's lease (torch
   releases the GIL, so the thread runs between kernels); it also writes the worker's heartbeat row and
-  runs the reaper (app/services/recovery.py), so a batch whose worker died is queued again by any worker
+  runs the reaper (services/jobs.py), so a batch whose worker died is queued again by any worker
   that is alive, even when no web app runs.
-- Jobs (exports, suggestions, switch step searches, the planning of renders: app/services/recovery.py
+- Jobs (exports, suggestions, switch step searches, the planning of renders: services/jobs.py
   `JOBS`) are held the same way, one row each: `claim_job` takes a queued row, or a running one whose lease
   ran out, in one conditional UPDATE (a second copy of the job takes nothing); `held(token, what, job)`
   keeps its lease alive; `write_job` and `finish_job` write only while this claim holds it.
@@ -30,12 +30,13 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
-from app import heartbeat
-from app.config import get_settings
-from app.db import new_session
-from app.services import recovery
-from app.services.recovery import Job
-from app.tables import Frame, Render, utcnow
+from core.statuses import Status
+from infra import heartbeat
+from infra.config import get_settings
+from infra.db import new_session
+from infra.tables import Frame, Render, utcnow
+from services import jobs
+from services.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,12 @@ def claim(db: Session, render_id: int, indices: list[int], token: str) -> list[F
             Frame.render_id == render_id,
             Frame.index.in_(indices),
             or_(
-                Frame.status == "pending",
-                (Frame.status == "running") & or_(Frame.leased_until.is_(None), Frame.leased_until < now),
+                Frame.status == Status.PENDING,
+                (Frame.status == Status.RUNNING)
+                & or_(Frame.leased_until.is_(None), Frame.leased_until < now),
             ),
         )
-        .values(status="running", lease_token=token, leased_until=_until(), attempts=Frame.attempts + 1),
+        .values(status=Status.RUNNING, lease_token=token, leased_until=_until(), attempts=Frame.attempts + 1),
         execution_options={"synchronize_session": False},
     )
     db.commit()
@@ -77,7 +79,7 @@ def extend(tokens: list[str]) -> int:
     with new_session() as db:
         result = db.execute(
             update(Frame)
-            .where(Frame.lease_token.in_(tokens), Frame.status == "running")
+            .where(Frame.lease_token.in_(tokens), Frame.status == Status.RUNNING)
             .values(leased_until=_until()),
             execution_options={"synchronize_session": False},
         )
@@ -89,9 +91,9 @@ def complete(db: Session, render_id: int, frame_id: int, token: str, seconds: fl
     """Mark a held frame done and count it on its render, in one transaction; False if the lease was lost."""
     result = db.execute(
         update(Frame)
-        .where(Frame.id == frame_id, Frame.lease_token == token, Frame.status == "running")
+        .where(Frame.id == frame_id, Frame.lease_token == token, Frame.status == Status.RUNNING)
         .values(
-            status="done",
+            status=Status.DONE,
             seconds=round(seconds, 4),
             finished_at=utcnow(),
             lease_token=None,
@@ -115,7 +117,7 @@ def release(token: str, status: str) -> int:
     with new_session() as db:
         result = db.execute(
             update(Frame)
-            .where(Frame.lease_token == token, Frame.status == "running")
+            .where(Frame.lease_token == token, Frame.status == Status.RUNNING)
             .values(status=status, lease_token=None, leased_until=None),
             execution_options={"synchronize_session": False},
         )
@@ -139,11 +141,13 @@ def claim_job(db: Session, job: Job, job_id: int, token: str, **values: Any) -> 
         update(t)
         .where(t.id == job_id, job.claimable(now))
         .values(
-            status="running",
+            status=Status.RUNNING,
             lease_token=token,
             leased_until=_until(),
-            # A new request (queued, no lease ever expired on it) starts counting again: see recovery.Job.
-            attempts=case((and_(t.status == "queued", t.leased_until.is_(None)), 1), else_=t.attempts + 1),
+            # A new request (queued, no lease ever expired on it) starts counting again: see jobs.Job.
+            attempts=case(
+                (and_(t.status == Status.QUEUED, t.leased_until.is_(None)), 1), else_=t.attempts + 1
+            ),
             **values,
         ),
         execution_options={"synchronize_session": False},
@@ -156,7 +160,7 @@ def hold_job(db: Session, job: Job, job_id: int, token: str, **values: Any) -> b
     """Write `values` to the job if this claim still holds it, in the caller's transaction (not committed)."""
     t = job.table
     result = db.execute(
-        update(t).where(t.id == job_id, t.lease_token == token, t.status == "running").values(**values),
+        update(t).where(t.id == job_id, t.lease_token == token, t.status == Status.RUNNING).values(**values),
         execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
@@ -184,10 +188,10 @@ def extend_jobs(held: dict[str, list[str]]) -> int:
     count = 0
     with new_session() as db:
         for kind, tokens in held.items():
-            t = recovery.JOBS[kind].table
+            t = jobs.JOBS[kind].table
             result = db.execute(
                 update(t)
-                .where(t.lease_token.in_(tokens), t.status == "running")
+                .where(t.lease_token.in_(tokens), t.status == Status.RUNNING)
                 .values(leased_until=_until()),
                 execution_options={"synchronize_session": False},
             )
@@ -205,7 +209,7 @@ class Pulse(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="segue-pulse", daemon=True)
         self._held: dict[str, str] = {}  # token -> what it is ("render 7: frames 0, 5")
-        self._kinds: dict[str, str] = {}  # token -> job kind (recovery.JOBS); frames have none
+        self._kinds: dict[str, str] = {}  # token -> job kind (jobs.JOBS); frames have none
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.worker_name: str | None = None
@@ -240,13 +244,13 @@ class Pulse(threading.Thread):
             with self._lock:
                 what = "; ".join(self._held.values()) or None
                 frames = [token for token in self._held if token not in self._kinds]
-                jobs: dict[str, list[str]] = defaultdict(list)
+                held: dict[str, list[str]] = defaultdict(list)
                 for token, kind in self._kinds.items():
-                    jobs[kind].append(token)
+                    held[kind].append(token)
             try:
                 extend(frames)
-                if jobs:
-                    extend_jobs(dict(jobs))
+                if held:
+                    extend_jobs(dict(held))
             except Exception as exc:  # database away: the lease may run out, the reaper then requeues
                 log.warning("could not extend the lease of %s: %s", what, exc)
             now = time.monotonic()
@@ -258,7 +262,7 @@ class Pulse(threading.Thread):
                     last_beat = now
                 if now - last_reap >= settings.reap_seconds:
                     last_reap = now
-                    counts = recovery.reap()
+                    counts = jobs.reap()
                     if any(counts.values()):
                         log.info("reaper: %s", counts)
             except Exception as exc:
@@ -285,7 +289,7 @@ def start_worker(name: str, queue: str) -> None:
     beat.worker_name, beat.queue = name, queue
     try:
         heartbeat.beat(name, queue, None, beat.started_at)
-        recovery.reap()
+        jobs.reap()
     except Exception as exc:
         log.warning("first heartbeat or reap failed: %s", exc)
 

@@ -24,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from app.config import get_settings
-from app.db import new_session
-from app.services.recovery import SEARCHES
-from app.services.rendering import plan_waiting
-from app.storage import get_store
-from app.tables import ConceptSearch, utcnow
 from core.moce import Probe, concept_score, max_probes, search_switch_step
 from core.params import PixelSettings
+from core.statuses import Status
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import ConceptSearch, utcnow
+from services.jobs import SEARCHES
+from services.rendering import plan_waiting
 from worker import lease
 from worker.images import png
 
@@ -195,7 +196,7 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
             SEARCHES,
             search_id,
             token,
-            "done",
+            Status.DONE,
             chosen_step=result.step,
             trace=list(trace),
             details=details,
@@ -217,7 +218,7 @@ def _run_search(search_id: int, token: str) -> dict[str, Any]:
             SEARCHES,
             search_id,
             token,
-            "failed",
+            Status.FAILED,
             error=message,
             trace=list(trace),
             details={"seconds": round(time.perf_counter() - started, 2)},

@@ -5,7 +5,7 @@ frames yet): a second copy of the task (a redelivery, the reaper's requeue racin
 nothing, a worker that dies lets the lease run out and the reaper queues the planning again (the render
 fails after `max_attempts` takes). Only the holder adds the frames, in the transaction that ends its lease.
 The probe pass itself is engine/probe.py; where the frames go is core.spacing; the frames are then
-planned, keyed, reused and queued exactly as for any render (app/services/rendering.queue_frames).
+planned, keyed, reused and queued exactly as for any render (services/rendering.queue_frames).
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from app.bus import get_bus
-from app.config import get_settings
-from app.db import new_session
-from app.errors import FieldError
-from app.services import moce, paths
-from app.services.recovery import PLANNING
-from app.services.rendering import finish_render, queue_frames
-from app.services.views import progress
-from app.tables import Frame, Render, utcnow
 from core.params import PROBED_SPACINGS, RenderSnapshot
+from core.statuses import Status
 from core.timeline import frames_at, keys_of
+from infra.bus import get_bus
+from infra.config import get_settings
+from infra.db import new_session
+from infra.tables import Frame, Render, utcnow
+from services import moce, noise_paths
+from services.errors import FieldError
+from services.jobs import PLANNING
+from services.presenters import progress
+from services.rendering import finish_render, queue_frames
 from worker import lease
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 
 def _is_cancelled(render_id: int) -> bool:
     with new_session() as db:
-        return db.scalar(select(Render.status).where(Render.id == render_id)) in ("cancelled", "failed")
+        return db.scalar(select(Render.status).where(Render.id == render_id)) in (
+            Status.CANCELLED,
+            Status.FAILED,
+        )
 
 
 def run_plan(render_id: int) -> dict[str, Any]:
@@ -54,7 +58,7 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
         if render is None:
             return {"planned": 0}
         db.refresh(render)
-        snapshot = RenderSnapshot.model_validate(render.params)
+        snapshot = render.snapshot
         if render.waiting_for is not None:
             # Waited for a switch step search: resolve it now, or wait on (released, queued) or fail
             try:
@@ -64,7 +68,7 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
                 return {"planned": 0}
             except FieldError as exc:
                 if lease.hold_job(db, PLANNING, render_id, token, lease_token=None, leased_until=None):
-                    finish_render(db, render, "failed", error=exc.message)
+                    finish_render(db, render, Status.FAILED, error=exc.message)
                 return {"planned": 0}
             render.params = snapshot.model_dump(mode="json")
             render.waiting_for = None
@@ -72,11 +76,11 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
         get_bus().publish(progress(render))
 
     if snapshot.spacing not in PROBED_SPACINGS:  # it only waited for a search: no probe pass to run
-        return _queue(render_id, token, paths.plan(snapshot), 0)
+        return _queue(render_id, token, noise_paths.plan(snapshot), 0)
     try:
         engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
         placement = place(engine, snapshot, should_cancel=lambda: _is_cancelled(render_id))
-        plans = paths.plan(snapshot, times=placement.times, spacing=placement.warp)
+        plans = noise_paths.plan(snapshot, times=placement.times, spacing=placement.warp)
     except RenderCancelled:
         log.info("render %s cancelled during its probe pass", render_id)
         _release(render_id, token)
@@ -90,7 +94,7 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
                 db, PLANNING, render_id, token, lease_token=None, leased_until=None
             ):
                 message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                finish_render(db, render, "failed", error=f"planning the spacing failed: {message}")
+                finish_render(db, render, Status.FAILED, error=f"planning the spacing failed: {message}")
         return {"planned": 0}
     log.info(
         "render %s: %s spacing placed %d frames after %d probe frames (%s)",
@@ -125,7 +129,7 @@ def _wait_on(render_id: int, token: str, reason: str) -> None:
         db.execute(
             update(Render)
             .where(Render.id == render_id, Render.lease_token == token)
-            .values(status="queued", lease_token=None, leased_until=None, waiting_for=reason),
+            .values(status=Status.QUEUED, lease_token=None, leased_until=None, waiting_for=reason),
             execution_options={"synchronize_session": False},
         )
         db.commit()
@@ -161,7 +165,7 @@ def frame_requests(db: Any, render_id: int, frames: list[Frame]) -> list[Any]:
     render = db.get(Render, render_id)
     if render is None:
         return requests
-    return with_attention(RenderSnapshot.model_validate(render.params), frames, requests, anchors)
+    return with_attention(render.snapshot, frames, requests, anchors)
 
 
 def with_attention(

@@ -19,17 +19,18 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from app.bus import get_bus
-from app.config import get_settings
-from app.db import new_session
-from app.services.paths import shared_step
-from app.services.rendering import finish_render
-from app.services.views import frame_done, progress
-from app.storage import get_store
-from app.tables import Frame, Render, utcnow
-from app.watching import watched
 from core import events
 from core.params import RenderSnapshot
+from core.statuses import Status
+from infra.bus import get_bus
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import Frame, Render, utcnow
+from infra.watching import watched
+from services.noise_paths import shared_step
+from services.presenters import frame_done, progress
+from services.rendering import finish_render
 from worker import keyframe_images, lease
 from worker.finishing import finishing
 from worker.images import png
@@ -48,7 +49,7 @@ CANCEL_POLL_SECONDS = 0.5
 def _is_cancelled(render_id: int) -> bool:
     with new_session() as db:
         status = db.scalar(select(Render.status).where(Render.id == render_id))
-        return status is None or status in ("cancelled", "failed")  # None: the render was deleted
+        return status is None or status in (Status.CANCELLED, Status.FAILED)  # None: the render was deleted
 
 
 class CancelWatch:
@@ -136,11 +137,11 @@ def _finish_handed_over(batch: Rendered, beat: lease.Pulse) -> None:
 
 def _fail(render_id: int, token: str, reason: str) -> None:
     """Mark the frames still held under `token` and their render failed, with the reason."""
-    lease.release(token, "failed")
+    lease.release(token, Status.FAILED)
     with new_session() as db:
         render = db.get(Render, render_id)
         if render is not None:
-            finish_render(db, render, "failed", error=reason)
+            finish_render(db, render, Status.FAILED, error=reason)
 
 
 def _render(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -> Rendered | None:
@@ -164,11 +165,11 @@ def _render(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -
         if not frames:
             return None
         beat.hold(token, f"render {render_id}: frames {', '.join(str(f.index) for f in frames)}")
-        if render.status == "queued":
+        if render.status == Status.QUEUED:
             db.execute(
                 update(Render)
-                .where(Render.id == render_id, Render.status == "queued")
-                .values(status="running", started_at=func.coalesce(Render.started_at, utcnow()))
+                .where(Render.id == render_id, Render.status == Status.QUEUED)
+                .values(status=Status.RUNNING, started_at=func.coalesce(Render.started_at, utcnow()))
             )
         db.commit()
         db.refresh(render)
@@ -212,7 +213,7 @@ def _render(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -
         )
     except RenderCancelled:
         log.info("render %s cancelled during batch %s", render_id, frame_indices)
-        lease.release(token, "cancelled")
+        lease.release(token, Status.CANCELLED)
         return None
     except Exception as exc:
         log.exception("render %s failed in batch %s", render_id, frame_indices)
@@ -266,8 +267,8 @@ def _finish(batch: Rendered) -> int:
             return rendered
         bus.publish(progress(render))
         remaining = db.scalar(
-            select(Frame.id).where(Frame.render_id == render_id, Frame.status != "done").limit(1)
+            select(Frame.id).where(Frame.render_id == render_id, Frame.status != Status.DONE).limit(1)
         )
         if remaining is None:
-            finish_render(db, render, "done")
+            finish_render(db, render, Status.DONE)
     return rendered

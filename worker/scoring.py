@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.config import get_settings
-from app.db import new_session
-from app.tables import FrameScore
+from infra.config import get_settings
+from infra.db import new_session
+from infra.tables import FrameScore
 
 log = logging.getLogger(__name__)
 

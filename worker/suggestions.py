@@ -18,13 +18,14 @@ import logging
 import time
 from typing import Any
 
-from app.config import get_settings
-from app.db import new_session
-from app.services.recovery import SUGGESTIONS
-from app.services.suggestions import plan as plan_suggestions
-from app.storage import get_store
-from app.tables import Suggestion, Transition, utcnow
 from core.params import PIXEL_FIELDS, PixelSettings
+from core.statuses import Status
+from infra.config import get_settings
+from infra.db import new_session
+from infra.storage import get_store
+from infra.tables import Suggestion, Transition, utcnow
+from services.jobs import SUGGESTIONS
+from services.suggestions import plan as plan_suggestions
 from worker import lease
 from worker.images import png, thumbnail
 
@@ -168,7 +169,7 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
         try:
             target = plan_suggestions(transition, row.mode, row.count, row.after_keyframe_id, row.position)
         except Exception as exc:  # the keyframe was deleted since the request
-            _end("failed", error=str(exc))
+            _end(Status.FAILED, error=str(exc))
             return {"items": 0}
         count, mode = row.count, row.mode
         seed = (transition.seed * 1_000_003 + suggestion_id) % (2**31)
@@ -248,7 +249,7 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
             SUGGESTIONS,
             suggestion_id,
             token,
-            "done",
+            Status.DONE,
             items=items_of(ranking),
             details=json.loads(json.dumps(details, default=str)),
             finished_at=utcnow(),
@@ -268,7 +269,7 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
         log.exception("suggestions %s failed", suggestion_id)
         details["seconds"] = round(time.perf_counter() - started, 2)
         _end(
-            "failed",
+            Status.FAILED,
             error=f"{type(exc).__name__}: {exc}",
             details=json.loads(json.dumps(details, default=str)),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.queue import (
+from infra.queue import (
     AUTOFIX_TASK,
     EXPORT_TASK,
     MOCE_SEARCH_TASK,

@@ -12,16 +12,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.deps import AccessDep, Id, IfMatchDep, SessionDep
-from app.errors import FieldError, NotFound
+from app.downloads import audio_response
+from app.htmx import is_htmx
 from app.routes.pages import _timeline as timeline_response
 from app.routes.pages import conflict_response
-from app.schemas import TransitionOut, TransitionUpdate
-from app.services import audio, history, timing, transitions, views
-from app.services.history import Actor
-from app.services.transitions import get_transition
-from app.storage import get_store
-from app.tables import Transition
 from core.timecode import format_time
+from infra.tables import Transition
+from services import audio, history, presenters, timing, transitions
+from services.errors import FieldError, NotFound
+from services.history import Actor
+from services.schemas import TransitionOut, TransitionUpdate
+from services.transitions import get_transition
 
 router = APIRouter(prefix="/api/transitions", tags=["audio"])
 pages = APIRouter(include_in_schema=False)
@@ -152,7 +153,7 @@ def audio_file(transition_id: Id, request: Request, db: SessionDep) -> Response:
     if not record:
         raise NotFound("soundtrack of transition", transition_id)
     try:
-        return get_store().audio_response(record["key"], record["media_type"], request.headers.get("range"))
+        return audio_response(record["key"], record["media_type"], request.headers.get("range"))
     except FileNotFoundError:
         raise NotFound("soundtrack file of transition", transition_id) from None
 
@@ -177,7 +178,7 @@ def snap_to_beats(
     transition = get_transition(db, transition_id)
     timing.snap_to_beats(db, transition, expected=if_match, actor=access.actor)
     db.refresh(transition)
-    return views.transition_out(db, transition)
+    return presenters.transition_out(db, transition)
 
 
 # ---------------------------------------------------------------- the page's forms
@@ -236,6 +237,6 @@ async def audio_action_form(
         return timeline_response(request, db, transition, {}, {f"audio.{exc.field}": exc.message})
     except ValidationError as exc:
         return timeline_response(request, db, transition, {}, {"audio.audio": str(exc.errors()[0]["msg"])})
-    if request.headers.get("HX-Request") != "true":
+    if not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
     return timeline_response(request, db, transition)

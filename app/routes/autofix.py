@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from app.deps import TRANSITION_OF, AccessDep, Id, SessionDep
-from app.errors import BrokerUnavailable, Busy, FieldError, TooMany, form_errors
-from app.services import autofix as services
-from app.services import rendering
-from app.services import transitions as transition_services
-from app.tables import Autofix, Transition
+from app.errors import form_errors
 from app.templating import templates
+from infra.tables import Autofix, Transition
+from services import autofix as services
+from services import rendering
+from services import transitions as transition_services
+from services.errors import BrokerUnavailable, Busy, FieldError, TooMany
 
 router = APIRouter(prefix="/api", tags=["autofix"])
 pages = APIRouter(include_in_schema=False)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.deps import AccessDep, SessionDep, checks_access_itself
-from app.services import rendering, views
-from app.tables import Frame, Render
 from app.templating import templates
+from core.statuses import Status
+from infra.tables import Frame, Render
+from services import presenters, rendering
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,7 +39,7 @@ def _nearest(frames: list[Frame], t: float) -> Side:
     if not frames:
         return Side(None, None, False)
     frame = min(frames, key=lambda f: (abs(f.t - t), f.index))
-    return Side(frame, views.frame_url(frame), abs(frame.t - t) < T_TOLERANCE)
+    return Side(frame, presenters.frame_url(frame), abs(frame.t - t) < T_TOLERANCE)
 
 
 def align(a: list[Frame], b: list[Frame]) -> list[Row]:
@@ -56,7 +57,7 @@ def align(a: list[Frame], b: list[Frame]) -> list[Row]:
             and left.frame is not None
             and right.frame is not None
             and left.frame.key == right.frame.key
-            and left.frame.status == right.frame.status == "done"
+            and left.frame.status == right.frame.status == Status.DONE
         )
         rows.append(Row(t, left, right, same))
     return rows
@@ -89,6 +90,6 @@ def compare(request: Request, db: SessionDep, access: AccessDep, a: int, b: int)
         "kf_only_a": [k for k in kf_a if k not in kf_b],
         "kf_only_b": [k for k in kf_b if k not in kf_a],
         "choices": {r.id: list(reversed(r.transition.renders))[:30] for r in (left, right)},
-        "views": views,
+        "views": presenters,
     }
     return templates.TemplateResponse(request, "pages/compare.html", context)

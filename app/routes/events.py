@@ -12,12 +12,12 @@ from fastapi.responses import HTMLResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 from app import coviewing
-from app.db import new_session
 from app.deps import Id, QueryId, SessionDep
 from app.routes.pages import _editor_context
-from app.services import rendering
-from app.services.transitions import get_transition
 from app.templating import templates
+from infra.db import new_session
+from services import rendering
+from services.transitions import get_transition
 
 router = APIRouter(tags=["events"])
 

@@ -9,12 +9,14 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 
 from app.deps import Id, SessionDep
-from app.errors import BrokerUnavailable, FieldError, NotFound, form_errors
-from app.services import exports as services
-from app.services.rendering import get_render
-from app.storage import get_store
-from app.tables import Export, Transition
+from app.downloads import export_response
+from app.errors import form_errors
 from app.templating import templates
+from core.statuses import Status
+from infra.tables import Export, Transition
+from services import exports as services
+from services.errors import BrokerUnavailable, FieldError, NotFound
+from services.rendering import get_render
 
 router = APIRouter(prefix="/api", tags=["exports"])
 pages = APIRouter(include_in_schema=False)
@@ -36,7 +38,7 @@ def create_export(render_id: Id, options: services.ExportOptions, db: SessionDep
     """
     export, _queued = services.request_export(db, get_render(db, render_id), options)
     out = services.export_out(export)
-    code = status.HTTP_200_OK if export.status == "done" else status.HTTP_202_ACCEPTED
+    code = status.HTTP_200_OK if export.status == Status.DONE else status.HTTP_202_ACCEPTED
     return JSONResponse(out.model_dump(mode="json"), status_code=code)
 
 
@@ -58,11 +60,11 @@ def get_export(export_id: Id, db: SessionDep) -> services.ExportOut:
 def download_export(export_id: Id, request: Request, db: SessionDep) -> Response:
     """The exported file, as an attachment named after the transition and the render."""
     export = services.get_export(db, export_id)
-    if export.status != "done" or not export.file_name:
+    if export.status != Status.DONE or not export.file_name:
         raise NotFound("file of export", export_id)
     title = _title(db, export)
     try:
-        return get_store().export_response(
+        return export_response(
             export.file_name,
             media_type=services.FORMATS[export.format].media_type,
             headers={

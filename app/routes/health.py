@@ -6,11 +6,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app import heartbeat
-from app.db import database_engine
 from app.deps import SettingsDep
-from app.queue import broker_error
-from app.storage import get_store
+from infra import heartbeat
+from infra.db import database_engine
+from infra.queue import broker_error
+from infra.storage import get_store
 
 router = APIRouter(tags=["health"])
 

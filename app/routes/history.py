@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
-from app.db import new_session
-from app.deps import LINK_COOKIE, AccessDenied, AccessDep, Id, IfMatchDep, SessionDep, based_on
-from app.errors import FieldError
-from app.schemas import BasedOn, RevertRequest, TransitionOut
-from app.services import history, views
-from app.services.history import Conflict
-from app.services.transitions import get_transition
+from app.deps import LINK_COOKIE, Access, AccessDenied, AccessDep, Id, IfMatchDep, SessionDep, based_on
+from app.htmx import is_htmx, page_or_blocks
 from app.templating import templates
+from infra.db import new_session
+from infra.tables import Edit
+from services import history, presenters
+from services.errors import FieldError
+from services.history import Conflict
+from services.schemas import BasedOn, RevertRequest, TransitionOut
+from services.transitions import get_transition
 
 router = APIRouter(prefix="/api/transitions", tags=["history"])
 
@@ -29,10 +33,7 @@ def undo(
     transition_id: Id, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
 ) -> TransitionOut:
     """Take back the newest edit not yet undone (an edit itself: it bumps the version and is recorded)."""
-    transition = get_transition(db, transition_id)
-    expected = based_on(if_match, body.version if body else None)
-    history.undo(db, transition, expected=expected, actor=access.actor)
-    return views.transition_out(db, transition)
+    return _moved(db, transition_id, based_on(if_match, body.version if body else None), access, history.undo)
 
 
 @router.post("/{transition_id}/redo", response_model=TransitionOut, responses=_CONFLICT)
@@ -40,10 +41,16 @@ def redo(
     transition_id: Id, db: SessionDep, access: AccessDep, if_match: IfMatchDep, body: BasedOn | None = None
 ) -> TransitionOut:
     """Apply again the newest undone edit (until a new edit is made: then there is nothing to redo)."""
+    return _moved(db, transition_id, based_on(if_match, body.version if body else None), access, history.redo)
+
+
+def _moved(
+    db: Session, transition_id: int, expected: int | None, access: Access, step: Callable[..., Edit]
+) -> TransitionOut:
+    """Undo or redo on the transition, answered with the transition as it is now."""
     transition = get_transition(db, transition_id)
-    expected = based_on(if_match, body.version if body else None)
-    history.redo(db, transition, expected=expected, actor=access.actor)
-    return views.transition_out(db, transition)
+    step(db, transition, expected=expected, actor=access.actor)
+    return presenters.transition_out(db, transition)
 
 
 @router.post("/{transition_id}/revert", response_model=TransitionOut, responses=_CONFLICT)
@@ -54,7 +61,7 @@ def revert(
     transition = get_transition(db, transition_id)
     expected = based_on(if_match, data.version)
     history.revert(db, transition, data.to_version, expected=expected, actor=access.actor)
-    return views.transition_out(db, transition)
+    return presenters.transition_out(db, transition)
 
 
 # ---------------------------------------------------------------- answers
@@ -66,7 +73,7 @@ def current_state(transition_id: int) -> dict[str, Any] | None:
             transition = get_transition(db, transition_id)
         except Exception:
             return None
-        return views.transition_out(db, transition).model_dump(mode="json")
+        return presenters.transition_out(db, transition).model_dump(mode="json")
 
 
 def _wants_html(request: Request) -> bool:
@@ -116,7 +123,7 @@ def _number(value: Any) -> int | None:
 
 
 async def _history_page(request: Request, db: Any, transition_id: int, access: Any, action: str) -> Response:
-    from app.routes.pages import _editor_context, _is_htmx, conflict_response
+    from app.routes.pages import EDITOR, _editor_context, conflict_response
 
     transition = get_transition(db, transition_id)
     form = await request.form()
@@ -136,21 +143,13 @@ async def _history_page(request: Request, db: Any, transition_id: int, access: A
         return conflict_response(request, db, exc)
     except FieldError as exc:
         message = exc.message
-    if not _is_htmx(request) and message is None:
+    if not is_htmx(request) and message is None:
         return RedirectResponse(f"/transitions/{transition_id}", status_code=303)
     db.expire_all()
     context = _editor_context(db, transition)
-    context.update(oob=_is_htmx(request), history_error=message)
-    status = 422 if message else 200
-    if not _is_htmx(request):
-        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=status)
-    return templates.TemplateResponse(
-        request,
-        "pages/transition.html",
-        context,
-        status_code=status,
-        block_names=["header", "settings", "timeline", "history"],
-    )
+    context.update(oob=is_htmx(request), history_error=message)
+    blocks = ["header", "settings", "timeline", "history"]
+    return page_or_blocks(request, EDITOR, context, blocks, 422 if message else 200)
 
 
 @pages.post("/transitions/{transition_id}/undo", response_class=HTMLResponse)

@@ -9,11 +9,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from app.deps import AccessDep, Id, IfMatchDep, SessionDep, based_on
-from app.schemas import KeyframeCreate, KeyframeOut, KeyframeUpdate
-from app.services import keyframe_images, moce
-from app.services import transitions as services
-from app.services.keyframe_images import ImageChange
 from core.uploads import UploadRefused
+from services import keyframe_images, moce
+from services import transitions as services
+from services.keyframe_images import ImageChange
+from services.schemas import KeyframeCreate, KeyframeOut, KeyframeUpdate
 
 router = APIRouter(prefix="/api", tags=["keyframes"])
 #: Room for a form's other fields and its multipart framing beside the largest image.

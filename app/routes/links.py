@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.deps import LINK_COOKIE, AccessDenied, Id, SessionDep, SettingsDep, check_token, owner_only
-from app.errors import FieldError
-from app.schemas import LinkCreate, LinkCreated, LinkOut
-from app.services import links
-from app.services.transitions import get_transition
-from app.tables import ShareLink, Transition, utcnow
 from app.templating import templates
+from infra.tables import ShareLink, Transition, utcnow
+from services import links
+from services.errors import FieldError
+from services.schemas import LinkCreate, LinkCreated, LinkOut
+from services.transitions import get_transition
 
 router = APIRouter(tags=["links"])
 COOKIE_DAYS = 30

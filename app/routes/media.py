@@ -13,9 +13,10 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from app.config import get_settings
-from app.storage import KEY_PATTERN, get_store
+from app.downloads import frame_response
 from core.uploads import serving_headers, stored_path
+from infra.config import get_settings
+from infra.storage import KEY_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ async def frame(shard: str, name: str) -> Response:
     if not name.endswith(".png") or not KEY_PATTERN.match(key) or shard != key[:2]:
         return JSONResponse({"detail": "Not Found"}, status_code=404)
     try:
-        return await run_in_threadpool(get_store().frame_response, key)
+        return await run_in_threadpool(frame_response, key)
     except FileNotFoundError:
         return JSONResponse({"detail": "Not Found"}, status_code=404)
     except Exception as exc:  # the store is away: say so, as the rest of Segue does

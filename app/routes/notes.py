@@ -15,12 +15,13 @@ from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from app.deps import TRANSITION_OF, AccessDenied, AccessDep, Id, SessionDep, commenters_may
-from app.errors import FieldError, form_errors
-from app.services import notes, timing
-from app.services.transitions import get_transition
-from app.tables import Note, Transition
+from app.errors import form_errors
 from app.templating import templates
 from core.timecode import format_time
+from infra.tables import Note, Transition
+from services import notes, timing
+from services.errors import FieldError
+from services.transitions import get_transition
 
 TRANSITION_OF["note_id"] = notes.note_transition
 

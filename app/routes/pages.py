@@ -14,20 +14,33 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from app import coviewing
-from app.bus import get_bus
-from app.db import new_session
 from app.deps import AccessDep, Id, Index, QueryId, SessionDep, owner_only
-from app.errors import BrokerUnavailable, FieldError, NotFound, TooMany, form_errors
+from app.errors import form_errors
+from app.htmx import is_htmx, page_or_blocks
 from app.routes.autofix import panel_context as autofix_panel
-from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
-from app.services import history, links, moce, recovery, rendering, scores, timing, transitions, views
-from app.services.history import Conflict
 from app.streams import render_events
-from app.tables import Render, Transition
 from app.templating import fragment, settings_context, templates
 from core import events
 from core.params import KEYFRAME_FIELDS, NULLABLE_SETTINGS
+from core.statuses import Status
 from core.timecode import format_time
+from infra.bus import get_bus
+from infra.db import new_session
+from infra.tables import Render, Transition
+from services import (
+    history,
+    jobs,
+    links,
+    moce,
+    presenters,
+    rendering,
+    scores,
+    timing,
+    transitions,
+)
+from services.errors import BrokerUnavailable, FieldError, NotFound, TooMany
+from services.history import Conflict
+from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
 
 router = APIRouter(include_in_schema=False)
 SCORES_EVERY_SECONDS = 1.0
@@ -64,8 +77,8 @@ def _time_forms(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
+#: The editor: one template, whole or by blocks (app/htmx.py).
+EDITOR = "pages/transition.html"
 
 
 # ---------------------------------------------------------------- list and create
@@ -78,8 +91,8 @@ def index(request: Request, db: SessionDep, page: QueryId = 1) -> Response:
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)  # a stale link past the end shows the last page
     listed = transitions.list_transitions(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    renders = views.latest_renders(db, listed)
-    thumbs = views.thumbnails(db, list(renders.values()))
+    renders = presenters.latest_renders(db, listed)
+    thumbs = presenters.thumbnails(db, list(renders.values()))
     rows = []
     for t in listed:
         render = renders.get(t.id)
@@ -102,16 +115,10 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
         data = TransitionCreate(**values)
     except ValidationError as exc:
         context = {"values": values, "errors": _form_errors(exc), **settings_context()}
-        return templates.TemplateResponse(
-            request,
-            "pages/new.html",
-            context,
-            status_code=422,
-            block_name="form" if _is_htmx(request) else None,
-        )
+        return page_or_blocks(request, "pages/new.html", context, ["form"], 422)
     transition = transitions.create_transition(db, data)
     url = f"/transitions/{transition.id}"
-    if _is_htmx(request):
+    if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
 
@@ -120,8 +127,8 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
 
 
 def _editor_context(db: Any, transition: Transition, render: Render | None = None) -> dict[str, Any]:
-    render = render or views.latest_render(db, transition)
-    out = views.transition_out(db, transition)
+    render = render or presenters.latest_render(db, transition)
+    out = presenters.transition_out(db, transition)
     stream_after = None
     if render is not None and not render.is_finished:
         # Taken before the frames are (re)read, so no event between the two reads is lost.
@@ -138,7 +145,7 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "kf_values": {},
         "kf_errors": {},
         "oob": False,
-        "views": views,
+        "views": presenters,
         "moce_panel": lambda keyframe: moce.panel_context(db, keyframe),  # keyframe_concepts.html
         "clock": timing.clock(transition),  # seconds beside t (docs/animatics.md)
         "soundtrack": timing.soundtrack_view(transition),
@@ -167,16 +174,8 @@ def conflict_response(request: Request, db: Any, exc: Conflict) -> Response:
     db.rollback()
     transition = transitions.get_transition(db, exc.transition_id)
     context = _editor_context(db, transition)
-    context.update(conflict=exc, oob=_is_htmx(request))
-    if not _is_htmx(request):
-        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=409)
-    return templates.TemplateResponse(
-        request,
-        "pages/transition.html",
-        context,
-        status_code=409,
-        block_names=["header", "settings", "timeline", "history"],
-    )
+    context.update(conflict=exc, oob=is_htmx(request))
+    return page_or_blocks(request, EDITOR, context, ["header", "settings", "timeline", "history"], 409)
 
 
 def _scores_context(db: Any, render: Render, scorer: str | None = None, live: bool = False) -> dict[str, Any]:
@@ -226,14 +225,8 @@ async def save_settings(request: Request, transition_id: Id, db: SessionDep, acc
         return conflict_response(request, db, exc)
     except ValidationError as exc:
         context.update(values=values, errors=_form_errors(exc))
-        return templates.TemplateResponse(
-            request,
-            "pages/transition.html",
-            context,
-            status_code=422,
-            block_name="settings" if _is_htmx(request) else None,
-        )
-    if not _is_htmx(request):
+        return page_or_blocks(request, EDITOR, context, ["settings"], 422)
+    if not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
     context = _editor_context(db, transition)
     context.update(saved=transition.version != version, unchanged=transition.version == version, oob=True)
@@ -340,28 +333,19 @@ def _timeline(
     errors: Errors | None = None,
 ) -> Response:
     db.refresh(transition)
-    if not errors and not _is_htmx(request):
+    if not errors and not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}", status_code=303)
     context = _editor_context(db, transition)
-    context.update(kf_values=values or {}, kf_errors=errors or {}, oob=_is_htmx(request))
-    status = 422 if errors else 200
-    if not _is_htmx(request):
-        return templates.TemplateResponse(request, "pages/transition.html", context, status_code=status)
+    context.update(kf_values=values or {}, kf_errors=errors or {}, oob=is_htmx(request))
     # The header shows the version and the keyframe count: refresh it (and the history) out of band.
-    return templates.TemplateResponse(
-        request,
-        "pages/transition.html",
-        context,
-        status_code=status,
-        block_names=["timeline", "header", "history"],
-    )
+    return page_or_blocks(request, EDITOR, context, ["timeline", "header", "history"], 422 if errors else 200)
 
 
 @router.post("/transitions/{transition_id}/delete")
 @owner_only
 def remove_transition(request: Request, transition_id: Id, db: SessionDep) -> Response:
     transitions.delete_transition(db, transitions.get_transition(db, transition_id))
-    if _is_htmx(request):
+    if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": "/"})
     return RedirectResponse("/", status_code=303)
 
@@ -378,7 +362,7 @@ def render(request: Request, transition_id: Id, db: SessionDep, access: AccessDe
         started = rendering.start_render(db, transition, access.link_id)
     except (BrokerUnavailable, FieldError, TooMany) as exc:  # FieldError: too many frames, or over a quota
         error = str(exc)
-        started = views.latest_render(db, transition)
+        started = presenters.latest_render(db, transition)
     context = _editor_context(db, transition, started)
     context["render_error"] = error
     return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
@@ -404,7 +388,7 @@ def retry(request: Request, render_id: Id, db: SessionDep, access: AccessDep) ->
     chosen = rendering.get_render(db, render_id)
     error = None
     try:
-        recovery.retry_render(db, chosen, access.link_id)
+        jobs.retry_render(db, chosen, access.link_id)
     except (BrokerUnavailable, FieldError, TooMany) as exc:
         error = exc.message if isinstance(exc, FieldError) else str(exc)
     db.refresh(chosen)
@@ -459,7 +443,7 @@ def _stream_messages(
                 index=event.index,
                 t=event.t,
                 url=event.url,
-                status="done",
+                status=Status.DONE,
             )
             return [(f"frame-{event.index}", tile)]
         case events.Preview():
@@ -516,7 +500,7 @@ def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) 
     context = {
         "render": chosen,
         "frame": frame,
-        "url": views.frame_url(frame),
+        "url": presenters.frame_url(frame),
         "p": chosen.params,
         "transition": chosen.transition,
         "neighbours": (
@@ -524,7 +508,7 @@ def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) 
             index + 1 if index + 1 < chosen.frames_total else None,
         ),
         "neighbour_urls": [
-            views.frame_url(f) if f else None
+            presenters.frame_url(f) if f else None
             for f in (
                 next((f for f in chosen.frames if f.index == index - 1), None),
                 next((f for f in chosen.frames if f.index == index + 1), None),
@@ -534,5 +518,4 @@ def frame_detail(request: Request, render_id: Id, index: Index, db: SessionDep) 
         # A jump from this frame to the next is bridged between the two frames, not on this one
         "insert_t": scores.insert_position(db, chosen, frame),
     }
-    block = "detail" if _is_htmx(request) else None
-    return templates.TemplateResponse(request, "pages/frame.html", context, block_name=block)
+    return page_or_blocks(request, "pages/frame.html", context, ["detail"])

@@ -8,19 +8,21 @@ count toward the same per-client limit as wrong share links (429).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from app.deps import AccessDenied, SessionDep, client_address, refuse_if_throttled, token_throttle
-from app.services import studies
-from app.tables import StudyParticipant
 from app.templating import templates
+from infra.tables import StudyParticipant
+from services import studies
 
 router = APIRouter(tags=["participants"])
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 #: A participant route can also answer: too many wrong tokens from this client (app.deps.TokenThrottle).
-THROTTLED = {
+THROTTLED: dict[int | str, dict[str, Any]] = {
     429: {"description": "too many wrong tokens from this client; try again later", "content": _ERROR}
 }
 pages = APIRouter(include_in_schema=False)

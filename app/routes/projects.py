@@ -11,13 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.deps import Id, SessionDep
-from app.errors import error_response, validation_errors
-from app.schemas import TransitionOut
-from app.services import projects, views
-from app.services.rendering import get_render
-from app.services.transitions import get_transition
+from app.errors import error_response
 from app.templating import settings_context, templates
-from core.params import RenderSnapshot
+from services import presenters, projects
+from services.errors import validation_errors
+from services.rendering import get_render
+from services.schemas import TransitionOut
+from services.transitions import get_transition
 
 router = APIRouter(prefix="/api", tags=["projects"])
 pages = APIRouter(include_in_schema=False)
@@ -48,7 +48,7 @@ def render_project(render_id: Id, db: SessionDep, download: bool = False) -> Res
     """Exactly what a render used (its frozen settings, keyframes and weight revision) as a project file."""
     render = get_render(db, render_id)
     return _file(
-        projects.project_of_render(render.transition.title, RenderSnapshot.model_validate(render.params)),
+        projects.project_of_render(render.transition.title, render.snapshot),
         download,
     )
 
@@ -120,7 +120,7 @@ async def import_project(request: Request, db: SessionDep) -> Any:
 
 def _import(db: Any, project: projects.Project) -> TransitionOut:
     transition, warnings = projects.import_project(db, project)
-    out = views.transition_out(db, transition)
+    out = presenters.transition_out(db, transition)
     out.warnings.extend(warnings)
     return out
 

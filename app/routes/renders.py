@@ -7,10 +7,10 @@ from fastapi import APIRouter, Header, Request, status
 from sse_starlette.sse import EventSourceResponse
 
 from app.deps import AccessDep, Id, SessionDep
-from app.schemas import RenderCreated, RenderOut
-from app.services import recovery, rendering, views
-from app.services.transitions import get_transition
 from app.streams import render_events
+from services import jobs, presenters, rendering
+from services.schemas import RenderCreated, RenderOut
+from services.transitions import get_transition
 
 router = APIRouter(prefix="/api", tags=["renders"])
 
@@ -20,33 +20,30 @@ router = APIRouter(prefix="/api", tags=["renders"])
 )
 def start_render(transition_id: Id, db: SessionDep, access: AccessDep) -> RenderCreated:
     render = rendering.start_render(db, get_transition(db, transition_id), access.link_id)
-    return RenderCreated(id=render.id, status=render.status, transition_version=render.transition_version)  # type: ignore[arg-type]
+    return RenderCreated.model_validate(render)
 
 
 @router.get("/transitions/{transition_id}/renders", response_model=list[RenderCreated])
 def list_renders(transition_id: Id, db: SessionDep) -> list[RenderCreated]:
     transition = get_transition(db, transition_id)
-    return [
-        RenderCreated(id=r.id, status=r.status, transition_version=r.transition_version)  # type: ignore[arg-type]
-        for r in reversed(transition.renders)
-    ]
+    return [RenderCreated.model_validate(r) for r in reversed(transition.renders)]
 
 
 @router.get("/renders/{render_id}", response_model=RenderOut)
 def get_render(render_id: Id, db: SessionDep) -> RenderOut:
-    return views.render_out(rendering.get_render(db, render_id))
+    return presenters.render_out(rendering.get_render(db, render_id))
 
 
 @router.post("/renders/{render_id}/cancel", response_model=RenderOut)
 def cancel_render(render_id: Id, db: SessionDep) -> RenderOut:
-    return views.render_out(rendering.cancel_render(db, rendering.get_render(db, render_id)))
+    return presenters.render_out(rendering.cancel_render(db, rendering.get_render(db, render_id)))
 
 
 @router.post("/renders/{render_id}/retry", response_model=RenderOut, status_code=status.HTTP_202_ACCEPTED)
 def retry_render(render_id: Id, db: SessionDep, access: AccessDep) -> RenderOut:
     """Queue again exactly the frames a failed or cancelled render is missing; 422 for any other status,
     503 (nothing changed) when the render queue is unreachable."""
-    return views.render_out(recovery.retry_render(db, rendering.get_render(db, render_id), access.link_id))
+    return presenters.render_out(jobs.retry_render(db, rendering.get_render(db, render_id), access.link_id))
 
 
 @router.get(

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import Id, SessionDep
-from app.schemas import ScoresOut
-from app.services import rendering, scores
+from services import rendering, scores
+from services.schemas import ScoresOut
 
 router = APIRouter(prefix="/api", tags=["scores"])
 

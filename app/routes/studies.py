@@ -11,12 +11,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.deps import Id, QueryId, SessionDep, owner_only
-from app.errors import FieldError, form_errors
-from app.services import studies, study_blocks
-from app.services.views import frame_url
-from app.tables import Render, Study, Transition
+from app.errors import form_errors
 from app.templating import templates
 from core.studies import SAMPLERS, TASKS
+from infra.tables import Render, Study, Transition
+from services import studies, study_blocks
+from services.errors import FieldError
+from services.presenters import frame_url
 
 router = APIRouter(tags=["studies"])
 pages = APIRouter(include_in_schema=False)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.deps import Id, SessionDep, owner_only
-from app.errors import BrokerUnavailable, Busy
-from app.services import studies, study_blocks
 from app.templating import templates
+from services import studies, study_blocks
+from services.errors import BrokerUnavailable, Busy
 
 router = APIRouter(tags=["studies"])
 pages = APIRouter(include_in_schema=False)

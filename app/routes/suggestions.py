@@ -11,11 +11,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.deps import TRANSITION_OF, Id, Index, SessionDep
-from app.errors import BrokerUnavailable, FieldError, form_errors
-from app.services import suggestions as services
-from app.services import transitions as transition_services
-from app.tables import Suggestion, Transition
+from app.errors import form_errors
+from app.htmx import is_htmx
 from app.templating import templates
+from infra.tables import Suggestion, Transition
+from services import suggestions as services
+from services import transitions as transition_services
+from services.errors import BrokerUnavailable, FieldError
 
 router = APIRouter(prefix="/api", tags=["suggestions"])
 pages = APIRouter(include_in_schema=False)
@@ -55,10 +57,6 @@ def get_suggestions(suggestion_id: Id, db: SessionDep) -> services.SuggestionOut
 
 
 # ---------------------------------------------------------------- the editor's panel (htmx)
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _context(transition: Transition, run: Suggestion | None, **extra: Any) -> dict[str, Any]:
@@ -130,7 +128,7 @@ async def ask(request: Request, transition_id: Id, db: SessionDep) -> Response:
     except (FieldError, BrokerUnavailable) as exc:
         error = getattr(exc, "message", None) or str(exc)
         run = services.latest_suggestion(db, transition.id)
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition.id}#suggestions", status_code=303)
     return _block(request, "run", _context(transition, run, sg_error=error), 422 if error else 200)
 

@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import MAX_ID, AccessDep, Id, IfMatchDep, SessionDep, based_on, owner_only
-from app.schemas import EditOut, TransitionCreate, TransitionOut, TransitionUpdate
-from app.services import history, views
-from app.services import transitions as services
+from services import history, presenters
+from services import transitions as services
+from services.schemas import EditOut, TransitionCreate, TransitionOut, TransitionUpdate
 
 router = APIRouter(prefix="/api/transitions", tags=["transitions"])
 
@@ -19,19 +19,19 @@ def list_transitions(
     offset: Annotated[int, Query(ge=0, le=MAX_ID, description="skip this many")] = 0,
 ) -> list[TransitionOut]:
     transitions = services.list_transitions(db, limit=limit, offset=offset)
-    renders = views.latest_renders(db, transitions)
-    return [views.transition_out(db, t, renders.get(t.id)) for t in transitions]
+    renders = presenters.latest_renders(db, transitions)
+    return [presenters.transition_out(db, t, renders.get(t.id)) for t in transitions]
 
 
 @router.post("", response_model=TransitionOut, status_code=status.HTTP_201_CREATED)
 @owner_only
 def create_transition(data: TransitionCreate, db: SessionDep) -> TransitionOut:
-    return views.transition_out(db, services.create_transition(db, data))
+    return presenters.transition_out(db, services.create_transition(db, data))
 
 
 @router.get("/{transition_id}", response_model=TransitionOut)
 def get_transition(transition_id: Id, db: SessionDep, response: Response) -> TransitionOut:
-    out = views.transition_out(db, services.get_transition(db, transition_id))
+    out = presenters.transition_out(db, services.get_transition(db, transition_id))
     response.headers["ETag"] = f'"{out.version}"'  # send it back as If-Match with the next write
     return out
 
@@ -51,7 +51,7 @@ def update_transition(
         expected=based_on(if_match, patch.version),
         actor=access.actor,
     )
-    return views.transition_out(db, transition)
+    return presenters.transition_out(db, transition)
 
 
 @router.delete("/{transition_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -91,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from app.config import get_settings
     from engine.pipeline import get_engine
+    from infra.config import get_settings
 
     models_dir = (get_settings().models_dir or Path("data/models")).resolve()
     loads = [f"{os.getloadavg()[0]:.2f}"]

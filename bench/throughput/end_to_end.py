@@ -35,9 +35,9 @@ from bench.throughput.common import (
 
 def reset_app_caches() -> None:
     """As tests/conftest.reset_caches: forget the settings, database engines, buses and queue client."""
-    from app import bus, queue
-    from app.config import get_settings
-    from app.db import dispose_engines
+    from infra import bus, queue
+    from infra.config import get_settings
+    from infra.db import dispose_engines
 
     get_settings.cache_clear()
     dispose_engines()
@@ -88,7 +88,7 @@ class Worker:
 
 def start_worker(name: str, log_path: Path, threads: int) -> Worker:
     from app.cli import worker_command
-    from app.config import get_settings
+    from infra.config import get_settings
 
     env = {
         **os.environ,

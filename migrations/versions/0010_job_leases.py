@@ -2,7 +2,7 @@
 
 - exports, suggestions, concept_searches, renders: lease_token / leased_until / attempts. A worker claims
   the job with one conditional UPDATE and its heartbeat extends the lease; the reaper queues a job whose
-  lease ran out again, and fails it after max_attempts takes (worker/lease.py, app/services/recovery.py).
+  lease ran out again, and fails it after max_attempts takes (worker/lease.py, services/jobs.py).
   On renders the lease is the planning's (probed spacing), held while the render has no frames yet.
 
 Revision ID: 0010

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ class Stack:
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     from app.cli import worker_command
-    from app.config import get_settings
+    from infra.config import get_settings
 
     # The same command `segue worker` runs, minus the cluster chatter a one-worker test does not need.
     command = worker_command(get_settings(), f"test-{uuid.uuid4().hex[:6]}")
@@ -98,11 +97,3 @@ def stack_factory(
     reset_caches()
 
 
-def wait_for(predicate, timeout: float = 120.0, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

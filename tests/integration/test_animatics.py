@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.clicks import click_samples, click_wav, encoded, wav_bytes
-from tests.integration.test_exports import finish_by_hand
+from tests.support.renders import finish_by_hand
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"
@@ -23,7 +23,7 @@ FOREST = "a girl in a magical forest"
 @pytest.fixture
 def sent_exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr("app.services.exports.send_export", sent.append)
+    monkeypatch.setattr("services.exports.send_export", sent.append)
     return sent
 
 
@@ -39,7 +39,7 @@ def upload(client: TestClient, transition_id: int, data: bytes, name: str = "cli
 
 
 def stored_audio() -> list[str]:
-    from app.storage import get_store
+    from infra.storage import get_store
 
     root = get_store().local_root
     assert root is not None
@@ -153,12 +153,12 @@ def test_bad_uploads_are_a_422_naming_audio_and_store_nothing(
         data = wav_bytes(click_samples(0.0)[0])  # a valid header, no samples
     elif case == "too large":
         monkeypatch.setenv("SEGUE_MAX_AUDIO_MB", "0.1")
-        from app.config import get_settings
+        from infra.config import get_settings
 
         get_settings.cache_clear()
         data = good  # 176 kB
     else:
-        monkeypatch.setattr("app.services.audio.MAX_SECONDS", 1.0)
+        monkeypatch.setattr("services.audio.MAX_SECONDS", 1.0)
         data = good
     response = upload(client, tid, data)
     assert response.status_code == 422, response.text

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.sse import read_sse
+
 CITY = "A futuristic cityscape, vibrant and detailed"
 FOREST = "A girl in a magical forest"
 
@@ -148,9 +150,9 @@ def test_a_render_keeps_the_version_it_was_started_with(client: TestClient) -> N
 
 
 def test_unchanged_frames_are_reused_by_the_next_render(client: TestClient, sent_tasks: list[Any]) -> None:
-    from app.db import session_scope
-    from app.storage import get_store
-    from app.tables import Frame
+    from infra.db import session_scope
+    from infra.storage import get_store
+    from infra.tables import Frame
 
     created = create(client, frames=5)
     first = client.post(f"/api/transitions/{created['id']}/renders").json()
@@ -200,27 +202,9 @@ def test_health_reports_database_broker_and_workers(client: TestClient) -> None:
     assert body["mode"] == "embedded"
 
 
-def read_sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    events, current = [], {}
-    with client.stream("GET", url, headers=headers or {}) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if not line:
-                if current.get("event"):
-                    events.append(current)
-                    if current["event"] in ("done", "failed", "cancelled"):
-                        break
-                current = {}
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            current[name] = current[name] + "\n" + value if name == "data" and "data" in current else value
-    return events
-
-
 def test_event_stream_resumes_after_last_event_id(client: TestClient) -> None:
-    from app.bus import get_bus
     from core import events
+    from infra.bus import get_bus
 
     created = create(client, frames=3)
     render = client.post(f"/api/transitions/{created['id']}/renders").json()

@@ -183,11 +183,15 @@ def test_the_worker_gives_stored_frames_their_attention_and_keyframes() -> None:
 def test_segue_render_gives_the_engine_requests_with_attention_and_keyframes() -> None:
     """The headless renderer copies plans into requests; the keyframes' frames must be requests too."""
     from core.params import PixelSettings
-    from core.timeline import Key, plan_frames, share
+    from core.timeline import TimelineKeyframe, plan_frames, share
     from engine.pipeline import FrameRequest, check_inputs
     from worker.headless import request_of
 
-    keys = [Key(0.0, CITY), Key(0.5, "a garden", attention_interpolation="outer"), Key(1.0, FOREST)]
+    keys = [
+        TimelineKeyframe(0.0, CITY),
+        TimelineKeyframe(0.5, "a garden", attention_interpolation="outer"),
+        TimelineKeyframe(1.0, FOREST),
+    ]
     plans = share(plan_frames(keys, 7, seed=3, attention="fused"), 2)
     requests = [request_of(plan, plans) for plan in plans]
     pixels = PixelSettings(model="segue-tiny", seed=3, steps=4, width=64, height=64)

@@ -22,12 +22,12 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Record what the web side and the worker code queue: batches, plans and autofix steps."""
     sent: dict[str, list[Any]] = {"batches": [], "plans": [], "autofix": []}
     monkeypatch.setattr(
-        "app.services.rendering.send_render_batch",
+        "services.rendering.send_render_batch",
         lambda render_id, indices, **_options: sent["batches"].append((render_id, indices)),
     )
-    monkeypatch.setattr("app.services.rendering.broker_error", lambda: None)
-    monkeypatch.setattr("app.services.rendering.send_plan_render", lambda i: sent["plans"].append(i))
-    for where in ("app.services.rendering", "app.services.autofix", "worker.autofix"):
+    monkeypatch.setattr("services.rendering.broker_error", lambda: None)
+    monkeypatch.setattr("services.rendering.send_plan_render", lambda i: sent["plans"].append(i))
+    for where in ("services.rendering", "services.autofix", "worker.autofix"):
         monkeypatch.setattr(f"{where}.send_autofix", lambda i: sent["autofix"].append(i))
     return sent
 
@@ -321,8 +321,8 @@ def test_a_worker_that_dies_after_applying_a_round_resumes_it_without_a_second_e
     from sqlalchemy import update
 
     import worker.autofix as pilot
-    from app.db import new_session
-    from app.tables import Autofix
+    from infra.db import new_session
+    from infra.tables import Autofix
     from worker.autofix import run_autofix
 
     transition = jumpy(api)

@@ -28,8 +28,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import REPO, _start_worker, wait_for
-from tests.integration.test_api import read_sse
+from tests.integration.conftest import REPO, _start_worker
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -28,7 +28,7 @@ def test_a_worker_asked_for_what_this_machine_lacks_exits_with_one_clear_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], line: str
 ) -> None:
     from app.cli import worker_command
-    from app.config import get_settings
+    from infra.config import get_settings
     from worker.celery_app import EXIT_NO_DEVICE
 
     configure(monkeypatch, tmp_path / "data", mode="embedded")
@@ -49,7 +49,7 @@ def test_a_worker_asked_for_what_this_machine_lacks_exits_with_one_clear_line(
 def test_segue_device_and_its_older_name_both_set_the_worker_device(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     configure(monkeypatch, tmp_path / "data")
     assert get_settings().worker_device == "auto"

@@ -16,25 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.services.exports import ExportOptions
-from tests.integration.conftest import wait_for
+from services.exports import ExportOptions
+from tests.support.renders import finish_by_hand, png
+from tests.support.waiting import wait_for
 from worker.encode import SourceFrame, durations_ms, encode, frame_name, playback
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"
 HX = {"HX-Request": "true"}
-
-
-def png(index: int, size: tuple[int, int] = (64, 48)) -> bytes:
-    """A frame that differs from its neighbours: a gradient and a square that moves with the index."""
-    width, height = size
-    pixels = np.zeros((height, width, 3), np.uint8)
-    pixels[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
-    pixels[..., 1] = (index * 37) % 256
-    pixels[8:20, 4 + 6 * index : 16 + 6 * index] = 255
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -148,34 +137,18 @@ def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
     return response.json()
 
 
-def finish_by_hand(render_id: int) -> None:
-    """Mark a render done with an image stored under each frame's key, as a worker would."""
-    from app.db import new_session
-    from app.storage import get_store
-    from app.tables import Render
-
-    with new_session() as db:
-        render = db.get(Render, render_id)
-        assert render is not None
-        for frame in render.frames:
-            get_store().write(frame.key, png(frame.index, (64, 64)))
-            frame.status = "done"
-        render.status = "done"
-        db.commit()
-
-
 @pytest.fixture
 def sent_exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr("app.services.exports.send_export", sent.append)
+    monkeypatch.setattr("services.exports.send_export", sent.append)
     return sent
 
 
 def frame_keys(render_id: int) -> list[str]:
     from sqlalchemy import select
 
-    from app.db import new_session
-    from app.tables import Frame
+    from infra.db import new_session
+    from infra.tables import Frame
 
     with new_session() as db:
         return list(db.scalars(select(Frame.key).where(Frame.render_id == render_id).order_by(Frame.index)))
@@ -274,7 +247,7 @@ def test_an_export_runs_is_cached_and_downloads_as_an_attachment(
 
 
 def test_a_lost_file_is_exported_again_under_the_same_id(client: TestClient, sent_exports: list[int]) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
     from worker.exports import run_export
 
     transition = create(client)
@@ -492,7 +465,7 @@ def test_a_worker_exports_a_render_and_an_imported_project_reuses_its_frames(sta
 def test_export_files_can_be_seeked_and_go_with_their_transition(
     client: TestClient, sent_exports: list[int]
 ) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
     from worker.exports import run_export
 
     transition = create(client)
@@ -511,6 +484,6 @@ def test_export_files_can_be_seeked_and_go_with_their_transition(
     assert client.delete(f"/api/transitions/{transition['id']}").status_code == 204
     assert list((get_settings().frames_dir / "exports").iterdir()) == []  # its export went with it
     assert client.get(url).status_code == 404
-    from app.storage import get_store
+    from infra.storage import get_store
 
     assert all(get_store().exists(k) for k in keys)  # frames stay: other transitions may share them

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import REPO, wait_for
-from tests.integration.test_api import read_sse
+from tests.integration.conftest import REPO
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

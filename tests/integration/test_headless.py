@@ -15,7 +15,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

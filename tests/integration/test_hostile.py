@@ -198,7 +198,7 @@ def test_work_beyond_the_server_is_refused_naming_the_limit(client: TestClient) 
 def test_renders_at_once_and_keyframes_per_transition_are_limited(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS", "2")
     monkeypatch.setenv("SEGUE_MAX_KEYFRAMES", "3")

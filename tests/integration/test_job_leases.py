@@ -3,7 +3,7 @@ are held under leases like frames.
 
 A job's row is claimed with one conditional UPDATE (worker/lease.py `claim_job`): a second copy takes
 nothing. The worker's pulse extends the lease while the job runs; once it runs out (the worker died) the
-reaper (app/services/recovery.py) queues the job again, and after max_attempts takes fails it with a reason
+reaper (services/jobs.py) queues the job again, and after max_attempts takes fails it with a reason
 a person can read. Each test runs on SQLite and PostgreSQL; the last ones run a real worker process.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 KINDS = ["export", "suggestions", "switch step search", "planning", "autofix", "study blocks"]
 DEAD = "d" * 32  # the token of a worker that died
@@ -27,20 +27,20 @@ DEAD = "d" * 32  # the token of a worker that died
 @pytest.fixture
 def sends(database: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Record what the reaper queues (per job kind) instead of sending it; messages wait in the queue."""
-    from app.services import recovery
+    from services import jobs
 
     sent: list[tuple[str, int]] = []
-    for job in recovery.JOBS.values():
+    for job in jobs.JOBS.values():
         monkeypatch.setattr(
-            f"app.queue.{job.sender}", lambda job_id, kind=job.kind: sent.append((kind, job_id))
+            f"infra.queue.{job.sender}", lambda job_id, kind=job.kind: sent.append((kind, job_id))
         )
-    monkeypatch.setattr("app.queue.queue_depth", lambda: 1)
-    monkeypatch.setattr(recovery, "_suspects", set())
+    monkeypatch.setattr("infra.queue.queue_depth", lambda: 1)
+    monkeypatch.setattr(jobs, "_suspects", set())
     return sent
 
 
 def _ago(seconds: float) -> Any:
-    from app.tables import utcnow
+    from infra.tables import utcnow
 
     return utcnow() - timedelta(seconds=seconds)
 
@@ -49,9 +49,18 @@ def make(
     kind: str, status: str = "running", token: str | None = DEAD, seconds_left: float = -5, attempts: int = 1
 ) -> int:
     """A job row of `kind`; by default left running by a dead worker (its lease ran out 5 s ago)."""
-    from app.db import new_session
-    from app.services.exports import ExportOptions, file_name
-    from app.tables import Autofix, ConceptSearch, Export, Render, Study, StudyBlocks, Suggestion, Transition
+    from infra.db import new_session
+    from infra.tables import (
+        Autofix,
+        ConceptSearch,
+        Export,
+        Render,
+        Study,
+        StudyBlocks,
+        Suggestion,
+        Transition,
+    )
+    from services.exports import ExportOptions, file_name
 
     lease = {
         "status": status,
@@ -113,8 +122,8 @@ def make(
 
 
 def load(kind: str, job_id: int) -> Any:
-    from app.db import new_session
-    from app.services.recovery import JOBS
+    from infra.db import new_session
+    from services.jobs import JOBS
 
     with new_session() as db:
         return db.get(JOBS[kind].table, job_id)
@@ -122,8 +131,8 @@ def load(kind: str, job_id: int) -> Any:
 
 def expire(kind: str, job_id: int) -> None:
     """The holder died: its lease runs out without being extended."""
-    from app.db import new_session
-    from app.services.recovery import JOBS
+    from infra.db import new_session
+    from services.jobs import JOBS
 
     table = JOBS[kind].table
     with new_session() as db:
@@ -132,8 +141,8 @@ def expire(kind: str, job_id: int) -> None:
 
 
 def claim(kind: str, job_id: int, token: str) -> bool:
-    from app.db import new_session
-    from app.services.recovery import JOBS
+    from infra.db import new_session
+    from services.jobs import JOBS
     from worker import lease
 
     with new_session() as db:
@@ -147,8 +156,8 @@ def claim(kind: str, job_id: int, token: str) -> bool:
 def test_a_dead_workers_job_is_queued_again_and_failed_after_max_attempts(
     kind: str, sends: list[tuple[str, int]]
 ) -> None:
-    from app.config import get_settings
-    from app.services.recovery import JOBS, reap
+    from infra.config import get_settings
+    from services.jobs import JOBS, reap
 
     assert get_settings().max_attempts == 3
     job_id = make(kind)  # take 1: its worker died
@@ -184,9 +193,9 @@ def test_a_dead_workers_job_is_queued_again_and_failed_after_max_attempts(
 
 
 def test_a_failed_job_asked_again_counts_its_takes_from_one(sends: list[tuple[str, int]]) -> None:
-    from app.db import new_session
-    from app.services.recovery import reap
-    from app.tables import Export
+    from infra.db import new_session
+    from infra.tables import Export
+    from services.jobs import reap
 
     export_id = make("export", attempts=3)
     assert reap()["jobs_failed"] == 1
@@ -200,7 +209,7 @@ def test_a_failed_job_asked_again_counts_its_takes_from_one(sends: list[tuple[st
 def test_a_queue_that_is_away_leaves_lost_jobs_for_the_next_round(
     sends: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services.recovery import JOBS, reap
+    from services.jobs import JOBS, reap
 
     ids = {kind: make(kind) for kind in KINDS}
 
@@ -208,7 +217,7 @@ def test_a_queue_that_is_away_leaves_lost_jobs_for_the_next_round(
         raise ConnectionError("Redis is away")
 
     for job in JOBS.values():
-        monkeypatch.setattr(f"app.queue.{job.sender}", away)
+        monkeypatch.setattr(f"infra.queue.{job.sender}", away)
     counts = reap()
     assert counts["jobs_requeued"] == 0 and counts["jobs_failed"] == 0
     for kind, job_id in ids.items():  # still lost, not queued in no message
@@ -217,9 +226,9 @@ def test_a_queue_that_is_away_leaves_lost_jobs_for_the_next_round(
     monkeypatch.undo()  # the queue is back
     for job in JOBS.values():
         monkeypatch.setattr(
-            f"app.queue.{job.sender}", lambda job_id, kind=job.kind: sends.append((kind, job_id))
+            f"infra.queue.{job.sender}", lambda job_id, kind=job.kind: sends.append((kind, job_id))
         )
-    monkeypatch.setattr("app.queue.queue_depth", lambda: 1)
+    monkeypatch.setattr("infra.queue.queue_depth", lambda: 1)
     assert reap()["jobs_requeued"] == len(KINDS)
     assert sorted(sends) == sorted(ids.items())
     assert all(load(kind, job_id).status == "queued" for kind, job_id in ids.items())
@@ -228,19 +237,19 @@ def test_a_queue_that_is_away_leaves_lost_jobs_for_the_next_round(
 def test_queued_jobs_that_no_message_names_are_sent_again(
     sends: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services.recovery import reap
+    from services.jobs import reap
 
     ids = {kind: make(kind, status="queued", token=None, attempts=0) for kind in KINDS}
-    monkeypatch.setattr("app.queue.queue_depth", lambda: 0)  # the broker came back empty
+    monkeypatch.setattr("infra.queue.queue_depth", lambda: 0)  # the broker came back empty
     assert reap()["orphans"] == 0 and sends == []  # seen once: maybe a worker is taking them right now
     assert reap()["orphans"] == len(KINDS)
     assert sorted(sends) == sorted(ids.items())
 
 
 def test_renders_that_are_planned_or_rendering_are_no_planning_jobs(sends: list[tuple[str, int]]) -> None:
-    from app.db import new_session
-    from app.services.recovery import reap
-    from app.tables import Frame
+    from infra.db import new_session
+    from infra.tables import Frame
+    from services.jobs import reap
 
     rendering = make("planning", token=None)  # a running render whose frames hold the leases
     planned = make("planning", status="queued", token=None, attempts=0)
@@ -265,7 +274,7 @@ def test_renders_that_are_planned_or_rendering_are_no_planning_jobs(sends: list[
 def test_a_held_job_is_claimed_once_and_only_its_holder_writes_the_result(
     kind: str, sends: list[tuple[str, int]]
 ) -> None:
-    from app.services.recovery import JOBS
+    from services.jobs import JOBS
     from worker import lease
 
     job = JOBS[kind]
@@ -319,9 +328,9 @@ def test_a_second_copy_of_the_task_leaves_a_held_job_alone(kind: str, sends: lis
 def test_a_live_jobs_lease_is_extended_by_the_pulse_and_not_reaped(
     sends: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
-    from app.services.recovery import JOBS, reap
-    from app.tables import utcnow
+    from infra.config import get_settings
+    from infra.tables import utcnow
+    from services.jobs import JOBS, reap
     from worker import lease
 
     monkeypatch.setenv("SEGUE_LEASE_SECONDS", "1.5")
@@ -373,9 +382,9 @@ def test_a_live_worker_takes_over_and_finishes_an_export_a_dead_worker_left_runn
 
     from PIL import Image
 
-    from app.db import new_session
-    from app.services.exports import ExportOptions, file_name
-    from app.tables import Export
+    from infra.db import new_session
+    from infra.tables import Export
+    from services.exports import ExportOptions, file_name
 
     for key, value in FAST_RECOVERY.items():
         monkeypatch.setenv(key, value)
@@ -383,7 +392,7 @@ def test_a_live_worker_takes_over_and_finishes_an_export_a_dead_worker_left_runn
     async def no_reaper() -> None:  # the web app reaps too: here only the worker's own pulse does
         return None
 
-    monkeypatch.setattr("app.services.recovery.reaper_loop", no_reaper)
+    monkeypatch.setattr("services.jobs.reaper_loop", no_reaper)
     stack = stack_factory(mode="distributed", database=database)
     client = stack.client
     transition = client.post(
@@ -445,9 +454,9 @@ def test_a_live_worker_takes_over_and_finishes_an_export_a_dead_worker_left_runn
 def test_an_autopilot_waiting_for_its_rounds_render_is_no_job_until_the_render_ends(
     sends: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.db import new_session
-    from app.services.recovery import reap
-    from app.tables import Autofix, Render
+    from infra.db import new_session
+    from infra.tables import Autofix, Render
+    from services.jobs import reap
 
     job_id = make("autofix", status="waiting", token=None, attempts=1)
     with new_session() as db:
@@ -464,7 +473,7 @@ def test_an_autopilot_waiting_for_its_rounds_render_is_no_job_until_the_render_e
         row.render_id = render.id
         db.commit()
         render_id = render.id
-    monkeypatch.setattr("app.queue.queue_depth", lambda: 0)
+    monkeypatch.setattr("infra.queue.queue_depth", lambda: 0)
     assert reap()["orphans"] == 0 and reap()["orphans"] == 0 and sends == []  # the render is running
     assert not claim("autofix", job_id, "a" * 32)
     with new_session() as db:

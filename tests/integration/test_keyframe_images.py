@@ -35,7 +35,7 @@ def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
 
 
 def stored_files() -> list[Path]:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     root = get_settings().frames_dir
     return sorted(p for p in root.rglob("*.png")) if root.exists() else []
@@ -121,7 +121,7 @@ def _truncated() -> bytes:
 def test_bad_images_are_a_422_naming_the_field_and_nothing_is_stored(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, data: bytes, needle: str
 ) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     if needle == "SEGUE_MAX_UPLOAD_MB":
         monkeypatch.setattr(get_settings(), "max_upload_mb", len(data) / 1e6 - 1e-5)
@@ -161,8 +161,8 @@ def test_an_image_url_must_name_a_frame_of_segue(client: TestClient, url: Any) -
 def _keys(render_id: int) -> list[str]:
     from sqlalchemy import select
 
-    from app.db import new_session
-    from app.tables import Frame
+    from infra.db import new_session
+    from infra.tables import Frame
 
     with new_session() as db:
         return list(db.scalars(select(Frame.key).where(Frame.render_id == render_id).order_by(Frame.index)))
@@ -171,7 +171,7 @@ def _keys(render_id: int) -> list[str]:
 def test_the_image_is_part_of_the_frame_keys_and_only_of_the_frames_it_touches(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     monkeypatch.setattr(get_settings(), "max_active_renders", 10)  # five renders queued, none run here
     transition = create(client)
@@ -193,7 +193,7 @@ def test_the_image_is_part_of_the_frame_keys_and_only_of_the_frames_it_touches(
 
 
 def test_image_keyframes_survive_project_export_and_import_byte_identical(client: TestClient) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     transition = create(client)
     tid = transition["id"]
@@ -311,7 +311,7 @@ def test_a_form_declaring_more_than_the_limit_is_refused_before_it_is_read(
 ) -> None:
     import numpy as np
 
-    from app.config import get_settings
+    from infra.config import get_settings
 
     monkeypatch.setattr(get_settings(), "max_upload_mb", 0.01)
     noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)

@@ -16,12 +16,12 @@ from PIL import Image
 def test_the_worker_scores_with_the_recorded_block_and_falls_back_on_other_weights(
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
-    from app.db import new_session
-    from app.services.scores import available_scorers, stored_scores
     from core.registry import layer_probe_record, model_revision
     from engine.layer_features import BlockChoice
     from engine.pipeline import Engine
+    from infra.config import get_settings
+    from infra.db import new_session
+    from services.scores import available_scorers, stored_scores
     from worker.scoring import score_and_store, scorers_for
 
     torch.set_num_threads(1)

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import wait_for
-from tests.integration.test_api import read_sse
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"
@@ -35,22 +35,22 @@ def _transition(client: Any, **overrides: Any) -> dict[str, Any]:
 
 def _frame_keys(transition_id: int) -> list[str]:
     """The content keys the render of this transition will store its frames under (as start_render plans)."""
-    from app.db import new_session
-    from app.services import paths
-    from app.services.rendering import snapshot
-    from app.tables import Transition
     from core.timeline import frame_keys
+    from infra.db import new_session
+    from infra.tables import Transition
+    from services import noise_paths
+    from services.rendering import snapshot
 
     with new_session() as db:
         params = snapshot(db.get(Transition, transition_id))
-    return frame_keys(params.pixels(), paths.plan(params), params.model_revision)
+    return frame_keys(params.pixels(), noise_paths.plan(params), params.model_revision)
 
 
 @pytest.mark.redis
 def test_a_failed_frame_store_write_fails_the_render_visibly_and_retry_queues_only_the_missing_frames(
     stack_factory: Any, tmp_path: Path
 ) -> None:
-    from app.storage import get_store
+    from infra.storage import get_store
 
     stack = stack_factory(mode="distributed", database="sqlite")
     client = stack.client
@@ -140,10 +140,10 @@ def test_deleting_a_transition_cancels_its_renders_ends_their_streams_and_the_wo
 def test_events_go_with_their_render_and_ids_are_never_reused(client: Any, database: str) -> None:
     from sqlalchemy import func, select
 
-    from app.bus import get_bus
-    from app.db import new_session
-    from app.tables import Frame, RenderEventRow
     from core import events
+    from infra.bus import get_bus
+    from infra.db import new_session
+    from infra.tables import Frame, RenderEventRow
 
     first = _transition(client, frames=3)
     render_id = client.post(f"/api/transitions/{first['id']}/renders").json()["id"]
@@ -171,7 +171,7 @@ def test_events_go_with_their_render_and_ids_are_never_reused(client: Any, datab
 
 @pytest.mark.redis
 def test_a_small_render_is_not_starved_by_a_big_one_started_before_it(stack_factory: Any) -> None:
-    """Batches carry a priority by their place in their render (app/queue.batch_priority): an 8-frame
+    """Batches carry a priority by their place in their render (infra/queue.batch_priority): an 8-frame
     render started after a long one overtakes the long one's tail instead of waiting for all of it."""
     stack = stack_factory(mode="distributed", database="sqlite")
     client = stack.client

@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.integration.conftest import REDIS_URL
+from tests.support.api import HX, bearer, create, every_write, make_link, send_as
 
 HTML = {"Accept": "text/html"}
-HX = {"HX-Request": "true"}
-
-
-def create(client: TestClient, **extra: Any) -> dict[str, Any]:
-    body = {"start_prompt": "a city", "end_prompt": "a forest", "frames": 5, "seed": 3, "steps": 4, **extra}
-    response = client.post("/api/transitions", json=body)
-    assert response.status_code == 201
-    return response.json()
-
-
-def make_link(client: TestClient, tid: int, role: str, **extra: Any) -> dict[str, Any]:
-    response = client.post(f"/api/transitions/{tid}/links", json={"role": role, **extra})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def bearer(link: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {link['token']}"}
-
-
 def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client: TestClient) -> None:
     from sqlalchemy import select
 
-    from app.db import new_session
-    from app.tables import ShareLink
+    from infra.db import new_session
+    from infra.tables import ShareLink
 
     tid = create(client)["id"]
     link = make_link(client, tid, "view")
@@ -58,41 +38,6 @@ def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client:
 
     for bad in ({"role": "admin"}, {"role": "view", "expires_at": "2001-01-01T00:00:00Z"}, {}):
         assert client.post(f"/api/transitions/{tid}/links", json=bad).status_code == 422
-
-
-def _writes(tid: int, keyframe: int, start: int, render: int) -> list[tuple[str, str, Any]]:
-    """Every way to change something, through the API and the pages."""
-    return [
-        ("PATCH", f"/api/transitions/{tid}", {"steps": 9}),
-        ("DELETE", f"/api/transitions/{tid}", None),
-        ("POST", f"/api/transitions/{tid}/keyframes", {"position": 0.7, "prompt": "x"}),
-        ("PATCH", f"/api/keyframes/{keyframe}", {"prompt": "y"}),
-        ("PATCH", f"/api/keyframes/{start}", {"prompt": "y"}),
-        ("DELETE", f"/api/keyframes/{keyframe}", None),
-        ("POST", f"/api/transitions/{tid}/renders", None),
-        ("POST", f"/api/renders/{render}/cancel", None),
-        ("POST", f"/api/transitions/{tid}/undo", None),
-        ("POST", f"/api/transitions/{tid}/redo", None),
-        ("POST", f"/api/transitions/{tid}/revert", {"to_version": 1}),
-        ("POST", f"/api/transitions/{tid}/links", {"role": "edit"}),
-        ("POST", "/api/transitions", {"start_prompt": "a", "end_prompt": "b"}),
-        ("FORM", f"/transitions/{tid}/settings", {"steps": "9"}),
-        ("FORM", f"/transitions/{tid}/keyframes", {"position": "0.7", "prompt": "x"}),
-        ("FORM", f"/keyframes/{keyframe}", {"prompt": "y"}),
-        ("FORM", f"/keyframes/{keyframe}/delete", {}),
-        ("FORM", f"/transitions/{tid}/render", {}),
-        ("FORM", f"/renders/{render}/cancel", {}),
-        ("FORM", f"/transitions/{tid}/undo", {}),
-        ("FORM", f"/transitions/{tid}/revert", {"to_version": "1"}),
-        ("FORM", f"/transitions/{tid}/links", {"role": "edit"}),
-        ("FORM", f"/transitions/{tid}/delete", {}),
-    ]
-
-
-def _send(client: TestClient, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
-    if method == "FORM":
-        return client.post(url, data=body, headers={**headers, **HX})
-    return client.request(method, url, json=body, headers=headers)
 
 
 def test_a_view_link_reads_everything_and_writes_nothing(client: TestClient) -> None:
@@ -117,8 +62,8 @@ def test_a_view_link_reads_everything_and_writes_nothing(client: TestClient) -> 
         assert client.get(url, headers=h).status_code == 200, url
 
     before = client.get(f"/api/transitions/{tid}").json()
-    for method, url, body in _writes(tid, keyframe["id"], t["keyframes"][0]["id"], render["id"]):
-        response = _send(client, method, url, body, h)
+    for method, url, body in every_write(tid, keyframe["id"], t["keyframes"][0]["id"], render["id"]):
+        response = send_as(client, method, url, body, h)
         assert response.status_code == 403, (method, url, response.status_code, response.text[:200])
     after = client.get(f"/api/transitions/{tid}").json()
     assert after == before  # nothing changed
@@ -201,8 +146,8 @@ def test_a_link_opens_its_own_transition_only(client: TestClient) -> None:
 def test_revoked_and_expired_links_are_404_everywhere(client: TestClient) -> None:
     from sqlalchemy import update
 
-    from app.db import session_scope
-    from app.tables import ShareLink
+    from infra.db import session_scope
+    from infra.tables import ShareLink
 
     tid = create(client)["id"]
     revoked = make_link(client, tid, "edit")
@@ -258,8 +203,8 @@ def test_the_share_panel_makes_copies_and_revokes_links(client: TestClient) -> N
 @pytest.fixture
 def team(client: TestClient, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The same database, served by a team deployment: every request needs a link or the admin token."""
-    from app.config import get_settings
     from app.main import create_app
+    from infra.config import get_settings
 
     monkeypatch.setenv("SEGUE_REQUIRE_LINK", "true")
     monkeypatch.setenv("SEGUE_ADMIN_TOKEN", "admin-token-for-tests-0123456789")
@@ -302,7 +247,7 @@ def test_a_team_deployment_needs_a_link_or_the_admin_token(team: TestClient) -> 
 def test_require_link_without_an_admin_token_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from app.config import Settings
+    from infra.config import Settings
 
     monkeypatch.setenv("SEGUE_REQUIRE_LINK", "true")
     monkeypatch.delenv("SEGUE_ADMIN_TOKEN", raising=False)
@@ -314,8 +259,8 @@ def test_require_link_without_an_admin_token_is_refused_at_start(monkeypatch: py
 
 
 def _publish_render(render_id: int, frames: int) -> None:
-    from app.bus import get_bus
     from core import events
+    from infra.bus import get_bus
 
     bus = get_bus()
     for index in range(frames):
@@ -346,7 +291,7 @@ def test_a_view_link_follows_edits_and_renders_live_on_one_stream(client: TestCl
     import time
 
     from app import coviewing
-    from app.db import new_session
+    from infra.db import new_session
 
     tid = create(client, frames=3)["id"]
     view = bearer(make_link(client, tid, "view"))
@@ -392,8 +337,8 @@ def test_the_co_viewing_stream_resumes_after_last_event_id(
     import uuid
 
     from app import coviewing
-    from app.config import get_settings
-    from app.db import new_session
+    from infra.config import get_settings
+    from infra.db import new_session
 
     if mode == "distributed":
         monkeypatch.setenv("SEGUE_MODE", "distributed")
@@ -442,7 +387,7 @@ def test_the_co_viewing_stream_resumes_after_last_event_id(
 def test_a_link_has_its_own_quota_of_renders_at_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS", "4")
     monkeypatch.setenv("SEGUE_MAX_ACTIVE_RENDERS_PER_LINK", "1")

@@ -2,7 +2,7 @@
 
 A real server (`segue run`, distributed mode) and a real worker: before, redis.asyncio's pool of 100
 connections (one blocking XREAD per viewer) made every viewer past the hundredth abort. Now each web
-process follows a render's stream with one reader and fans its events out (app/bus.Fanout).
+process follows a render's stream with one reader and fans its events out (infra/bus.Fanout).
 The benchmark with latencies is `python -m bench.load`.
 """
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CITY, BOAT_DESERT, FOREST = "a city at night", "a boat in the desert", "a forest"
@@ -25,11 +25,11 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Record what the web side queues: render batches and switch step searches."""
     queued: dict[str, list[Any]] = {"batches": [], "searches": [], "plans": []}
     monkeypatch.setattr(
-        "app.services.rendering.send_render_batch",
+        "services.rendering.send_render_batch",
         lambda rid, indices, **_: queued["batches"].append((rid, indices)),
     )
-    monkeypatch.setattr("app.services.rendering.send_plan_render", lambda rid: queued["plans"].append(rid))
-    monkeypatch.setattr("app.services.moce.send_moce_search", lambda sid: queued["searches"].append(sid))
+    monkeypatch.setattr("services.rendering.send_plan_render", lambda rid: queued["plans"].append(rid))
+    monkeypatch.setattr("services.moce.send_moce_search", lambda sid: queued["searches"].append(sid))
     return queued
 
 
@@ -58,8 +58,8 @@ def add(client: TestClient, tid: int, **body: Any) -> dict[str, Any]:
 
 def finish_search(search_id: int, chosen: int) -> None:
     """Play the worker: mark a search done with a chosen step and a one-probe trace."""
-    from app.db import new_session
-    from app.tables import ConceptSearch
+    from infra.db import new_session
+    from infra.tables import ConceptSearch
 
     with new_session() as db:
         db.execute(
@@ -108,8 +108,8 @@ def test_a_keyframe_takes_concepts_and_refuses_bad_ones_naming_the_field(
 def test_a_render_waits_for_the_search_then_uses_its_step_and_undo_finds_the_search_again(
     api: TestClient, sent: dict[str, list[Any]]
 ) -> None:
-    from app.db import new_session
-    from app.tables import ConceptSearch
+    from infra.db import new_session
+    from infra.tables import ConceptSearch
 
     tid = create(api)["id"]
     kid = add(api, tid, concepts=CONCEPTS)["id"]
@@ -168,8 +168,8 @@ def test_a_render_waits_for_the_search_then_uses_its_step_and_undo_finds_the_sea
 
 def wake_and_plan(tid: int, sent: dict[str, list[Any]]) -> None:
     """Play the worker: a search ended (worker/moce.py wakes the renders waiting for it), plan them."""
-    from app.db import new_session
-    from app.services.rendering import plan_waiting
+    from infra.db import new_session
+    from services.rendering import plan_waiting
     from worker.planning import run_plan
 
     with new_session() as db:
@@ -181,8 +181,8 @@ def wake_and_plan(tid: int, sent: dict[str, list[Any]]) -> None:
 def test_a_render_waiting_for_a_search_that_fails_fails_with_its_reason(
     api: TestClient, sent: dict[str, list[Any]]
 ) -> None:
-    from app.db import new_session
-    from app.tables import ConceptSearch
+    from infra.db import new_session
+    from infra.tables import ConceptSearch
 
     tid = create(api)["id"]
     add(api, tid, concepts=CONCEPTS)
@@ -200,8 +200,8 @@ def test_a_render_waiting_for_a_search_that_fails_fails_with_its_reason(
 def test_a_failed_search_is_named_by_the_render_and_searched_again_when_the_keyframe_is_saved(
     api: TestClient, sent: dict[str, list[Any]]
 ) -> None:
-    from app.db import new_session
-    from app.tables import ConceptSearch
+    from infra.db import new_session
+    from infra.tables import ConceptSearch
 
     tid = create(api)["id"]
     kid = add(api, tid, concepts=CONCEPTS)["id"]

@@ -11,8 +11,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.integration.test_exports import finish_by_hand
-from tests.integration.test_links import HX, _send, _writes, bearer, create, make_link
+from tests.support.api import HX, bearer, create, every_write, make_link, send_as
+from tests.support.renders import finish_by_hand
 
 
 def add(client: TestClient, tid: int, headers: dict[str, str] | None = None, **body: Any) -> Any:
@@ -118,7 +118,7 @@ def test_a_view_link_reads_notes_and_writes_none(client: TestClient) -> None:
         and "reply-form" not in card.text
     )
     for method, url, body in _note_routes(tid, note["id"]):
-        response = _send(client, method, url, body, h)
+        response = send_as(client, method, url, body, h)
         assert response.status_code == 403, (method, url, response.status_code)
         assert "view link" in response.text
     assert notes_of(client, tid) == [note]
@@ -136,8 +136,8 @@ def test_a_comment_link_adds_notes_and_replies_but_edits_and_resolves_nothing(cl
 
     # Every write to the transition is refused exactly as for a view link.
     before = client.get(f"/api/transitions/{tid}").json()
-    for method, url, body in _writes(tid, keyframe.json()["id"], t["keyframes"][0]["id"], render["id"]):
-        response = _send(client, method, url, body, h)
+    for method, url, body in every_write(tid, keyframe.json()["id"], t["keyframes"][0]["id"], render["id"]):
+        response = send_as(client, method, url, body, h)
         assert response.status_code == 403, (method, url, response.status_code, response.text[:200])
     assert client.get(f"/api/transitions/{tid}").json() == before
 
@@ -158,7 +158,7 @@ def test_a_comment_link_adds_notes_and_replies_but_edits_and_resolves_nothing(cl
         ("FORM", f"/notes/{owners['id']}/status", {"status": "resolved"}),
         ("FORM", f"/notes/{mine_id}/delete", {}),
     ):
-        response = _send(client, method, url, body, h)
+        response = send_as(client, method, url, body, h)
         assert response.status_code == 403, (method, url, response.status_code)
     states = {n["id"]: (n["status"], n["text"]) for n in notes_of(client, tid)}
     assert states == {owners["id"]: ("open", "the owner's"), mine_id: ("open", "mine, fixed")}
@@ -185,7 +185,7 @@ def test_a_link_reaches_only_its_own_transitions_notes(client: TestClient) -> No
     theirs = add(client, other).json()
     h = bearer(make_link(client, mine, "edit"))
     for method, url, body in _note_routes(other, theirs["id"]):
-        assert _send(client, method, url, body, h).status_code == 404, (method, url)
+        assert send_as(client, method, url, body, h).status_code == 404, (method, url)
     assert client.get(f"/api/transitions/{other}/notes", headers=h).status_code == 404
 
 
@@ -240,7 +240,7 @@ def test_notes_survive_a_re_render_and_an_edit(client: TestClient) -> None:
 def test_notes_travel_in_the_project_file_and_the_zip_export(client: TestClient, monkeypatch: Any) -> None:
     from worker.exports import run_export
 
-    monkeypatch.setattr("app.services.exports.send_export", lambda _id: None)
+    monkeypatch.setattr("services.exports.send_export", lambda _id: None)
     tid = create(client)["id"]
     plain = client.get(f"/api/transitions/{tid}/project").content
     assert b'"notes"' not in plain  # files without notes keep their bytes

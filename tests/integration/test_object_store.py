@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import wait_for
-from tests.integration.test_api import read_sse
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 BUCKET = "segue-frames"
 CREDENTIALS = {"s3_access_key_id": "segue-test", "s3_secret_access_key": "segue-test-secret"}
@@ -72,7 +72,8 @@ def _objects(store: Any) -> list[str]:
 
 
 def test_the_s3_store_keeps_frames_and_exports_under_its_prefix(s3: S3Server, tmp_path: Path) -> None:
-    from app.storage import S3FrameStore, StoreError
+    from app.downloads import stored_response
+    from infra.storage import S3FrameStore, StoreError
 
     store = S3FrameStore(
         f"s3://{BUCKET}/team-a", s3.url, CREDENTIALS["s3_access_key_id"], CREDENTIALS["s3_secret_access_key"]
@@ -114,9 +115,9 @@ def test_the_s3_store_keeps_frames_and_exports_under_its_prefix(s3: S3Server, tm
         f"team-a/frames/cd/{other}.png",
     ]
 
-    whole = store.export_response(name, "video/mp4", {"Content-Disposition": "attachment"})
+    whole = stored_response(store.open_export(name), "video/mp4", {"Content-Disposition": "attachment"})
     assert whole.status_code == 200 and whole.headers["content-length"] == "10240"
-    part = store.export_response(name, "video/mp4", {}, range_header="bytes=256-259")
+    part = stored_response(store.open_export(name, range_header="bytes=256-259"), "video/mp4", {})
     assert part.status_code == 206  # browsers seek in a video with ranges
     assert part.headers["content-range"] == "bytes 256-259/10240" and part.headers["content-length"] == "4"
 
@@ -138,7 +139,7 @@ def test_a_bad_store_setting_is_refused_naming_it(monkeypatch: pytest.MonkeyPatc
     from tests.conftest import configure
 
     configure(monkeypatch, tmp_path, frame_store="ftp://somewhere")
-    from app.config import Settings
+    from infra.config import Settings
 
     with pytest.raises(ValidationError, match="frame_store"):
         Settings()
@@ -148,7 +149,7 @@ def test_a_bad_store_setting_is_refused_naming_it(monkeypatch: pytest.MonkeyPatc
 def test_workers_and_web_share_frames_and_exports_only_through_the_bucket(
     stack_factory: Any, s3: S3Server, tmp_path: Path
 ) -> None:
-    from app.storage import get_store, prepare_store
+    from infra.storage import get_store, prepare_store
 
     stack = stack_factory(
         mode="distributed", frame_store=f"s3://{BUCKET}/segue", s3_endpoint_url=s3.url, **CREDENTIALS

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration import conftest as stack_conftest
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -138,9 +138,9 @@ def test_starting_a_render_while_the_broker_is_down_is_a_503_and_leaves_nothing_
     from sqlalchemy import func, select
 
     from app.cli import migrate
-    from app.db import new_session
     from app.main import create_app
-    from app.tables import Render
+    from infra.db import new_session
+    from infra.tables import Render
     from tests.conftest import configure, reset_caches
 
     configure(

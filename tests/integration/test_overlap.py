@@ -47,9 +47,9 @@ def test_with_overlap_each_frame_is_announced_once_in_the_planned_order_after_it
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import worker.render as render_module
-    from app.db import new_session
-    from app.storage import get_store
-    from app.tables import FrameScore
+    from infra.db import new_session
+    from infra.storage import get_store
+    from infra.tables import FrameScore
     from worker.finishing import finishing, wait_for_finishing
 
     body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 9, "steps": 3, "seed": 4, "batch_size": 2}
@@ -95,9 +95,9 @@ def test_a_batch_waiting_for_the_stage_when_its_render_fails_is_neither_stored_n
     client: TestClient, sent_tasks: list[tuple[int, list[int]]], in_process: None
 ) -> None:
     import worker.render as render_module
-    from app.db import new_session
-    from app.services.rendering import finish_render
-    from app.tables import Render
+    from infra.db import new_session
+    from infra.tables import Render
+    from services.rendering import finish_render
     from worker import lease
 
     body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 4, "steps": 2, "seed": 4, "batch_size": 2}
@@ -125,9 +125,9 @@ def test_cancel_is_read_every_few_hundred_ms_not_every_step_and_stops_at_the_nex
     in_process: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import worker.render as render_module
-    from app.config import get_settings
     from core.params import PixelSettings
     from engine.pipeline import FrameRequest, RenderCancelled, get_engine
+    from infra.config import get_settings
     from worker.render import CANCEL_POLL_SECONDS, CancelWatch
 
     cancelled = {"now": False}
@@ -158,7 +158,7 @@ def test_cancel_is_read_every_few_hundred_ms_not_every_step_and_stops_at_the_nex
 def test_previews_are_sent_while_an_event_stream_watches_and_not_otherwise(
     client: TestClient, sent_tasks: list[tuple[int, list[int]]], in_process: None
 ) -> None:
-    from app.watching import watch, watched
+    from infra.watching import watch, watched
     from worker.render import run_batch
 
     body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 2, "steps": 5, "seed": 4, "batch_size": 2}
@@ -181,7 +181,7 @@ STALL_IN_STORE = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    import app.storage
+    import infra.storage
 
     marker = Path(sys.argv.pop(1))
 
@@ -189,7 +189,7 @@ STALL_IN_STORE = textwrap.dedent(
         marker.touch()
         time.sleep(3600)
 
-    app.storage.LocalFrameStore.write = stall
+    infra.storage.LocalFrameStore.write = stall
     from celery.__main__ import main
     sys.argv[0] = "celery"
     sys.exit(main())
@@ -204,7 +204,7 @@ def test_a_worker_killed_while_it_stores_a_batch_loses_no_frame_and_announces_no
     stack_factory: Any, database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.cli import worker_command
-    from app.config import get_settings
+    from infra.config import get_settings
 
     for key, value in FAST_RECOVERY.items():
         monkeypatch.setenv(key, value)

@@ -59,8 +59,8 @@ def test_settings_save_bumps_the_version(client: TestClient) -> None:
 
 @pytest.fixture
 def with_tokenizer(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.config import get_settings
-    from app.prompts import _tokenizer
+    from infra.config import get_settings
+    from services.prompts import _tokenizer
 
     monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))
     get_settings.cache_clear()
@@ -83,9 +83,9 @@ def test_a_prompt_past_77_tokens_is_saved_with_a_warning(client: TestClient, wit
 def test_the_page_streams_only_what_it_does_not_already_show(client: TestClient) -> None:
     import re
 
-    from app.bus import get_bus
     from core import events
-    from tests.integration.test_api import read_sse
+    from infra.bus import get_bus
+    from tests.support.sse import read_sse
 
     tid = client.post("/api/transitions", json={"start_prompt": "a", "end_prompt": "b", "frames": 3}).json()[
         "id"
@@ -117,8 +117,8 @@ def test_a_missing_page_is_a_readable_404(client: TestClient) -> None:
 
 def _rendered_transitions(client: TestClient, n: int, start: int = 0) -> list[int]:
     """n transitions, each with a render whose frames are all finished."""
-    from app.db import session_scope
-    from app.tables import Frame
+    from infra.db import session_scope
+    from infra.tables import Frame
 
     ids = []
     for i in range(start, start + n):
@@ -141,7 +141,7 @@ def _rendered_transitions(client: TestClient, n: int, start: int = 0) -> list[in
 def _count_queries(database: str, fetch):  # type: ignore[no-untyped-def]
     from sqlalchemy import event
 
-    from app.db import engine_for
+    from infra.db import engine_for
 
     statements: list[str] = []
 

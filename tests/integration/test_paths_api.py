@@ -19,11 +19,11 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Record what start_render queues: render batches and planning tasks."""
     sent: dict[str, list[Any]] = {"batches": [], "plans": []}
     monkeypatch.setattr(
-        "app.services.rendering.send_render_batch",
+        "services.rendering.send_render_batch",
         lambda render_id, indices, **_options: sent["batches"].append((render_id, indices)),
     )
     monkeypatch.setattr(
-        "app.services.rendering.send_plan_render", lambda render_id: sent["plans"].append(render_id)
+        "services.rendering.send_plan_render", lambda render_id: sent["plans"].append(render_id)
     )
     return sent
 

@@ -65,8 +65,8 @@ def test_the_api_answers_every_generated_request_within_its_schema(
     from app.main import create_app
 
     # Nothing reaches a broker or a worker: planning tasks are dropped, render batches recorded.
-    monkeypatch.setattr("app.services.rendering.send_plan_render", lambda *_: None)
-    monkeypatch.setattr("app.services.rendering.broker_error", lambda: None)
+    monkeypatch.setattr("services.rendering.send_plan_render", lambda *_: None)
+    monkeypatch.setattr("services.rendering.broker_error", lambda: None)
     app = create_app()
     with TestClient(app) as client:
         _seed(client)

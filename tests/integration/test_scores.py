@@ -16,8 +16,8 @@ pytestmark = pytest.mark.redis
 
 
 def _score_rows(scorer: str | None = None) -> int:
-    from app.db import new_session
-    from app.tables import FrameScore
+    from infra.db import new_session
+    from infra.tables import FrameScore
 
     with new_session() as db:
         query = select(func.count(FrameScore.id))

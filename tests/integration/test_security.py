@@ -39,8 +39,8 @@ def version(client: TestClient, tid: int) -> int:
 @pytest.fixture
 def app_with(database: str, sent_tasks: list[Any], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """A Segue built with extra SEGUE_* settings (same database); clients made by the test."""
-    from app.config import get_settings
     from app.main import create_app
+    from infra.config import get_settings
 
     def build(**env: str):  # type: ignore[no-untyped-def]
         for key, value in env.items():
@@ -91,8 +91,8 @@ def test_allowed_hosts_names_suffixes_and_a_wildcard_bind(app_with: Any) -> None
 
 
 def test_the_test_host_is_only_allowed_in_the_test_environment() -> None:
-    from app.config import Settings
     from app.security import HostPolicy
+    from infra.config import Settings
 
     assert HostPolicy.from_settings(Settings(env="test")).allows("testserver")
     assert not HostPolicy.from_settings(Settings(env="development")).allows("testserver")
@@ -184,7 +184,7 @@ def test_allowed_origins_let_a_proxy_or_second_front_end_write_and_cors_stays_cl
 def test_a_bad_allowed_origin_is_refused_at_start() -> None:
     from pydantic import ValidationError
 
-    from app.config import Settings
+    from infra.config import Settings
 
     with pytest.raises(ValidationError, match="allowed_origins"):
         Settings(allowed_origins="studio.example")
@@ -216,7 +216,7 @@ def assert_secured(response: Any, *, token_bearing: bool = False) -> None:
 
 
 def test_every_kind_of_response_carries_the_security_headers(client: TestClient) -> None:
-    from app.storage import get_store
+    from infra.storage import get_store
 
     tid = create(client)["id"]
     render = client.post(f"/api/transitions/{tid}/renders").json()
@@ -304,7 +304,7 @@ def test_the_redoc_page_lets_only_its_own_styles_in(client: TestClient) -> None:
 
 
 def test_off_loopback_the_owner_signs_in_and_links_work_as_before(app_with: Any, tmp_path: Path) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     with TestClient(app_with(host="0.0.0.0"), headers=SAME_ORIGIN) as c:
         secret_file = get_settings().data_dir / "owner-token"
@@ -364,7 +364,7 @@ def test_on_loopback_nobody_signs_in_unless_asked(app_with: Any) -> None:
 def test_a_short_owner_token_is_refused() -> None:
     from pydantic import ValidationError
 
-    from app.config import Settings
+    from infra.config import Settings
 
     with pytest.raises(ValidationError, match="SEGUE_OWNER_TOKEN must be 16 characters"):
         Settings(owner_token="short")
@@ -395,7 +395,7 @@ def test_a_private_bind_makes_and_prints_a_secret_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.cli import check_owner_secret
-    from app.config import Settings
+    from infra.config import Settings
 
     monkeypatch.delenv("SEGUE_OWNER_TOKEN", raising=False)
     settings = Settings(host="0.0.0.0", data_dir=tmp_path)
@@ -496,8 +496,8 @@ def test_share_tokens_never_reach_the_access_log() -> None:
 
 
 def test_stored_uploads_are_served_by_hash_as_what_they_are(client: TestClient) -> None:
-    from app.config import get_settings
     from core.uploads import check_upload, store_upload
+    from infra.config import get_settings
 
     out = io.BytesIO()
     Image.new("RGB", (6, 6), (1, 2, 3)).save(out, "PNG")
@@ -523,7 +523,7 @@ def test_stored_uploads_are_served_by_hash_as_what_they_are(client: TestClient) 
 
 
 def test_a_frame_store_file_is_never_served_as_a_document(client: TestClient) -> None:
-    from app.config import get_settings
+    from infra.config import get_settings
 
     # Whatever lands in the served directories, the browser gets bytes to download, not a page to run.
     frames = get_settings().frames_dir / "zz"

@@ -30,8 +30,8 @@ def finished_render(client: TestClient, frames: int = 6, **extra: Any) -> int:
 
 def store_scores(render_id: int, scorer: str, vectors: dict[int, list[float]]) -> None:
     """What a scorer would store for the render's frames (by frame index)."""
-    from app.db import new_session
-    from app.tables import FrameScore, Render
+    from infra.db import new_session
+    from infra.tables import FrameScore, Render
 
     with new_session() as db:
         render = db.get(Render, render_id)

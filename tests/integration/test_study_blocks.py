@@ -35,14 +35,14 @@ def blocks_sent(monkeypatch: pytest.MonkeyPatch, models_dir: Any) -> list[int]:
     monkeypatch.setenv("SEGUE_WORKER_DEVICE", "cpu")
     reset_caches()
     sent: list[int] = []
-    monkeypatch.setattr("app.queue.send_study_blocks", sent.append)
+    monkeypatch.setattr("infra.queue.send_study_blocks", sent.append)
     return sent
 
 
 def rendered_again(client: TestClient, render_id: int) -> int:
     """A second render of the same transition and settings: the same frames (the same keys)."""
-    from app.db import new_session
-    from app.tables import Render
+    from infra.db import new_session
+    from infra.tables import Render
 
     with new_session() as db:
         render = db.get(Render, render_id)
@@ -54,8 +54,8 @@ def rendered_again(client: TestClient, render_id: int) -> int:
 
 
 def frame_keys(render_ids: list[int]) -> set[str]:
-    from app.db import new_session
-    from app.tables import Frame
+    from infra.db import new_session
+    from infra.tables import Frame
 
     with new_session() as db:
         return set(
@@ -64,8 +64,8 @@ def frame_keys(render_ids: list[int]) -> set[str]:
 
 
 def readings(keys: set[str]) -> dict[tuple[str, str], np.ndarray]:
-    from app.db import new_session
-    from app.tables import FrameScore
+    from infra.db import new_session
+    from infra.tables import FrameScore
 
     with new_session() as db:
         rows = db.execute(
@@ -79,8 +79,8 @@ def readings(keys: set[str]) -> dict[tuple[str, str], np.ndarray]:
 def test_each_block_is_read_once_per_frame_and_the_results_grow_a_row_per_block_and_noise_level(
     client: TestClient, blocks_sent: list[int]
 ) -> None:
-    from app.db import new_session
-    from app.tables import Frame, FrameScore
+    from infra.db import new_session
+    from infra.tables import Frame, FrameScore
     from worker.block_features import run_study_blocks
 
     first = finished_render(client, frames=6)
@@ -199,7 +199,7 @@ def test_a_queue_that_is_away_fails_the_request_with_a_reason(
     def away(_job_id: int) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr("app.queue.send_study_blocks", away)
+    monkeypatch.setattr("infra.queue.send_study_blocks", away)
     sid = study(client, [finished_render(client, frames=4)], triplets=2)["id"]
     refused = client.post(f"/api/studies/{sid}/blocks")
     assert refused.status_code == 503
@@ -218,7 +218,7 @@ def test_only_the_owner_compares_blocks(app_with: Any, monkeypatch: pytest.Monke
     owner = {"Authorization": f"Bearer {OWNER_SECRET}", "Origin": "http://testserver"}
     app = app_with(host="0.0.0.0", owner_token=OWNER_SECRET, max_token_failures="1000")
     sent: list[int] = []
-    monkeypatch.setattr("app.queue.send_study_blocks", sent.append)
+    monkeypatch.setattr("infra.queue.send_study_blocks", sent.append)
     with (
         TestClient(app, headers=owner) as researcher,
         TestClient(app, headers={"Origin": "http://testserver"}) as other,
@@ -237,7 +237,7 @@ def test_only_the_owner_compares_blocks(app_with: Any, monkeypatch: pytest.Monke
 
 
 def test_a_frame_whose_picture_is_gone_is_left_out(client: TestClient, blocks_sent: list[int]) -> None:
-    from app.storage import get_store
+    from infra.storage import get_store
     from worker.block_features import run_study_blocks
 
     render_id = finished_render(client, frames=4)

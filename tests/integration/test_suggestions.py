@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.engine.test_suggesters import _ChatServer, _choice
-from tests.integration.conftest import wait_for
+from tests.support.waiting import wait_for
 
 CITY, FOREST = "a futuristic cityscape", "a girl in a magical forest"
 ANSWER = (

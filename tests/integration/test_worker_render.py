@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import wait_for
-from tests.integration.test_api import read_sse
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.redis
 

@@ -63,7 +63,7 @@ def test_the_clock_maps_time_and_t_through_the_frames() -> None:
 
 
 def click_energies(seconds: float = 8.0) -> tuple[list[float], list[float], dict[str, Any]]:
-    from app.services import audio
+    from services import audio
 
     samples, clicks = click_samples(seconds)
     import av  # resample to the analysis rate as an upload would
@@ -152,9 +152,9 @@ def test_a_cut_is_crossfaded_not_warped() -> None:
 
 
 def test_time_settings_never_change_a_frames_key() -> None:
-    from app.services import paths
     from core.params import RenderSnapshot
     from core.timeline import frame_keys
+    from services import noise_paths
 
     keyframes = [{"position": 0.0, "prompt": "a city"}, {"position": 1.0, "prompt": "a forest"}]
     base = RenderSnapshot(seed=3, frames=8, keyframes=keyframes)
@@ -162,4 +162,5 @@ def test_time_settings_never_change_a_frames_key() -> None:
         seed=3, frames=8, keyframes=keyframes, fps=24, audio_offset=2.5, smooth=0.4, soundtrack={"key": "x"}
     )
     assert base.pixels() == timed.pixels()
-    assert frame_keys(base.pixels(), paths.plan(base)) == frame_keys(timed.pixels(), paths.plan(timed))
+    plan = noise_paths.plan
+    assert frame_keys(base.pixels(), plan(base)) == frame_keys(timed.pixels(), plan(timed))

@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from core import spacing
 from core.params import KeyframeSettings, PixelSettings, RenderSettings
-from core.timeline import FramePlan, Key, frame_key, frame_keys, mixed_steps, plan_frames
+from core.timeline import FramePlan, TimelineKeyframe, frame_key, frame_keys, mixed_steps, plan_frames
 
 PIXELS = PixelSettings(
     model="segue-tiny", negative_prompt="", seed=7, steps=25, guidance_scale=7.5, width=64, height=64
 )
-KEYS = [Key(0.0, "city"), Key(0.5, "forest"), Key(1.0, "sea")]
+KEYS = [TimelineKeyframe(0.0, "city"), TimelineKeyframe(0.5, "forest"), TimelineKeyframe(1.0, "sea")]
 
 
 def test_the_settings_have_defaults_and_ranges_named_in_the_error() -> None:
@@ -55,15 +55,15 @@ def test_the_plan_gives_in_betweens_their_mode_and_their_keyframes_frames() -> N
 
 def test_a_keyframe_sets_its_segments_mode_and_none_turns_it_off() -> None:
     keys = [
-        Key(0.0, "city", attention_interpolation="outer"),
-        Key(0.5, "forest", attention_interpolation="none"),
-        Key(1.0, "sea"),
+        TimelineKeyframe(0.0, "city", attention_interpolation="outer"),
+        TimelineKeyframe(0.5, "forest", attention_interpolation="none"),
+        TimelineKeyframe(1.0, "sea"),
     ]
     plans = plan_frames(keys, 9, seed=7, attention="fused")
     modes = {(p.segment, p.attention) for p in plans if 0.0 < p.local_t < 1.0}
     assert modes == {(0, "outer"), (1, "none")}
     # A cut segment shows its keyframe: nothing to mix.
-    cut = [Key(0.0, "city", cut=True), Key(1.0, "sea")]
+    cut = [TimelineKeyframe(0.0, "city", cut=True), TimelineKeyframe(1.0, "sea")]
     assert all(p.attention == "none" for p in plan_frames(cut, 5, attention="inner"))
 
 
@@ -87,7 +87,7 @@ def test_the_key_of_an_in_between_hashes_mode_mixed_steps_and_ends() -> None:
     none = PIXELS.model_copy(update={"attention_steps": 0.0})
     assert frame_key(none, mid) == k_plain[1]
     # Different noise at a keyframe (its own seed) means different ends: a different key.
-    seeded = plan_frames([Key(0.0, "city", seed=3), *KEYS[1:]], 9, seed=7, attention="inner")
+    seeded = plan_frames([TimelineKeyframe(0.0, "city", seed=3), *KEYS[1:]], 9, seed=7, attention="inner")
     assert frame_key(PIXELS, seeded[1]) != frame_key(PIXELS, mid)
 
 
@@ -138,7 +138,11 @@ def test_even_change_fits_uniform_spacing() -> None:
 
 def test_a_beta_warp_spaces_segments_on_their_own() -> None:
     warp = spacing.BetaWarp(2.0, 2.0)
-    keys = [Key(0.0, "a", frames=4), Key(0.5, "b", frames=4), Key(1.0, "c")]
+    keys = [
+        TimelineKeyframe(0.0, "a", frames=4),
+        TimelineKeyframe(0.5, "b", frames=4),
+        TimelineKeyframe(1.0, "c"),
+    ]
     ts = [p.t for p in plan_frames(keys, 9, spacing=warp)]
     assert ts[0] == 0.0 and ts[4] == 0.5 and ts[-1] == 1.0
     assert all(b > a for a, b in zip(ts, ts[1:], strict=False))

@@ -17,15 +17,27 @@ from core.params import (
     error_message,
     field_of,
 )
-from core.timeline import FramePlan, Key, KeyConcepts, frame_key, frame_keys, keys_of, plan_frames
+from core.timeline import (
+    FramePlan,
+    KeyConcepts,
+    TimelineKeyframe,
+    frame_key,
+    frame_keys,
+    keys_of,
+    plan_frames,
+)
 
 PIXELS = PixelSettings(model="segue-tiny", seed=7, steps=20, width=64, height=64)
 CITY, BOAT_DESERT, FOREST = "a city at night", "a boat in the desert", "a forest"
 BOAT = KeyConcepts("a boat", 8)
 
 
-def keys(middle: KeyConcepts | None = BOAT, **extra: object) -> list[Key]:
-    return [Key(0.0, CITY, **extra), Key(0.5, BOAT_DESERT, concepts=middle), Key(1.0, FOREST)]  # type: ignore[arg-type]
+def keys(middle: KeyConcepts | None = BOAT, **extra: object) -> list[TimelineKeyframe]:
+    return [
+        TimelineKeyframe(0.0, CITY, **extra),
+        TimelineKeyframe(0.5, BOAT_DESERT, concepts=middle),
+        TimelineKeyframe(1.0, FOREST),
+    ]  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- the model
@@ -94,21 +106,29 @@ def test_frames_touching_a_moce_keyframe_get_early_prompts_and_its_switch_step()
 
 def test_moce_takes_precedence_over_the_plain_switch_and_n_blends_between_two_moce_keyframes() -> None:
     ordered = [
-        Key(0.0, CITY, switch_step=3, concepts=KeyConcepts("a city", 4)),
-        Key(1.0, BOAT_DESERT, concepts=KeyConcepts("a boat", 12)),
+        TimelineKeyframe(0.0, CITY, switch_step=3, concepts=KeyConcepts("a city", 4)),
+        TimelineKeyframe(1.0, BOAT_DESERT, concepts=KeyConcepts("a boat", 12)),
     ]
     plans = plan_frames(ordered, 5, seed=7)
     assert [p.switch_step for p in plans] == [4, 6, 8, 10, 12]
     assert {(p.early_a, p.early_b) for p in plans} == {("a city", "a boat")}
     # Untouched segments keep their plain switch step.
-    three = [Key(0.0, CITY, switch_step=3), Key(0.5, FOREST), Key(1.0, BOAT_DESERT, concepts=BOAT)]
+    three = [
+        TimelineKeyframe(0.0, CITY, switch_step=3),
+        TimelineKeyframe(0.5, FOREST),
+        TimelineKeyframe(1.0, BOAT_DESERT, concepts=BOAT),
+    ]
     first, second = plan_frames(three, 5, seed=7)[1], plan_frames(three, 5, seed=7)[3]
     assert (first.switch_step, first.early_a) == (3, None)
     assert (second.switch_step, second.early_a, second.early_b) == (8, FOREST, "a boat")
 
 
 def test_a_cut_segment_from_a_moce_keyframe_shows_moce_proper() -> None:
-    ordered = [Key(0.0, CITY), Key(0.5, BOAT_DESERT, cut=True, concepts=BOAT), Key(1.0, FOREST)]
+    ordered = [
+        TimelineKeyframe(0.0, CITY),
+        TimelineKeyframe(0.5, BOAT_DESERT, cut=True, concepts=BOAT),
+        TimelineKeyframe(1.0, FOREST),
+    ]
     plans = plan_frames(ordered, 5, seed=7)
     assert (plans[3].local_t, plans[3].early_a, plans[3].switch_step) == (0.0, "a boat", 8)
     assert frame_key(PIXELS, plans[3]) == frame_key(PIXELS, plans[2])
@@ -126,7 +146,12 @@ def test_frame_keys_without_concepts_are_unchanged_and_with_them_differ_where_th
     # Every other frame sees the first concept in its early steps, the one on the keyframe (local t 0) too.
     assert all(a != b for a, b in zip(after[1:-1], before[1:-1], strict=True))
     # A frame between two plain keyframes keeps its key: a four-keyframe timeline, MoCE on the third.
-    four = [Key(0.0, CITY), Key(0.25, FOREST), Key(0.5, BOAT_DESERT, concepts=BOAT), Key(1.0, CITY)]
+    four = [
+        TimelineKeyframe(0.0, CITY),
+        TimelineKeyframe(0.25, FOREST),
+        TimelineKeyframe(0.5, BOAT_DESERT, concepts=BOAT),
+        TimelineKeyframe(1.0, CITY),
+    ]
     untouched = [p for p in plan_frames(four, 9, seed=7) if p.segment == 0 and p.local_t < 1]
     plain = [
         p

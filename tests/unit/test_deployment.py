@@ -16,8 +16,8 @@ def test_migrations_create_exactly_the_models_schema(tmp_path: Path, monkeypatch
     from alembic.migration import MigrationContext
 
     from app.cli import migrate
-    from app.db import engine_for
-    from app.tables import Base
+    from infra.db import engine_for
+    from infra.tables import Base
     from tests.conftest import configure, reset_caches
 
     configure(monkeypatch, tmp_path)
@@ -62,7 +62,7 @@ def test_compose_runs_migrations_before_web_and_workers_on_gpus() -> None:
 def test_compose_web_and_workers_share_frames_only_through_the_object_store() -> None:
     import yaml
 
-    from app.config import Settings
+    from infra.config import Settings
 
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
@@ -85,8 +85,8 @@ def test_upgrading_and_downgrading_a_sqlite_database_keeps_every_row(
     from alembic import command
     from alembic.config import Config
 
-    from app.config import REPO_ROOT
-    from app.db import engine_for
+    from infra.config import REPO_ROOT
+    from infra.db import engine_for
     from tests.conftest import configure, reset_caches
 
     configure(monkeypatch, tmp_path)

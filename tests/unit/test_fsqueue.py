@@ -1,4 +1,4 @@
-"""Embedded mode's broker never shows a worker half a message (app/fsqueue.py)."""
+"""Embedded mode's broker never shows a worker half a message (infra/fsqueue.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from kombu import Connection
 def test_a_message_is_visible_to_consumers_only_once_written_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.queue  # noqa: F401  (registers Segue's transport for filesystem://)
+    import infra.queue  # noqa: F401  (registers Segue's transport for filesystem://)
 
     folder = tmp_path / "out"
     folder.mkdir()

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.errors import FieldError
-from app.services import history
 from core.params import HARD_CAPS, RANGES
+from services import history
+from services.errors import FieldError
 
 WORDS = string.ascii_lowercase + " "
 prompts = st.text(alphabet=WORDS, min_size=1, max_size=24).filter(lambda s: s.strip() != "")
@@ -74,8 +74,8 @@ def _settings(n: int):  # type: ignore[no-untyped-def]
 
 
 def _new(db: Any) -> Any:
-    from app.schemas import TransitionCreate
-    from app.services.transitions import create_transition
+    from services.schemas import TransitionCreate
+    from services.transitions import create_transition
 
     return create_transition(
         db, TransitionCreate(start_prompt="a city", end_prompt="a forest", frames=12, seed=7, steps=10)
@@ -84,17 +84,17 @@ def _new(db: Any) -> Any:
 
 def state(db: Any, transition: Any) -> dict[str, Any]:
     """What the API shows of a transition, minus the version and the clocks."""
-    from app.services import views
+    from services import presenters
 
     db.expire_all()
-    out = views.transition_out(db, transition, None)
+    out = presenters.transition_out(db, transition, None)
     return out.model_dump(exclude={"version", "updated_at", "created_at", "latest_render", "warnings"})
 
 
 def apply_edit(db: Any, transition: Any, edit: tuple[Any, ...]) -> bool:
     """Make one edit through the services; False when it was refused (e.g. a position taken)."""
-    from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
-    from app.services import transitions as services
+    from services import transitions as services
+    from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
 
     db.expire_all()
     before = transition.version
@@ -129,7 +129,7 @@ def apply_edit(db: Any, transition: Any, edit: tuple[Any, ...]) -> bool:
 
 
 def test_any_edits_then_as_many_undos_give_back_the_first_version_and_redos_the_last(database: str) -> None:
-    from app.db import new_session
+    from infra.db import new_session
 
     @_settings(_examples(database, sqlite=60, postgres=20))
     # A few inserts first, so moves and deletes usually find a keyframe to act on.
@@ -161,7 +161,7 @@ def test_any_edits_then_as_many_undos_give_back_the_first_version_and_redos_the_
 
 
 def test_undo_and_redo_interleaved_with_edits_follow_two_stacks(database: str) -> None:
-    from app.db import new_session
+    from infra.db import new_session
 
     moves = st.lists(st.one_of(edits, st.just(("undo",)), st.just(("redo",))), min_size=1, max_size=16)
     steps = st.builds(lambda a, b: a + b, st.lists(inserts, max_size=2), moves)
@@ -196,9 +196,9 @@ def test_undo_and_redo_interleaved_with_edits_follow_two_stacks(database: str) -
 
 
 def test_undoing_a_delete_brings_the_keyframe_back_under_its_own_id(database: str) -> None:
-    from app.db import new_session
-    from app.schemas import KeyframeCreate
-    from app.services import transitions as services
+    from infra.db import new_session
+    from services import transitions as services
+    from services.schemas import KeyframeCreate
 
     with new_session() as db:
         transition = _new(db)
@@ -216,9 +216,9 @@ def test_undoing_a_delete_brings_the_keyframe_back_under_its_own_id(database: st
 
 
 def test_jump_back_to_any_version_and_undo_the_jump(database: str) -> None:
-    from app.db import new_session
-    from app.schemas import KeyframeCreate, TransitionUpdate
-    from app.services import transitions as services
+    from infra.db import new_session
+    from services import transitions as services
+    from services.schemas import KeyframeCreate, TransitionUpdate
 
     with new_session() as db:
         transition = _new(db)
@@ -238,9 +238,9 @@ def test_jump_back_to_any_version_and_undo_the_jump(database: str) -> None:
 
 
 def test_the_history_says_what_changed_who_and_which_edits_are_undone(database: str) -> None:
-    from app.db import new_session
-    from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
-    from app.services import transitions as services
+    from infra.db import new_session
+    from services import transitions as services
+    from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionUpdate
 
     with new_session() as db:
         transition = _new(db)
@@ -268,9 +268,9 @@ def test_the_history_says_what_changed_who_and_which_edits_are_undone(database: 
 
 
 def test_a_no_op_write_records_nothing(database: str) -> None:
-    from app.db import new_session
-    from app.schemas import TransitionUpdate
-    from app.services import transitions as services
+    from infra.db import new_session
+    from services import transitions as services
+    from services.schemas import TransitionUpdate
 
     with new_session() as db:
         transition = _new(db)
@@ -304,7 +304,7 @@ def test_diff_and_apply_are_inverse_on_documents() -> None:
 
 def test_sqlite_keyframe_ids_are_never_reused_after_every_migration(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from app.cli import migrate
-    from app.db import engine_for
+    from infra.db import engine_for
     from tests.conftest import configure, reset_caches
 
     configure(monkeypatch, tmp_path)

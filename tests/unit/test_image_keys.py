@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core.params import PixelSettings
-from core.timeline import Key, frame_keys, plan_frames, share
+from core.timeline import TimelineKeyframe as Key
+from core.timeline import frame_keys, plan_frames, share
 
 PIXELS = PixelSettings(seed=1, steps=10, width=64, height=64)
 A, B = "a city at night", "a forest at dawn"

@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from app.deps import Access, AccessDenied
-from app.services.notes import MAX_TEXT, NoteCreate, NoteUpdate
-from app.services.projects import ProjectNote
+from services.notes import MAX_TEXT, NoteCreate, NoteUpdate
+from services.projects import ProjectNote
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.services import projects
-from app.services.exports import ExportOptions
 from core.params import KeyframeSnapshot, RenderSettings
+from services import projects
+from services.exports import ExportOptions
 
 
 def project_data(**overrides: Any) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def project_data(**overrides: Any) -> dict[str, Any]:
 
 
 def errors_of(data: Any) -> dict[str, str]:
-    from app.errors import validation_errors
+    from services.errors import validation_errors
 
     with pytest.raises(ValidationError) as caught:
         projects.load(json.dumps(data))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
 from app.security import (
     HostPolicy,
     TokenThrottle,
@@ -19,6 +18,7 @@ from app.security import (
     redact,
     security_headers,
 )
+from infra.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

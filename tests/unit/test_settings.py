@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
+from infra.config import Settings
 
 
 def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from core.params import (
     Spacing,
 )
 from core.timeline import (
-    Key,
+    TimelineKeyframe,
     base_times,
     cut_boundaries,
     frame_key,
@@ -207,12 +207,20 @@ def test_the_adaptive_threshold_leaves_an_even_transition_alone() -> None:
 # ---------------------------------------------------------------- the planner: keyframe behaviours
 
 
-def keys3(**middle: object) -> list[Key]:
-    return [Key(0.0, "a city"), Key(0.5, "a garden", **middle), Key(1.0, "a forest")]  # type: ignore[arg-type]
+def keys3(**middle: object) -> list[TimelineKeyframe]:
+    return [
+        TimelineKeyframe(0.0, "a city"),
+        TimelineKeyframe(0.5, "a garden", **middle),
+        TimelineKeyframe(1.0, "a forest"),
+    ]  # type: ignore[arg-type]
 
 
 def test_a_plain_timeline_plans_and_keys_frames_as_segue_always_did() -> None:
-    keys = [Key(0.0, "a city"), Key(0.4, "a garden"), Key(1.0, "a forest")]
+    keys = [
+        TimelineKeyframe(0.0, "a city"),
+        TimelineKeyframe(0.4, "a garden"),
+        TimelineKeyframe(1.0, "a forest"),
+    ]
     plans = plan_frames(keys, 11, seed=7)
     assert [p.t for p in plans] == frame_times(11)
     # Digests computed with the frame_key of the previous release (git show 567974b:core/timeline.py).
@@ -238,7 +246,11 @@ def test_hold_adds_frames_showing_the_keyframe_at_its_t() -> None:
 
 
 def test_hold_on_a_keyframe_the_grid_misses_inserts_its_frame() -> None:
-    keys = [Key(0.0, "a"), Key(0.33, "m", hold_frames=1), Key(1.0, "b", hold_frames=2)]
+    keys = [
+        TimelineKeyframe(0.0, "a"),
+        TimelineKeyframe(0.33, "m", hold_frames=1),
+        TimelineKeyframe(1.0, "b", hold_frames=2),
+    ]
     plans = plan_frames(keys, 5, seed=1)
     assert [round(p.t, 2) for p in plans] == [0.0, 0.25, 0.33, 0.33, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert plans[2].prompt_a == "m" and plans[2].local_t == 0.0
@@ -246,7 +258,11 @@ def test_hold_on_a_keyframe_the_grid_misses_inserts_its_frame() -> None:
 
 
 def test_a_cut_shows_the_segments_first_keyframe_until_the_next() -> None:
-    keys = [Key(0.0, "a", cut=True), Key(0.5, "m"), Key(1.0, "b", seed=9)]
+    keys = [
+        TimelineKeyframe(0.0, "a", cut=True),
+        TimelineKeyframe(0.5, "m"),
+        TimelineKeyframe(1.0, "b", seed=9),
+    ]
     plans = plan_frames(keys, 9, seed=7)
     first = frame_key(PIXELS, plans[0])
     cut = [p for p in plans if p.t < 0.5]
@@ -255,12 +271,20 @@ def test_a_cut_shows_the_segments_first_keyframe_until_the_next() -> None:
     assert plans[4].prompt_a == "m" and plans[4].local_t == 0.0  # the jump, at the next keyframe
     assert cut_boundaries(keys) == [0.5]
     # A cut on the last segment still ends on the end keyframe.
-    last = plan_frames([Key(0.0, "a"), Key(0.5, "m", cut=True), Key(1.0, "b")], 9, seed=7)
+    last = plan_frames(
+        [TimelineKeyframe(0.0, "a"), TimelineKeyframe(0.5, "m", cut=True), TimelineKeyframe(1.0, "b")],
+        9,
+        seed=7,
+    )
     assert (last[-1].prompt_b, last[-1].local_t) == ("b", 1.0) and last[-2].local_t == 0.0
 
 
 def test_per_segment_frames_space_each_segment_on_its_own() -> None:
-    keys = [Key(0.0, "a", frames=4), Key(0.25, "m"), Key(1.0, "b", frames=2)]
+    keys = [
+        TimelineKeyframe(0.0, "a", frames=4),
+        TimelineKeyframe(0.25, "m"),
+        TimelineKeyframe(1.0, "b", frames=2),
+    ]
     ts = base_times(keys, 9, "uniform")
     # Segment 0: 4 frames from 0; segment 1 (no count): the 9-frame grid puts 6 of its points there.
     assert ts == pytest.approx([0.0, 0.0625, 0.125, 0.1875, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0])
@@ -271,7 +295,12 @@ def test_per_segment_frames_space_each_segment_on_its_own() -> None:
 
 
 def test_noise_travels_between_seeded_keyframes_only() -> None:
-    keys = [Key(0.0, "a", seed=1), Key(0.25, "m"), Key(0.5, "n", seed=3), Key(1.0, "b")]
+    keys = [
+        TimelineKeyframe(0.0, "a", seed=1),
+        TimelineKeyframe(0.25, "m"),
+        TimelineKeyframe(0.5, "n", seed=3),
+        TimelineKeyframe(1.0, "b"),
+    ]
     anchors = [(0.0, 1), (0.5, 3), (1.0, 7)]
     assert noise_at(0.25, anchors) == (1, 3, 0.5)  # the unseeded keyframe does not pin the noise
     assert noise_at(0.5, anchors) == (3, 7, 0.0)
@@ -295,7 +324,10 @@ def test_noise_travels_between_seeded_keyframes_only() -> None:
 
 
 def test_a_segments_noise_path_overrides_the_transitions() -> None:
-    keys = [Key(0.0, "a", seed=1, noise_interpolation="translate"), Key(1.0, "b", seed=2)]
+    keys = [
+        TimelineKeyframe(0.0, "a", seed=1, noise_interpolation="translate"),
+        TimelineKeyframe(1.0, "b", seed=2),
+    ]
     assert {p.noise_path for p in plan_frames(keys, 4, seed=7, noise_path="slerp")} == {"translate"}
 
 
@@ -340,7 +372,7 @@ def test_an_old_render_snapshot_loads_with_keyframe_defaults() -> None:
 
 
 def test_sharing_makes_odd_frames_in_betweens_of_their_neighbours() -> None:
-    plans = share(plan_frames([Key(0.0, "a"), Key(1.0, "b")], 7, seed=1), 10)
+    plans = share(plan_frames([TimelineKeyframe(0.0, "a"), TimelineKeyframe(1.0, "b")], 7, seed=1), 10)
     assert [(p.start_step, p.anchor_a, p.anchor_b) for p in plans] == [
         (0, None, None),
         (10, 0, 2),
@@ -360,7 +392,12 @@ def test_sharing_makes_odd_frames_in_betweens_of_their_neighbours() -> None:
 
 
 def test_sharing_never_blends_over_a_cut_and_pins_keyframe_frames() -> None:
-    keys = [Key(0.0, "a"), Key(0.45, "m", cut=True), Key(0.7, "n"), Key(1.0, "b")]
+    keys = [
+        TimelineKeyframe(0.0, "a"),
+        TimelineKeyframe(0.45, "m", cut=True),
+        TimelineKeyframe(0.7, "n"),
+        TimelineKeyframe(1.0, "b"),
+    ]
     plans = share(plan_frames(keys, 12, seed=1), 5)
     in_betweens = [p for p in plans if p.start_step]
     assert in_betweens, "sharing made no in-betweens: nothing below is checked"

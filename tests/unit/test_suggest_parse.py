@@ -273,8 +273,8 @@ def _transition() -> _Transition:
 
 
 def test_bridges_go_evenly_into_the_chosen_or_widest_segment() -> None:
-    from app.errors import FieldError
-    from app.services.suggestions import plan
+    from services.errors import FieldError
+    from services.suggestions import plan
 
     t = _transition()
     widest = plan(t, "bridge", 3, None, None)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from core.params import HARD_CAPS, RANGES, PixelSettings
 from core.timeline import (
     FramePlan,
-    Key,
+    TimelineKeyframe,
     check_keys,
     frame_key,
     frame_times,
@@ -42,8 +42,12 @@ inner_positions = st.lists(
 ).map(lambda xs: sorted({round(x, 4) for x in xs}))
 
 
-def timeline(inner: list[float]) -> list[Key]:
-    return [Key(0.0, "start"), *(Key(p, f"k{p}") for p in inner), Key(1.0, "end")]
+def timeline(inner: list[float]) -> list[TimelineKeyframe]:
+    return [
+        TimelineKeyframe(0.0, "start"),
+        *(TimelineKeyframe(p, f"k{p}") for p in inner),
+        TimelineKeyframe(1.0, "end"),
+    ]
 
 
 @given(st.integers(min_value=int(RANGES["frames"].low), max_value=int(RANGES["frames"].high(HARD_CAPS))))
@@ -95,12 +99,20 @@ def test_the_first_and_last_frames_are_the_endpoint_prompts() -> None:
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        ([Key(0.0, "a")], "at least two"),
-        ([Key(0.1, "a"), Key(1.0, "b")], "position 0"),
-        ([Key(0.0, "a"), Key(0.5, "m"), Key(0.5, "n"), Key(1.0, "b")], "share position"),
+        ([TimelineKeyframe(0.0, "a")], "at least two"),
+        ([TimelineKeyframe(0.1, "a"), TimelineKeyframe(1.0, "b")], "position 0"),
+        (
+            [
+                TimelineKeyframe(0.0, "a"),
+                TimelineKeyframe(0.5, "m"),
+                TimelineKeyframe(0.5, "n"),
+                TimelineKeyframe(1.0, "b"),
+            ],
+            "share position",
+        ),
     ],
 )
-def test_broken_timelines_are_refused(keys: list[Key], message: str) -> None:
+def test_broken_timelines_are_refused(keys: list[TimelineKeyframe], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_keys(keys)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
+from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
 
 
 def errors_of(model: type, **data: object) -> dict[str, str]:
-    from app.errors import validation_errors
+    from services.errors import validation_errors
 
     with pytest.raises(ValidationError) as info:
         model(**data)
