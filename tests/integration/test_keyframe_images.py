@@ -238,7 +238,7 @@ def test_a_project_whose_image_bytes_do_not_match_is_refused(client: TestClient)
 
 
 def _render(client: Any, transition_id: int) -> dict[str, Any]:
-    from tests.integration.conftest import wait_for
+    from tests.support.waiting import wait_for
 
     render_id = client.post(f"/api/transitions/{transition_id}/renders").json()["id"]
     return wait_for(  # type: ignore[no-any-return]

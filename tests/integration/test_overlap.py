@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import REPO, _start_worker, _stop, wait_for
-from tests.integration.test_api import read_sse
+from tests.integration.conftest import REPO, _start_worker, _stop
 from tests.integration.test_crashes import FAST_RECOVERY, _check_every_frame_once, _running, _transition
+from tests.support.sse import read_sse
+from tests.support.waiting import wait_for
 
 CITY = "a futuristic cityscape"
 FOREST = "a girl in a magical forest"

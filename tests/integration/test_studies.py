@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.integration.test_exports import finish_by_hand
-from tests.integration.test_links import bearer, create, make_link
 from tests.integration.test_security import app_with  # noqa: F401  (a fixture)
+from tests.support.api import bearer, create, make_link
+from tests.support.renders import finish_by_hand
 
 OWNER_SECRET = "owner-secret-for-tests-0123456789"
 
@@ -408,7 +408,7 @@ def test_people_s_triplets_reach_the_layer_probe(client: TestClient, database: s
     """bench.layer_probe reads every study's answered triplets (STUDY_READER): the three stored frames in the
     item's order and the position the participant chose."""
     from bench.layer_probe import study_triplets
-    from tests.integration.test_exports import png
+    from tests.support.renders import png
 
     render_id = finished_render(client)
     made = study(client, [render_id], title="Odd frames")

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.integration.test_exports import finish_by_hand
-from tests.integration.test_links import bearer, create, make_link
 from tests.integration.test_security import app_with  # noqa: F401  (a fixture)
 from tests.integration.test_studies import OWNER_SECRET, answer_all, finished_render, participant, study
+from tests.support.api import bearer, create, make_link
+from tests.support.renders import finish_by_hand
 
 TINY_BLOCKS = ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
 TIMESTEPS = [50, 200, 500, 800]
