@@ -20,6 +20,7 @@ from typing import Any
 from app.services import keyframe_images
 from core.params import KeyframeImage, RenderSnapshot
 from core.timeline import FramePlan, Key, check_keys, frame_key, frames_at, keys_of
+from worker import captions
 from worker.images import png
 
 
@@ -97,7 +98,11 @@ def render(
 
     def endpoint(key: Key) -> Any:
         if key.image is not None:
-            return Picture(pictures[key.image], key.prompt)
+            # No prompt: the picture's caption is its text condition (worker/captions.py).
+            prompt = key.prompt or captions.caption_for(
+                engine, pictures[key.image], key.image, snapshot.model_revision
+            )
+            return Picture(pictures[key.image], prompt)
         # A prompt keyframe: its own frame, as the studio shows it (stored, or rendered and kept by its key).
         (at,) = frames_at(keys, [key.position], seed=snapshot.seed, noise_path=snapshot.noise_interpolation)
         name = frame_key(snapshot.pixels(), at, snapshot.model_revision)

@@ -22,6 +22,7 @@ from app.routes.autofix import panel_context as autofix_panel
 from app.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
 from app.services import history, links, moce, recovery, rendering, scores, timing, transitions, views
 from app.services.history import Conflict
+from app.services.image_captions import shown_caption
 from app.streams import render_events
 from app.tables import Render, Transition
 from app.templating import fragment, settings_context, templates
@@ -48,7 +49,9 @@ async def _form(request: Request, fields: type[BaseModel]) -> dict[str, Any]:
     for name, value in form.items():
         if name not in known or not isinstance(value, str):
             continue
-        if value.strip() == "" and not known[name].is_required() and name not in ("negative_prompt", "title"):
+        # An emptied prompt is sent: a keyframe with an image may have none (docs/image-endpoints.md).
+        keep_empty = ("negative_prompt", "title", "prompt")
+        if value.strip() == "" and not known[name].is_required() and name not in keep_empty:
             continue
         data[name] = value
     return data
@@ -140,6 +143,7 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "oob": False,
         "views": views,
         "moce_panel": lambda keyframe: moce.panel_context(db, keyframe),  # keyframe_concepts.html
+        "image_caption": shown_caption,  # keyframe_image.html
         "clock": timing.clock(transition),  # seconds beside t (docs/animatics.md)
         "soundtrack": timing.soundtrack_view(transition),
         "format_time": format_time,
