@@ -51,9 +51,9 @@ def has_own_clip(engine: Any) -> bool:
     return folder is not None and (Path(folder) / "clip" / "config.json").is_file()
 
 
-def caption_for(engine: Any, image: Any, image_sha256: str, model_revision: str) -> str:
-    """The picture's caption under this model (stored, or chosen now and stored)."""
-    stored = image_captions.stored_caption(image_sha256, model_revision)
+def caption_for(engine: Any, image: Any, image_sha256: str, model_revision: str, store: Any = None) -> str:
+    """The picture's caption under this model (stored in `store`, or chosen now and stored there)."""
+    stored = image_captions.stored_caption(image_sha256, model_revision, store)
     if stored is not None:
         return stored
     caption = ""
@@ -62,5 +62,5 @@ def caption_for(engine: Any, image: Any, image_sha256: str, model_revision: str)
         from worker.moce import clip_for
 
         caption = best_caption(image, world_captions(), clip_scores(clip_for(engine)))
-    image_captions.keep_caption(image_sha256, model_revision, caption)
+    image_captions.keep_caption(image_sha256, model_revision, caption, store)
     return caption

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from typing import Any
 
 from app.storage import get_store
 
@@ -45,15 +46,17 @@ def png_caption(data: bytes) -> str | None:
     return str(value) if value is not None else None
 
 
-def stored_caption(image_sha256: str, model_revision: str) -> str | None:
-    """The caption chosen for the picture under this model revision, or None (not chosen yet)."""
-    store = get_store()
+def stored_caption(image_sha256: str, model_revision: str, store: Any = None) -> str | None:
+    """The caption chosen for the picture under this model revision, or None (not chosen yet).
+
+    store: a frame store (default: the studio's; `segue render` passes its own)."""
+    store = store or get_store()
     key = caption_key(image_sha256, model_revision)
     return png_caption(store.read(key)) if store.exists(key) else None
 
 
-def keep_caption(image_sha256: str, model_revision: str, caption: str) -> None:
-    get_store().write(caption_key(image_sha256, model_revision), caption_png(caption))
+def keep_caption(image_sha256: str, model_revision: str, caption: str, store: Any = None) -> None:
+    (store or get_store()).write(caption_key(image_sha256, model_revision), caption_png(caption))
 
 
 def shown_caption(keyframe: object) -> str | None:

@@ -516,7 +516,8 @@ def import_project(db: Session, project: Project) -> tuple[Transition, list[Prom
             if 0 < i < last:
                 inner.append((i, KeyframeCreate(position=keyframe.position, prompt=keyframe.prompt, **own)))
             elif own or image is not None:
-                ends.append((i, KeyframeUpdate(**own, **({} if keyframe.prompt else {"prompt": ""}))))
+                emptied: dict[str, Any] = {} if keyframe.prompt else {"prompt": ""}  # only a picture
+                ends.append((i, KeyframeUpdate(**own, **emptied)))
         except ValidationError as exc:
             refused(exc, lambda loc, i=i: ("keyframes", i, *loc))
         except (FieldError, UploadRefused) as exc:

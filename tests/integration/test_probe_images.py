@@ -1,0 +1,89 @@
+"""Probe passes (perceptual, adaptive, Beta spacing) measure the frames of image segments as they will be
+rendered: through the image path (worker/keyframe_images.probe_renderer), so the probe's frame on a picture
+keyframe is the picture itself, not a render of the keyframe's prompt (docs/image-endpoints.md)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import configure
+
+BLUE = (30, 90, 220)
+
+
+def _project(spacing: str) -> tuple[Any, bytes]:
+    from app.services import projects
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), BLUE).save(out, format="PNG")
+    data = out.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    document = {
+        "segue_project": 1,
+        "title": "to a picture",
+        "model": "segue-tiny",
+        "settings": {"seed": 3, "frames": 5, "steps": 3, "width": 64, "height": 64, "spacing": spacing},
+        "keyframes": [
+            {"position": 0, "prompt": "a futuristic cityscape"},
+            {"position": 1, "prompt": "", "image": {"sha256": sha, "width": 64, "height": 64}},
+        ],
+        "images": {sha: base64.b64encode(data).decode()},
+    }
+    return projects.load(json.dumps(document)), data
+
+
+@pytest.mark.parametrize("spacing", ["perceptual", "beta"])
+def test_the_probe_pass_renders_image_segments_through_the_image_path(
+    spacing: str, tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.storage import get_store
+    from core.registry import model_revision
+    from engine.pipeline import get_engine
+    from engine.probe import pixel_feature, place
+    from worker.keyframe_images import probe_renderer
+
+    configure(monkeypatch, tmp_path / "data", models_dir=str(models_dir))
+    project, data = _project(spacing)
+    sha = next(iter(project.images))
+    get_store().write(sha, data)
+    snapshot = project.snapshot("segue-tiny", model_revision("segue-tiny", models_dir))
+    engine = get_engine("segue-tiny", models_dir=models_dir, device="cpu")
+
+    def probed(render_plans: Any) -> list[Any]:
+        seen: list[Any] = []
+
+        def feature(image: Any) -> Any:
+            seen.append(np.asarray(image.convert("RGB"), dtype=np.float64))
+            return pixel_feature(image)
+
+        placement = place(engine, snapshot, feature=feature, render_plans=render_plans)
+        assert placement.probe_ts[-1] == 1.0 and len(seen) == len(placement.probe_ts)
+        return seen
+
+    through_images = probed(probe_renderer(engine, snapshot))
+    assert np.abs(through_images[-1] - np.array(BLUE)).mean() < 2.0  # the picture keyframe's own frame
+    as_prompts = probed(None)  # what the probe measured before: the keyframe rendered from its prompt ("")
+    assert np.abs(as_prompts[-1] - np.array(BLUE)).mean() > 20.0
+    assert np.array_equal(through_images[0], as_prompts[0])  # the prompt keyframe's frame is the same
+    assert (
+        probe_renderer(
+            engine,
+            snapshot.model_copy(
+                update={
+                    "keyframes": [
+                        k.model_copy(update={"image": None, "prompt": "a forest"}) for k in snapshot.keyframes
+                    ]
+                }
+            ),
+        )
+        is None
+    )  # no keyframe image: the plain render, as before
