@@ -87,3 +87,19 @@ def test_the_probe_pass_renders_image_segments_through_the_image_path(
         )
         is None
     )  # no keyframe image: the plain render, as before
+
+
+def test_a_studio_render_with_perceptual_spacing_ends_on_the_picture(stack_factory: Any) -> None:
+    """The worker's planning job runs the probe through the image path and the render completes."""
+    from tests.integration.test_keyframe_images import _render, create, end_of, upload
+
+    stack = stack_factory(mode="embedded", database="sqlite")
+    client = stack.client  # type: ignore[attr-defined]
+    transition = create(client, width=64, height=64, batch_size=5, spacing="perceptual")
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), BLUE).save(out, format="PNG")
+    assert upload(client, end_of(transition)["id"], out.getvalue(), prompt="").status_code == 200
+    done = _render(client, transition["id"])
+    assert done["status"] == "done", done
+    last = np.asarray(Image.open(io.BytesIO(client.get(done["frames"][-1]["url"]).content)).convert("RGB"))
+    assert np.abs(last.astype(np.float64) - np.array(BLUE)).mean() < 2.0
