@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.integration.test_keyframe_images import _render, create, end_of, picture, upload
@@ -87,6 +88,7 @@ def _world_picture() -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.skipif(not (MINI_CLIP / "config.json").is_file(), reason="Segue-mini's CLIP is not in models/")
 def test_a_render_captions_a_picture_without_a_prompt_with_the_models_clip(
     stack_factory: Any, models_dir: Path, tmp_path: Path
 ) -> None:
