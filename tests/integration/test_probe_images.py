@@ -103,3 +103,42 @@ def test_a_studio_render_with_perceptual_spacing_ends_on_the_picture(stack_facto
     assert done["status"] == "done", done
     last = np.asarray(Image.open(io.BytesIO(client.get(done["frames"][-1]["url"]).content)).convert("RGB"))
     assert np.abs(last.astype(np.float64) - np.array(BLUE)).mean() < 2.0
+
+
+def test_an_image_segment_interpolates_text_from_the_caption(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-betweens of a segment from a prompt keyframe to a picture without a prompt interpolate the
+    text embeddings between the prompt and the picture's caption (the morph's endpoints carry them)."""
+    from app.storage import get_store
+    from core.timeline import check_keys, frames_at, keys_of
+    from worker import captions, keyframe_images
+
+    configure(monkeypatch, tmp_path / "data", models_dir=str(models_dir))
+    project, data = _project("uniform")
+    get_store().write(next(iter(project.images)), data)
+    snapshot = project.snapshot("segue-tiny", "rev-test")
+    monkeypatch.setattr(
+        captions, "caption_for", lambda engine, image, sha, revision, store=None: "a planted one"
+    )
+    seen: dict[str, Any] = {}
+
+    class Inverter:
+        def keep_in(self, store: Any, namespace: str) -> None:
+            pass
+
+        def morph(self, a: Any, b: Any, ts: Any, **options: Any) -> list[Any]:
+            seen.update(a=a.prompt, b=b.prompt, ts=list(ts))
+            return [Image.new("RGB", (64, 64))] * len(ts)
+
+    class Engine:
+        inverter = Inverter()
+
+        def render(self, pixels: Any, requests: Any, **options: Any) -> list[Any]:
+            return [Image.new("RGB", (64, 64), (200, 0, 0))] * len(requests)
+
+    keys = check_keys(keys_of(snapshot))
+    plans = frames_at(keys, [0.5], seed=3)
+    rows = keyframe_images.image_frames(snapshot, plans)
+    keyframe_images.render(Engine(), snapshot, [None], rows, lambda plain: [])
+    assert seen == {"a": "a futuristic cityscape", "b": "a planted one", "ts": [0.5]}
