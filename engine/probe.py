@@ -85,8 +85,12 @@ def place(
     feature: Callable[[PIL.Image.Image], Feature] = pixel_feature,
     distance: Callable[[Feature, Feature], float] = pixel_distance,
     should_cancel: Callable[[], bool] | None = None,
+    render_plans: Callable[[Any, list[Any]], list[PIL.Image.Image]] | None = None,
 ) -> Placement:
-    """Run the probe pass of a perceptual or adaptive render and say where its frames go."""
+    """Run the probe pass of a perceptual or adaptive render and say where its frames go.
+
+    render_plans(probe pixel settings, frame plans) -> images: how the probe frames are made when some
+    depend on keyframe images (the worker's image path, worker/keyframe_images.py); None: Engine.render."""
     keys = check_keys(keys_of(snapshot))
     probe_params = snapshot.pixels().model_copy(update={"steps": min(snapshot.steps, PROBE_STEPS)})
     cuts = cut_boundaries(keys)
@@ -94,20 +98,21 @@ def place(
 
     def measure(positions: list[float]) -> list[Feature]:
         nonlocal rendered
-        requests = [
-            request_of(plan)
-            for plan in frames_at(
-                keys,
-                positions,
-                seed=snapshot.seed,
-                noise_path=snapshot.noise_interpolation,
-                attention=snapshot.attention_interpolation,
-            )
-        ]
+        plans = frames_at(
+            keys,
+            positions,
+            seed=snapshot.seed,
+            noise_path=snapshot.noise_interpolation,
+            attention=snapshot.attention_interpolation,
+        )
+        requests = [request_of(plan) for plan in plans]
         features: list[Feature] = []
         for start in range(0, len(requests), snapshot.batch_size):
             chunk = requests[start : start + snapshot.batch_size]
-            images = engine.render(probe_params, chunk, should_cancel=should_cancel)
+            if render_plans is not None:
+                images = render_plans(probe_params, list(plans[start : start + snapshot.batch_size]))
+            else:
+                images = engine.render(probe_params, chunk, should_cancel=should_cancel)
             features += [feature(image) for image in images]
         rendered += len(dict.fromkeys(requests))
         return features

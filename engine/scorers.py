@@ -100,6 +100,10 @@ class ClipScorer(Scorer):
                 self._texts.update(zip(missing, features.cpu(), strict=True))
         return {p: self._texts[p] for p in prompts}
 
+    def text_features(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """L2-normalised text features by prompt (cached), e.g. to choose a caption (engine/captions.py)."""
+        return self._text(prompts)
+
     def score(
         self, images: Sequence[PIL.Image.Image], prompts: Sequence[tuple[str, str]]
     ) -> list[FrameScoreValues]:

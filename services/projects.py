@@ -17,14 +17,23 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.orm import Session, object_session
 
 from core.params import (
     KeyframeImage,
     KeyframeSnapshot,
     ModelName,
-    Prompt,
+    OptionalPrompt,
     RenderSettings,
     RenderSnapshot,
     Title,
@@ -68,7 +77,18 @@ class _KeyframeBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     position: Annotated[float, Field(description="0 for the start, 1 for the end, inner ones in between")]
-    prompt: Prompt
+    #: May be empty beside an image (the worker captions the picture, docs/image-endpoints.md).
+    prompt: OptionalPrompt
+
+    @model_validator(mode="after")
+    def _prompt_or_image(self) -> Any:
+        if not self.prompt and getattr(self, "image", None) is None:
+            message = "prompt must not be empty (a keyframe needs a prompt, an image, or both)"
+            detail = InitErrorDetails(
+                type=PydanticCustomError("value_error", message), loc=("prompt",), input=self.prompt
+            )
+            raise ValidationError.from_exception_data("ProjectKeyframe", [detail])
+        return self
 
     @field_validator("position")
     @classmethod
@@ -432,6 +452,10 @@ def _settings_loc(loc: tuple[Any, ...], n_keyframes: int) -> tuple[Any, ...]:
     return ("settings", *loc)
 
 
+#: The prompt a start or end keyframe with only an image has between creation and its patch on import.
+IMAGE_ONLY = "(image)"
+
+
 def _non_default(keyframe: ProjectKeyframe) -> dict[str, Any]:
     fields = ProjectKeyframe.model_fields
     return {
@@ -472,8 +496,9 @@ def import_project(db: Session, project: Project) -> tuple[Transition, list[Prom
     try:
         data = TransitionCreate(
             title=project.title,
-            start_prompt=keyframes[0].prompt,
-            end_prompt=keyframes[-1].prompt,
+            # An end with an image may have no prompt: created with a stand-in, emptied by its patch below.
+            start_prompt=keyframes[0].prompt or IMAGE_ONLY,
+            end_prompt=keyframes[-1].prompt or IMAGE_ONLY,
             model=resolve_model_name(project.model, settings.models),
             **project.settings.model_dump(),
         )
@@ -491,7 +516,8 @@ def import_project(db: Session, project: Project) -> tuple[Transition, list[Prom
             if 0 < i < last:
                 inner.append((i, KeyframeCreate(position=keyframe.position, prompt=keyframe.prompt, **own)))
             elif own or image is not None:
-                ends.append((i, KeyframeUpdate(**own)))
+                emptied: dict[str, Any] = {} if keyframe.prompt else {"prompt": ""}  # only a picture
+                ends.append((i, KeyframeUpdate(**own, **emptied)))
         except ValidationError as exc:
             refused(exc, lambda loc, i=i: ("keyframes", i, *loc))
         except (FieldError, UploadRefused) as exc:

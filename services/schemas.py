@@ -91,7 +91,8 @@ class KeyframeCreate(KeyframeSettings):
     model_config = ConfigDict(extra="forbid")
 
     position: Position | None = None
-    prompt: Prompt
+    #: May be empty on a keyframe with an image (the worker captions the picture, docs/image-endpoints.md).
+    prompt: OptionalPrompt = ""
     time: TimeValue | None = None
     hold_seconds: HoldSeconds | None = None
     version: int | None = _based_on()
@@ -126,6 +127,12 @@ class KeyframeImageOut(BaseModel):
     width: int
     height: int
     sha256: str
+    caption: str | None = Field(
+        None,
+        description="the text condition chosen for the picture when the keyframe has no prompt (Segue-mini's"
+        " CLIP, from its world's vocabulary); null until a render has chosen it, or when the keyframe has a"
+        " prompt",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -184,6 +184,12 @@ def _check_free(transition: Transition, position: float, ignore: Keyframe | None
             )
 
 
+def check_prompt_or_image(prompt: str | None, image: object) -> None:
+    """A keyframe needs a prompt, an image, or both (an image alone is captioned by the worker)."""
+    if not (prompt or "").strip() and image is None:
+        raise FieldError("prompt", "prompt must not be empty (a keyframe needs a prompt, an image, or both)")
+
+
 def add_keyframe(
     db: Session,
     transition: Transition,
@@ -200,6 +206,7 @@ def add_keyframe(
         raise FieldError("position", "position is required: a t strictly between 0 and 1 (or give time)")
     if image is not None and image.record is not None:
         values["image"] = image.record
+    check_prompt_or_image(values.get("prompt", ""), values.get("image"))
     added: list[Keyframe] = []
 
     def change() -> history.Outcome:
@@ -254,6 +261,7 @@ def update_keyframe(
 
     def change() -> history.Outcome:
         current = _fresh_keyframe(db, transition, keyframe_id)
+        check_prompt_or_image(changes.get("prompt", current.prompt), changes.get("image", current.image))
         if "position" in changes:
             if current.is_endpoint:
                 where = "0" if current.is_start else "1"

@@ -104,6 +104,7 @@ def _rng(seed: int, index: int, salt: int = 0) -> random.Random:
 def sample_scene(rng: random.Random, split: str = "train") -> Scene:
     """Sample scene attributes. split="train" never yields a HELDOUT triple,
     split="heldout" only yields HELDOUT triples, split="any" yields anything."""
+    main: str | None
     while True:
         if split == "heldout":
             sky, ground, main = rng.choice(sorted(HELDOUT))
@@ -466,7 +467,7 @@ def render(sc: Scene, seed: int = 0) -> Image.Image:
             sc.sky,
             0.85 if (sc.relation == "in front of" and i == 1 and o.kind == "house") else 1.0,
         )
-    return img.resize((SIZE, SIZE), Image.BOX)
+    return img.resize((SIZE, SIZE), Image.Resampling.BOX)
 
 
 # ----------------------------------------------------------------------------- captions
@@ -587,7 +588,7 @@ def caption(sc: Scene, rng: random.Random) -> str:
         return core + (" " + tail if tail else "")
     o1 = _obj_phrase(rng, sc.objects[1])
     rel = {"left of": "to the left of", "right of": "to the right of", "in front of": "in front of"}[
-        sc.relation
+        sc.relation or "in front of"
     ]
     if rng.random() < 0.7:
         core = f"{o0} {rel} {o1} {PREP[sc.ground]} {scene}"

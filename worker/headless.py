@@ -11,6 +11,7 @@ data/frames) frames that already exist there are reused, and new ones are kept f
 from __future__ import annotations
 
 import argparse
+import base64
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from core.params import PROBED_SPACINGS, PixelSettings
+from core.params import PROBED_SPACINGS, RenderSnapshot
 from core.registry import TINY_MODEL, model_location, model_revision
 from core.timeline import FramePlan, frame_keys, render_order, shared_weight
 from infra.config import get_settings
@@ -195,11 +196,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"warning: the project was made with revision {project.model_revision} of {project.model}; "
             f"here it is {revision}: frames will differ from the original's"
         )
-    if project.images:  # docs/image-endpoints.md: the studio's worker renders them, this runner not yet
-        return _fail(
-            f"{args.project} has keyframe images, which `segue render` cannot render yet: "
-            "render it in the studio"
-        )
     snapshot = project.snapshot(model, revision)
     track = None
     if project.audio is not None:  # the soundtrack: the sound of the videos, and spacing "audio"
@@ -234,6 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="segue-render-")
         store = LocalFrameStore(Path(scratch.name))
     try:
+        # Keyframe images (docs/image-endpoints.md): their PNG bytes (checked against their hashes when the
+        # file was loaded) go into the frame store, where the image path reads them as the studio's does.
+        for sha, text in project.images.items():
+            if not store.exists(sha):
+                store.write(sha, base64.b64decode(text))
         # 3. Render what is not stored yet, coarse to fine, in batches; a frame shown twice (a hold) once
         todo, seen = [], set()
         for index in render_order(len(plans)):
@@ -248,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device = args.device or settings.worker_device
             bar.say(f"loading {model} on {device}; {len(todo)} frames to render, {reused} reused")
             threads = settings.torch_threads
-            _render(model, models_dir, device, threads, batch_size, pixels, plans, keys, todo, store, bar)
+            _render(model, models_dir, device, threads, batch_size, snapshot, plans, keys, todo, store, bar)
         else:
             bar.show("frames", len(plans), len(plans), f"{len(plans)}/{len(plans)} reused")
         sources = [SourceFrame(p.index, p.t, store.path(k)) for p, k in zip(plans, keys, strict=True)]
@@ -315,17 +316,19 @@ def _render(
     device: str,
     threads: int,
     batch: int,
-    pixels: PixelSettings,
+    snapshot: RenderSnapshot,
     plans: Sequence[FramePlan],
     keys: Sequence[str],
     todo: Sequence[int],
     store: LocalFrameStore,
     bar: Bar,
 ) -> None:
-    """Render the frames `todo` (indices into plans) on the engine and store each under its key."""
+    """Render the frames `todo` (indices into plans) on the engine and store each under its key; frames
+    that depend on a keyframe image through the studio's image path (worker/keyframe_images.py)."""
     import torch
 
     from engine.pipeline import get_engine
+    from worker import keyframe_images
 
     torch.set_num_threads(threads)
     engine = get_engine(model, models_dir=models_dir, device=device)
@@ -336,7 +339,15 @@ def _render(
     for start in range(0, len(todo), batch):
         indices = todo[start : start + batch]
         requests = [request_of(plans[i], plans) for i in indices]
-        images = engine.render(pixels, requests, keep_latents_at=shared_steps)
+        rows = keyframe_images.image_frames(snapshot, [plans[i] for i in indices])
+        images = keyframe_images.render(
+            engine,
+            snapshot,
+            requests,
+            rows,
+            lambda plain: engine.render(snapshot.pixels(), plain, keep_latents_at=shared_steps),
+            store=store,
+        )
         for index, image in zip(indices, images, strict=True):
             store.write(keys[index], png(image))
         done += len(indices)

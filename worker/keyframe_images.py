@@ -20,7 +20,7 @@ from typing import Any
 from core.params import KeyframeImage, RenderSnapshot
 from core.timeline import FramePlan, check_keys, frame_key, frames_at, keys_of
 from core.timeline import TimelineKeyframe as Key
-from services import keyframe_images
+from worker import captions
 from worker.images import png
 
 
@@ -51,15 +51,12 @@ def image_frames(snapshot: RenderSnapshot, frames: Sequence[Any]) -> list[ImageF
     return out
 
 
-def _pictures(snapshot: RenderSnapshot) -> dict[str, Any]:
+def _pictures(snapshot: RenderSnapshot, store: Any) -> dict[str, Any]:
     """The keyframes' images by SHA-256, read from the frame store."""
     import PIL.Image
 
     records: dict[str, KeyframeImage] = {k.image.sha256: k.image for k in snapshot.keyframes if k.image}
-    return {
-        sha: PIL.Image.open(io.BytesIO(keyframe_images.read(record))).convert("RGB")
-        for sha, record in records.items()
-    }
+    return {sha: PIL.Image.open(io.BytesIO(store.read(sha))).convert("RGB") for sha in records}
 
 
 def render(
@@ -68,8 +65,12 @@ def render(
     requests: Sequence[Any],
     rows: Sequence[ImageFrame | None],
     plain: Callable[[list[Any]], list[Any]],
+    store: Any = None,
 ) -> list[Any]:
-    """The batch's images in order: plain rows through `plain` (Engine.render), image rows by the morph."""
+    """The batch's images in order: plain rows through `plain` (Engine.render), image rows by the morph.
+
+    store: the frame store holding the pictures, inversions and captions (default: the studio's; `segue
+    render` passes its own)."""
     import PIL.Image
     import torch
 
@@ -88,9 +89,9 @@ def render(
             by_segment.setdefault(row.plan.segment, []).append(i)
     if not by_segment:
         return images
-    pictures = _pictures(snapshot)
+    store = store or get_store()
+    pictures = _pictures(snapshot, store)
     keys = check_keys(keys_of(snapshot))
-    store = get_store()
     # Inversions are kept beside the frames too: another worker (or this one restarted) reuses them.
     engine.inverter.keep_in(
         (lambda name: store.read(name) if store.exists(name) else None, store.write), snapshot.model_revision
@@ -98,7 +99,11 @@ def render(
 
     def endpoint(key: Key) -> Any:
         if key.image is not None:
-            return Picture(pictures[key.image], key.prompt)
+            # No prompt: the picture's caption is its text condition (worker/captions.py).
+            prompt = key.prompt or captions.caption_for(
+                engine, pictures[key.image], key.image, snapshot.model_revision, store
+            )
+            return Picture(pictures[key.image], prompt)
         # A prompt keyframe: its own frame, as the studio shows it (stored, or rendered and kept by its key).
         (at,) = frames_at(keys, [key.position], seed=snapshot.seed, noise_path=snapshot.noise_interpolation)
         name = frame_key(snapshot.pixels(), at, snapshot.model_revision)
@@ -138,3 +143,26 @@ def render(
         for i, image in zip(indices, made, strict=True):
             images[i] = image
     return images
+
+
+def probe_renderer(
+    engine: Any, snapshot: RenderSnapshot, should_cancel: Callable[[], bool] | None = None
+) -> Callable[[Any, list[FramePlan]], list[Any]] | None:
+    """How a probe pass (engine/probe.place) makes its frames when keyframes carry images: through the image
+    path at the probe's steps, so perceptual, adaptive and Beta spacing measure the frames the render will
+    show (None: no keyframe image, the engine's plain render)."""
+    if not any(k.image is not None for k in snapshot.keyframes):
+        return None
+    from engine.probe import request_of
+
+    def render_plans(params: Any, plans: list[FramePlan]) -> list[Any]:
+        probe = snapshot.model_copy(update={"steps": params.steps})
+        return render(
+            engine,
+            probe,
+            [request_of(plan) for plan in plans],
+            image_frames(probe, plans),
+            lambda plain: engine.render(params, plain, should_cancel=should_cancel),
+        )
+
+    return render_plans

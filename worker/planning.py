@@ -11,6 +11,7 @@ planned, keyed, reused and queued exactly as for any render (services/rendering.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -27,7 +28,7 @@ from services.errors import FieldError
 from services.jobs import PLANNING
 from services.presenters import progress
 from services.rendering import finish_render, queue_frames
-from worker import lease
+from worker import keyframe_images, lease
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,10 @@ def _run_plan(render_id: int, token: str) -> dict[str, Any]:
         return _queue(render_id, token, noise_paths.plan(snapshot), 0)
     try:
         engine = get_engine(snapshot.model, models_dir=settings.models_dir, device=settings.worker_device)
-        placement = place(engine, snapshot, should_cancel=lambda: _is_cancelled(render_id))
+        cancelled = partial(_is_cancelled, render_id)
+        # Frames touching a keyframe image are probed through the image path, as they will be rendered.
+        images = keyframe_images.probe_renderer(engine, snapshot, cancelled)
+        placement = place(engine, snapshot, should_cancel=cancelled, render_plans=images)
         plans = noise_paths.plan(snapshot, times=placement.times, spacing=placement.warp)
     except RenderCancelled:
         log.info("render %s cancelled during its probe pass", render_id)

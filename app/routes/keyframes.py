@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 
 from app.deps import AccessDep, Id, IfMatchDep, SessionDep, based_on
 from core.uploads import UploadRefused
-from services import keyframe_images, moce
+from services import image_captions, keyframe_images, moce
 from services import transitions as services
 from services.keyframe_images import ImageChange
 from services.schemas import KeyframeCreate, KeyframeOut, KeyframeUpdate
@@ -139,11 +139,16 @@ def add_keyframe(
 
 @router.get("/keyframes/{keyframe_id}", response_model=moce.KeyframeDetail)
 def get_keyframe(keyframe_id: Id, db: SessionDep) -> moce.KeyframeDetail:
-    """A keyframe with its settings, `image` ({url, width, height, sha256} or null) and `concepts`; when
+    """A keyframe with its settings, `image` ({url, width, height, sha256, caption} or null: `caption` is
+    the text a render chose for a picture keyframe without a prompt) and `concepts`; when
     their switch step is "auto", `moce` shows the search: `{status: queued|running|done|failed,
     chosen_step, trace: [{step, disparity, thumbnail_url}]}` (null: no search for the keyframe's current
     inputs, or no "auto" concepts)."""
-    return moce.keyframe_detail(db, services.get_keyframe(db, keyframe_id))
+    keyframe = services.get_keyframe(db, keyframe_id)
+    detail = moce.keyframe_detail(db, keyframe)
+    if detail.image is not None:  # a picture without a prompt: the caption a render chose for it
+        detail.image.caption = image_captions.shown_caption(keyframe)
+    return detail
 
 
 @router.patch(

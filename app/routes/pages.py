@@ -40,6 +40,7 @@ from services import (
 )
 from services.errors import BrokerUnavailable, FieldError, NotFound, TooMany
 from services.history import Conflict
+from services.image_captions import shown_caption
 from services.schemas import KeyframeCreate, KeyframeUpdate, TransitionCreate, TransitionUpdate
 
 router = APIRouter(include_in_schema=False)
@@ -61,7 +62,9 @@ async def _form(request: Request, fields: type[BaseModel]) -> dict[str, Any]:
     for name, value in form.items():
         if name not in known or not isinstance(value, str):
             continue
-        if value.strip() == "" and not known[name].is_required() and name not in ("negative_prompt", "title"):
+        # An emptied prompt is sent: a keyframe with an image may have none (docs/image-endpoints.md).
+        keep_empty = ("negative_prompt", "title", "prompt")
+        if value.strip() == "" and not known[name].is_required() and name not in keep_empty:
             continue
         data[name] = value
     return data
@@ -147,6 +150,7 @@ def _editor_context(db: Any, transition: Transition, render: Render | None = Non
         "oob": False,
         "views": presenters,
         "moce_panel": lambda keyframe: moce.panel_context(db, keyframe),  # keyframe_concepts.html
+        "image_caption": shown_caption,  # keyframe_image.html
         "clock": timing.clock(transition),  # seconds beside t (docs/animatics.md)
         "soundtrack": timing.soundtrack_view(transition),
         "format_time": format_time,

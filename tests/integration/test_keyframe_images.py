@@ -292,20 +292,6 @@ def test_a_render_ends_on_the_end_keyframes_image_and_a_plain_render_after_is_un
     assert [client.get(f["url"]).content for f in after["frames"]] == plain
 
 
-def test_segue_render_refuses_a_project_with_keyframe_images(
-    client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from worker import headless
-
-    transition = create(client)
-    upload(client, end_of(transition)["id"], picture())
-    project = tmp_path / "p.segue.json"
-    project.write_bytes(client.get(f"/api/transitions/{transition['id']}/project").content)
-    assert headless.main([str(project), "--out", str(tmp_path / "film.mp4")]) == 2
-    assert "keyframe images" in capsys.readouterr().err
-    assert not (tmp_path / "film.mp4").exists()
-
-
 def test_a_form_declaring_more_than_the_limit_is_refused_before_it_is_read(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
