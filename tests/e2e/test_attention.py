@@ -4,20 +4,14 @@ sets one segment back to none in the keyframe's path settings, and renders it ag
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.support import api as _api
+from tests.e2e.support import keep_screenshot
 
 pytestmark = pytest.mark.e2e
-
-
-def _keep(tmp_path: Path, name: str) -> None:
-    if os.environ.get("SEGUE_SCREENSHOTS"):
-        shutil.copy(tmp_path / name, Path(os.environ["SEGUE_SCREENSHOTS"]) / name)
 
 
 def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: ignore[no-untyped-def]
@@ -41,7 +35,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     assert page.locator(".filmstrip [data-status=done]").count() == 7
     page.wait_for_function("() => [...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
     page.locator(".filmstrip").screenshot(path=str(tmp_path / "attention-none.png"))
-    _keep(tmp_path, "attention-none.png")
+    keep_screenshot(tmp_path, "attention-none.png")
 
     # 2. The settings: a bad fraction is explained inline and nothing is saved; then fused at 0.6.
     form = page.locator("#settings-form")
@@ -58,7 +52,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     saved = _api(server, "GET", f"/api/transitions/{tid}")
     assert (saved["attention_interpolation"], saved["attention_steps"]) == ("fused", 0.6)
     page.locator("#settings-form fieldset.attention").screenshot(path=str(tmp_path / "attention-form.png"))
-    _keep(tmp_path, "attention-form.png")
+    keep_screenshot(tmp_path, "attention-form.png")
 
     # 3. Render again: the keyframes' frames are reused, every in-between is new.
     page.click("#render-button")
@@ -66,7 +60,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     assert "2 reused" in page.locator("#render-head").inner_text()
     page.wait_for_function("() => [...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
     page.locator(".filmstrip").screenshot(path=str(tmp_path / "attention-fused.png"))
-    _keep(tmp_path, "attention-fused.png")
+    keep_screenshot(tmp_path, "attention-fused.png")
 
     # 4. The start keyframe's segment back to none, in its path settings: its badge says so, and the
     # render is the plain one again, every frame reused.
@@ -80,7 +74,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     assert _api(server, "GET", f"/api/keyframes/{start['id']}")["attention_interpolation"] == "none"
     row.scroll_into_view_if_needed()
     row.screenshot(path=str(tmp_path / "attention-keyframe.png"))
-    _keep(tmp_path, "attention-keyframe.png")
+    keep_screenshot(tmp_path, "attention-keyframe.png")
     page.click("#render-button")
     page.locator("#render-head [data-status=done]", has_text="Render #3").wait_for(timeout=300_000)
     assert "7 reused" in page.locator("#render-head").inner_text()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.support import DROP, keep_screenshot
 from tests.e2e.support import api as _api
-from tests.e2e.test_image_endpoints import DROP, _keep
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +69,6 @@ def test_a_picture_without_a_prompt_is_captioned_in_its_row(  # type: ignore[no-
     page.goto(f"{server}/transitions/{tid}")
     assert page.locator(f"{zone} .kf-caption").inner_text() == f"captioned: {caption}"
     page.locator(row).screenshot(path=str(tmp_path / "caption-row.png"))
-    _keep(tmp_path, "caption-row.png")
+    keep_screenshot(tmp_path, "caption-row.png")
     page.screenshot(path="/tmp/x/caption-page.png")
     page.close()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 import urllib.request
 from pathlib import Path
 
@@ -15,14 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.e2e.support import DROP, keep_screenshot
 from tests.e2e.support import api as _api
 
 pytestmark = pytest.mark.e2e
-
-
-def _keep(tmp_path: Path, name: str) -> None:
-    if os.environ.get("SEGUE_SCREENSHOTS"):
-        shutil.copy(tmp_path / name, Path(os.environ["SEGUE_SCREENSHOTS"]) / name)
 
 
 def _picture() -> bytes:
@@ -44,14 +38,7 @@ def _pixels(server: str, url: str) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"), dtype=np.float64)
 
 
-DROP = """([selector, data]) => {
-  const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
-  const transfer = new DataTransfer();
-  transfer.items.add(new File([bytes], "sunset.png", {type: "image/png"}));
-  const zone = document.querySelector(selector);
-  zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true, cancelable: true}));
-  zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
-}"""
+
 
 
 def test_a_person_drops_a_picture_on_the_end_keyframe_and_the_render_ends_there(  # type: ignore[no-untyped-def]
@@ -91,14 +78,14 @@ def test_a_person_drops_a_picture_on_the_end_keyframe_and_the_render_ends_there(
     assert (image["width"], image["height"]) == (96, 64)
     row = page.locator(f".keyframe[data-keyframe-id='{end['id']}']")
     row.screenshot(path=str(tmp_path / "image-row.png"))
-    _keep(tmp_path, "image-row.png")
+    keep_screenshot(tmp_path, "image-row.png")
 
     # 3. Render: the last frame is the picture's centre, resized to the transition's size.
     page.click("#render-button")
     page.locator("#render-head [data-status=done]").wait_for(timeout=300_000)
     page.wait_for_function("() => [...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
     page.locator(".filmstrip").screenshot(path=str(tmp_path / "image-strip.png"))
-    _keep(tmp_path, "image-strip.png")
+    keep_screenshot(tmp_path, "image-strip.png")
     last_url = page.locator(".filmstrip img").last.get_attribute("src")
     assert last_url
     last = _pixels(server, last_url)
