@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, Self
 
 from core import spacing as spacings
 from core.params import (
@@ -65,24 +65,17 @@ class TimelineKeyframe:
 
 
 @dataclass(frozen=True)
-class FramePlan:
-    """Where one frame sits: its global t, the segment it falls in and the blend inside that segment.
+class FrameInputs:
+    """What one frame is made of, declared once for the planner (FramePlan) and the engine (FrameRequest).
 
-    Noise: the frame's noise latent is noise_path(noise(seed_a), noise(seed_b), noise_t); a seed of None is
-    the transition's seed. switch_step k: steps [0, k) are conditioned on prompt_a alone, the rest on the
-    blend; with early_a / early_b set (MoCE), steps [0, k) are conditioned on the blend of early_a and
-    early_b at local_t instead (a keyframe's first concept in place of its prompt). start_step k > 0
-    (trajectory sharing): the frame starts at step k from the slerp of the step-k
-    latents of frames anchor_a and anchor_b (indices), weighted by where t sits between their t.
-    attention (AID): how the frame's attention layers mix the keys and values of `ends`, the frames of
-    its segment's two keyframes (rendered beside it); "none" with no ends on a keyframe (local t 0 or 1),
-    in a cut, or where the segment has no attention interpolation. image_a / image_b: the images (SHA-256)
-    of the segment's keyframes, if they have one (the frame is then made from their inverted noise).
+    Its text embedding is the blend of prompt_a and prompt_b at local_t; its noise latent is
+    noise_path(noise(seed_a), noise(seed_b), noise_t) (a seed of None is the transition's seed).
+    switch_step k: steps [0, k) are conditioned on prompt_a alone, the rest on the blend; with early_a /
+    early_b set (MoCE), steps [0, k) are conditioned on the blend of early_a and early_b at local_t instead
+    (either left None: its prompt). attention (AID): how the frame's attention layers mix the keys and
+    values of `ends`, the frames of its segment's two keyframes (rendered beside it).
     """
 
-    index: int
-    t: float
-    segment: int
     prompt_a: str
     prompt_b: str
     local_t: float
@@ -91,13 +84,40 @@ class FramePlan:
     noise_t: float = 0.0
     noise_path: str = "slerp"
     switch_step: int | None = None
-    start_step: int = 0
-    anchor_a: int | None = None
-    anchor_b: int | None = None
     early_a: str | None = None
     early_b: str | None = None
     attention: str = "none"
-    ends: tuple[FramePlan, FramePlan] | None = None
+    ends: tuple[Self, Self] | None = None
+
+    def inputs(self) -> dict[str, Any]:
+        """The shared fields by name, `ends` left out (each variant builds its own kind of ends)."""
+        return {f.name: getattr(self, f.name) for f in fields(FrameInputs) if f.name != "ends"}
+
+
+@dataclass(frozen=True)
+class FramePosition:
+    """Where a frame sits: its number, its global t and the segment it falls in."""
+
+    index: int
+    t: float
+    segment: int
+
+
+# Bases in this order put the position first: FramePlan(index, t, segment, prompt_a, ...).
+@dataclass(frozen=True)
+class FramePlan(FrameInputs, FramePosition):
+    """A planned frame: where it sits (FramePosition) and what it is made of (FrameInputs).
+
+    start_step k > 0 (trajectory sharing): the frame starts at step k from the slerp of the step-k
+    latents of frames anchor_a and anchor_b (indices), weighted by where t sits between their t.
+    attention is "none" with no ends on a keyframe (local t 0 or 1), in a cut, or where the segment has
+    no attention interpolation. image_a / image_b: the images (SHA-256) of the segment's keyframes, if
+    they have one (the frame is then made from their inverted noise).
+    """
+
+    start_step: int = 0
+    anchor_a: int | None = None
+    anchor_b: int | None = None
     image_a: str | None = None
     image_b: str | None = None
 

@@ -43,7 +43,7 @@ from core.params import (
     neighbour_reuse_step,
 )
 from core.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, active_lora, model_location
-from core.timeline import mixed_steps
+from core.timeline import FrameInputs, mixed_steps
 from engine import attention
 from engine.attention import MODES as ATTENTION_MODES
 from engine.interpolation import interpolate, slerp
@@ -91,31 +91,15 @@ SD_LATENT_RGB_FACTORS = (
 
 
 @dataclass(frozen=True)
-class FrameRequest:
-    """One frame: its text embedding is interpolate(E(prompt_a), E(prompt_b), local_t).
+class FrameRequest(FrameInputs):
+    """One frame to render (core.timeline.FrameInputs): its text embedding is interpolate(E(prompt_a),
+    E(prompt_b), local_t), its noise engine.noise.noise_between(seed_a, seed_b, noise_t, noise_path).
 
-    Its noise is engine.noise.noise_between(seed_a, seed_b, noise_t, noise_path) (a seed of None is the
-    render's seed); switch_step k conditions steps [0, k) on prompt_a alone, or, with early_a / early_b
-    set (MoCE), on interpolate(E(early_a), E(early_b), local_t) (either left None: its prompt); `start`
-    makes it a shared in-between (trajectory sharing). `attention` (inner, outer, fused; engine/attention)
-    mixes the attention of the frame with that of `ends`, its keyframes' frames, rendered beside it (None:
-    the frames of prompt_a on seed_a's noise and prompt_b on seed_b's). core.timeline.FramePlan carries
-    the same fields.
+    `start` makes it a shared in-between (trajectory sharing). `ends` None under attention interpolation:
+    the frames of prompt_a on seed_a's noise and prompt_b on seed_b's.
     """
 
-    prompt_a: str
-    prompt_b: str
-    local_t: float
-    seed_a: int | None = None
-    seed_b: int | None = None
-    noise_t: float = 0.0
-    noise_path: str = "slerp"
-    switch_step: int | None = None
     start: SharedStart | None = None
-    early_a: str | None = None
-    early_b: str | None = None
-    attention: str = "none"
-    ends: tuple[FrameRequest, FrameRequest] | None = None
 
     @property
     def early(self) -> tuple[str, str] | None:

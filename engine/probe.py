@@ -20,7 +20,7 @@ import PIL.Image
 from core import spacing
 from core.params import RenderSnapshot, caps
 from core.spacing import BetaWarp, Warp
-from core.timeline import base_times, check_keys, cut_boundaries, frames_at, keys_of, plan_frames
+from core.timeline import FrameInputs, base_times, check_keys, cut_boundaries, frames_at, keys_of, plan_frames
 from engine.pipeline import Engine, FrameRequest, SharedStart
 
 #: Steps of a probe frame (at most the render's own steps).
@@ -32,10 +32,14 @@ Feature = Any
 
 
 def request_of(frame: Any) -> FrameRequest:
-    """The engine request of a planned frame (core.timeline.FramePlan or a stored frame row).
+    """The engine request of a planned frame (core.timeline.FramePlan) or a stored frame row.
 
     A stored row carries no attention interpolation (worker/planning.py adds it from the render's plan)."""
-    ends = getattr(frame, "ends", None)
+    if isinstance(frame, FrameInputs):
+        ends = frame.ends
+        return FrameRequest(
+            **frame.inputs(), ends=(request_of(ends[0]), request_of(ends[1])) if ends is not None else None
+        )
     return FrameRequest(
         frame.prompt_a,
         frame.prompt_b,
@@ -45,10 +49,8 @@ def request_of(frame: Any) -> FrameRequest:
         noise_t=frame.noise_t,
         noise_path=frame.noise_path,
         switch_step=frame.switch_step,
-        early_a=getattr(frame, "early_a", None),  # MoCE: the early steps' prompts
-        early_b=getattr(frame, "early_b", None),
-        attention=getattr(frame, "attention", "none"),
-        ends=(request_of(ends[0]), request_of(ends[1])) if ends else None,
+        early_a=frame.early_a,
+        early_b=frame.early_b,
     )
 
 

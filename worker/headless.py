@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -355,18 +355,15 @@ def _render(
 
 
 def request_of(plan: FramePlan, plans: Sequence[FramePlan]) -> Any:
-    """The engine's request for a planned frame: every field the plan and the request share (prompts,
-    blend, noise seeds and path, switch step, attention interpolation and its keyframes' frames) and, for a
-    shared in-between, where it starts."""
-    from engine.pipeline import FrameRequest
+    """The engine's request for a planned frame (engine.probe.request_of) with its keyframes' frames and,
+    for a shared in-between, where it starts."""
+    from engine.pipeline import SharedStart
+    from engine.probe import request_of as inputs_of
 
-    names = ({f.name for f in fields(FrameRequest)} & {f.name for f in fields(plan)}) - {"ends"}
-    request = FrameRequest(**{name: getattr(plan, name) for name in names})
+    request = inputs_of(plan)
     if plan.ends is not None:  # attention interpolation: the keyframes' frames, as requests too
         request = replace(request, ends=tuple(request_of(end, plans) for end in plan.ends))
     if plan.start_step > 0 and plan.anchor_a is not None and plan.anchor_b is not None:
-        from engine.pipeline import SharedStart
-
         anchor_a, anchor_b = (request_of(plans[i], plans) for i in (plan.anchor_a, plan.anchor_b))
         start = SharedStart(anchor_a, anchor_b, shared_weight(plan, plans), plan.start_step)
         request = replace(request, start=start)
