@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
 
 from app.templating import templates
 
@@ -21,3 +22,10 @@ def page_or_blocks(
     if not is_htmx(request):
         return templates.TemplateResponse(request, template, context, status_code=status_code)
     return templates.TemplateResponse(request, template, context, status_code=status_code, block_names=blocks)
+
+
+def go_to(request: Request, url: str) -> Response:
+    """Send the browser to `url`: htmx follows HX-Redirect; a plain form post follows a 303."""
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)

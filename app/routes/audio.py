@@ -14,8 +14,7 @@ from starlette.datastructures import UploadFile
 from app.deps import AccessDep, Id, IfMatchDep, SessionDep
 from app.downloads import audio_response
 from app.htmx import is_htmx
-from app.routes.pages import _timeline as timeline_response
-from app.routes.pages import conflict_response
+from app.routes.pages.editor import conflict_response, timeline_response
 from core.timecode import format_time
 from infra.tables import Transition
 from services import audio, history, presenters, timing, transitions

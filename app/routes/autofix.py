@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.deps import TRANSITION_OF, AccessDep, Id, SessionDep
 from app.errors import form_errors
+from app.htmx import go_to, is_htmx
 from app.templating import templates
 from infra.tables import Autofix, Transition
 from services import autofix as services
@@ -102,10 +103,6 @@ def apply_fix(autofix_id: Id, data: FixApply, db: SessionDep, access: AccessDep)
 # ---------------------------------------------------------------- the editor's panel (htmx)
 
 
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def panel_context(db: Any, transition: Transition, **extra: Any) -> dict[str, Any]:
     """What templates/partials/autofix.html draws: the latest autopilot and the latest Fix."""
     pilot = services.latest(db, transition.id, "autopilot")
@@ -133,7 +130,7 @@ def _panel(request: Request, context: dict[str, Any], status_code: int = 200) ->
 
 
 def _back(request: Request, transition_id: int, context: dict[str, Any], status_code: int = 200) -> Response:
-    if not _is_htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(f"/transitions/{transition_id}#autofix", status_code=303)
     return _panel(request, context, status_code)
 
@@ -204,7 +201,4 @@ async def apply_page(request: Request, autofix_id: Id, db: SessionDep, access: A
         error = getattr(exc, "message", None) or str(exc)
         db.rollback()
         return _back(request, transition.id, panel_context(db, transition, af_error=error), 422)
-    url = f"/transitions/{transition.id}?render={render.id}"
-    if _is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
+    return go_to(request, f"/transitions/{transition.id}?render={render.id}")

@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app import coviewing
 from app.deps import Id, QueryId, SessionDep
-from app.routes.pages import _editor_context
+from app.routes.pages.editor import editor_context
 from app.templating import templates
 from infra.db import new_session
 from services import rendering
@@ -71,7 +71,7 @@ async def transition_event_stream(
 def live_state(request: Request, transition_id: Id, db: SessionDep) -> Response:
     """The header, settings, timeline and history as they are now, each swapped in by its id."""
     transition = get_transition(db, transition_id)
-    context = _editor_context(db, transition)
+    context = editor_context(db, transition)
     context.update(oob=True)
     return templates.TemplateResponse(
         request, "pages/transition.html", context, block_names=["header", "settings", "timeline", "history"]
@@ -87,5 +87,5 @@ def render_panel(
     chosen = rendering.get_render(db, render) if render else None
     if chosen is not None and chosen.transition_id != transition.id:
         chosen = None
-    context = _editor_context(db, transition, chosen)
+    context = editor_context(db, transition, chosen)
     return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")

@@ -123,7 +123,7 @@ def _number(value: Any) -> int | None:
 
 
 async def _history_page(request: Request, db: Any, transition_id: int, access: Any, action: str) -> Response:
-    from app.routes.pages import EDITOR, _editor_context, conflict_response
+    from app.routes.pages.editor import EDITOR, conflict_response, editor_context
 
     transition = get_transition(db, transition_id)
     form = await request.form()
@@ -146,7 +146,7 @@ async def _history_page(request: Request, db: Any, transition_id: int, access: A
     if not is_htmx(request) and message is None:
         return RedirectResponse(f"/transitions/{transition_id}", status_code=303)
     db.expire_all()
-    context = _editor_context(db, transition)
+    context = editor_context(db, transition)
     context.update(oob=is_htmx(request), history_error=message)
     blocks = ["header", "settings", "timeline", "history"]
     return page_or_blocks(request, EDITOR, context, blocks, 422 if message else 200)

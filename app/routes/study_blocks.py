@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.deps import Id, SessionDep, owner_only
+from app.htmx import is_htmx
 from app.templating import templates
 from services import studies, study_blocks
 from services.errors import BrokerUnavailable, Busy
@@ -69,7 +70,7 @@ def ask_blocks_form(request: Request, study_id: Id, db: SessionDep) -> Response:
         pass  # under way already: the panel shows its progress
     except BrokerUnavailable as exc:
         error = str(exc)
-    if request.headers.get("HX-Request") != "true":
+    if not is_htmx(request):
         return RedirectResponse(f"/studies/{study_id}#blocks", status_code=status.HTTP_303_SEE_OTHER)
     return _panel(request, db, study_id, error=error)
 

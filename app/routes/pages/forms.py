@@ -1,0 +1,71 @@
+"""What the pages' forms send, read into what the API schemas take."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from app.errors import form_errors
+
+Errors = dict[str, str]
+
+
+def errors_of(exc: ValidationError) -> Errors:
+    return form_errors(list(exc.errors()))  # type: ignore[arg-type]
+
+
+async def form_values(request: Request, fields: type[BaseModel]) -> dict[str, Any]:
+    """Form fields that the model knows, with empty optional inputs left out (they mean 'default')."""
+    form = await request.form()
+    known = fields.model_fields
+    data: dict[str, Any] = {}
+    for name, value in form.items():
+        if name not in known or not isinstance(value, str):
+            continue
+        # An emptied prompt is sent: a keyframe with an image may have none (docs/image-endpoints.md).
+        keep_empty = ("negative_prompt", "title", "prompt")
+        if value.strip() == "" and not known[name].is_required() and name not in keep_empty:
+            continue
+        data[name] = value
+    return data
+
+
+def cleared(form: Any, names: Iterable[str]) -> dict[str, None]:
+    """The settings among `names` the form sends emptied: they go back to "not set" (None)."""
+    return {name: None for name in names if str(form.get(name, "x")).strip() == ""}
+
+
+def time_forms(values: dict[str, Any]) -> dict[str, Any]:
+    """A position typed as a time ("0:02.5", "2.5s") or a hold in seconds ("1.5s"): the time forms."""
+    position, hold = str(values.get("position", "")).strip(), str(values.get("hold_frames", "")).strip()
+    if position and (":" in position or position.endswith("s")):
+        values["time"] = values.pop("position")
+    if hold and hold.endswith("s"):
+        values["hold_seconds"] = values.pop("hold_frames").strip().removesuffix("s")
+    return values
+
+
+def concepts_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The row's "Sequential concepts" fields as the keyframe's `concepts` (keyframe_concepts.html).
+
+    Returns ({"concepts": value} when the form has the section, else {}; the fields as typed, to show them
+    again). Unticked: null (off). Ticked: the concepts, empty descriptions left out, an empty switch step
+    meaning "auto".
+    """
+    if "concepts.on" not in form:
+        return {}, {}
+    typed = {n: str(form.get(n, "")) for n in form if n.startswith("concepts.") and n != "concepts.on"}
+    on = "true" in form.getlist("concepts.on")
+    typed["concepts.on"] = "true" if on else "false"
+    if not on:
+        return {"concepts": None}, typed
+    value: dict[str, Any] = {}
+    for name in ("first", "first_description", "second", "second_description", "switch_step"):
+        text = typed.get(f"concepts.{name}", "").strip()
+        if text or name in ("first", "second"):
+            value[name] = text
+    value.setdefault("switch_step", "auto")
+    return {"concepts": value}, typed
