@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -100,8 +101,33 @@ def curve_points(fn: Curve, samples: int = 33) -> list[tuple[float, float]]:
 # ---------------------------------------------------------------- perceptual re-spacing
 
 
+class CumulativeCurve(ABC):
+    """A spacing curve made from a cumulative C(t) on [0, 1] and its inverse: calling it maps u to C⁻¹(u)."""
+
+    @abstractmethod
+    def forward(self, t: float) -> float: ...
+
+    @abstractmethod
+    def inverse(self, u: float) -> float: ...
+
+    def __call__(self, u: float) -> float:
+        return self.inverse(u)
+
+    def restricted(self, start: float, end: float) -> Curve:
+        """The curve of the stretch [start, end] alone, as a curve on [0, 1] (per-segment spacing)."""
+        c0, c1 = self.forward(start), self.forward(end)
+        if c1 - c0 <= 1e-12:
+            return _uniform
+
+        def local(u: float) -> float:
+            t = self.inverse(c0 + u * (c1 - c0))
+            return min(1.0, max(0.0, (t - start) / (end - start)))
+
+        return local
+
+
 @dataclass(frozen=True)
-class Warp:
+class Warp(CumulativeCurve):
     """The normalised cumulative distance C(t) of a probe pass, and its inverse.
 
     `ts` are the probe positions (increasing, 0 first and 1 last), `cumulative` C at each (0 ... 1).
@@ -150,21 +176,6 @@ class Warp:
         c0, c1 = self.cumulative[j - 1], self.cumulative[j]
         t0, t1 = self.ts[j - 1], self.ts[j]
         return t0 + (t1 - t0) * (u - c0) / (c1 - c0)
-
-    def __call__(self, u: float) -> float:
-        return self.inverse(u)
-
-    def restricted(self, start: float, end: float) -> Curve:
-        """The warp of the stretch [start, end] alone, as a curve on [0, 1] (per-segment spacing)."""
-        c0, c1 = self.forward(start), self.forward(end)
-        if c1 - c0 <= 1e-12:
-            return _uniform
-
-        def local(u: float) -> float:
-            t = self.inverse(c0 + u * (c1 - c0))
-            return min(1.0, max(0.0, (t - start) / (end - start)))
-
-        return local
 
 
 def _interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
@@ -240,7 +251,7 @@ BETA_GRID = tuple(round(2 ** (k / 4), 4) for k in range(-8, 18))  # 0.25 ... 19.
 
 
 @dataclass(frozen=True)
-class BetaWarp:
+class BetaWarp(CumulativeCurve):
     """AID's Beta prior as a spacing curve: frame i at the Beta(alpha, beta) quantile of i / (n - 1).
 
     Fitted to a probe pass: alpha and beta make the Beta CDF closest (least squares at the probe
@@ -272,21 +283,6 @@ class BetaWarp:
 
     def inverse(self, u: float) -> float:
         return beta_quantile(u, self.alpha, self.beta)
-
-    def __call__(self, u: float) -> float:
-        return self.inverse(u)
-
-    def restricted(self, start: float, end: float) -> Curve:
-        """The prior on the stretch [start, end] alone, as a curve on [0, 1] (per-segment spacing)."""
-        c0, c1 = self.forward(start), self.forward(end)
-        if c1 - c0 <= 1e-12:
-            return _uniform
-
-        def local(u: float) -> float:
-            t = self.inverse(c0 + u * (c1 - c0))
-            return min(1.0, max(0.0, (t - start) / (end - start)))
-
-        return local
 
 
 # ---------------------------------------------------------------- adaptive refinement

@@ -232,9 +232,7 @@ def base_times(
             ),
         )
         local = (
-            fn.restricted(left.position, right.position)
-            if isinstance(fn, spacings.Warp | spacings.BetaWarp)
-            else fn
+            fn.restricted(left.position, right.position) if isinstance(fn, spacings.CumulativeCurve) else fn
         )
         width = right.position - left.position
         times += [left.position + width * u for u in spacings.apply(local, [j / count for j in range(count)])]

@@ -38,13 +38,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Linear interpolation `(1 - t) * a + t * b`; returns exactly `a` at t=0 and exactly `b` at t=1."""
-    _check(a, b, t)
-    if t == 0.0:
-        return a.clone()
-    if t == 1.0:
-        return b.clone()
-    work = _compute_dtype(a.dtype)
-    return torch.lerp(a.to(work), b.to(work), t).to(a.dtype)
+    return _divided_lerp(a, b, t, 1.0)
 
 
 def normalized_lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -54,14 +48,18 @@ def normalized_lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     midpoint), which the denoiser reads as "too little noise" and renders as a washed-out frame; the
     division restores unit variance. The factor is 1 at both endpoints, so they stay exact.
     """
+    return _divided_lerp(a, b, t, math.sqrt(t * t + (1.0 - t) * (1.0 - t)))
+
+
+def _divided_lerp(a: torch.Tensor, b: torch.Tensor, t: float, divisor: float) -> torch.Tensor:
+    """lerp(a, b, t) / divisor in at least float32, and exactly a at t=0 and exactly b at t=1."""
     _check(a, b, t)
     if t == 0.0:
         return a.clone()
     if t == 1.0:
         return b.clone()
     work = _compute_dtype(a.dtype)
-    mixed = torch.lerp(a.to(work), b.to(work), t)
-    return (mixed / math.sqrt(t * t + (1.0 - t) * (1.0 - t))).to(a.dtype)
+    return (torch.lerp(a.to(work), b.to(work), t) / divisor).to(a.dtype)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float, dot_threshold: float = 0.9995) -> torch.Tensor:

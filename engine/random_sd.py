@@ -14,10 +14,9 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextModel, CLIPTokenizer
 
-from engine.tiny_model import MODEL_MAX_LENGTH, VOCAB_SIZE, build_tokenizer
+from engine.tiny_model import SD_SCHEDULE, build_tokenizer, clip_text_encoder, save_pipeline, sd_vae
 
 MODEL_CARD = """\
 ---
@@ -54,14 +53,9 @@ def sd15_unet() -> UNet2DConditionModel:
 
 
 def sd15_vae() -> AutoencoderKL:
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(128, 256, 512, 512),
+    return sd_vae(
+        (128, 256, 512, 512),
         layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
         norm_num_groups=32,
         act_fn="silu",
         sample_size=512,
@@ -69,35 +63,22 @@ def sd15_vae() -> AutoencoderKL:
     )
 
 
-def sd15_text_encoder(bos: int, eos: int, pad: int) -> CLIPTextModel:
+def sd15_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
     # openai/clip-vit-large-patch14's text tower, as SD 1.5 ships it.
-    config = CLIPTextConfig(
-        vocab_size=VOCAB_SIZE,
+    return clip_text_encoder(
+        tokenizer,
         hidden_size=768,
         intermediate_size=3072,
         num_hidden_layers=12,
         num_attention_heads=12,
-        max_position_embeddings=MODEL_MAX_LENGTH,
         hidden_act="quick_gelu",
         layer_norm_eps=1e-5,
         projection_dim=768,
-        bos_token_id=bos,
-        eos_token_id=eos,
-        pad_token_id=pad,
     )
-    return CLIPTextModel(config).eval()
 
 
 def sd15_scheduler() -> PNDMScheduler:
-    return PNDMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        set_alpha_to_one=False,
-        skip_prk_steps=True,
-        steps_offset=1,
-    )
+    return PNDMScheduler(**SD_SCHEDULE, set_alpha_to_one=False, skip_prk_steps=True)
 
 
 def _shrink(module: Any) -> None:
@@ -119,20 +100,7 @@ def build_random_sd15(out_dir: Path, seed: int = 0, dtype: torch.dtype = torch.f
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet, vae = sd15_unet(), sd15_vae()
-        text_encoder = sd15_text_encoder(
-            tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
-        )
+        text_encoder = sd15_text_encoder(tokenizer)
     _shrink(unet)
-    components: dict[str, Any] = {
-        "vae": vae,
-        "text_encoder": text_encoder,
-        "tokenizer": tokenizer,
-        "unet": unet,
-        "scheduler": sd15_scheduler(),
-        "safety_checker": None,
-        "feature_extractor": None,
-    }
-    pipe = StableDiffusionPipeline(**components, requires_safety_checker=False).to(dtype=dtype)
-    pipe.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / "README.md").write_text(MODEL_CARD.format(seed=seed), encoding="utf-8")
-    return out_dir
+    parts = {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet}
+    return save_pipeline(out_dir, parts, sd15_scheduler(), MODEL_CARD.format(seed=seed), dtype)

@@ -102,46 +102,55 @@ def build_unet() -> UNet2DConditionModel:
     )
 
 
-def build_vae() -> AutoencoderKL:
+def sd_vae(block_out_channels: tuple[int, int, int, int], **config: Any) -> AutoencoderKL:
+    """An SD 1.x-shaped VAE: RGB in and out, 4 latent channels, four blocks of the given widths."""
     # Four blocks = three 2x downsamples = SD's factor 8, so width/height map to latents exactly as in SD.
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         latent_channels=4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
+        block_out_channels=block_out_channels,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        norm_num_groups=8,
-        sample_size=64,
+        **config,
     )
 
 
-def build_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
+def build_vae() -> AutoencoderKL:
+    return sd_vae((8, 8, 16, 16), layers_per_block=1, norm_num_groups=8, sample_size=64)
+
+
+def clip_text_encoder(tokenizer: CLIPTokenizer, **sizes: Any) -> CLIPTextModel:
+    """A CLIP text tower of the given sizes on the CLIP vocabulary, reading 77 tokens."""
     config = CLIPTextConfig(
         vocab_size=VOCAB_SIZE,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
         max_position_embeddings=MODEL_MAX_LENGTH,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        **sizes,
     )
     return CLIPTextModel(config).eval()
 
 
-def build_scheduler() -> DPMSolverMultistepScheduler:
-    # SD 1.x training schedule; steps_offset=1 matches the released SD configs.
-    return DPMSolverMultistepScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        prediction_type="epsilon",
-        steps_offset=1,
+def build_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
+    return clip_text_encoder(
+        tokenizer, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
     )
+
+
+#: SD 1.x's training schedule; steps_offset=1 matches the released SD configs.
+SD_SCHEDULE: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+}
+
+
+def build_scheduler() -> DPMSolverMultistepScheduler:
+    return DPMSolverMultistepScheduler(**SD_SCHEDULE, prediction_type="epsilon")
 
 
 def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
@@ -157,19 +166,24 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet, vae, text_encoder = build_unet(), build_vae(), build_text_encoder(tokenizer)
+    parts = {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet}
+    return save_pipeline(out_dir, parts, build_scheduler(), MODEL_CARD.format(seed=seed))
+
+
+def save_pipeline(out_dir: Path, parts: dict[str, Any], scheduler: Any, card: str, dtype: Any = None) -> Path:
+    """Save a random-weight SD pipeline (diffusers layout, `dtype` if given) with its model card as README."""
     # No safety checker: random weights draw noise. (A dict because diffusers' annotations reject None.)
     components: dict[str, Any] = {
-        "vae": vae,
-        "text_encoder": text_encoder,
-        "tokenizer": tokenizer,
-        "unet": unet,
-        "scheduler": build_scheduler(),
+        **parts,
+        "scheduler": scheduler,
         "safety_checker": None,
         "feature_extractor": None,
     }
     pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
+    if dtype is not None:
+        pipe = pipe.to(dtype=dtype)
     pipe.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / "README.md").write_text(MODEL_CARD.format(seed=seed), encoding="utf-8")
+    (out_dir / "README.md").write_text(card, encoding="utf-8")
     return out_dir
 
 

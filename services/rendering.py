@@ -75,15 +75,7 @@ def start_render(
     problem = broker_error()  # the queue is away: 503 before any row is written, nothing is left queued
     if problem:
         raise BrokerUnavailable(f"the render queue is unreachable, so the render was not started: {problem}")
-    render = Render(
-        transition_id=transition.id,
-        transition_version=transition.version,
-        status=Status.QUEUED,
-        params=params.model_dump(mode="json"),
-        model=params.model,
-        frames_total=0,
-        link_id=link_id,
-    )
+    render = _queued_render(transition, params, link_id)
     if params.spacing not in PROBED_SPACINGS:
         return queue_frames(db, render, plans, probed)
     db.add(render)
@@ -94,14 +86,11 @@ def start_render(
     return render
 
 
-def _wait_for_search(
-    db: Session, transition: Transition, params: RenderSnapshot, link_id: int | None, reason: str
+def _queued_render(
+    transition: Transition, params: RenderSnapshot, link_id: int | None, waiting_for: str | None = None
 ) -> Render:
-    """A render saved without frames, `queued` with the reason it waits; when the switch step search ends,
-    `plan_waiting` hands it to the planning job (worker/planning.py), which resolves the step and queues
-    the frames, or fails the render with the search's error."""
-    check_quotas(db, transition.id, params, params.frames, link_id)
-    render = Render(
+    """A new render of the transition as it stands, queued, its frames not planned yet."""
+    return Render(
         transition_id=transition.id,
         transition_version=transition.version,
         status=Status.QUEUED,
@@ -109,8 +98,18 @@ def _wait_for_search(
         model=params.model,
         frames_total=0,
         link_id=link_id,
-        waiting_for=reason,
+        waiting_for=waiting_for,
     )
+
+
+def _wait_for_search(
+    db: Session, transition: Transition, params: RenderSnapshot, link_id: int | None, reason: str
+) -> Render:
+    """A render saved without frames, `queued` with the reason it waits; when the switch step search ends,
+    `plan_waiting` hands it to the planning job (worker/planning.py), which resolves the step and queues
+    the frames, or fails the render with the search's error."""
+    check_quotas(db, transition.id, params, params.frames, link_id)
+    render = _queued_render(transition, params, link_id, waiting_for=reason)
     db.add(render)
     db.commit()
     try:
