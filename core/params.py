@@ -51,10 +51,7 @@ NOISE_INTERPOLATION_LABELS: dict[str, str] = {
 #: keys and values of its segment's two keyframes, rendered in the same batch. "none": plain attention.
 AttentionInterpolation = Literal["none", "inner", "outer", "fused"]
 ATTENTION_INTERPOLATION_LABELS: dict[str, str] = {
-    "none": "None",
-    "inner": "Inner",
-    "outer": "Outer",
-    "fused": "Fused",
+    name: name.capitalize() for name in get_args(AttentionInterpolation)
 }
 #: Where the frames sit on the timeline: named curves (core.spacing) or measured from a probe pass.
 Spacing = Literal[

@@ -85,6 +85,27 @@ def _segment_at(frames: Sequence[ScoredFrame], t: float) -> int:
     return before[-1].segment if before else (frames[0].segment if frames else 0)
 
 
+def _problem(
+    ordered: Sequence[ScoredFrame],
+    kind: str,
+    frames: tuple[int, int],
+    t: float,
+    t_range: tuple[float, float],
+    severity: float,
+    message: str,
+) -> Problem:
+    return Problem(
+        id=f"{kind}-{frames[0]}-{frames[1]}",
+        kind=kind,
+        frames=frames,
+        t=t,
+        t_range=t_range,
+        severity=severity,
+        message=message,
+        segment=_segment_at(ordered, t),
+    )
+
+
 def group(frames: Sequence[ScoredFrame]) -> list[Problem]:
     """The problems of a render's frames (each frame with its flags), most severe first."""
     ordered = sorted(frames, key=lambda f: f.index)
@@ -105,20 +126,12 @@ def group(frames: Sequence[ScoredFrame]) -> list[Problem]:
             continue
         share = f.change / total
         t = (f.t + after.t) / 2
+        message = (
+            f"jump between #{f.index} and #{after.index}: {share * 100:.0f} % of the whole change; "
+            f"a keyframe or more frames at t = {t:.3f} would bridge it"
+        )
         found.append(
-            Problem(
-                id=f"{JUMP}-{f.index}-{after.index}",
-                kind=JUMP,
-                frames=(f.index, after.index),
-                t=t,
-                t_range=(f.t, after.t),
-                severity=min(1.0, share),
-                message=(
-                    f"jump between #{f.index} and #{after.index}: {share * 100:.0f} % of the whole change; "
-                    f"a keyframe or more frames at t = {t:.3f} would bridge it"
-                ),
-                segment=_segment_at(ordered, t),
-            )
+            _problem(ordered, JUMP, (f.index, after.index), t, (f.t, after.t), min(1.0, share), message)
         )
 
     for run in _runs(ordered, BACKWARDS):
@@ -132,22 +145,13 @@ def group(frames: Sequence[ScoredFrame]) -> list[Problem]:
         drop = max([d for d in drops if math.isfinite(d)], default=0.0)
         a, b = run[0].index, run[-1].index
         t = (start.t + run[-1].t) / 2
-        found.append(
-            Problem(
-                id=f"{BACKWARDS}-{a}-{b}",
-                kind=BACKWARDS,
-                frames=(a, b),
-                t=t,
-                t_range=(start.t, run[-1].t),
-                severity=min(1.0, max(0.0, drop)),
-                message=(
-                    f"goes backwards at #{a}"
-                    + (f"–#{b}" if b != a else "")
-                    + f": progress drops by {drop:.2f}; a keyframe at t = {t:.3f} could hold the direction"
-                ),
-                segment=_segment_at(ordered, t),
-            )
+        message = (
+            f"goes backwards at #{a}"
+            + (f"–#{b}" if b != a else "")
+            + f": progress drops by {drop:.2f}; a keyframe at t = {t:.3f} could hold the direction"
         )
+        severity = min(1.0, max(0.0, drop))
+        found.append(_problem(ordered, BACKWARDS, (a, b), t, (start.t, run[-1].t), severity, message))
 
     for kind in (NEITHER, PLATEAU):
         for run in _runs(ordered, kind):
@@ -165,18 +169,7 @@ def group(frames: Sequence[ScoredFrame]) -> list[Problem]:
                     + (f"–#{b}" if b != a else "")
                     + f" match neither prompt; a keyframe at t = {t:.3f} could say what should be there"
                 )
-            found.append(
-                Problem(
-                    id=f"{kind}-{a}-{b}",
-                    kind=kind,
-                    frames=(a, b),
-                    t=t,
-                    t_range=(run[0].t, run[-1].t),
-                    severity=severity,
-                    message=message,
-                    segment=_segment_at(ordered, t),
-                )
-            )
+            found.append(_problem(ordered, kind, (a, b), t, (run[0].t, run[-1].t), severity, message))
 
     rank = {kind: i for i, kind in enumerate(KINDS)}
     return sorted(found, key=lambda p: (-p.severity, rank[p.kind], p.t))
