@@ -30,6 +30,8 @@ Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int, Query(ge=1, le=MAX_ID)]
 #: A position in a list (a frame's index, a page number) in a path, 0 to MAX_ID.
 Index = Annotated[int, Path(ge=0, le=MAX_ID)]
+#: An event stream's reconnect cursor: the id of the last event the client saw (SSE).
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 
 
 # ---------------------------------------------------------------- who may do what (share links)
@@ -119,28 +121,24 @@ class AccessDenied(Exception):
         self.retry_after = retry_after
 
 
-def owner_only(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a route that no share link may use (making links, deleting a transition, ...)."""
-    endpoint._segue_access = "owner"  # type: ignore[attr-defined]
-    return endpoint
+def _marks(access: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator that marks a route with who may use it (the access check reads `_segue_access`)."""
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint._segue_access = access  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
-def viewers_may(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a POST that changes nothing of the transition (e.g. making an export): view links may use it."""
-    endpoint._segue_access = "read"  # type: ignore[attr-defined]
-    return endpoint
-
-
-def commenters_may(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a write that comment links may make too (adding a review note or a reply, docs/notes.md)."""
-    endpoint._segue_access = "comment"  # type: ignore[attr-defined]
-    return endpoint
-
-
-def checks_access_itself(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a route without a transition in its path that checks `AccessDep` itself (e.g. the comparison)."""
-    endpoint._segue_access = "self"  # type: ignore[attr-defined]
-    return endpoint
+#: A route that no share link may use (making links, deleting a transition, ...).
+owner_only = _marks("owner")
+#: A POST that changes nothing of the transition (e.g. making an export): view links may use it.
+viewers_may = _marks("read")
+#: A write that comment links may make too (adding a review note or a reply, docs/notes.md).
+commenters_may = _marks("comment")
+#: A route without a transition in its path that checks `AccessDep` itself (e.g. the comparison).
+checks_access_itself = _marks("self")
 
 
 def _keyframe_transition(db: Session, ident: int) -> int | None:

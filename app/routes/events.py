@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 from app import coviewing
-from app.deps import Id, QueryId, SessionDep
+from app.deps import Id, LastEventId, QueryId, SessionDep
 from app.routes.pages.editor import editor_context
 from app.templating import templates
 from infra.db import new_session
@@ -43,7 +43,7 @@ async def transition_event_stream(
     transition_id: Id,
     request: Request,
     db: SessionDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: LastEventId = None,
     after: str | None = None,
 ) -> EventSourceResponse:
     """Everything co-viewers of a transition see, live: its edits and its renders' events.

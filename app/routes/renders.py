@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Request, status
 from sse_starlette.sse import EventSourceResponse
 
-from app.deps import AccessDep, Id, SessionDep
+from app.deps import AccessDep, Id, LastEventId, SessionDep
 from app.streams import render_events
 from services import jobs, presenters, rendering
 from services.schemas import RenderCreated, RenderOut
@@ -60,7 +59,7 @@ async def render_event_stream(
     render_id: Id,
     request: Request,
     db: SessionDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     rendering.get_render(db, render_id)  # 404 before the stream starts
     db.close()

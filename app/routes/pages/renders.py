@@ -7,13 +7,13 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
-from app.deps import AccessDep, Id, Index, SessionDep
+from app.deps import AccessDep, Id, Index, LastEventId, SessionDep
 from app.htmx import page_or_blocks
 from app.routes.pages.editor import EDITOR, editor_context, scores_context
 from app.streams import render_events
@@ -97,7 +97,7 @@ async def render_stream(
     render_id: Id,
     db: SessionDep,
     access: AccessDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: LastEventId = None,
     after: str | None = None,
 ) -> EventSourceResponse:
     """The film strip's live feed: each event is the HTML for the element it updates.
