@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
     worker = None
     if settings.embedded_worker:
         command = worker_command(settings, "segue-embedded")
-        worker = subprocess.Popen(command, cwd=REPO_ROOT, preexec_fn=_die_with_parent)
+        worker = subprocess.Popen(command, cwd=REPO_ROOT, preexec_fn=die_with_parent)
         # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit that runs `finally`.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(
@@ -161,8 +161,9 @@ def _prepare_store() -> None:
         raise SystemExit(f"{exc}; check SEGUE_FRAME_STORE and the SEGUE_S3_* settings") from None
 
 
-def _die_with_parent() -> None:
-    """Linux: the embedded worker gets SIGTERM even if `segue run` dies without cleaning up (kill -9)."""
+def die_with_parent() -> None:
+    """Linux: a child process (the embedded worker, a benchmark's worker) gets SIGTERM even if its parent dies
+    without cleaning up (kill -9), so none is left orphaned. For Popen's preexec_fn."""
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -35,6 +35,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from core.sse import parse_sse
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -72,17 +74,7 @@ def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> A
 
 def _events(url: str) -> list[dict[str, str]]:
     with urllib.request.urlopen(url, timeout=60) as response:
-        text = response.read().decode()
-    out, current = [], {}
-    for line in [*text.splitlines(), ""]:
-        if not line:
-            if current.get("event"):
-                out.append(current)
-            current = {}
-            continue
-        name, _, value = line.partition(":")
-        current[name] = value.removeprefix(" ")
-    return out
+        return list(parse_sse(response.read().decode().splitlines()))
 
 
 class Cluster:

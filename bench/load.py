@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from core.sse import EventReader
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -45,25 +47,21 @@ async def follow(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     frames: list[int] = []
     latencies: list[float] = []
     final = None
-    event, data, event_id = None, None, None
+    reader = EventReader()
     async with client.stream("GET", url, timeout=httpx.Timeout(600, connect=60)) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data = line[5:].strip()
-            elif line.startswith("id:"):
-                event_id = line[3:].strip()
-            elif not line:
-                if event == "frame" and data:
-                    frames.append(json.loads(data)["index"])
-                    if event_id and "-" in event_id:
-                        latencies.append(time.time() - int(event_id.split("-")[0]) / 1000)
-                if event in ("done", "failed", "cancelled"):
-                    final = event
-                    break
-                event, data, event_id = None, None, None
+            message = reader.feed(line)
+            if message is None:
+                continue
+            event, data, event_id = message["event"], message.get("data"), message.get("id")
+            if event == "frame" and data:
+                frames.append(json.loads(data)["index"])
+                if event_id and "-" in event_id:
+                    latencies.append(time.time() - int(event_id.split("-")[0]) / 1000)
+            if event in ("done", "failed", "cancelled"):
+                final = event
+                break
     return {"frames": frames, "latencies": latencies, "final": final}
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.sse import parse_sse as parse_sse  # re-exported: the bench's tests read it here
 
 REPO = Path(__file__).resolve().parents[2]
 START_PROMPT = "a futuristic cityscape, vibrant and detailed"
@@ -121,29 +122,6 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
     return "\n".join(lines)
 
 
-def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, str]]:
-    """Server-Sent Events from a stream's lines: {"event", "data", "id"} as each event completes."""
-    current: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if current.get("event") or current.get("data"):
-                current.setdefault("event", "message")
-                yield current
-            current = {}
-            continue
-        if line.startswith(":"):  # a comment (the server's keep-alive ping)
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data" and "data" in current:
-            current["data"] += "\n" + value
-        else:
-            current[name] = value
-    if current.get("event") or current.get("data"):
-        current.setdefault("event", "message")
-        yield current
-
-
 def sharing_costs(full_items: float, shared_items: float, frames: int, in_betweens: int) -> dict[str, float]:
     """U-Net evaluations per frame of a full render, per in-between of a shared one, and the saving.
 
@@ -212,11 +190,3 @@ def pixel_gap(a: Any, b: Any) -> float:
     x = np.asarray(a.convert("RGB"), dtype=np.float64)
     y = np.asarray(b.convert("RGB"), dtype=np.float64)
     return float(np.abs(x - y).mean())
-
-
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGTERM if this script dies without stopping it (no orphans on a shared box)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.cli import die_with_parent
 from bench.throughput.common import (
     END_PROMPT,
     PG_ADMIN_URL,
@@ -24,10 +25,9 @@ from bench.throughput.common import (
     START_PROMPT,
     TERMINAL_EVENTS,
     Run,
-    _die_with_parent,
     log,
-    parse_sse,
 )
+from core.sse import parse_sse
 
 # --------------------------------------------------------------------------------------------------------
 # The app, in-process, with real worker processes
@@ -101,7 +101,7 @@ def start_worker(name: str, log_path: Path, threads: int) -> Worker:
     command = worker_command(get_settings(), name)
     out = log_path.open("wb")
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
     )
     out.close()
     return Worker(process, log_path)

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.cli import die_with_parent
 from bench.throughput.common import (
     END_PROMPT,
     REPO,
     START_PROMPT,
     Run,
-    _die_with_parent,
     chunks,
     frame_ts,
     log,
@@ -109,7 +109,7 @@ def bare_engines(args: argparse.Namespace, models_dir: Path, processes: int) -> 
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         for _ in range(processes)
     ]

@@ -1,28 +1,15 @@
-"""Server-Sent Events as the tests read them: one parser, for a TestClient stream or any lines."""
+"""Server-Sent Events as the tests read them: core.sse's parser, for a TestClient stream or any lines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from core.sse import parse_sse
+
 #: A render's stream ends with one of these events.
 FINAL = ("done", "failed", "cancelled")
-
-
-def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, str]]:
-    """Each event as {field: value} (`event`, `data`, `id`...); multi-line data joined with newlines."""
-    current: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if current.get("event"):
-                yield current
-            current = {}
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        current[name] = current[name] + "\n" + value if name == "data" and "data" in current else value
 
 
 def read_sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
