@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from bench import show
+
 PROMPTS = ("a futuristic cityscape, vibrant and detailed", "a cheerful girl in a magical forest")
 SHARED = {"in_between": "shared"}
 #: (label, the settings it changes); the first is the reference.
@@ -197,11 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r['ssim_mean']:.4f} | {r['ssim_min']:.4f} | {psnr_cell} | {r['smooth']:.3f} |"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    return 0
+    return show(text, args.out)
 
 
 if __name__ == "__main__":

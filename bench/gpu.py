@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import show
+
 PROMPTS = ("a futuristic cityscape, vibrant and detailed", "a cheerful girl in a magical forest")
 PREVIEW_EVERY = 5
 
@@ -299,11 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model_name = args.model
         rows = run(args)
     text = table(rows, args)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    return 0
+    return show(text, args.out)
 
 
 if __name__ == "__main__":

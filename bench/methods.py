@@ -145,6 +145,21 @@ def quality(images: Sequence[Any]) -> dict[str, float]:
     }
 
 
+def args_snapshot(
+    pair: tuple[str, str], model: str, args: argparse.Namespace, **settings: Any
+) -> RenderSnapshot:
+    """snapshot_for with the command line's frames, steps, size and batch size."""
+    return snapshot_for(
+        pair,
+        model=model,
+        frames=args.frames,
+        steps=args.steps,
+        size=args.size,
+        batch_size=args.batch_size,
+        **settings,
+    )
+
+
 def snapshot_for(
     pair: tuple[str, str],
     *,
@@ -213,13 +228,10 @@ def sharing(engine: Engine, model: str, args: argparse.Namespace) -> list[dict[s
     for pair in PAIRS[: args.pairs]:
         for repeat in range(args.repeats):
             for k in ks:
-                snapshot = snapshot_for(
+                snapshot = args_snapshot(
                     pair,
-                    model=model,
-                    frames=args.frames,
-                    steps=args.steps,
-                    size=args.size,
-                    batch_size=args.batch_size,
+                    model,
+                    args,
                     in_between="shared" if k else "full",
                     shared_from_step=k or None,
                 )
@@ -260,13 +272,10 @@ def sharing(engine: Engine, model: str, args: argparse.Namespace) -> list[dict[s
 
 def first_uncond(engine: Engine, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The first step's unconditional branch once per batch (one noise latent) against once per frame."""
-    snapshot = snapshot_for(
+    snapshot = args_snapshot(
         PAIRS[0],
-        model=model,
-        frames=args.frames,
-        steps=args.steps,
-        size=args.size,
-        batch_size=args.batch_size,
+        model,
+        args,
         seeds=(SEEDS[0], SEEDS[0]),
     )
     seen: dict[bool, tuple[int, list[float]]] = {}
@@ -319,13 +328,10 @@ def attention_study(engine: Engine, model: str, args: argparse.Namespace) -> lis
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for number, pair in enumerate(pairs):
         seed = 100 + number
-        base = snapshot_for(
+        base = args_snapshot(
             pair,
-            model=model,
-            frames=args.frames,
-            steps=args.steps,
-            size=args.size,
-            batch_size=args.batch_size,
+            model,
+            args,
             seeds=(seed, seed),
             attention_steps=args.attention_steps,
         )
@@ -602,13 +608,10 @@ def main() -> None:
             for in_between in args.in_between:
                 per_pair = []
                 for pair in PAIRS[: args.pairs]:
-                    snapshot = snapshot_for(
+                    snapshot = args_snapshot(
                         pair,
-                        model=model,
-                        frames=args.frames,
-                        steps=args.steps,
-                        size=args.size,
-                        batch_size=args.batch_size,
+                        model,
+                        args,
                         noise_interpolation=path,
                         spacing=spacing,
                         in_between=in_between,

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import show
+
 PROMPTS = ("a futuristic cityscape, vibrant and detailed", "a cheerful girl in a magical forest")
 STAGES = (
     "U-Net forwards",
@@ -247,11 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="segue-profile-") as scratch:
         profile, wall, frames = profile_render(args, Path(scratch))
     text = table(profile, wall, frames, args)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    return 0
+    return show(text, args.out)
 
 
 if __name__ == "__main__":

@@ -49,21 +49,20 @@ def reset_app_caches() -> None:
 def environment(values: dict[str, str | None]) -> Iterator[None]:
     """Set (or, for None, remove) environment variables, resetting the app's caches on the way in and out."""
     saved = {key: os.environ.get(key) for key in values}
+    _set_environment(values)
+    try:
+        yield
+    finally:
+        _set_environment(saved)
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
     for key, value in values.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
     reset_app_caches()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_app_caches()
 
 
 @dataclass
