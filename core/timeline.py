@@ -64,6 +64,10 @@ class TimelineKeyframe:
     image: str | None = None
 
 
+# The planner's keyframe is a KeyframeSnapshot with its concepts and image resolved (keys_of): same fields.
+assert {f.name for f in fields(TimelineKeyframe)} == set(KeyframeSnapshot.model_fields)
+
+
 @dataclass(frozen=True)
 class FrameInputs:
     """What one frame is made of, declared once for the planner (FramePlan) and the engine (FrameRequest).

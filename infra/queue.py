@@ -136,31 +136,34 @@ def batch_priority(position: int) -> int:
     return 0 if position < 2 else 3 if position < 6 else 6 if position < 14 else 9
 
 
+def _send(task: str, *args: Any, **options: Any) -> None:
+    """Queue `task` with `args` on the render queue (every job kind runs on the render workers)."""
+    celery_client().send_task(task, args=list(args), queue=get_settings().render_queue, **options)
+
+
 def send_render_batch(render_id: int, indices: list[int], priority: int = 0) -> None:
-    celery_client().send_task(
-        RENDER_BATCH_TASK, args=[render_id, indices], queue=get_settings().render_queue, priority=priority
-    )
+    _send(RENDER_BATCH_TASK, render_id, indices, priority=priority)
 
 
 def send_export(export_id: int) -> None:
-    celery_client().send_task(EXPORT_TASK, args=[export_id], queue=get_settings().render_queue)
+    _send(EXPORT_TASK, export_id)
 
 
 def send_plan_render(render_id: int) -> None:
-    celery_client().send_task(PLAN_RENDER_TASK, args=[render_id], queue=get_settings().render_queue)
+    _send(PLAN_RENDER_TASK, render_id)
 
 
 def send_suggestions(suggestion_id: int) -> None:
-    celery_client().send_task(SUGGEST_TASK, args=[suggestion_id], queue=get_settings().render_queue)
+    _send(SUGGEST_TASK, suggestion_id)
 
 
 def send_moce_search(search_id: int) -> None:
-    celery_client().send_task(MOCE_SEARCH_TASK, args=[search_id], queue=get_settings().render_queue)
+    _send(MOCE_SEARCH_TASK, search_id)
 
 
 def send_autofix(autofix_id: int) -> None:
-    celery_client().send_task(AUTOFIX_TASK, args=[autofix_id], queue=get_settings().render_queue)
+    _send(AUTOFIX_TASK, autofix_id)
 
 
 def send_study_blocks(job_id: int) -> None:
-    celery_client().send_task(STUDY_BLOCKS_TASK, args=[job_id], queue=get_settings().render_queue)
+    _send(STUDY_BLOCKS_TASK, job_id)

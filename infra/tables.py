@@ -79,6 +79,12 @@ def setting(name: str) -> Any:
     return RenderSettings.model_fields[name].default
 
 
+def setting_column(kind: Any, name: str, server_default: str | None = None) -> Any:
+    """A Transition column of a render setting, defaulting to the setting's default (server_default: what
+    the migration that added it gave existing rows)."""
+    return mapped_column(kind, default=setting(name), server_default=server_default)
+
+
 class Transition(Base):
     """A transition between prompts: its keyframes plus the settings every frame is rendered with."""
 
@@ -87,47 +93,33 @@ class Transition(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(MAX_TITLE_CHARS), default="")
-    negative_prompt: Mapped[str] = mapped_column(Text, default=setting("negative_prompt"))
-    frames: Mapped[int] = mapped_column(Integer, default=setting("frames"))
+    negative_prompt: Mapped[str] = setting_column(Text, "negative_prompt")
+    frames: Mapped[int] = setting_column(Integer, "frames")
     seed: Mapped[int] = mapped_column(BigInteger, default=0)
-    steps: Mapped[int] = mapped_column(Integer, default=setting("steps"))
-    guidance_scale: Mapped[float] = mapped_column(Float, default=setting("guidance_scale"))
-    width: Mapped[int] = mapped_column(Integer, default=setting("width"))
-    height: Mapped[int] = mapped_column(Integer, default=setting("height"))
-    scheduler: Mapped[str] = mapped_column(String(32), default=setting("scheduler"))
-    text_interpolation: Mapped[str] = mapped_column(String(16), default=setting("text_interpolation"))
-    batch_size: Mapped[int] = mapped_column(Integer, default=setting("batch_size"))
-    noise_interpolation: Mapped[str] = mapped_column(
-        String(16), default=setting("noise_interpolation"), server_default="slerp"
-    )
-    spacing: Mapped[str] = mapped_column(String(16), default=setting("spacing"), server_default="uniform")
+    steps: Mapped[int] = setting_column(Integer, "steps")
+    guidance_scale: Mapped[float] = setting_column(Float, "guidance_scale")
+    width: Mapped[int] = setting_column(Integer, "width")
+    height: Mapped[int] = setting_column(Integer, "height")
+    scheduler: Mapped[str] = setting_column(String(32), "scheduler")
+    text_interpolation: Mapped[str] = setting_column(String(16), "text_interpolation")
+    batch_size: Mapped[int] = setting_column(Integer, "batch_size")
+    noise_interpolation: Mapped[str] = setting_column(String(16), "noise_interpolation", "slerp")
+    spacing: Mapped[str] = setting_column(String(16), "spacing", "uniform")
     spacing_budget: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
-    in_between: Mapped[str] = mapped_column(String(8), default=setting("in_between"), server_default="full")
+    in_between: Mapped[str] = setting_column(String(8), "in_between", "full")
     shared_from_step: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     # Animatics (migration 0012, docs/animatics.md): playback rate, soundtrack start, audio spacing blend.
-    fps: Mapped[int] = mapped_column(Integer, default=setting("fps"), server_default="12")
-    audio_offset: Mapped[float] = mapped_column(Float, default=setting("audio_offset"), server_default="0")
-    smooth: Mapped[float] = mapped_column(Float, default=setting("smooth"), server_default="0")
+    fps: Mapped[int] = setting_column(Integer, "fps", "12")
+    audio_offset: Mapped[float] = setting_column(Float, "audio_offset", "0")
+    smooth: Mapped[float] = setting_column(Float, "smooth", "0")
     #: The soundtrack (services/audio.py: key in the frame store, name, duration, beats...); null: none.
     audio: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
-    guidance_until: Mapped[float] = mapped_column(
-        Float, default=setting("guidance_until"), server_default="1.0"
-    )
-    deep_cache_interval: Mapped[int] = mapped_column(
-        Integer, default=setting("deep_cache_interval"), server_default="1"
-    )
-    attention_interpolation: Mapped[str] = mapped_column(
-        String(8), default=setting("attention_interpolation"), server_default="none"
-    )
-    attention_steps: Mapped[float] = mapped_column(
-        Float, default=setting("attention_steps"), server_default="0.5"
-    )
-    neighbour_reuse_from: Mapped[float] = mapped_column(
-        Float, default=setting("neighbour_reuse_from"), server_default="1.0"
-    )
-    image_endpoints: Mapped[str] = mapped_column(
-        String(16), default=setting("image_endpoints"), server_default="image"
-    )
+    guidance_until: Mapped[float] = setting_column(Float, "guidance_until", "1.0")
+    deep_cache_interval: Mapped[int] = setting_column(Integer, "deep_cache_interval", "1")
+    attention_interpolation: Mapped[str] = setting_column(String(8), "attention_interpolation", "none")
+    attention_steps: Mapped[float] = setting_column(Float, "attention_steps", "0.5")
+    neighbour_reuse_from: Mapped[float] = setting_column(Float, "neighbour_reuse_from", "1.0")
+    image_endpoints: Mapped[str] = setting_column(String(16), "image_endpoints", "image")
     model: Mapped[str] = mapped_column(String(MAX_MODEL_CHARS))
     #: Bumped by every edit; a render records the version it was started from.
     version: Mapped[int] = mapped_column(Integer, default=1)
