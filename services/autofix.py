@@ -160,6 +160,22 @@ def latest(db: Session, transition_id: int, kind: str) -> Autofix | None:
     )
 
 
+def _queue(db: Session, transition: Transition, kind: str, link_id: int | None, **fields: Any) -> Autofix:
+    """A new run of `kind`, saved queued and sent to the workers (or failed: the queue is unreachable)."""
+    row = Autofix(
+        transition_id=transition.id,
+        kind=kind,
+        status=Status.QUEUED,
+        link_id=link_id,
+        rounds=[],
+        proposals=[],
+        **fields,
+    )
+    db.add(row)
+    db.commit()
+    return _send(db, row)
+
+
 def _send(db: Session, row: Autofix) -> Autofix:
     def fail(reason: str) -> None:
         row.status, row.error, row.finished_at = Status.FAILED, reason, utcnow()
@@ -186,21 +202,16 @@ def start_autopilot(
             f"autofix {running.id} is already {public_status(running.status)} on transition {transition.id}; "
             f"cancel it (POST /api/autofix/{running.id}/cancel) or wait for it to finish"
         )
-    row = Autofix(
-        transition_id=transition.id,
-        kind="autopilot",
-        status=Status.QUEUED,
+    return _queue(
+        db,
+        transition,
+        "autopilot",
+        link_id,
+        phase="queued: waits for a worker",
         max_rounds=data.max_rounds,
         budget_frames=data.budget_frames if data.budget_frames is not None else default_budget(transition),
         target_smoothness=data.target_smoothness,
-        link_id=link_id,
-        phase="queued: waits for a worker",
-        rounds=[],
-        proposals=[],
     )
-    db.add(row)
-    db.commit()
-    return _send(db, row)
 
 
 def request_fix(
@@ -217,21 +228,16 @@ def request_fix(
         raise FieldError(
             "problem", f"render {render.id} has no problem '{problem_id}'; its problems: {listed}"
         )
-    row = Autofix(
-        transition_id=transition.id,
-        kind="fix",
-        status=Status.QUEUED,
+    return _queue(
+        db,
+        transition,
+        "fix",
+        link_id,
+        phase="queued: waits for a worker to probe fixes",
         max_rounds=1,
         problem_id=problem_id,
         render_id=render.id,
-        link_id=link_id,
-        phase="queued: waits for a worker to probe fixes",
-        rounds=[],
-        proposals=[],
     )
-    db.add(row)
-    db.commit()
-    return _send(db, row)
 
 
 def cancel(db: Session, row: Autofix) -> Autofix:
