@@ -442,8 +442,12 @@ def shared_weight(plan: FramePlan, plans: Sequence[FramePlan]) -> float:
     """Where an in-between sits between its anchors, in t (0: anchor_a, 1: anchor_b)."""
     if plan.anchor_a is None or plan.anchor_b is None:
         raise ValueError(f"frame {plan.index} is not an in-between")
-    ta, tb = plans[plan.anchor_a].t, plans[plan.anchor_b].t
-    return min(1.0, max(0.0, (plan.t - ta) / (tb - ta)))
+    return weight_between(plan.t, plans[plan.anchor_a].t, plans[plan.anchor_b].t)
+
+
+def weight_between(t: float, ta: float, tb: float) -> float:
+    """Where t sits between ta and tb, clamped to [0, 1] (anchors at the same t: halfway)."""
+    return min(1.0, max(0.0, (t - ta) / (tb - ta))) if tb > ta else 0.5
 
 
 def render_order(n: int) -> list[int]:

@@ -20,7 +20,16 @@ import PIL.Image
 from core import spacing
 from core.params import RenderSnapshot, caps
 from core.spacing import BetaWarp, Warp
-from core.timeline import FrameInputs, base_times, check_keys, cut_boundaries, frames_at, keys_of, plan_frames
+from core.timeline import (
+    FrameInputs,
+    base_times,
+    check_keys,
+    cut_boundaries,
+    frames_at,
+    keys_of,
+    plan_frames,
+    weight_between,
+)
 from engine.pipeline import Engine, FrameRequest, SharedStart
 
 #: Steps of a probe frame (at most the render's own steps).
@@ -172,14 +181,14 @@ def place(
 def requests_for(frames: Sequence[Any], anchors: dict[int, Any]) -> list[FrameRequest]:
     """Engine requests of stored frames; a shared in-between's anchors are looked up by index in `anchors`.
 
-    The weight is core.timeline.shared_weight's: where the frame's t sits between its anchors' t.
+    The weight is core.timeline.weight_between: where the frame's t sits between its anchors' t.
     """
     out = []
     for frame in frames:
         request = request_of(frame)
         if frame.start_step and frame.anchor_a is not None and frame.anchor_b is not None:
             left, right = anchors[frame.anchor_a], anchors[frame.anchor_b]
-            weight = min(1.0, max(0.0, (frame.t - left.t) / (right.t - left.t))) if right.t > left.t else 0.5
+            weight = weight_between(frame.t, left.t, right.t)
             start = SharedStart(request_of(left), request_of(right), weight, frame.start_step)
             request = replace(request, start=start)
         out.append(request)
