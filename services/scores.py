@@ -6,6 +6,7 @@ The worker scores; this module only reads (core.scores does the math, core.confu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TypedDict
 
 from sqlalchemy import select
@@ -32,14 +33,10 @@ PREFERENCE = ("clip", "unet", "ssim")
 
 
 def thresholds() -> confusion.Thresholds:
+    """The flag rules' thresholds from the SEGUE_FLAG_* settings (each rule's name, prefixed)."""
     s = get_settings()
     return confusion.Thresholds(
-        jump_ratio=s.flag_jump_ratio,
-        jump_share=s.flag_jump_share,
-        backwards_margin=s.flag_backwards_margin,
-        neither_margin=s.flag_neither_margin,
-        plateau_frames=s.flag_plateau_frames,
-        plateau_change=s.flag_plateau_change,
+        **{f.name: getattr(s, f"flag_{f.name}") for f in fields(confusion.Thresholds)}
     )
 
 

@@ -52,16 +52,7 @@ def get_job(db: Session, study: Study) -> StudyBlocks | None:
 def blocks_out(study: Study, row: StudyBlocks | None) -> BlocksOut:
     if row is None:
         return BlocksOut(study_id=study.id, status="none")
-    return BlocksOut(
-        study_id=study.id,
-        status=row.status,  # type: ignore[arg-type]
-        frames_total=row.frames_total,
-        frames_done=row.frames_done,
-        readings=row.readings,
-        error=row.error,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return BlocksOut.model_validate(row, from_attributes=True)
 
 
 def ask(db: Session, study: Study) -> StudyBlocks:
