@@ -13,10 +13,9 @@ from sse_starlette.sse import EventSourceResponse
 
 from app import coviewing
 from app.deps import Id, LastEventId, QueryId, SessionDep
-from app.routes.pages.editor import editor_context
+from app.routes.pages.editor import EDITOR, chosen_render, editor_context, render_panel_response
 from app.templating import templates
 from infra.db import new_session
-from services import rendering
 from services.transitions import get_transition
 
 router = APIRouter(tags=["events"])
@@ -74,7 +73,7 @@ def live_state(request: Request, transition_id: Id, db: SessionDep) -> Response:
     context = editor_context(db, transition)
     context.update(oob=True)
     return templates.TemplateResponse(
-        request, "pages/transition.html", context, block_names=["header", "settings", "timeline", "history"]
+        request, EDITOR, context, block_names=["header", "settings", "timeline", "history"]
     )
 
 
@@ -84,8 +83,4 @@ def render_panel(
 ) -> Response:
     """The render panel (film strip, progress, its live stream) of the newest render, or of `render`."""
     transition = get_transition(db, transition_id)
-    chosen = rendering.get_render(db, render) if render else None
-    if chosen is not None and chosen.transition_id != transition.id:
-        chosen = None
-    context = editor_context(db, transition, chosen)
-    return templates.TemplateResponse(request, "pages/transition.html", context, block_name="render_panel")
+    return render_panel_response(request, db, transition, chosen_render(db, transition, render))

@@ -11,11 +11,11 @@ from app import coviewing
 from app.htmx import is_htmx, page_or_blocks
 from app.routes.autofix import panel_context as autofix_panel
 from app.routes.pages.forms import Errors
-from app.templating import settings_context
+from app.templating import settings_context, templates
 from core.timecode import format_time
 from infra.bus import get_bus
 from infra.tables import Render, Transition
-from services import history, links, moce, presenters, scores, timing, transitions
+from services import history, links, moce, presenters, rendering, scores, timing, transitions
 from services.history import Conflict
 from services.image_captions import shown_caption
 
@@ -53,6 +53,21 @@ def editor_context(db: Any, transition: Transition, render: Render | None = None
         **_history_context(db, transition),
         **autofix_panel(db, transition),
     }
+
+
+def chosen_render(db: Any, transition: Transition, render_id: int | None) -> Render | None:
+    """The render a page asks for (`?render=`), if it is one of this transition's; None: the newest."""
+    chosen = rendering.get_render(db, render_id) if render_id else None
+    return chosen if chosen is not None and chosen.transition_id == transition.id else None
+
+
+def render_panel_response(
+    request: Request, db: Any, transition: Transition, render: Render | None, error: str | None = None
+) -> Response:
+    """The editor's render panel, showing `render` (None: the newest) and what went wrong, if anything."""
+    context = editor_context(db, transition, render)
+    context["render_error"] = error
+    return templates.TemplateResponse(request, EDITOR, context, block_name="render_panel")
 
 
 def _history_context(db: Any, transition: Transition) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.deps import AccessDep, Id, Index, LastEventId, SessionDep
 from app.htmx import page_or_blocks
-from app.routes.pages.editor import EDITOR, editor_context, scores_context
+from app.routes.pages.editor import render_panel_response, scores_context
 from app.streams import render_events
 from app.templating import fragment, templates
 from core import events
@@ -29,15 +29,6 @@ router = APIRouter()
 SCORES_EVERY_SECONDS = 1.0
 
 
-def _render_panel(
-    request: Request, db: Any, render: Render | None, error: str | None, transition: Any
-) -> Response:
-    """The editor's render panel, showing `render` and what went wrong, if anything."""
-    context = editor_context(db, transition, render)
-    context["render_error"] = error
-    return templates.TemplateResponse(request, EDITOR, context, block_name="render_panel")
-
-
 @router.post("/transitions/{transition_id}/render", response_class=HTMLResponse)
 def render(request: Request, transition_id: Id, db: SessionDep, access: AccessDep) -> Response:
     transition = transitions.get_transition(db, transition_id)
@@ -48,7 +39,7 @@ def render(request: Request, transition_id: Id, db: SessionDep, access: AccessDe
     except (BrokerUnavailable, FieldError, TooMany) as exc:  # FieldError: too many frames, or over a quota
         error = str(exc)
         started = presenters.latest_render(db, transition)
-    return _render_panel(request, db, started, error, transition)
+    return render_panel_response(request, db, transition, started, error)
 
 
 @router.post("/renders/{render_id}/cancel", response_class=HTMLResponse)
@@ -60,7 +51,7 @@ def cancel(request: Request, render_id: Id, db: SessionDep) -> Response:
     except FieldError as exc:
         error = exc.message
     db.refresh(chosen)
-    return _render_panel(request, db, chosen, error, chosen.transition)
+    return render_panel_response(request, db, chosen.transition, chosen, error)
 
 
 @router.post("/renders/{render_id}/retry", response_class=HTMLResponse)
@@ -73,7 +64,7 @@ def retry(request: Request, render_id: Id, db: SessionDep, access: AccessDep) ->
     except (BrokerUnavailable, FieldError, TooMany) as exc:
         error = exc.message if isinstance(exc, FieldError) else str(exc)
     db.refresh(chosen)
-    return _render_panel(request, db, chosen, error, chosen.transition)
+    return render_panel_response(request, db, chosen.transition, chosen, error)
 
 
 @router.get("/renders/{render_id}/scores", response_class=HTMLResponse)

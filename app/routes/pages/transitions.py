@@ -8,11 +8,11 @@ from pydantic import ValidationError
 
 from app.deps import AccessDep, Id, QueryId, SessionDep, owner_only
 from app.htmx import go_to, is_htmx, page_or_blocks
-from app.routes.pages.editor import EDITOR, conflict_response, editor_context
+from app.routes.pages.editor import EDITOR, chosen_render, conflict_response, editor_context
 from app.routes.pages.forms import cleared, errors_of, form_values
 from app.templating import settings_context, templates
 from core.params import NULLABLE_SETTINGS
-from services import rendering, transitions
+from services import transitions
 from services.history import Conflict
 from services.schemas import TransitionCreate, TransitionUpdate
 
@@ -41,9 +41,7 @@ async def create_transition(request: Request, db: SessionDep) -> Response:
 @router.get("/transitions/{transition_id}", response_class=HTMLResponse)
 def editor(request: Request, transition_id: Id, db: SessionDep, render: QueryId | None = None) -> Response:
     transition = transitions.get_transition(db, transition_id)
-    chosen = rendering.get_render(db, render) if render else None
-    if chosen is not None and chosen.transition_id != transition.id:
-        chosen = None
+    chosen = chosen_render(db, transition, render)
     return templates.TemplateResponse(request, EDITOR, editor_context(db, transition, chosen))
 
 
