@@ -43,7 +43,7 @@ class TimelineKeyframe:
     seed: pins the noise latent here (None: inner keyframes leave the noise alone, the endpoints use the
     transition's seed). hold_frames: n extra frames showing this keyframe. The rest apply to the segment
     this keyframe starts: cut (no blending: its frames show this keyframe until the next one), frames
-    (the segment's frame count), noise_interpolation (its noise path), switch_step (see FramePlan),
+    (the segment's frame count), noise_interpolation (its noise path), switch_step (see FrameInputs),
     attention_interpolation (its attention interpolation; None: the transition's).
     concepts (MoCE): every frame of both segments touching this keyframe denoises its first N steps on
     the early blend (this keyframe's first concept instead of its prompt); it takes precedence over the
