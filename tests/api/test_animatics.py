@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.clicks import click_samples, click_wav, encoded, wav_bytes
+from tests.support.clicks import click_samples, click_wav, encoded, wav_bytes
 from tests.support.renders import finish_by_hand
 
 CITY = "a futuristic cityscape"
@@ -280,7 +280,7 @@ def test_audio_spacing_places_a_renders_frames_on_the_hits(client: TestClient) -
 def test_segue_render_exports_a_24_fps_mp4_with_the_sound(tmp_path: Any, models_dir: Any) -> None:
     import hashlib
 
-    from tests.integration.test_headless import segue_render
+    from tests.support.headless import segue_render
 
     data, clicks = click_wav(2.5)
     (tmp_path / "voice.wav").write_bytes(data)

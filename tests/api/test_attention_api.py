@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.test_paths_api import CITY, FOREST, api, create, queued, render, worker
-
-__all__ = ["api", "queued", "worker"]  # fixtures
+from tests.support.inprocess import CITY, FOREST, create, render
 
 
 def test_a_transition_takes_reports_and_clears_its_attention_settings(api: TestClient) -> None:

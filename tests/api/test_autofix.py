@@ -35,7 +35,7 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 @pytest.fixture
 def api(database: str, queued: dict[str, list[Any]], models_dir, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     from app.main import create_app
-    from tests.conftest import reset_caches
+    from tests.support.isolation import reset_caches
 
     monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("SEGUE_WORKER_DEVICE", "cpu")

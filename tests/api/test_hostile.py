@@ -6,7 +6,7 @@
 - NUL and lone surrogates in text: 422 naming the field;
 - timestamps always carry their zone (SQLite handed back naive datetimes);
 - the OpenAPI schema carries the limits and documents 404/409/422/503.
-The generated version of this is tests/integration/test_schemathesis.py.
+The generated version of this is tests/api/test_schemathesis.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.test_keyframe_images import _render, create, end_of, picture, upload
+from tests.support.pictures import create, end_of, picture, rendered, upload
 
 REPO = Path(__file__).resolve().parents[2]
 MINI_CLIP = REPO / "models" / "segue-mini" / "clip"
@@ -104,11 +104,11 @@ def test_a_render_captions_a_picture_without_a_prompt_with_the_models_clip(
     assert client.get(f"/api/keyframes/{end['id']}").json()["image"]["caption"] is None  # not chosen yet
     page = client.get(f"/transitions/{tid}").text
     assert "no prompt: a render captions the picture" in page
-    done = _render(client, tid)
+    done = rendered(client, tid)
     assert done["status"] == "done", done
     caption = client.get(f"/api/keyframes/{end['id']}").json()["image"]["caption"]
     assert caption == "a red boat on the sea at night"
     assert f"captioned: {caption}" in client.get(f"/transitions/{tid}").text
     # Kept with the inversion: a second render reuses it (same caption, same in-betweens).
-    again = _render(client, tid)
+    again = rendered(client, tid)
     assert [f["url"] for f in again["frames"]] == [f["url"] for f in done["frames"]]

@@ -13,25 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-CITY, FOREST = "a city street at night", "a forest in the morning"
-
-
-def picture(
-    size: tuple[int, int] = (80, 64), color: tuple[int, int, int] = (200, 40, 40), fmt: str = "PNG"
-) -> bytes:
-    image = Image.new("RGB", size, color)
-    for x in range(0, size[0], 8):  # some structure, so the bytes are not trivially alike
-        image.putpixel((x, x % size[1]), (x % 255, 255 - x % 255, 90))
-    out = io.BytesIO()
-    image.save(out, format=fmt)
-    return out.getvalue()
-
-
-def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
-    body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 5, "seed": 7, "steps": 3, **overrides}
-    response = client.post("/api/transitions", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
+from tests.support.pictures import create, end_of, picture, rendered, upload
 
 
 def stored_files() -> list[Path]:
@@ -39,16 +21,6 @@ def stored_files() -> list[Path]:
 
     root = get_settings().frames_dir
     return sorted(p for p in root.rglob("*.png")) if root.exists() else []
-
-
-def end_of(transition: dict[str, Any]) -> dict[str, Any]:
-    return next(k for k in transition["keyframes"] if k["is_end"])
-
-
-def upload(client: TestClient, keyframe_id: int, data: bytes, name: str = "pic.png", **form: str) -> Any:
-    return client.patch(
-        f"/api/keyframes/{keyframe_id}", files={"image": (name, data, "application/octet-stream")}, data=form
-    )
 
 
 def test_an_end_keyframe_takes_an_image_shows_it_and_loses_it_again(client: TestClient) -> None:
@@ -237,17 +209,6 @@ def test_a_project_whose_image_bytes_do_not_match_is_refused(client: TestClient)
     assert "images" in json.dumps(refused.json()["errors"])
 
 
-def _render(client: Any, transition_id: int) -> dict[str, Any]:
-    from tests.support.waiting import wait_for
-
-    render_id = client.post(f"/api/transitions/{transition_id}/renders").json()["id"]
-    return wait_for(  # type: ignore[no-any-return]
-        lambda: (d := client.get(f"/api/renders/{render_id}").json())["status"] in ("done", "failed") and d,
-        timeout=240,
-        what=f"render {render_id}",
-    )
-
-
 def _pixels(client: Any, url: str) -> Any:
     import numpy as np
 
@@ -263,7 +224,7 @@ def test_a_render_ends_on_the_end_keyframes_image_and_a_plain_render_after_is_un
     client = stack.client  # type: ignore[attr-defined]
     transition = create(client, width=64, height=64, batch_size=5)
     tid, end = transition["id"], end_of(transition)
-    before = _render(client, tid)
+    before = rendered(client, tid)
     assert before["status"] == "done", before
     # A wide picture: the render shows its centre square resized to 64 x 64.
     wide = Image.new("RGB", (192, 64), (250, 250, 250))
@@ -271,7 +232,7 @@ def test_a_render_ends_on_the_end_keyframes_image_and_a_plain_render_after_is_un
     out = io.BytesIO()
     wide.save(out, format="PNG")
     assert upload(client, end["id"], out.getvalue()).status_code == 200
-    with_image = _render(client, tid)
+    with_image = rendered(client, tid)
     assert with_image["status"] == "done", with_image
     last = _pixels(client, with_image["frames"][-1]["url"])
     assert last.shape == (64, 64, 3)
@@ -286,7 +247,7 @@ def test_a_render_ends_on_the_end_keyframes_image_and_a_plain_render_after_is_un
     client.patch(f"/api/keyframes/{end['id']}", json={"image_url": None})
     for path in stored_files():
         path.unlink()
-    after = _render(client, tid)
+    after = rendered(client, tid)
     assert [f["url"] for f in after["frames"]] == [f["url"] for f in before["frames"]]
     assert after["stats"]["frames_reused"] == 0
     assert [client.get(f["url"]).content for f in after["frames"]] == plain

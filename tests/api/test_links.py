@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import REDIS_URL
 from tests.support.api import HX, bearer, create, every_write, make_link, send_as
+from tests.support.stack import REDIS_URL
 
 HTML = {"Accept": "text/html"}
 def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client: TestClient) -> None:

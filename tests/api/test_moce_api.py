@@ -266,7 +266,7 @@ def test_without_a_clip_the_search_fails_asking_for_a_number_or_a_clip(
 ) -> None:
     import torch
 
-    from tests.conftest import reset_caches
+    from tests.support.isolation import reset_caches
     from worker.moce import run_search
 
     torch.set_num_threads(1)

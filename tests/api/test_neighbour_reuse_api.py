@@ -71,7 +71,7 @@ def run_batches(
     """Run the queued render batches in this process, in the order they were queued."""
     import torch
 
-    from tests.conftest import reset_caches
+    from tests.support.isolation import reset_caches
 
     torch.set_num_threads(1)
     monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))

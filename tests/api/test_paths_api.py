@@ -10,69 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-CITY = "a futuristic cityscape"
-FOREST = "a girl in a magical forest"
-
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    """Record what start_render queues: render batches and planning tasks."""
-    sent: dict[str, list[Any]] = {"batches": [], "plans": []}
-    monkeypatch.setattr(
-        "services.rendering.send_render_batch",
-        lambda render_id, indices, **_options: sent["batches"].append((render_id, indices)),
-    )
-    monkeypatch.setattr(
-        "services.rendering.send_plan_render", lambda render_id: sent["plans"].append(render_id)
-    )
-    return sent
-
-
-@pytest.fixture
-def api(database: str, queued: dict[str, list[Any]]):  # type: ignore[no-untyped-def]
-    from app.main import create_app
-
-    with TestClient(create_app(), headers={"Origin": "http://testserver"}) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def worker(api: TestClient, queued: dict[str, list[Any]], models_dir, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run what was queued in this process (plans first, then batches) until nothing is left."""
-    import torch
-
-    from tests.conftest import reset_caches
-
-    torch.set_num_threads(1)
-    monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))
-    monkeypatch.setenv("SEGUE_WORKER_DEVICE", "cpu")
-    reset_caches()
-
-    def run() -> None:
-        from worker.planning import run_plan
-        from worker.render import run_batch
-
-        while queued["plans"] or queued["batches"]:
-            if queued["plans"]:
-                run_plan(queued["plans"].pop(0))
-            else:
-                run_batch(*queued["batches"].pop(0))
-
-    return run
-
-
-def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
-    body = {"start_prompt": CITY, "end_prompt": FOREST, "frames": 6, "seed": 42, "steps": 3, **overrides}
-    response = client.post("/api/transitions", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def render(client: TestClient, transition_id: int) -> dict[str, Any]:
-    response = client.post(f"/api/transitions/{transition_id}/renders")
-    assert response.status_code == 202, response.text
-    return client.get(f"/api/renders/{response.json()['id']}").json()
-
+from tests.support.inprocess import CITY, FOREST, create, render
 
 # ---------------------------------------------------------------- settings and keyframes in the API
 

@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import SAME_ORIGIN
+from tests.support.isolation import SAME_ORIGIN
 
 HTML = {"Accept": "text/html"}
 HX = {"HX-Request": "true"}
@@ -34,22 +34,6 @@ def create(client: TestClient, **extra: Any) -> dict[str, Any]:
 
 def version(client: TestClient, tid: int) -> int:
     return client.get(f"/api/transitions/{tid}").json()["version"]
-
-
-@pytest.fixture
-def app_with(database: str, sent_tasks: list[Any], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A Segue built with extra SEGUE_* settings (same database); clients made by the test."""
-    from app.main import create_app
-    from infra.config import get_settings
-
-    def build(**env: str):  # type: ignore[no-untyped-def]
-        for key, value in env.items():
-            monkeypatch.setenv(f"SEGUE_{key.upper()}", value)
-        get_settings.cache_clear()
-        return create_app()
-
-    yield build
-    get_settings.cache_clear()
 
 
 # ---------------------------------------------------------------- Hosts

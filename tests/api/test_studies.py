@@ -14,18 +14,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.integration.test_security import app_with  # noqa: F401  (a fixture)
 from tests.support.api import bearer, create, make_link
-from tests.support.renders import finish_by_hand
-
-OWNER_SECRET = "owner-secret-for-tests-0123456789"
-
-
-def finished_render(client: TestClient, frames: int = 6, **extra: Any) -> int:
-    tid = create(client, frames=frames, **extra)["id"]
-    render_id = client.post(f"/api/transitions/{tid}/renders").json()["id"]
-    finish_by_hand(render_id)
-    return int(render_id)
+from tests.support.studies import OWNER_SECRET, answer_all, finished_render, participant, study
 
 
 def store_scores(render_id: int, scorer: str, vectors: dict[int, list[float]]) -> None:
@@ -41,34 +31,6 @@ def store_scores(render_id: int, scorer: str, vectors: dict[int, list[float]]) -
                 blob = array("f", vectors[frame.index]).tobytes()
                 db.add(FrameScore(frame_key=frame.key, scorer=scorer, embedding=blob))
         db.commit()
-
-
-def study(client: TestClient, render_ids: list[int], **extra: Any) -> dict[str, Any]:
-    body = {"title": "Bridges", "render_ids": render_ids, "tasks": ["triplets"], "triplets": 4, "seed": 3}
-    response = client.post("/api/studies", json={**body, **extra})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def participant(client: TestClient, study_id: int, **body: Any) -> dict[str, Any]:
-    response = client.post(f"/api/studies/{study_id}/participants", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def answer_all(client: TestClient, token: str, choose: Any) -> list[dict[str, Any]]:
-    """Answer every item with choose(item); the items seen, in order."""
-    seen = []
-    while True:
-        response = client.get(f"/api/p/{token}/next")
-        if response.status_code == 204:
-            return seen
-        item = response.json()
-        seen.append(item)
-        sent = client.post(
-            f"/api/p/{token}/answers", json={"item_id": item["item_id"], "answer": choose(item), "ms": 800}
-        )
-        assert sent.status_code == 201, sent.text
 
 
 def test_a_study_is_answered_through_participant_links_resumes_and_exports(client: TestClient) -> None:
@@ -238,7 +200,7 @@ def test_bad_answers_are_422_naming_the_field_and_nothing_is_saved(client: TestC
     )
 
 
-def test_a_participant_answers_but_reads_no_answers_results_or_anything_else(app_with: Any) -> None:  # noqa: F811
+def test_a_participant_answers_but_reads_no_answers_results_or_anything_else(app_with: Any) -> None:
     """Off loopback (the owner signs in): a participant has only their link; it answers and reads nothing."""
     owner = {"Authorization": f"Bearer {OWNER_SECRET}", "Origin": "http://testserver"}
     app = app_with(host="0.0.0.0", owner_token=OWNER_SECRET, max_token_failures="1000")
@@ -402,22 +364,3 @@ def test_the_same_answer_posted_at_once_is_kept_once(client: TestClient) -> None
         codes = sorted(pool.map(send, range(n)))
     assert codes == [201] + [409] * (n - 1)
     assert len(client.get(f"/api/studies/{made['id']}/answers").json()) == 1
-
-
-def test_people_s_triplets_reach_the_layer_probe(client: TestClient, database: str) -> None:
-    """bench.layer_probe reads every study's answered triplets (STUDY_READER): the three stored frames in the
-    item's order and the position the participant chose."""
-    from bench.layer_probe import study_triplets
-    from tests.support.renders import png
-
-    render_id = finished_render(client)
-    made = study(client, [render_id], title="Odd frames")
-    token = participant(client, made["id"])["token"]
-    seen = answer_all(client, token, lambda item: item["frames"][2]["index"])
-
-    found = study_triplets(database)
-    triplets = found[f"Odd frames (#{made['id']})"]
-    assert len(triplets) == len(seen) == 4
-    for (pictures, odd), item in zip(triplets, seen, strict=True):
-        assert odd == 2
-        assert pictures == [png(frame["index"], (64, 64)) for frame in item["frames"]]

@@ -12,10 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.integration.test_security import app_with  # noqa: F401  (a fixture)
-from tests.integration.test_studies import OWNER_SECRET, answer_all, finished_render, participant, study
 from tests.support.api import bearer, create, make_link
 from tests.support.renders import finish_by_hand
+from tests.support.studies import OWNER_SECRET, answer_all, finished_render, participant, study
 
 TINY_BLOCKS = ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
 TIMESTEPS = [50, 200, 500, 800]
@@ -28,7 +27,7 @@ def blocks_sent(monkeypatch: pytest.MonkeyPatch, models_dir: Any) -> list[int]:
     """Record the queued jobs instead of sending them; the worker runs them in-process on the tiny model."""
     import torch
 
-    from tests.conftest import reset_caches
+    from tests.support.isolation import reset_caches
 
     torch.set_num_threads(1)
     monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))
@@ -214,7 +213,7 @@ def test_a_queue_that_is_away_fails_the_request_with_a_reason(
     assert client.post("/api/studies/999999/blocks").status_code == 404
 
 
-def test_only_the_owner_compares_blocks(app_with: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_only_the_owner_compares_blocks(app_with: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     owner = {"Authorization": f"Bearer {OWNER_SECRET}", "Origin": "http://testserver"}
     app = app_with(host="0.0.0.0", owner_token=OWNER_SECRET, max_token_failures="1000")
     sent: list[int] = []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -20,6 +21,8 @@ from bench import layer_probe
 from bench.layer_probe import Pool, best_row, human_pool, score_readings, study_triplets, world_pool
 from core import odd_one_out
 from engine.layer_features import Reading
+from tests.support import renders
+from tests.support.studies import answer_all, finished_render, participant, study
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,3 +159,19 @@ def test_the_probe_prints_a_row_per_block_noise_and_prompt_and_records_the_best(
     best_plain = max((r for r in table["rows"] if r["conditioned"] is False), key=lambda r: r["mean"])
     assert (recorded["block"], recorded["timestep"]) == (best_plain["features"], best_plain["timestep"])
     assert recorded["revision"] == table["revision"] != ""
+
+
+def test_people_s_triplets_reach_the_layer_probe(client: TestClient, database: str) -> None:
+    """bench.layer_probe reads every study's answered triplets (STUDY_READER): the three stored frames in the
+    item's order and the position the participant chose."""
+    render_id = finished_render(client)
+    made = study(client, [render_id], title="Odd frames")
+    token = participant(client, made["id"])["token"]
+    seen = answer_all(client, token, lambda item: item["frames"][2]["index"])
+
+    found = study_triplets(database)
+    triplets = found[f"Odd frames (#{made['id']})"]
+    assert len(triplets) == len(seen) == 4
+    for (pictures, odd), item in zip(triplets, seen, strict=True):
+        assert odd == 2
+        assert pictures == [renders.png(frame["index"], (64, 64)) for frame in item["frames"]]

@@ -1,5 +1,6 @@
 """Animatics, pure parts: time codes, the clock, audio-driven spacing on a 120 BPM click track at 12 fps,
-the in-between schedule, and flow in-betweens beating a crossfade on a moving disc."""
+the in-between schedule, and a cut crossfaded, not warped (flow against a crossfade:
+tests/bench/test_flow.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from core.spacing import audio_positions, grid
 from core.timecode import Clock, format_time, parse_time
-from tests.clicks import click_samples
+from tests.support.clicks import click_samples
 
 FPS = 12
 
@@ -130,14 +131,6 @@ def test_the_schedule_keeps_the_duration_and_every_rendered_frame() -> None:
     assert [s.weight for s in slots[:4]] == [0.0, 0.5, 0.0, 0.5]
     assert len(schedule(10, 12, 30)) == 25 and len(schedule(10, 12, 12)) == 10
     assert all(s.weight == 0 for s in schedule(10, 12, 12))
-
-
-def test_flow_in_betweens_beat_a_crossfade_on_a_moving_disc() -> None:
-    from bench.flow import measure
-
-    row = measure(64, 6.0, repeats=3)
-    assert row["method"] == "flow"
-    assert row["psnr_flow"] >= row["psnr_crossfade"] + 3.0, row
 
 
 def test_a_cut_is_crossfaded_not_warped() -> None:

@@ -18,7 +18,7 @@ def test_migrations_create_exactly_the_models_schema(tmp_path: Path, monkeypatch
     from app.cli import migrate
     from infra.db import engine_for
     from infra.tables import Base
-    from tests.conftest import configure, reset_caches
+    from tests.support.isolation import configure, reset_caches
 
     configure(monkeypatch, tmp_path)
     url = f"sqlite:///{tmp_path / 'segue.db'}"
@@ -87,7 +87,7 @@ def test_upgrading_and_downgrading_a_sqlite_database_keeps_every_row(
 
     from infra.config import REPO_ROOT
     from infra.db import engine_for
-    from tests.conftest import configure, reset_caches
+    from tests.support.isolation import configure, reset_caches
 
     configure(monkeypatch, tmp_path)
     url = f"sqlite:///{tmp_path / 'segue.db'}"

@@ -305,7 +305,7 @@ def test_diff_and_apply_are_inverse_on_documents() -> None:
 def test_sqlite_keyframe_ids_are_never_reused_after_every_migration(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from app.cli import migrate
     from infra.db import engine_for
-    from tests.conftest import configure, reset_caches
+    from tests.support.isolation import configure, reset_caches
 
     configure(monkeypatch, tmp_path)
     url = f"sqlite:///{tmp_path / 'segue.db'}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAME_ORIGIN, configure, reset_caches
+from tests.support.isolation import SAME_ORIGIN, configure, reset_caches, truncate
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("SEGUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -26,7 +26,7 @@ class Stack:
     log: Path
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     from app.cli import worker_command
     from infra.config import get_settings
 
@@ -37,7 +37,7 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
     """End a test's worker at once. SIGQUIT is Celery's cold shutdown: a warm one (SIGTERM) waits up to
     seconds for the solo pool's next poll, at every test's teardown; what a worker does on SIGTERM is tested
     on purpose where it matters (test_crashes.py, test_lifecycle.py)."""
@@ -78,12 +78,10 @@ def stack_factory(
         configure(monkeypatch, tmp_path / "data", **env_settings)
         migrate()
         if database == "postgres":
-            from tests.conftest import _truncate
-
-            _truncate(env_settings["database_url"])
+            truncate(env_settings["database_url"])
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
         log = tmp_path / "worker.log"
-        worker = _start_worker(env, log)
+        worker = start_worker(env, log)
         client = TestClient(create_app(), headers=SAME_ORIGIN)
         client.__enter__()
         stack = Stack(client=client, worker=worker, env=env, log=log)
@@ -93,7 +91,5 @@ def stack_factory(
     yield start
     for stack, client in started:
         client.__exit__(None, None, None)
-        _stop(stack.worker)
+        stop(stack.worker)
     reset_caches()
-
-

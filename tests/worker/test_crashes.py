@@ -11,7 +11,6 @@ The short versions run in CI; `python -m bench.chaos` kills workers at random po
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -21,50 +20,19 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
-from tests.integration.conftest import REPO, _start_worker
+from tests.support.live import FAST_RECOVERY, check_every_frame_once, new_transition, running_frames
 from tests.support.sse import read_sse
+from tests.support.stack import REPO, start_worker
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-#: Short leases so a test waits seconds, not the production 30 s.
-FAST_RECOVERY = {
-    "SEGUE_LEASE_SECONDS": "4",
-    "SEGUE_REAP_SECONDS": "1",
-    "SEGUE_HEARTBEAT_SECONDS": "1",
-}
 SLOW_BATCHES = {"frames": 8, "steps": 12, "batch_size": 2, "width": 128, "height": 128, "seed": 5}
-
-
-def _transition(client: Any, **overrides: Any) -> dict[str, Any]:
-    body = {"start_prompt": "a futuristic cityscape", "end_prompt": "a girl in a magical forest", **overrides}
-    response = client.post("/api/transitions", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def _running(detail: dict[str, Any]) -> list[int]:
-    return [f["index"] for f in detail["frames"] if f["status"] == "running"]
-
-
-def _check_every_frame_once(detail: dict[str, Any], events: list[dict[str, Any]], data_dir: Path) -> None:
-    total = len(detail["frames"])
-    assert detail["status"] == "done", detail
-    assert detail["stats"]["frames_computed"] == total, detail["stats"]
-    announced = Counter(json.loads(e["data"])["index"] for e in events if e["event"] == "frame")
-    assert announced == Counter(range(total)), f"frame events per index: {announced}"
-    assert [e["event"] for e in events].count("done") == 1
-    for frame in detail["frames"]:  # no half-written file: every image decodes whole
-        path = data_dir / "frames" / frame["url"].removeprefix("/media/frames/")
-        with Image.open(io.BytesIO(path.read_bytes())) as image:
-            image.load()
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -75,11 +43,11 @@ def test_a_killed_workers_batch_is_rendered_by_another_worker_exactly_once(
         monkeypatch.setenv(key, value)
     stack = stack_factory(mode="distributed", database=database)
     client = stack.client
-    transition = _transition(client, **SLOW_BATCHES)
+    transition = new_transition(client, **SLOW_BATCHES)
     render_id = client.post(f"/api/transitions/{transition['id']}/renders").json()["id"]
 
     held = wait_for(
-        lambda: _running(client.get(f"/api/renders/{render_id}").json()),
+        lambda: running_frames(client.get(f"/api/renders/{render_id}").json()),
         interval=0.05,
         what="the worker to take a batch",
     )
@@ -90,7 +58,7 @@ def test_a_killed_workers_batch_is_rendered_by_another_worker_exactly_once(
     assert client.get(f"/api/renders/{render_id}").json()["status"] == "running"
 
     # Another worker becomes available; the dead one's frames are leased to nobody after ~4 s.
-    second = _start_worker(stack.env, tmp_path / "worker-2.log")
+    second = start_worker(stack.env, tmp_path / "worker-2.log")
     try:
         started = time.monotonic()
         wait_for(
@@ -110,7 +78,7 @@ def test_a_killed_workers_batch_is_rendered_by_another_worker_exactly_once(
         )
         detail = client.get(f"/api/renders/{render_id}").json()
         events = read_sse(client, f"/api/renders/{render_id}/events")
-        _check_every_frame_once(detail, events, tmp_path / "data")
+        check_every_frame_once(detail, events, tmp_path / "data")
         print(f"lost frames {held} back {recovered:.1f} s after a second worker started")
         print(f"(and {time.monotonic() - killed_at:.1f} s after the kill)")
         health = client.get("/healthz").json()
@@ -185,7 +153,7 @@ def test_a_restarted_segue_run_finishes_what_its_killed_worker_left(tmp_path: Pa
         )
         render_id = _post(url + f"/api/transitions/{transition['id']}/renders")["id"]
         held = wait_for(
-            lambda: _running(_get(url + f"/api/renders/{render_id}")),
+            lambda: running_frames(_get(url + f"/api/renders/{render_id}")),
             timeout=120,
             interval=0.05,
             what="the embedded worker to take a batch",
@@ -206,7 +174,7 @@ def test_a_restarted_segue_run_finishes_what_its_killed_worker_left(tmp_path: Pa
         print(f"finished {time.monotonic() - started:.1f} s after the restart")
         with urllib.request.urlopen(url + f"/api/renders/{render_id}/events", timeout=30) as response:
             events = _parse_sse(response.read().decode())
-        _check_every_frame_once(detail, events, data)
+        check_every_frame_once(detail, events, data)
         assert any(f["index"] in held for f in detail["frames"])
     finally:
         os.killpg(second.pid, signal.SIGTERM)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import configure
-from tests.integration.conftest import REPO
+from tests.support.isolation import configure
+from tests.support.stack import REPO
 
 
 @pytest.mark.parametrize(

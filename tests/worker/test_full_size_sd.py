@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import REPO
 from tests.support.sse import read_sse
+from tests.support.stack import REPO
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]

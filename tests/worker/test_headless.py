@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from tests.support.headless import segue_render
 from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,26 +28,6 @@ PROJECT = {
         {"position": 1, "prompt": "a girl in a magical forest"},
     ],
 }
-
-
-def segue_render(tmp_path: Path, models_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`segue render ...` as a user runs it (app/cli.py hands over to worker/headless.py)."""
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-        "SEGUE_WORKER_THREADS": "1",
-        "SEGUE_MODELS_DIR": str(models_dir),
-        "SEGUE_DATA_DIR": str(tmp_path / "data"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "render", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_segue_render_writes_a_playable_video_a_gif_and_named_frames(

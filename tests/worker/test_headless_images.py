@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from tests.integration.test_headless import segue_render
-from tests.integration.test_keyframe_images import _render, create, end_of, upload
+from tests.support.headless import segue_render
+from tests.support.pictures import create, end_of, rendered, upload
 
 
 def _picture() -> bytes:
@@ -31,7 +31,7 @@ def test_segue_render_makes_the_studios_frames_of_a_project_with_keyframe_images
     tid = transition["id"]
     # The end keyframe is only a picture (no prompt: the tiny model has no CLIP, so its caption is "").
     assert upload(client, end_of(transition)["id"], _picture(), prompt="").status_code == 200
-    detail = _render(client, tid)
+    detail = rendered(client, tid)
     assert detail["status"] == "done", detail
     project = tmp_path / "images.segue.json"
     project.write_bytes(client.get(f"/api/transitions/{tid}/project").content)

@@ -136,7 +136,7 @@ def test_the_s3_store_keeps_frames_and_exports_under_its_prefix(s3: S3Server, tm
 def test_a_bad_store_setting_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from pydantic import ValidationError
 
-    from tests.conftest import configure
+    from tests.support.isolation import configure
 
     configure(monkeypatch, tmp_path, frame_store="ftp://somewhere")
     from infra.config import Settings

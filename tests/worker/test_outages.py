@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration import conftest as stack_conftest
+from tests.support import stack as live_stack
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.redis
@@ -95,7 +95,7 @@ def test_a_redis_outage_of_seconds_pauses_a_render_that_then_finishes_by_itself(
 ) -> None:
     for key, value in FAST.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(stack_conftest, "REDIS_URL", private_redis.url)
+    monkeypatch.setattr(live_stack, "REDIS_URL", private_redis.url)
     stack = stack_factory(mode="distributed", database="sqlite")
     client = stack.client
     transition = _transition(client, frames=8, steps=10, batch_size=2, width=96, height=96, seed=2)
@@ -141,7 +141,7 @@ def test_starting_a_render_while_the_broker_is_down_is_a_503_and_leaves_nothing_
     from app.main import create_app
     from infra.db import new_session
     from infra.tables import Render
-    from tests.conftest import configure, reset_caches
+    from tests.support.isolation import configure, reset_caches
 
     configure(
         monkeypatch,
@@ -179,7 +179,7 @@ def test_the_database_away_for_a_moment_is_a_503_then_recovers_without_a_restart
 ) -> None:
     import sqlalchemy
 
-    from tests.conftest import PG_ADMIN_URL
+    from tests.support.isolation import PG_ADMIN_URL
 
     name = database.rsplit("/", 1)[-1]
     created = _transition(client, frames=2)

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import REPO, _start_worker, _stop
-from tests.integration.test_crashes import FAST_RECOVERY, _check_every_frame_once, _running, _transition
+from tests.support.live import FAST_RECOVERY, check_every_frame_once, new_transition, running_frames
 from tests.support.sse import read_sse
+from tests.support.stack import REPO, start_worker, stop
 from tests.support.waiting import wait_for
 
 CITY = "a futuristic cityscape"
@@ -33,7 +33,7 @@ def in_process(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker's code runs in this process, on the tiny model, one torch thread."""
     import torch
 
-    from tests.conftest import reset_caches
+    from tests.support.isolation import reset_caches
 
     torch.set_num_threads(1)
     monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))
@@ -210,7 +210,7 @@ def test_a_worker_killed_while_it_stores_a_batch_loses_no_frame_and_announces_no
     for key, value in FAST_RECOVERY.items():
         monkeypatch.setenv(key, value)
     stack = stack_factory(mode="distributed", database=database)
-    _stop(stack.worker)  # its place is taken by one whose frame store hangs
+    stop(stack.worker)  # its place is taken by one whose frame store hangs
     marker = tmp_path / "storing"
     command = worker_command(get_settings(), "stalls")[3:]  # celery's own arguments, after "-m celery"
     with (tmp_path / "stalling.log").open("wb") as out:
@@ -222,17 +222,17 @@ def test_a_worker_killed_while_it_stores_a_batch_loses_no_frame_and_announces_no
             stderr=subprocess.STDOUT,
         )
     client = stack.client
-    transition = _transition(client, frames=6, steps=3, batch_size=2, seed=5)
+    transition = new_transition(client, frames=6, steps=3, batch_size=2, seed=5)
     render_id = client.post(f"/api/transitions/{transition['id']}/renders").json()["id"]
     wait_for(marker.exists, timeout=180, what="the worker's second stage to start storing a batch")
-    held = _running(client.get(f"/api/renders/{render_id}").json())
+    held = running_frames(client.get(f"/api/renders/{render_id}").json())
     stalling.send_signal(signal.SIGKILL)
     stalling.wait()
     assert held, "the batch being stored is still held by the dead worker"
     detail = client.get(f"/api/renders/{render_id}").json()
     assert detail["stats"]["frames_computed"] == 0 and detail["status"] == "running"
 
-    second = _start_worker(stack.env, tmp_path / "worker-2.log")
+    second = start_worker(stack.env, tmp_path / "worker-2.log")
     try:
         wait_for(
             lambda: client.get(f"/api/renders/{render_id}").json()["status"] == "done",
@@ -241,6 +241,6 @@ def test_a_worker_killed_while_it_stores_a_batch_loses_no_frame_and_announces_no
         )
         detail = client.get(f"/api/renders/{render_id}").json()
         events = read_sse(client, f"/api/renders/{render_id}/events")
-        _check_every_frame_once(detail, events, tmp_path / "data")
+        check_every_frame_once(detail, events, tmp_path / "data")
     finally:
-        _stop(second)
+        stop(second)

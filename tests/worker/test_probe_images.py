@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import configure
+from tests.support.isolation import configure
 
 BLUE = (30, 90, 220)
 
@@ -91,7 +91,7 @@ def test_the_probe_pass_renders_image_segments_through_the_image_path(
 
 def test_a_studio_render_with_perceptual_spacing_ends_on_the_picture(stack_factory: Any) -> None:
     """The worker's planning job runs the probe through the image path and the render completes."""
-    from tests.integration.test_keyframe_images import _render, create, end_of, upload
+    from tests.support.pictures import create, end_of, rendered, upload
 
     stack = stack_factory(mode="embedded", database="sqlite")
     client = stack.client  # type: ignore[attr-defined]
@@ -99,7 +99,7 @@ def test_a_studio_render_with_perceptual_spacing_ends_on_the_picture(stack_facto
     out = io.BytesIO()
     Image.new("RGB", (64, 64), BLUE).save(out, format="PNG")
     assert upload(client, end_of(transition)["id"], out.getvalue(), prompt="").status_code == 200
-    done = _render(client, transition["id"])
+    done = rendered(client, transition["id"])
     assert done["status"] == "done", done
     last = np.asarray(Image.open(io.BytesIO(client.get(done["frames"][-1]["url"]).content)).convert("RGB"))
     assert np.abs(last.astype(np.float64) - np.array(BLUE)).mean() < 2.0

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.scorers import FrameScoreValues
-from tests.integration.test_worker_render import _render_and_stream, _transition
+from tests.support.live import render_and_stream, small_transition
 
 pytestmark = pytest.mark.redis
 
@@ -29,8 +29,8 @@ def _score_rows(scorer: str | None = None) -> int:
 def test_frames_are_scored_once_and_reused_frames_keep_their_scores(stack_factory: Any) -> None:
     stack = stack_factory(mode="embedded", database="sqlite")
     client = stack.client
-    transition = _transition(client, frames=4, batch_size=2)
-    first, _ = _render_and_stream(client, transition["id"])
+    transition = small_transition(client, frames=4, batch_size=2)
+    first, _ = render_and_stream(client, transition["id"])
     assert first["status"] == "done", stack.log.read_text()[-3000:]
 
     scores = client.get(f"/api/renders/{first['id']}/scores").json()
@@ -53,7 +53,7 @@ def test_frames_are_scored_once_and_reused_frames_keep_their_scores(stack_factor
     client.post(
         f"/api/transitions/{transition['id']}/keyframes", json={"position": 0.5, "prompt": "a city garden"}
     )
-    again, _ = _render_and_stream(client, transition["id"])
+    again, _ = render_and_stream(client, transition["id"])
     assert again["stats"]["frames_reused"] == 2 and again["stats"]["frames_computed"] == 2
     assert _score_rows() == 8 + 2 * 2  # only the two computed frames were scored
     rescored = client.get(f"/api/renders/{again['id']}/scores?scorer=ssim").json()

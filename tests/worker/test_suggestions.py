@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.test_suggesters import _ChatServer, _choice
+from tests.support.chat import ChatServer, choice
 from tests.support.waiting import wait_for
 
 CITY, FOREST = "a futuristic cityscape", "a girl in a magical forest"
@@ -21,7 +21,7 @@ ANSWER = (
 
 @pytest.fixture
 def chat() -> Any:
-    server = _ChatServer({"choices": [_choice(ANSWER)]})
+    server = ChatServer({"choices": [choice(ANSWER)]})
     yield server
     server.close()
 
@@ -38,7 +38,7 @@ def _finished(stack: Any, suggestion_id: int) -> dict[str, Any]:
 
 
 def test_suggestions_are_written_ranked_and_accepted_through_a_real_worker(
-    stack_factory: Any, chat: _ChatServer, monkeypatch: pytest.MonkeyPatch
+    stack_factory: Any, chat: ChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEGUE_SUGGESTER", "auto")
     monkeypatch.setenv("SEGUE_SUGGEST_URL", chat.url)

@@ -10,36 +10,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from tests.support.live import render_and_stream, small_transition
 from tests.support.sse import read_sse
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.redis
-
-CITY = "a futuristic cityscape"
-FOREST = "a girl in a magical forest"
-
-
-def _transition(client: Any, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "start_prompt": CITY,
-        "end_prompt": FOREST,
-        "frames": 6,
-        "seed": 3,
-        "steps": 3,
-        "batch_size": 3,
-        **overrides,
-    }
-    response = client.post("/api/transitions", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def _render_and_stream(client: Any, transition_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    render = client.post(f"/api/transitions/{transition_id}/renders")
-    assert render.status_code == 202, render.text
-    render_id = render.json()["id"]
-    events = read_sse(client, f"/api/renders/{render_id}/events")
-    return client.get(f"/api/renders/{render_id}").json(), events
 
 
 #: The JSON stream's wire format as outside clients read it (the payload keys the pre-refactor code sent).
@@ -77,8 +52,8 @@ def test_distributed_render_streams_every_frame_once_and_resumes(
 ) -> None:
     stack = stack_factory(mode="distributed", database=database)
     client = stack.client
-    transition = _transition(client)
-    detail, events = _render_and_stream(client, transition["id"])
+    transition = small_transition(client)
+    detail, events = render_and_stream(client, transition["id"])
 
     assert detail["status"] == "done", stack.log.read_text()[-3000:]
     frame_indices = [json.loads(e["data"])["index"] for e in events if e["event"] == "frame"]
@@ -102,8 +77,8 @@ def test_distributed_render_streams_every_frame_once_and_resumes(
 def test_embedded_mode_renders_without_any_server(stack_factory: Any, tmp_path: Path) -> None:
     stack = stack_factory(mode="embedded", database="sqlite")
     client = stack.client
-    transition = _transition(client, frames=4, batch_size=2)
-    detail, events = _render_and_stream(client, transition["id"])
+    transition = small_transition(client, frames=4, batch_size=2)
+    detail, events = render_and_stream(client, transition["id"])
     assert detail["status"] == "done", stack.log.read_text()[-3000:]
     assert sorted(json.loads(e["data"])["index"] for e in events if e["event"] == "frame") == [0, 1, 2, 3]
     _assert_wire_format(events)
@@ -116,7 +91,7 @@ def test_embedded_mode_renders_without_any_server(stack_factory: Any, tmp_path: 
     client.post(
         f"/api/transitions/{transition['id']}/keyframes", json={"position": 0.5, "prompt": "a city garden"}
     )
-    again, events = _render_and_stream(client, transition["id"])
+    again, events = render_and_stream(client, transition["id"])
     assert again["status"] == "done"
     assert again["stats"]["frames_reused"] == 2 and again["stats"]["frames_computed"] == 2
     assert [f["url"] for f in again["frames"]][0] == detail["frames"][0]["url"]
@@ -126,7 +101,7 @@ def test_embedded_mode_renders_without_any_server(stack_factory: Any, tmp_path: 
 def test_cancel_stops_a_running_render(stack_factory: Any) -> None:
     stack = stack_factory(mode="distributed", database="sqlite")
     client = stack.client
-    transition = _transition(client, frames=40, steps=20, batch_size=1, width=128, height=128)
+    transition = small_transition(client, frames=40, steps=20, batch_size=1, width=128, height=128)
     render_id = client.post(f"/api/transitions/{transition['id']}/renders").json()["id"]
     wait_for(
         lambda: client.get(f"/api/renders/{render_id}").json()["status"] == "running",
@@ -139,6 +114,6 @@ def test_cancel_stops_a_running_render(stack_factory: Any) -> None:
     detail = client.get(f"/api/renders/{render_id}").json()
     assert detail["stats"]["frames_computed"] < 40
     # The worker is free again: it skips the cancelled batches and renders the next request.
-    quick = _transition(client, frames=2, steps=2)
-    done, _ = _render_and_stream(client, quick["id"])
+    quick = small_transition(client, frames=2, steps=2)
+    done, _ = render_and_stream(client, quick["id"])
     assert done["status"] == "done", stack.log.read_text()[-3000:]
