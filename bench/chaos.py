@@ -12,7 +12,7 @@ again on the same data dir.
 Checked every run: the render ends `done`, every frame is computed exactly once (`frames_computed`), each
 frame's event arrives exactly once on the stream, and every stored image decodes whole. Printed: how many
 runs held, and how long the killed batch took to come back (kill → its frames done, kill → render done),
-p50 / max. The short version of this is tests/integration/test_crashes.py.
+p50 / max. The short version of this is tests/worker/test_crashes.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ while a prober requests the API (GET a render, list transitions, /healthz) every
 - request latency of the prober's requests, p50 / p95 / max;
 - whether every viewer got every frame event of its render exactly once, and a final event.
 
-The 200-viewer check of the issue is tests/integration/test_load.py (it uses `follow` from here).
+The 200-viewer check of the issue is tests/bench/test_load.py (it uses `follow` from here).
 """
 
 from __future__ import annotations

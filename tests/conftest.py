@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.isolation import PG_ADMIN_URL, SAME_ORIGIN, configure, reset_caches, truncate
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -17,34 +18,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SEGUE_WORKER_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-#: What a browser sends with a form posted from one of Segue's own pages (TestClient's base URL).
-SAME_ORIGIN = {"Origin": "http://testserver"}
-PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _stop_pulse() -> None:
-    """End the lease pulse a test's in-process worker code started, and wait for it: a pulse thread that is
-    reading the settings while a test changes them would cache the old ones after the cache is cleared."""
-    lease = sys.modules.get("worker.lease")
-    if lease is None:
-        return
-    pulse = lease._pulse
-    lease.stop_worker()
-    if pulse is not None:
-        pulse.join(timeout=10)
-
-
-def reset_caches() -> None:
-    from infra import bus, queue, storage
-    from infra.config import get_settings
-    from infra.db import dispose_engines
-
-    _stop_pulse()
-    get_settings.cache_clear()
-    dispose_engines()
-    bus._bus_for.cache_clear()
-    storage._s3_store.cache_clear()
-    queue._client = None
+# Fixtures of the live stack (a real worker and broker) and of the browser tests, shared by several folders.
+pytest_plugins = ["tests.support.stack", "tests.support.browser"]
 
 
 @pytest.fixture(scope="session")
@@ -66,25 +41,6 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-def configure(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> None:
-    monkeypatch.setenv("SEGUE_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("SEGUE_ENV", "test")
-    # The random tiny model keeps web and worker tests fast and independent of the shipped weights.
-    monkeypatch.setenv("SEGUE_MODEL", "segue-tiny")
-    for key, value in env.items():
-        monkeypatch.setenv(f"SEGUE_{key.upper()}", value)
-    reset_caches()
-
-
-def _truncate(url: str) -> None:
-    from infra.db import engine_for
-    from infra.tables import Base
-
-    with engine_for(url).begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -100,7 +56,7 @@ def database(
         configure(monkeypatch, tmp_path / "data", database_url=url)
     migrate()
     if request.param == "postgres":
-        _truncate(url)
+        truncate(url)
     yield url
     reset_caches()
 
@@ -131,7 +87,7 @@ def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ign
 def llm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A suggestion cache shared by the test session: the packaged SmolLM2 de-quantized once (about 30 s of
     CPU), by the first test that loads it cold (tests/engine/test_suggesters.py), then reused by the
-    browser tests' servers (tests/e2e/conftest.py links their data dir's cache here). Shared by the test
+    browser tests' servers (tests/support/browser.py links their data dir's cache here). Shared by the test
     processes of one run under pytest-xdist (their temp dirs have one parent)."""
     base = tmp_path_factory.getbasetemp()
     root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "llm-cache"

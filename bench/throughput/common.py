@@ -31,7 +31,7 @@ TARGET_SCALING = 1.7  # 2 workers >= 1.7x one
 
 
 # --------------------------------------------------------------------------------------------------------
-# Pure helpers (tests/unit/test_throughput_bench.py)
+# Pure helpers (tests/bench/test_throughput_bench.py)
 
 
 def pixel_settings(args: argparse.Namespace) -> Any:

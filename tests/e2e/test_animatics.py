@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.clicks import click_wav
-from tests.e2e.support import api as _api
+from tests.support.browser import api as _api
+from tests.support.clicks import click_wav
 
 pytestmark = pytest.mark.e2e
 FRAMES = 36  # 3 s at 12 fps

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import api as _api
-from tests.e2e.support import keep_screenshot
+from tests.support.browser import api as _api
+from tests.support.browser import keep_screenshot
 
 pytestmark = pytest.mark.e2e
 

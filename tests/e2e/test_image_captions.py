@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import DROP, keep_screenshot
-from tests.e2e.support import api as _api
+from tests.support.browser import DROP, keep_screenshot
+from tests.support.browser import api as _api
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.support import DROP, keep_screenshot
-from tests.e2e.support import api as _api
+from tests.support.browser import DROP, keep_screenshot
+from tests.support.browser import api as _api
 
 pytestmark = pytest.mark.e2e
 

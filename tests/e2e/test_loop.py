@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import api as _api
+from tests.support.browser import api as _api
 
 pytestmark = pytest.mark.e2e
 SHOT = Path(__file__).resolve().parents[2] / "docs" / "loop.png"

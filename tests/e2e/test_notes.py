@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.support import api as _api
+from tests.support.browser import api as _api
 
 pytestmark = pytest.mark.e2e
 

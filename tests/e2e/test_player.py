@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.e2e.support import api as _api
+from tests.support.browser import api as _api
 
 pytestmark = pytest.mark.e2e
 FRAMES = 24

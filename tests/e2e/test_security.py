@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SERVER_LOGS
+from tests.support.browser import SERVER_LOGS
 
 pytestmark = pytest.mark.e2e
 
@@ -344,9 +344,9 @@ def test_off_loopback_the_owner_signs_in_with_the_secret_printed_at_first_start(
     import subprocess
     import sys
 
-    from tests.e2e.conftest import REPO, _free_port
+    from tests.support.browser import REPO, free_port
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SEGUE_DATA_DIR": str(tmp_path), "SEGUE_HOST": "0.0.0.0", "SEGUE_PORT": str(port)}
     env.update(SEGUE_EMBEDDED_WORKER="false", HF_HUB_OFFLINE="1")
     for name in ("SEGUE_DATABASE_URL", "SEGUE_MODE", "SEGUE_OWNER_TOKEN", "SEGUE_ENV"):

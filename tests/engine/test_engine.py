@@ -23,6 +23,7 @@ from engine.pipeline import (
     latents_to_preview,
     resolve_model,
 )
+from tests.support.pixels import pixels
 
 CAT, BICYCLE = "a cat", "a photo of a red bicycle"
 # Guidance well above 1 so the random text encoder visibly moves the picture: the tests below can
@@ -30,10 +31,6 @@ CAT, BICYCLE = "a cat", "a photo of a red bicycle"
 PARAMS = PixelSettings(
     model="segue-tiny", negative_prompt="", seed=7, steps=4, guidance_scale=12.0, width=64, height=64
 )
-
-
-def pixels(images) -> list[np.ndarray]:
-    return [np.asarray(image, dtype=np.int16) for image in images]
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

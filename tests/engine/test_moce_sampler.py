@@ -18,7 +18,7 @@ from core.params import PixelSettings
 from engine.interpolation import interpolate
 from engine.pipeline import Engine, FrameRequest, check_inputs
 from engine.probe import requests_for
-from tests.engine.test_paths import UNetCalls
+from tests.support.unet import UNetCalls
 
 torch.set_num_threads(1)
 

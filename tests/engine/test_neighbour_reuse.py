@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.evaluations import grey, ssim
 from core.params import SAVINGS_OFF, PixelSettings
 from engine.neighbours import FeatureStore
 from engine.pipeline import Engine, FrameRequest, SharedStart
+from tests.support.pixels import grey, pixels, psnr, ssim
 
 CAT, BICYCLE = "a cat", "a bicycle"
 STEPS, SHARED_FROM = 8, 2
@@ -26,15 +26,6 @@ BETWEENS = [
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path) -> Engine:
     return Engine.load(str(tiny_model_dir), device="cpu")
-
-
-def pixels(images: list) -> list[np.ndarray]:  # type: ignore[type-arg]
-    return [np.asarray(i, dtype=np.int16) for i in images]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a.astype(np.float64) - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def test_off_is_bit_identical_to_the_plain_shared_render(engine: Engine) -> None:

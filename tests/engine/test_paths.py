@@ -12,6 +12,8 @@ from engine.interpolation import slerp
 from engine.pipeline import SCHEDULERS, STOCHASTIC_SCHEDULERS, Engine, FrameRequest, SharedStart, check_inputs
 from engine.probe import place
 from engine.sampling import step_noise
+from tests.support.pixels import pixels
+from tests.support.unet import UNetCalls
 
 torch.set_num_threads(1)
 
@@ -21,10 +23,6 @@ PARAMS = PixelSettings(
 )
 
 
-def pixels(images) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-    return [np.asarray(image, dtype=np.int16) for image in images]
-
-
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a - b).max())
 
@@ -32,30 +30,6 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir) -> Engine:  # type: ignore[no-untyped-def]
     return Engine.load(str(tiny_model_dir), device="cpu")
-
-
-class UNetCalls:
-    """Records what the U-Net sees on every call: timestep, input latents and conditioning."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.calls: list[dict[str, torch.Tensor]] = []
-        self.handle = engine.pipe.unet.register_forward_pre_hook(self._record, with_kwargs=True)
-
-    def _record(self, module, args, kwargs):  # type: ignore[no-untyped-def]
-        sample, timestep = args[0], args[1]
-        self.calls.append(
-            {
-                "sample": sample.detach().clone(),
-                "timestep": torch.as_tensor(timestep).clone(),
-                "hidden": kwargs["encoder_hidden_states"].detach().clone(),
-            }
-        )
-
-    def __enter__(self) -> UNetCalls:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.handle.remove()
 
 
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))

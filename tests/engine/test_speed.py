@@ -21,6 +21,7 @@ from engine.pipeline import (
     resolve_device,
     uses_sdpa,
 )
+from tests.support.pixels import pixels, psnr
 
 CAT, BICYCLE = "a cat", "a bicycle"
 PARAMS = PixelSettings(model="segue-tiny", seed=7, steps=8, width=64, height=64, guidance_scale=7.5)
@@ -29,15 +30,6 @@ PARAMS = PixelSettings(model="segue-tiny", seed=7, steps=8, width=64, height=64,
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path) -> Engine:
     return Engine.load(str(tiny_model_dir), device="cpu")
-
-
-def pixels(images: list) -> list[np.ndarray]:  # type: ignore[type-arg]
-    return [np.asarray(i, dtype=np.int16) for i in images]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a.astype(np.float64) - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 FRAMES = [FrameRequest(CAT, BICYCLE, t) for t in (0.0, 0.5, 1.0)]

@@ -3,15 +3,12 @@ word list against its world, and ranking by probe renders on the tiny model."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from engine.suggesters.local import LocalLLMSuggester, packaged_gguf
 from engine.suggesters.openai_compat import OpenAICompatibleSuggester
 from engine.suggesters.parse import Candidate
 from engine.suggesters.vocab import VOCAB_DIR, Vocabulary
+from tests.support.chat import ChatServer, choice
 
 START, END = "A futuristic cityscape, vibrant and detailed", "A cheerful young girl in a magical forest"
 
@@ -54,47 +52,12 @@ def test_auto_falls_back_to_templates_without_the_package(
 # ---------------------------------------------------------------- an OpenAI-compatible endpoint
 
 
-class _ChatServer:
-    """A chat endpoint on 127.0.0.1 that records each request and answers with a canned reply."""
-
-    def __init__(self, reply: Any, status: int = 200) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.reply, self.status = reply, status  # change them to change the next answers
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                server.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
-                )
-                reply = server.reply
-                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-                self.send_response(server.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def chat_server() -> Iterator[Any]:
-    servers: list[_ChatServer] = []
+    servers: list[ChatServer] = []
 
-    def start(reply: Any, status: int = 200) -> _ChatServer:
-        servers.append(_ChatServer(reply, status))
+    def start(reply: Any, status: int = 200) -> ChatServer:
+        servers.append(ChatServer(reply, status))
         return servers[-1]
 
     yield start
@@ -102,15 +65,11 @@ def chat_server() -> Iterator[Any]:
         server.close()
 
 
-def _choice(text: str) -> dict[str, Any]:
-    return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-
-
 def test_the_endpoint_gets_the_few_shot_chat_and_its_answer_is_parsed(chat_server: Any) -> None:
     server = chat_server(
         {
             "choices": [
-                _choice(
+                choice(
                     "Sure! Here are 3 scenes:\n1. A girl standing in a city garden\n"
                     "2. **A place where technology and nature coexist**\n"
                     "3. A futuristic cityscape, vibrant and detailed"
@@ -137,7 +96,7 @@ def test_the_endpoint_gets_the_few_shot_chat_and_its_answer_is_parsed(chat_serve
 
 
 def test_endpoint_junk_gives_no_suggestions_and_failures_raise_for_the_fallback(chat_server: Any) -> None:
-    junk = chat_server({"choices": [_choice("¯\\_(ツ)_/¯"), {"text": None}, "nonsense"], "usage": {}})
+    junk = chat_server({"choices": [choice("¯\\_(ツ)_/¯"), {"text": None}, "nonsense"], "usage": {}})
     assert OpenAICompatibleSuggester(junk.url).suggest(START, END, 3).prompts == []
     not_json = chat_server(b"<html>gateway</html>")
     with pytest.raises(SuggesterError, match="did not answer JSON"):

@@ -1,4 +1,4 @@
-"""Calling the API from the integration tests: a transition, share links, and every way to write."""
+"""Calling the API from the tests: a transition, share links, and every way to write."""
 
 from __future__ import annotations
 

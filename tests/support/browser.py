@@ -1,0 +1,129 @@
+"""What the browser tests share: `segue run` as a person starts it and Debian's Chromium driven by
+Playwright (fixtures), a JSON call to the running server's API, keeping a screenshot, and dropping a file on
+an element."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("SEGUE_CHROMIUM", "/usr/bin/chromium")
+#: Each running server's log (uvicorn's access log included), by its URL: tests read what it printed.
+SERVER_LOGS: dict[str, Path] = {}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, llm_cache: Path) -> Iterator[str]:
+    """`segue run` as a person starts it: embedded mode, SQLite, local frames, worker beside the server."""
+    data = tmp_path_factory.mktemp("e2e-data")
+    (data / "cache").symlink_to(llm_cache, target_is_directory=True)  # SmolLM2 de-quantized once a session
+    port = free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SEGUE_DATA_DIR": str(data),
+        "SEGUE_PORT": str(port),
+        "SEGUE_MODELS_DIR": str(models_dir),
+        "SEGUE_EVENT_POLL_SECONDS": "0.1",
+    }
+    env.pop("SEGUE_DATABASE_URL", None)
+    env.pop("SEGUE_MODE", None)
+    env.pop("SEGUE_MODEL", None)  # the default a person gets
+    log = (data / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    SERVER_LOGS[url] = data / "server.log"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((data / "server.log").read_text()[-3000:]) from None
+            time.sleep(0.5)
+    yield url
+    # The embedded worker gets Celery's cold shutdown (a warm one waits seconds for its next poll), then
+    # `segue run` the SIGTERM a person's Ctrl-C or service manager sends.
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(child), signal.SIGQUIT)
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
+    with playwright.sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+def api(server: str, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
+    """Call the API of the server under test; the JSON answer ({} for an empty one)."""
+    request = urllib.request.Request(
+        server + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def keep_screenshot(tmp_path: Path, name: str) -> None:
+    """Copy a screenshot the test took into SEGUE_SCREENSHOTS, when set (how docs/ images are made)."""
+    if os.environ.get("SEGUE_SCREENSHOTS"):
+        shutil.copy(tmp_path / name, Path(os.environ["SEGUE_SCREENSHOTS"]) / name)
+
+
+#: page.evaluate(DROP, [selector, base64 PNG]): drag a PNG file over the element and drop it there.
+DROP = """([selector, data]) => {
+  const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], "sunset.png", {type: "image/png"}));
+  const zone = document.querySelector(selector);
+  zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+  zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}"""

@@ -1,0 +1,58 @@
+"""An isolated Segue per test: its own data dir and settings, caches cleared between tests, and an emptied
+PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+#: What a browser sends with a form posted from one of Segue's own pages (TestClient's base URL).
+SAME_ORIGIN = {"Origin": "http://testserver"}
+PG_ADMIN_URL = os.environ.get("SEGUE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _stop_pulse() -> None:
+    """End the lease pulse a test's in-process worker code started, and wait for it: a pulse thread that is
+    reading the settings while a test changes them would cache the old ones after the cache is cleared."""
+    lease = sys.modules.get("worker.lease")
+    if lease is None:
+        return
+    pulse = lease._pulse
+    lease.stop_worker()
+    if pulse is not None:
+        pulse.join(timeout=10)
+
+
+def reset_caches() -> None:
+    from infra import bus, queue, storage
+    from infra.config import get_settings
+    from infra.db import dispose_engines
+
+    _stop_pulse()
+    get_settings.cache_clear()
+    dispose_engines()
+    bus._bus_for.cache_clear()
+    storage._s3_store.cache_clear()
+    queue._client = None
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> None:
+    monkeypatch.setenv("SEGUE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("SEGUE_ENV", "test")
+    # The random tiny model keeps web and worker tests fast and independent of the shipped weights.
+    monkeypatch.setenv("SEGUE_MODEL", "segue-tiny")
+    for key, value in env.items():
+        monkeypatch.setenv(f"SEGUE_{key.upper()}", value)
+    reset_caches()
+
+
+def truncate(url: str) -> None:
+    from infra.db import engine_for
+    from infra.tables import Base
+
+    with engine_for(url).begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")

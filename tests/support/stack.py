@@ -1,0 +1,95 @@
+"""A live stack for end-to-end renders: the app in-process, a real Celery worker process, a real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.isolation import SAME_ORIGIN, configure, reset_caches, truncate
+
+REPO = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("SEGUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+@dataclass
+class Stack:
+    client: object
+    worker: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    from app.cli import worker_command
+    from infra.config import get_settings
+
+    # The same command `segue worker` runs, minus the cluster chatter a one-worker test does not need.
+    command = worker_command(get_settings(), f"test-{uuid.uuid4().hex[:6]}")
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    with log.open("wb") as out:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a test's worker at once. SIGQUIT is Celery's cold shutdown: a warm one (SIGTERM) waits up to
+    seconds for the solo pool's next poll, at every test's teardown; what a worker does on SIGTERM is tested
+    on purpose where it matters (test_crashes.py, test_lifecycle.py)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def stack_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path
+) -> Iterator[object]:
+    """Start Segue with a given mode, database and SEGUE_* settings: stack_factory(mode='distributed',
+    database='postgres', frame_store='s3://bucket')."""
+    from fastapi.testclient import TestClient
+
+    from app.cli import migrate
+    from app.main import create_app
+
+    started: list[tuple[Stack, TestClient]] = []
+
+    def start(mode: str = "distributed", database: str = "sqlite", **settings: str) -> Stack:
+        env_settings = {
+            "mode": mode,
+            "models_dir": str(models_dir),
+            "render_queue": f"render-{uuid.uuid4().hex[:8]}",
+            "redis_url": REDIS_URL,
+            "redis_namespace": f"segue-test-{uuid.uuid4().hex[:8]}",
+            "event_poll_seconds": "0.05",
+            **settings,
+        }
+        if database == "postgres":
+            env_settings["database_url"] = request.getfixturevalue("postgres_url")
+        configure(monkeypatch, tmp_path / "data", **env_settings)
+        migrate()
+        if database == "postgres":
+            truncate(env_settings["database_url"])
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        log = tmp_path / "worker.log"
+        worker = start_worker(env, log)
+        client = TestClient(create_app(), headers=SAME_ORIGIN)
+        client.__enter__()
+        stack = Stack(client=client, worker=worker, env=env, log=log)
+        started.append((stack, client))
+        return stack
+
+    yield start
+    for stack, client in started:
+        client.__exit__(None, None, None)
+        stop(stack.worker)
+    reset_caches()
