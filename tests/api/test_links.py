@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.api import HX, bearer, create, every_write, make_link, send_as
+from tests.support.sse import parse_sse_text
 from tests.support.stack import REDIS_URL
 
 HTML = {"Accept": "text/html"}
@@ -272,17 +273,6 @@ def _publish_render(render_id: int, frames: int) -> None:
     bus.publish(events.Done(render_id=render_id))
 
 
-def _parse_sse(text: str) -> list[dict[str, str]]:
-    out, current = [], {}
-    for line in text.splitlines():
-        if not line:
-            if current.get("event"):
-                out.append(current)
-            current = {}
-            continue
-        name, _, value = line.partition(":")
-        current[name] = value.removeprefix(" ")
-    return out
 
 
 def test_a_view_link_follows_edits_and_renders_live_on_one_stream(client: TestClient) -> None:
@@ -314,7 +304,7 @@ def test_a_view_link_follows_edits_and_renders_live_on_one_stream(client: TestCl
     reader.join(timeout=30)
     assert not reader.is_alive()
 
-    events = _parse_sse(received[0])
+    events = parse_sse_text(received[0])
     names = [e["event"] for e in events]
     changed = [json.loads(e["data"]) for e in events if e["event"] == "changed"]
     assert [(c["version"], c["kind"]) for c in changed] == [(2, "add_keyframe"), (3, "update_keyframe")]

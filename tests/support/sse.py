@@ -22,3 +22,8 @@ def read_sse(client: TestClient, url: str, headers: dict[str, str] | None = None
             if event["event"] in FINAL:
                 break
     return events
+
+
+def parse_sse_text(text: str) -> list[dict[str, str]]:
+    """Every event of a stream read whole (urllib's response body, a socket's bytes)."""
+    return list(parse_sse(text.splitlines()))

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.support.live import FAST_RECOVERY, check_every_frame_once, new_transition, running_frames
-from tests.support.sse import read_sse
+from tests.support.sse import parse_sse_text, read_sse
 from tests.support.stack import REPO, start_worker
 from tests.support.waiting import wait_for
 
@@ -173,7 +173,7 @@ def test_a_restarted_segue_run_finishes_what_its_killed_worker_left(tmp_path: Pa
         )
         print(f"finished {time.monotonic() - started:.1f} s after the restart")
         with urllib.request.urlopen(url + f"/api/renders/{render_id}/events", timeout=30) as response:
-            events = _parse_sse(response.read().decode())
+            events = parse_sse_text(response.read().decode())
         check_every_frame_once(detail, events, data)
         assert any(f["index"] in held for f in detail["frames"])
     finally:
@@ -183,18 +183,3 @@ def test_a_restarted_segue_run_finishes_what_its_killed_worker_left(tmp_path: Pa
         except subprocess.TimeoutExpired:
             os.killpg(second.pid, signal.SIGKILL)
             second.wait()
-
-
-def _parse_sse(text: str) -> list[dict[str, Any]]:
-    events, current = [], {}
-    for line in text.splitlines():
-        if not line:
-            if current.get("event"):
-                events.append(current)
-            current = {}
-            continue
-        name, _, value = line.partition(":")
-        current[name] = value.removeprefix(" ")
-    if current.get("event"):
-        events.append(current)
-    return events
