@@ -49,7 +49,7 @@ def worker_command(settings=None, name: str = "segue") -> list[str]:  # type: ig
     return [
         sys.executable,
         "-m",
-        "celery",
+        "worker",  # Celery's command line, without the interpreter's slow teardown (worker/__main__.py)
         "-A",
         "worker.celery_app",
         "worker",

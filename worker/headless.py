@@ -371,4 +371,6 @@ def request_of(plan: FramePlan, plans: Sequence[FramePlan]) -> Any:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from worker.exiting import exit_now
+
+    exit_now(main())  # the files are written and closed: no need to wait for torch's teardown

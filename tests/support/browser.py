@@ -65,12 +65,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, llm_cache
                 raise AssertionError((data / "server.log").read_text()[-3000:]) from None
             time.sleep(0.5)
     yield url
-    # The embedded worker gets Celery's cold shutdown (a warm one waits seconds for its next poll), then
-    # `segue run` the SIGTERM a person's Ctrl-C or service manager sends.
+    # The embedded worker is killed (even a cold shutdown waits for its next 2-s poll, and nothing it holds
+    # outlives the module's data dir), then `segue run` gets the SIGTERM a person's Ctrl-C sends.
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
     for child in children.read_text().split() if children.exists() else []:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(int(child), signal.SIGQUIT)
+            os.kill(int(child), signal.SIGKILL)
     process.terminate()
     try:
         process.wait(timeout=30)

@@ -38,9 +38,9 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """End a test's worker at once. SIGQUIT is Celery's cold shutdown: a warm one (SIGTERM) waits up to
-    seconds for the solo pool's next poll, at every test's teardown; what a worker does on SIGTERM is tested
-    on purpose where it matters (test_crashes.py, test_lifecycle.py)."""
+    """End a worker in the middle of a test: SIGQUIT, Celery's cold shutdown (a warm one, SIGTERM, waits for
+    the running batch; what a worker does on SIGTERM is tested where it matters: test_crashes.py,
+    test_lifecycle.py)."""
     if process.poll() is None:
         process.send_signal(signal.SIGQUIT)
         try:
@@ -48,6 +48,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def discard(process: subprocess.Popen[bytes]) -> None:
+    """A finished test's worker: SIGKILL, since nothing it holds outlives the test (its queue, namespace and
+    data dir are the test's own). Even a cold shutdown costs seconds (the solo pool notices it at its next
+    2-s poll); how workers end on a signal is what test_lifecycle.py and test_crashes.py test."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 @pytest.fixture
@@ -91,5 +100,5 @@ def stack_factory(
     yield start
     for stack, client in started:
         client.__exit__(None, None, None)
-        stop(stack.worker)
+        discard(stack.worker)
     reset_caches()
