@@ -187,7 +187,8 @@ def profile_render(args: argparse.Namespace, data_dir: Path) -> tuple[Profile, f
             (Engine, "_encode_one", "text encoding"),
             (Engine, "preview", "previews (latent projection)"),
             (render_module, "_data_uri", "previews (JPEG data URIs)"),
-            (render_module, "score_and_store", "scoring"),
+            (render_module, "score_frames", "scoring"),
+            (render_module, "store_scores", "scoring"),
             (render_module, "png", "PNG encode"),
             (type(store), "write", "frame store writes"),  # get_store() may give a new instance per batch
             (render_module, "_is_cancelled", "cancel checks (database)"),

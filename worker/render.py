@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -35,7 +35,7 @@ from worker import keyframe_images, lease
 from worker.finishing import finishing
 from worker.images import png
 from worker.planning import frame_requests
-from worker.scoring import score_and_store
+from worker.scoring import ScoreRow, score_frames, store_scores
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _data_uri(image: Any) -> str:
 
 @dataclass
 class Rendered:
-    """A denoised and decoded batch, still held under its lease, waiting to be scored, stored, announced."""
+    """A denoised and decoded batch, still held under its lease, waiting to be stored and announced."""
 
     render_id: int
     token: str
@@ -95,6 +95,7 @@ class Rendered:
     frame_keys: list[str]
     frame_prompts: list[tuple[str, str]]
     seconds_each: float
+    scores: list[ScoreRow] = field(default_factory=list)
 
 
 def run_batch(render_id: int, indices: list[int], *, overlap: bool = False) -> dict[str, int]:
@@ -110,6 +111,7 @@ def run_batch(render_id: int, indices: list[int], *, overlap: bool = False) -> d
         batch = _render(render_id, indices, token, beat)
         if batch is None:
             return {"rendered": 0}
+        batch.scores = _score(batch)
         if overlap:
             finishing().hand_over(lambda: _finish_handed_over(batch, beat))
             handed_over = True
@@ -122,6 +124,16 @@ def run_batch(render_id: int, indices: list[int], *, overlap: bool = False) -> d
     finally:
         if not handed_over:
             beat.drop(token)
+
+
+def _score(batch: Rendered) -> list[ScoreRow]:
+    """3. Score the batch while its images are in memory, on this thread (worker/scoring.score_frames says
+    why not on the second stage); a scorer's failure costs the confusion map a frame, never the render."""
+    try:
+        return score_frames(batch.engine, batch.images, batch.frame_keys, batch.frame_prompts)
+    except Exception:
+        log.exception("render %s: scoring batch %s failed", batch.render_id, batch.frame_indices)
+        return []
 
 
 def _finish_handed_over(batch: Rendered, beat: lease.Pulse) -> None:
@@ -226,7 +238,8 @@ def _render(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -
 
 
 def _finish(batch: Rendered) -> int:
-    """Score, store and announce a rendered batch; returns how many of its frames this worker marked done."""
+    """Store a rendered batch's scores and images and announce it; returns how many of its frames this
+    worker marked done."""
     render_id = batch.render_id
     bus = get_bus()
     store = get_store()
@@ -238,11 +251,11 @@ def _finish(batch: Rendered) -> int:
             lease.release(batch.token, "pending")
             return 0
 
-    # 3. Score the batch while its images are in memory (before a frame is announced, so its scores are there)
+    # Keep the batch's scores (3., computed by run_batch) before a frame is announced, so they are there
     try:
-        score_and_store(batch.engine, batch.images, batch.frame_keys, batch.frame_prompts)
-    except Exception:  # a scorer's failure costs the confusion map a frame, never the render
-        log.exception("render %s: scoring batch %s failed", render_id, batch.frame_indices)
+        store_scores(batch.scores)
+    except Exception:  # a lost score costs the confusion map a frame, never the render
+        log.exception("render %s: storing the scores of batch %s failed", render_id, batch.frame_indices)
 
     # 4. Store each image under its key, then mark it done and announce it. Only the holder of a frame's
     # lease marks it done (so it is counted and announced once); a frame of a render that was cancelled

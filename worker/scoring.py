@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,23 @@ def scorers_for(engine: Any) -> list[Any]:
     return _scorers[key]
 
 
-def score_and_store(
+@dataclass(frozen=True)
+class ScoreRow:
+    """One frame's values from one scorer, computed and not stored yet."""
+
+    scorer: str
+    frame_key: str
+    values: Any  # engine.scorers.FrameScoreValues
+
+
+def score_frames(
     engine: Any, images: Sequence[Any], keys: Sequence[str], prompts: Sequence[tuple[str, str]]
-) -> int:
-    """Score the frames not scored yet (per scorer) and store the rows; returns how many rows were added."""
-    added = 0
+) -> list[ScoreRow]:
+    """The scores of the frames not scored yet (per scorer): the model work of scoring, nothing stored.
+
+    A worker runs this on its main thread, between two batches' denoising, and stores the rows on its
+    second stage: torch work on two threads at once would oversubscribe the cores torch already uses."""
+    rows: list[ScoreRow] = []
     for scorer in scorers_for(engine):
         with new_session() as db:
             done = set(
@@ -68,20 +81,36 @@ def score_and_store(
         if not todo:
             continue
         values = scorer.score([images[i] for i in todo], [prompts[i] for i in todo])
+        rows += [ScoreRow(scorer.name, keys[i], value) for i, value in zip(todo, values, strict=True)]
+    return rows
+
+
+def store_scores(rows: Sequence[ScoreRow]) -> int:
+    """Keep computed scores, one commit per scorer; returns how many rows were added."""
+    added = 0
+    for scorer in dict.fromkeys(row.scorer for row in rows):
+        mine = [row for row in rows if row.scorer == scorer]
         with new_session() as db:
-            for i, value in zip(todo, values, strict=True):
+            for row in mine:
                 db.add(
                     FrameScore(
-                        frame_key=keys[i],
-                        scorer=scorer.name,
-                        embedding=value.embedding.astype("<f4").tobytes(),
-                        sim_a=value.sim_a,
-                        sim_b=value.sim_b,
+                        frame_key=row.frame_key,
+                        scorer=scorer,
+                        embedding=row.values.embedding.astype("<f4").tobytes(),
+                        sim_a=row.values.sim_a,
+                        sim_b=row.values.sim_b,
                     )
                 )
             try:
                 db.commit()
-                added += len(todo)
+                added += len(mine)
             except IntegrityError:  # another worker scored the same frame meanwhile: theirs is as good
                 db.rollback()
     return added
+
+
+def score_and_store(
+    engine: Any, images: Sequence[Any], keys: Sequence[str], prompts: Sequence[tuple[str, str]]
+) -> int:
+    """Score the frames not scored yet (per scorer) and store the rows; returns how many rows were added."""
+    return store_scores(score_frames(engine, images, keys, prompts))
