@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,15 @@ def test_with_overlap_each_frame_is_announced_once_in_the_planned_order_after_it
         return original(frame)
 
     monkeypatch.setattr(render_module, "frame_done", checked)
+    # The model work of scoring stays on the rendering thread: torch on the second stage at the same time
+    # would oversubscribe the cores the denoising already uses.
+    scoring_threads: list[str] = []
+    score_frames = render_module.score_frames
+    monkeypatch.setattr(
+        render_module,
+        "score_frames",
+        lambda *a: (scoring_threads.append(threading.current_thread().name), score_frames(*a))[1],
+    )
     handed: list[int] = []
     hand_over = finishing().hand_over
     monkeypatch.setattr(
@@ -82,6 +92,7 @@ def test_with_overlap_each_frame_is_announced_once_in_the_planned_order_after_it
     wait_for_finishing()
 
     assert len(handed) == 5 and handed[-1] < 9  # the last batch was handed over before all were announced
+    assert scoring_threads == [threading.current_thread().name] * 5
     assert announced == planned
     events = read_sse(client, f"/api/renders/{render_id}/events")
     frames = [json.loads(e["data"])["index"] for e in events if e["event"] == "frame"]
