@@ -115,7 +115,10 @@ def test_deleting_a_transition_cancels_its_renders_ends_their_streams_and_the_wo
         target=lambda: seen.extend(read_sse(client, f"/api/renders/{render_id}/events")), daemon=True
     )
     reader.start()
-    time.sleep(1.5)  # the stream is open before the transition goes
+    from infra.watching import watched
+
+    # The stream marks its render watched as it starts reading: then it is open, and the deletion ends it.
+    wait_for(lambda: watched(render_id), timeout=30, what="the render's event stream to be open")
 
     assert client.delete(f"/api/transitions/{slow['id']}").status_code == 204
     reader.join(timeout=30)
