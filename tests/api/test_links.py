@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.api import HX, bearer, create, every_write, make_link, send_as
-from tests.support.sse import parse_sse_text
+from tests.support.serving import serving
 from tests.support.stack import REDIS_URL
+from tests.support.waiting import wait_for
 
 HTML = {"Accept": "text/html"}
 def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client: TestClient) -> None:
@@ -278,33 +279,38 @@ def _publish_render(render_id: int, frames: int) -> None:
 def test_a_view_link_follows_edits_and_renders_live_on_one_stream(client: TestClient) -> None:
     import json
     import threading
-    import time
+    import urllib.request
 
     from app import coviewing
+    from core.sse import parse_sse
     from infra.db import new_session
 
     tid = create(client, frames=3)["id"]
     view = bearer(make_link(client, tid, "view"))
     with new_session() as db:
         start = coviewing.initial_cursor(db, tid).encode()
-    received: list[str] = []
-    reader = threading.Thread(
-        target=lambda: received.append(
-            client.get(f"/api/transitions/{tid}/events", params={"after": start}, headers=view).text
-        )
-    )
-    reader.start()  # the test client hands the body over when the stream ends (here: on `deleted`)
+    events: list[dict[str, str]] = []
+    with serving(client.app) as url:  # a real server: the stream is read while it is written
 
-    kf = client.post(f"/api/transitions/{tid}/keyframes", json={"position": 0.5, "prompt": "a garden"}).json()
-    client.patch(f"/api/keyframes/{kf['id']}", json={"prompt": "a rose garden"})
-    render = client.post(f"/api/transitions/{tid}/renders").json()
-    _publish_render(render["id"], 3)
-    time.sleep(2.5)  # let the stream relay the render before the transition goes
-    client.delete(f"/api/transitions/{tid}")
-    reader.join(timeout=30)
-    assert not reader.is_alive()
+        def read() -> None:
+            stream = urllib.request.Request(f"{url}/api/transitions/{tid}/events?after={start}", headers=view)
+            with urllib.request.urlopen(stream, timeout=60) as response:
+                for event in parse_sse(line.decode().rstrip("\r\n") for line in response):
+                    events.append(event)  # one by one, as the stream writes them
 
-    events = parse_sse_text(received[0])
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        added = client.post(f"/api/transitions/{tid}/keyframes", json={"position": 0.5, "prompt": "a garden"})
+        kf = added.json()
+        client.patch(f"/api/keyframes/{kf['id']}", json={"prompt": "a rose garden"})
+        render = client.post(f"/api/transitions/{tid}/renders").json()
+        _publish_render(render["id"], 3)
+        # The transition goes once the stream has relayed the whole render (else it would never see it).
+        wait_for(lambda: "done" in [e["event"] for e in events], timeout=30, what="the render's end, relayed")
+        client.delete(f"/api/transitions/{tid}")
+        reader.join(timeout=30)
+        assert not reader.is_alive(), "the stream did not end with the transition"
+
     names = [e["event"] for e in events]
     changed = [json.loads(e["data"]) for e in events if e["event"] == "changed"]
     assert [(c["version"], c["kind"]) for c in changed] == [(2, "add_keyframe"), (3, "update_keyframe")]
