@@ -21,7 +21,7 @@ SAVINGS: tuple[tuple[str, float, int], ...] = (
 
 def fidelity(images: dict[int, Any], reference: dict[int, Any]) -> tuple[float, float]:
     """(mean, worst) SSIM of each frame to the same frame at full compute."""
-    from bench.evaluations import grey, ssim
+    from engine.fidelity import grey, ssim
 
     values = [ssim(grey(images[i]), grey(reference[i])) for i in reference if i in images]
     return sum(values) / len(values), min(values)

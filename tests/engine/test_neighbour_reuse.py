@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from core.params import SAVINGS_OFF, PixelSettings
+from engine.fidelity import grey, ssim
 from engine.neighbours import FeatureStore
 from engine.pipeline import Engine, FrameRequest, SharedStart
-from tests.support.pixels import grey, pixels, psnr, ssim
+from tests.support.pixels import pixels, psnr
 
 CAT, BICYCLE = "a cat", "a bicycle"
 STEPS, SHARED_FROM = 8, 2
