@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import api as _api
-from tests.support.browser import keep_screenshot
+from tests.support.browser import editor_page, keep_screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -25,9 +25,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
          "frames": 7, "seed": 3, "steps": 12, "batch_size": 7, "title": "House to boat"},
     )  # fmt: skip
     tid = created["id"]
-    page = browser.new_page(viewport={"width": 1300, "height": 1100})
-    page.set_default_timeout(60_000)
-    page.goto(f"{server}/transitions/{tid}")
+    page = editor_page(server, browser, tid)
 
     # 1. A plain render first.
     page.click("#render-button")

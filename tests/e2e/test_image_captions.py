@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import DROP, keep_screenshot
+from tests.support.browser import DROP, editor_page, keep_screenshot
 from tests.support.browser import api as _api
 
 pytestmark = pytest.mark.e2e
@@ -38,9 +38,7 @@ def test_a_picture_without_a_prompt_is_captioned_in_its_row(  # type: ignore[no-
     )  # fmt: skip
     tid = created["id"]
     end = next(k for k in created["keyframes"] if k["is_end"])
-    page = browser.new_page(viewport={"width": 1300, "height": 1100})
-    page.set_default_timeout(60_000)
-    page.goto(f"{server}/transitions/{tid}")
+    page = editor_page(server, browser, tid)
     row = f".keyframe[data-keyframe-id='{end['id']}']"
     zone = f"[data-keyframe-image='{end['id']}']"
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.browser import DROP, keep_screenshot
+from tests.support.browser import DROP, editor_page, keep_screenshot
 from tests.support.browser import api as _api
 
 pytestmark = pytest.mark.e2e
@@ -38,9 +38,6 @@ def _pixels(server: str, url: str) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"), dtype=np.float64)
 
 
-
-
-
 def test_a_person_drops_a_picture_on_the_end_keyframe_and_the_render_ends_there(  # type: ignore[no-untyped-def]
     server: str, browser, tmp_path: Path
 ) -> None:
@@ -54,9 +51,7 @@ def test_a_person_drops_a_picture_on_the_end_keyframe_and_the_render_ends_there(
     )  # fmt: skip
     tid = created["id"]
     end = next(k for k in created["keyframes"] if k["is_end"])
-    page = browser.new_page(viewport={"width": 1300, "height": 1100})
-    page.set_default_timeout(60_000)
-    page.goto(f"{server}/transitions/{tid}")
+    page = editor_page(server, browser, tid)
     zone = f"[data-keyframe-image='{end['id']}']"
     assert "resized to 64 × 64" in page.locator(zone).inner_text()
 

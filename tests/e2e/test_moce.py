@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import api as _api
+from tests.support.browser import editor_page
 
 pytestmark = pytest.mark.e2e
 
@@ -28,9 +29,7 @@ def test_a_person_turns_on_sequential_concepts_sees_the_chosen_step_and_renders(
     tid = created["id"]
     body = {"position": 0.5, "prompt": "a boat in the desert"}
     keyframe = _api(server, "POST", f"/api/transitions/{tid}/keyframes", body)
-    page = browser.new_page(viewport={"width": 1300, "height": 1100})
-    page.set_default_timeout(60_000)
-    page.goto(f"{server}/transitions/{tid}")
+    page = editor_page(server, browser, tid)
 
     # The keyframe's row: open "Sequential concepts (MoCE)", tick it, name the two concepts, leave N on auto.
     row = page.locator(f".keyframe[data-keyframe-id='{keyframe['id']}']")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import api as _api
+from tests.support.browser import editor_page
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +25,7 @@ def test_a_person_gets_bridges_for_a_segment_and_accepts_one(server: str, browse
          "frames": 8, "seed": 1, "steps": 10, "title": "City to forest"},
     )  # fmt: skip
     tid = created["id"]
-    page = browser.new_page(viewport={"width": 1300, "height": 1100})
-    page.set_default_timeout(60_000)
-    page.goto(f"{server}/transitions/{tid}")
+    page = editor_page(server, browser, tid)
 
     # One segment, one button on the suggestion bar; the first time, the language model loads in the worker.
     panel = page.locator("#suggestions")

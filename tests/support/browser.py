@@ -112,6 +112,14 @@ def api(server: str, method: str, path: str, body: Any = None, timeout: float = 
         return json.loads(response.read() or b"{}")
 
 
+def editor_page(server: str, browser: Any, tid: int) -> Any:
+    """A new page on a transition's editor, as the editing tests look at it (1300 x 1100, 60-s waits)."""
+    page = browser.new_page(viewport={"width": 1300, "height": 1100})
+    page.set_default_timeout(60_000)
+    page.goto(f"{server}/transitions/{tid}")
+    return page
+
+
 def keep_screenshot(tmp_path: Path, name: str) -> None:
     """Copy a screenshot the test took into SEGUE_SCREENSHOTS, when set (how docs/ images are made)."""
     if os.environ.get("SEGUE_SCREENSHOTS"):

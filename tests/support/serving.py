@@ -4,11 +4,11 @@ written (FastAPI's test client hands a streamed body over only once the stream h
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+from tests.support.browser import free_port
 from tests.support.waiting import wait_for
 
 
@@ -17,9 +17,7 @@ def serving(app: Any) -> Iterator[str]:
     """Serve `app` (already started: its lifespan is the test client's) and yield its base URL."""
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
     )
