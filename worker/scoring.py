@@ -64,20 +64,21 @@ def score_frames(
 
     A worker runs this on its main thread, between two batches' denoising, and stores the rows on its
     second stage: torch work on two threads at once would oversubscribe the cores torch already uses."""
-    rows: list[ScoreRow] = []
-    for scorer in scorers_for(engine):
-        with new_session() as db:
-            done = set(
-                db.scalars(
-                    select(FrameScore.frame_key).where(
-                        FrameScore.scorer == scorer.name, FrameScore.frame_key.in_(keys)
-                    )
+    scorers = scorers_for(engine)
+    with new_session() as db:  # one read for every scorer: this runs between two batches' denoising
+        done = set(
+            db.execute(
+                select(FrameScore.scorer, FrameScore.frame_key).where(
+                    FrameScore.scorer.in_([s.name for s in scorers]), FrameScore.frame_key.in_(keys)
                 )
-            )
-        # One row per key: a batch may hold one key several times (holds, a cut's frames); two rows of one
-        # key would fail the commit and lose the scores of the whole batch
-        first = {key: i for i, key in reversed(list(enumerate(keys)))}
-        todo = sorted(i for key, i in first.items() if key not in done)
+            ).tuples()
+        )
+    # One row per key: a batch may hold one key several times (holds, a cut's frames); two rows of one
+    # key would fail the commit and lose the scores of the whole batch
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    rows: list[ScoreRow] = []
+    for scorer in scorers:
+        todo = sorted(i for key, i in first.items() if (scorer.name, key) not in done)
         if not todo:
             continue
         values = scorer.score([images[i] for i in todo], [prompts[i] for i in todo])
