@@ -223,8 +223,8 @@ def _render(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -
                 keep_latents_at=[k] if (k := shared_step(snapshot)) else [],
             ),
         )
-    except RenderCancelled:
-        log.info("render %s cancelled during batch %s", render_id, frame_indices)
+    except RenderCancelled as stop:
+        log.info("render %s cancelled during batch %s: %s", render_id, frame_indices, stop)
         lease.release(token, Status.CANCELLED)
         return None
     except Exception as exc:
