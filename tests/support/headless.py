@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.forking import run
 
 
 def segue_render(tmp_path: Path, models_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -18,11 +19,5 @@ def segue_render(tmp_path: Path, models_dir: Path, *args: str) -> subprocess.Com
         "SEGUE_MODELS_DIR": str(models_dir),
         "SEGUE_DATA_DIR": str(tmp_path / "data"),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "render", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # Forked from a process that has imported torch and diffusers already (tests/support/forking.py).
+    return run("app.cli", ["render", *args], env, tmp_path, timeout=300)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.forking import Forked, spawn
 from tests.support.isolation import SAME_ORIGIN, configure, reset_caches, truncate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,23 +23,25 @@ REDIS_URL = os.environ.get("SEGUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 @dataclass
 class Stack:
     client: object
-    worker: subprocess.Popen[bytes]
+    worker: Forked
     env: dict[str, str]
     log: Path
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], log: Path) -> Forked:
+    """The same command `segue worker` runs, minus the cluster chatter a one-worker test does not need,
+    forked from a process that has already imported torch and diffusers (tests/support/forking.py)."""
     from app.cli import worker_command
     from infra.config import get_settings
 
-    # The same command `segue worker` runs, minus the cluster chatter a one-worker test does not need.
-    command = worker_command(get_settings(), f"test-{uuid.uuid4().hex[:6]}")
-    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    with log.open("wb") as out:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    python, flag, module, *args = worker_command(get_settings(), f"test-{uuid.uuid4().hex[:6]}")
+    assert (python, flag) == (sys.executable, "-m")
+    args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    log.write_bytes(b"")
+    return spawn(module, args, env, REPO, log)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: Forked | subprocess.Popen[bytes]) -> None:
     """End a worker in the middle of a test: SIGQUIT, Celery's cold shutdown (a warm one, SIGTERM, waits for
     the running batch; what a worker does on SIGTERM is tested where it matters: test_crashes.py,
     test_lifecycle.py)."""
@@ -50,7 +54,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def discard(process: subprocess.Popen[bytes]) -> None:
+def discard(process: Forked | subprocess.Popen[bytes]) -> None:
     """A finished test's worker: SIGKILL, since nothing it holds outlives the test (its queue, namespace and
     data dir are the test's own). Even a cold shutdown costs seconds (the solo pool notices it at its next
     2-s poll); how workers end on a signal is what test_lifecycle.py and test_crashes.py test."""
@@ -88,7 +92,7 @@ def stack_factory(
         migrate()
         if database == "postgres":
             truncate(env_settings["database_url"])
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
         log = tmp_path / "worker.log"
         worker = start_worker(env, log)
         client = TestClient(create_app(), headers=SAME_ORIGIN)
