@@ -109,6 +109,10 @@ def mean_pool(activation: torch.Tensor) -> torch.Tensor:
     return activation.float().mean(dim=(2, 3))
 
 
+class _AllCaptured(Exception):
+    """Raised by the last wanted block's hook: the rest of the U-Net pass is not needed."""
+
+
 class LayerFeatures:
     """Reads a pipeline's U-Net blocks for batches of images (VAE-encode, noise, one U-Net pass)."""
 
@@ -146,21 +150,27 @@ class LayerFeatures:
     def activations(
         self, latents: torch.Tensor, timestep: int, prompts: Sequence[str], blocks: Sequence[str]
     ) -> dict[str, torch.Tensor]:
-        """The raw outputs of `blocks` for one U-Net pass at a 1000-scale `timestep` with these prompts."""
+        """The raw outputs of `blocks` for one U-Net pass at a 1000-scale `timestep` with these prompts.
+
+        The pass stops once the last of `blocks` has run: the scorer's default block (up_blocks.1) leaves out
+        the two highest-resolution up blocks, the U-Net's costliest part at 512 x 512."""
         pipe = self.pipe
         device, dtype = pipe.unet.device, pipe.unet.dtype
         captured: dict[str, torch.Tensor] = {}
         modules = dict(pipe.unet.named_modules())
+        wanted = set(blocks)
 
         def keep(name: str) -> Callable[[Any], None]:
             # Down blocks return (hidden states, skip connections); the others a tensor.
             def hook(output: Any) -> None:
                 captured[name] = output[0] if isinstance(output, tuple) else output
+                if wanted <= captured.keys():
+                    raise _AllCaptured
 
             return hook
 
         # This thread's calls only: a worker scores batch k while batch k + 1 denoises on the same U-Net.
-        hooks = [hook_this_thread(modules[name], keep(name)) for name in blocks]
+        hooks = [hook_this_thread(modules[name], keep(name)) for name in wanted]
         try:
             with torch.inference_mode():
                 step = scheduler_timestep(pipe, timestep)
@@ -170,6 +180,8 @@ class LayerFeatures:
                 states = self.prompt_embeddings(prompts).to(device)
                 t = torch.full((len(latents),), step, device=device)
                 pipe.unet(noisy.to(dtype), t, encoder_hidden_states=states)
+        except _AllCaptured:
+            pass
         finally:
             for hook in hooks:
                 hook.remove()

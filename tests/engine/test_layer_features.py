@@ -53,6 +53,30 @@ def test_every_block_gives_one_vector_per_image_at_every_noise_level_and_prompt(
     assert not torch.allclose(plain, text)
 
 
+def test_a_pass_stops_after_the_last_block_read_with_the_same_outputs_as_a_whole_pass(tiny: Engine) -> None:
+    reader = LayerFeatures(tiny.pipe)
+    unet = tiny.pipe.unet
+    latents = reader.latents(pictures(2))
+    ran: list[str] = []
+    counters = [
+        module.register_forward_hook(lambda *_, name=name: ran.append(name))
+        for name, module in unet.named_modules()
+        if name in reader.blocks or name == "conv_out"
+    ]
+    try:
+        whole = reader.activations(latents, UNET_TIMESTEP, ["a red house", ""], reader.blocks)
+        assert ran == reader.blocks  # every block ran (only the output convolution is left out)
+        ran.clear()
+        early = reader.activations(latents, UNET_TIMESTEP, ["a red house", ""], ["down_blocks.1", UNET_BLOCK])
+    finally:
+        for counter in counters:
+            counter.remove()
+    assert ran == reader.blocks[: reader.blocks.index(UNET_BLOCK) + 1]  # nothing after the scorer's block
+    assert set(early) == {"down_blocks.1", UNET_BLOCK}
+    for block, output in early.items():
+        assert torch.equal(output, whole[block]), block
+
+
 def test_noise_levels_are_read_on_a_1000_step_scale(tiny: Engine) -> None:
     steps = tiny.pipe.scheduler.config.num_train_timesteps
     assert scheduler_timestep(tiny.pipe, 500) == min(steps - 1, round(500 * steps / 1000))
