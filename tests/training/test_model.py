@@ -25,7 +25,8 @@ def pipe():
     # Segue's own loader (the path SD 1.x takes too), by the built-in name.
     from engine.pipeline import Engine
 
-    torch.set_num_threads(2)
+    # No torch.set_num_threads here: it would hold for every later file of this test process, two threads
+    # on each of two test processes on two cores (tests/conftest.py pins one).
     return Engine.load("segue-mini", device="cpu").pipe
 
 
