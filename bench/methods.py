@@ -49,6 +49,7 @@ import torch
 from core import metrics
 from core.params import PROBED_SPACINGS, RenderSnapshot
 from core.timeline import FramePlan, frame_keys, render_order
+from engine import fidelity
 from engine.pipeline import Engine, FrameRequest, get_engine
 from engine.probe import place, requests_for
 from services import noise_paths
@@ -398,21 +399,10 @@ def attention_study(engine: Engine, model: str, args: argparse.Namespace) -> lis
     return rows
 
 
-def ssim(a: np.ndarray, b: np.ndarray, window: int = 7) -> float:
-    """Mean SSIM of two RGB pictures in [0, 1] on their luminance, over window x window boxes."""
-    weights = np.array([0.299, 0.587, 0.114])
-    x, y = a @ weights, b @ weights
-
-    def box(v: np.ndarray) -> np.ndarray:
-        c = np.pad(v, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        w = window
-        return (c[w:, w:] - c[:-w, w:] - c[w:, :-w] + c[:-w, :-w]) / (w * w)
-
-    mx, my = box(x), box(y)
-    vx, vy, cxy = box(x * x) - mx**2, box(y * y) - my**2, box(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return float(index.mean())
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two RGB pictures in [0, 1] on their luminance (engine/fidelity.py's windowed SSIM)."""
+    luma = np.array([0.299, 0.587, 0.114])
+    return fidelity.ssim(a @ luma, b @ luma)
 
 
 def image_study(

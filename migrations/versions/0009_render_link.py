@@ -2,7 +2,7 @@
 
 On SQLite adding a foreign key means rebuilding `renders` (a copy, DROP, RENAME). That runs with foreign keys
 off, or dropping the old table would cascade-delete every frame, and keeps AUTOINCREMENT (ids are never
-reused), as 0007 does; tests/unit/test_deployment.py upgrades and downgrades a filled database.
+reused), as 0007 does; tests/project/test_deployment.py upgrades and downgrades a filled database.
 
 Revision ID: 0009
 Revises: 0008
