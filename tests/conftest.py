@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.isolation import PG_ADMIN_URL, SAME_ORIGIN, configure, reset_caches, truncate
+from tests.support.isolation import (
+    PG_ADMIN_URL,
+    SAME_ORIGIN,
+    configure,
+    migrate_fresh,
+    reset_caches,
+    truncate,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -46,15 +53,13 @@ def database(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A migrated, empty database: SQLite in the test's data dir, or the session's PostgreSQL database."""
-    from app.cli import migrate
-
     if request.param == "sqlite":
         configure(monkeypatch, tmp_path / "data")
         url = f"sqlite:///{tmp_path / 'data' / 'segue.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
         configure(monkeypatch, tmp_path / "data", database_url=url)
-    migrate()
+    migrate_fresh()
     if request.param == "postgres":
         truncate(url)
     yield url

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.forking import Forked, spawn
-from tests.support.isolation import SAME_ORIGIN, configure, reset_caches, truncate
+from tests.support.isolation import SAME_ORIGIN, configure, migrate_fresh, reset_caches, truncate
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("SEGUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -71,7 +71,6 @@ def stack_factory(
     database='postgres', frame_store='s3://bucket')."""
     from fastapi.testclient import TestClient
 
-    from app.cli import migrate
     from app.main import create_app
 
     started: list[tuple[Stack, TestClient]] = []
@@ -89,7 +88,7 @@ def stack_factory(
         if database == "postgres":
             env_settings["database_url"] = request.getfixturevalue("postgres_url")
         configure(monkeypatch, tmp_path / "data", **env_settings)
-        migrate()
+        migrate_fresh()
         if database == "postgres":
             truncate(env_settings["database_url"])
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
