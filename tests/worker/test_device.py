@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.support.forking import run
 from tests.support.isolation import configure
 from tests.support.stack import REPO
 
@@ -32,14 +32,8 @@ def test_a_worker_asked_for_what_this_machine_lacks_exits_with_one_clear_line(
     from worker.celery_app import EXIT_NO_DEVICE
 
     configure(monkeypatch, tmp_path / "data", mode="embedded")
-    result = subprocess.run(
-        worker_command(get_settings(), "device-test"),
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    _python, _m, module, *args = worker_command(get_settings(), "device-test")
+    result = run(module, args, {**os.environ, **env}, REPO, timeout=120)  # forked: torch imported already
     assert result.returncode == EXIT_NO_DEVICE, result.stderr[-2000:]
     lines = [text for text in result.stderr.splitlines() if text.startswith("segue worker:")]
     assert len(lines) == 1 and lines[0].startswith(line), result.stderr[-2000:]
