@@ -51,6 +51,35 @@ def image_frames(snapshot: RenderSnapshot, frames: Sequence[Any]) -> list[ImageF
     return out
 
 
+def scored_prompts(
+    engine: Any,
+    snapshot: RenderSnapshot,
+    rows: Sequence[ImageFrame | None],
+    prompts: Sequence[tuple[str, str]],
+    store: Any = None,
+) -> list[tuple[str, str]]:
+    """The two prompts each frame is scored against (the CLIP scorer's progress from A to B): a picture
+    keyframe without a prompt is its caption, the text condition its frames were made with, not ''."""
+    from infra.storage import get_store
+
+    if all(row is None for row in rows):
+        return list(prompts)
+    store = store or get_store()
+    pictures: dict[str, Any] = {}
+
+    def text(key: Key) -> str:
+        if key.prompt or key.image is None:
+            return key.prompt
+        if not pictures:
+            pictures.update(_pictures(snapshot, store))
+        return captions.caption_for(engine, pictures[key.image], key.image, snapshot.model_revision, store)
+
+    return [
+        (a, b) if row is None else (a or text(row.key_a), b or text(row.key_b))
+        for (a, b), row in zip(prompts, rows, strict=True)
+    ]
+
+
 def _pictures(snapshot: RenderSnapshot, store: Any) -> dict[str, Any]:
     """The keyframes' images by SHA-256, read from the frame store."""
     import PIL.Image

@@ -232,6 +232,7 @@ def _render(render_id: int, indices: list[int], token: str, beat: lease.Pulse) -
         _fail(render_id, token, f"{type(exc).__name__}: {exc}")
         return None
     seconds_each = (time.perf_counter() - started) / len(images)
+    frame_prompts = keyframe_images.scored_prompts(engine, snapshot, image_rows, frame_prompts)
     return Rendered(
         render_id, token, engine, images, frame_ids, frame_indices, frame_keys, frame_prompts, seconds_each
     )

@@ -109,6 +109,20 @@ def test_a_render_captions_a_picture_without_a_prompt_with_the_models_clip(
     caption = client.get(f"/api/keyframes/{end['id']}").json()["image"]["caption"]
     assert caption == "a red boat on the sea at night"
     assert f"captioned: {caption}" in client.get(f"/transitions/{tid}").text
+    # The CLIP scorer measured the frames against the caption, the picture's text condition, not against an
+    # empty prompt: the last frame's similarity to B is CLIP's for (that frame, the caption).
+    from PIL import Image
+
+    from engine.scorers import ClipScorer
+
+    scores = client.get(f"/api/renders/{done['id']}/scores?scorer=clip").json()
+    assert scores["scorer"] == "clip", scores
+    last = done["frames"][-1]
+    with Image.open(io.BytesIO(client.get(last["url"]).content)) as image:
+        (expected,) = ClipScorer(str(MINI_CLIP)).score([image], [(transition["start_prompt"], caption)])
+    (stored,) = [f["similarity"] for f in scores["frames"] if f["index"] == last["index"]]
+    assert stored["b"] == pytest.approx(expected.sim_b, abs=2e-3)
+    assert stored["b"] > stored["a"]  # the end frame is the picture: nearer its caption than the start prompt
     # Kept with the inversion: a second render reuses it (same caption, same in-betweens).
     again = rendered(client, tid)
     assert [f["url"] for f in again["frames"]] == [f["url"] for f in done["frames"]]
