@@ -13,9 +13,11 @@ the reaper queues the request again (failed after `max_attempts` takes).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from core.params import PIXEL_FIELDS, PixelSettings
@@ -26,7 +28,7 @@ from infra.storage import get_store
 from infra.tables import Suggestion, Transition, utcnow
 from services.jobs import SUGGESTIONS
 from services.suggestions import plan as plan_suggestions
-from worker import lease
+from worker import captions, lease
 from worker.images import png, thumbnail
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,20 @@ def bridge_candidates(
     return kept, rejected, proposed
 
 
+def _caption(engine: Any, model: str, image_sha256: str | None) -> str:
+    """The caption of a keyframe's picture under this model ('' for no picture, or a model without CLIP)."""
+    if image_sha256 is None:
+        return ""
+    import PIL.Image
+
+    from core.registry import model_revision
+
+    settings = get_settings()
+    revision = model_revision(model, settings.models_dir or settings.data_dir / "models")
+    picture = PIL.Image.open(io.BytesIO(get_store().read(image_sha256))).convert("RGB")
+    return captions.caption_for(engine, picture, image_sha256, revision)
+
+
 def run_suggestions(suggestion_id: int) -> dict[str, object]:
     dropped: dict[str, object] = {"items": 0}
     what = f"suggestions {suggestion_id}"
@@ -175,11 +191,20 @@ def _run_suggestions(suggestion_id: int, token: str) -> dict[str, object]:
         seed = (transition.seed * 1_000_003 + suggestion_id) % (2**31)
         pixels = {name: getattr(transition, name) for name in PIXEL_FIELDS if hasattr(transition, name)}
         keyframe_prompts = [k.prompt for k in transition.keyframes]
-    details: dict[str, Any] = {"mode": mode, "start": target.start, "end": target.end}
+        pictures = {k.position: k.image["sha256"] for k in transition.keyframes if k.image and not k.prompt}
+    details: dict[str, Any] = {"mode": mode}
 
     try:
         # 1. The image model: its tokenizer bounds the prompts, its vocabulary (small models) filters them
         engine = get_engine(pixels["model"], models_dir=settings.models_dir, device=settings.worker_device)
+        # A picture keyframe without a prompt is bridged from (or to) its caption, the text its frames are
+        # made with (chosen now if no render has chosen it yet), not from an empty prompt.
+        target = replace(
+            target,
+            start=target.start or _caption(engine, pixels["model"], pictures.get(target.left)),
+            end=target.end or _caption(engine, pixels["model"], pictures.get(target.right)),
+        )
+        details |= {"start": target.start, "end": target.end}
 
         # 2-3. Ask the suggester (the language model loads here, once per worker process) and keep what
         # the image model can use, topped up from the templates

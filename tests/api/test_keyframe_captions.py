@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.pictures import create, end_of, picture, rendered, upload
-
-REPO = Path(__file__).resolve().parents[2]
-MINI_CLIP = REPO / "models" / "segue-mini" / "clip"
+from tests.support.pictures import (
+    MINI_CLIP,
+    create,
+    end_of,
+    picture,
+    rendered,
+    tiny_with_clip,
+    upload,
+    world_picture,
+)
 
 
 def test_the_prompt_is_optional_only_beside_an_image(client: TestClient) -> None:
@@ -79,28 +84,16 @@ def test_keyframes_without_prompts_survive_project_export_and_import(client: Tes
     assert len(client.get("/api/transitions").json()) == before
 
 
-def _world_picture() -> bytes:
-    from training import world
-
-    scene = world.Scene("night", "sea", None, None, [world.Obj("boat", "red", "center")])
-    out = io.BytesIO()
-    world.render(scene, seed=1).save(out, format="PNG")
-    return out.getvalue()
-
-
 @pytest.mark.skipif(not (MINI_CLIP / "config.json").is_file(), reason="Segue-mini's CLIP is not in models/")
 def test_a_render_captions_a_picture_without_a_prompt_with_the_models_clip(
     stack_factory: Any, models_dir: Path, tmp_path: Path
 ) -> None:
-    # The tiny model with a clip/ folder beside it, as Segue-mini ships its own CLIP.
-    models = tmp_path / "models"
-    shutil.copytree(models_dir / "segue-tiny", models / "segue-tiny")
-    (models / "segue-tiny" / "clip").symlink_to(MINI_CLIP, target_is_directory=True)
+    models = tiny_with_clip(models_dir, tmp_path / "models")
     stack = stack_factory(mode="embedded", database="sqlite", models_dir=str(models))
     client = stack.client  # type: ignore[attr-defined]
     transition = create(client, width=64, height=64, batch_size=5)
     tid, end = transition["id"], end_of(transition)
-    assert upload(client, end["id"], _world_picture(), prompt="").status_code == 200
+    assert upload(client, end["id"], world_picture(), prompt="").status_code == 200
     assert client.get(f"/api/keyframes/{end['id']}").json()["image"]["caption"] is None  # not chosen yet
     page = client.get(f"/transitions/{tid}").text
     assert "no prompt: a render captions the picture" in page

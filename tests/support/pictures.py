@@ -4,6 +4,8 @@ to a keyframe, and a render waited for until it is finished."""
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -50,3 +52,25 @@ def rendered(client: Any, transition_id: int) -> dict[str, Any]:
         timeout=240,
         what=f"render {render_id}",
     )
+
+
+#: Segue-mini's own CLIP, as the model ships it (its captions and its scorer).
+MINI_CLIP = Path(__file__).resolve().parents[2] / "models" / "segue-mini" / "clip"
+
+
+def tiny_with_clip(models_dir: Path, target: Path) -> Path:
+    """A models directory holding the tiny model with Segue-mini's CLIP beside it (as Segue-mini ships its
+    own), so that renders caption pictures and score with CLIP."""
+    shutil.copytree(models_dir / "segue-tiny", target / "segue-tiny")
+    (target / "segue-tiny" / "clip").symlink_to(MINI_CLIP, target_is_directory=True)
+    return target
+
+
+def world_picture() -> bytes:
+    """A PNG of Segue-mini's world that its CLIP captions as "a red boat on the sea at night"."""
+    from training import world
+
+    scene = world.Scene("night", "sea", None, None, [world.Obj("boat", "red", "center")])
+    out = io.BytesIO()
+    world.render(scene, seed=1).save(out, format="PNG")
+    return out.getvalue()

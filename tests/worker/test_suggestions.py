@@ -4,11 +4,13 @@ thumbnails; then one suggestion is accepted through the ordinary keyframe API.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.chat import ChatServer, choice
+from tests.support.pictures import MINI_CLIP, create, end_of, tiny_with_clip, upload, world_picture
 from tests.support.waiting import wait_for
 
 CITY, FOREST = "a futuristic cityscape", "a girl in a magical forest"
@@ -115,6 +117,33 @@ def test_suggestions_are_written_ranked_and_accepted_through_a_real_worker(
     result = _finished(stack, fallback.json()["id"])
     assert result["status"] == "done" and len(result["items"]) == 1, (result, stack.log.read_text()[-3000:])
     assert "Fallback" in client.get(f"/suggestions/{fallback.json()['id']}/panel").text
+
+
+@pytest.mark.skipif(not (MINI_CLIP / "config.json").is_file(), reason="Segue-mini's CLIP is not in models/")
+def test_a_picture_keyframe_without_a_prompt_is_bridged_from_its_caption(
+    stack_factory: Any, chat: ChatServer, monkeypatch: pytest.MonkeyPatch, models_dir: Path, tmp_path: Path
+) -> None:
+    """Asked before any render has captioned the picture: the worker captions it and asks for bridges from
+    the city to the caption, not to an empty prompt."""
+    monkeypatch.setenv("SEGUE_SUGGESTER", "auto")
+    monkeypatch.setenv("SEGUE_SUGGEST_URL", chat.url)
+    monkeypatch.setenv("SEGUE_SUGGEST_PROBE_STEPS", "2")
+    models = tiny_with_clip(models_dir, tmp_path / "models")
+    stack = stack_factory(mode="embedded", database="sqlite", models_dir=str(models))
+    client = stack.client
+    transition = create(stack.client, start_prompt=CITY, width=64, height=64)
+    assert upload(client, end_of(transition)["id"], world_picture(), prompt="").status_code == 200
+    started = client.post(f"/api/transitions/{transition['id']}/suggestions", json={"count": 2})
+    assert started.status_code == 202, started.text
+    body = _finished(stack, started.json()["id"])
+    assert body["status"] == "done", stack.log.read_text()[-3000:]
+    (request,) = chat.requests
+    assert request["body"]["messages"][-1]["content"].startswith(
+        f"Start: {CITY}\nEnd: a red boat on the sea at night\n"
+    )
+    # The caption is kept: the keyframe shows it, and a render uses the same one.
+    end = client.get(f"/api/keyframes/{end_of(transition)['id']}").json()
+    assert end["prompt"] == "" and end["image"]["caption"] == "a red boat on the sea at night"
 
 
 def _templates() -> set[str]:
