@@ -112,12 +112,51 @@ def api(server: str, method: str, path: str, body: Any = None, timeout: float = 
         return json.loads(response.read() or b"{}")
 
 
+def transitions(server: str) -> list[dict[str, Any]]:
+    """Every transition on the server, most recently edited first (the API gives 500 at most at a time)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = api(server, "GET", f"/api/transitions?limit=500&offset={len(found)}")
+        found += page
+        if len(page) < 500:
+            return found
+
+
+def log_offset(server: str) -> int:
+    """Where the server's log ends now: `log_since(server, offset)` is then what it printed after."""
+    return SERVER_LOGS[server].stat().st_size
+
+
+def log_since(server: str, offset: int) -> str:
+    """What the server (uvicorn's access log included) printed since `log_offset` gave `offset`."""
+    with SERVER_LOGS[server].open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
 def editor_page(server: str, browser: Any, tid: int) -> Any:
     """A new page on a transition's editor, as the editing tests look at it (1300 x 1100, 60-s waits)."""
     page = browser.new_page(viewport={"width": 1300, "height": 1100})
     page.set_default_timeout(60_000)
     page.goto(f"{server}/transitions/{tid}")
     return page
+
+
+def render_again(page: Any, timeout: float = 180_000) -> int:
+    """Click the editor's render button and wait until the render it started is done; its id.
+
+    "Render #N" in the panel is the server's render id, counted over every file that used the server: the
+    new render is known by the id the panel changes to, never by an assumed number."""
+    before = page.locator("#render-panel").get_attribute("data-render-id") or ""
+    page.click("#render-button")
+    page.wait_for_function(
+        "(before) => document.querySelector('#render-panel').dataset.renderId !== before", arg=before
+    )
+    render_id = page.locator("#render-panel").get_attribute("data-render-id")
+    page.locator("#render-head [data-status=done]", has_text=f"Render #{render_id} done").wait_for(
+        timeout=timeout
+    )
+    return int(render_id)
 
 
 def keep_screenshot(tmp_path: Path, name: str) -> None:
