@@ -15,6 +15,8 @@ from tests.support.stack import REDIS_URL
 from tests.support.waiting import wait_for
 
 HTML = {"Accept": "text/html"}
+
+
 def test_a_link_is_made_with_a_strong_token_shown_once_and_stored_hashed(client: TestClient) -> None:
     from sqlalchemy import select
 
@@ -272,8 +274,6 @@ def _publish_render(render_id: int, frames: int) -> None:
             )
         )
     bus.publish(events.Done(render_id=render_id))
-
-
 
 
 def test_a_view_link_follows_edits_and_renders_live_on_one_stream(client: TestClient) -> None:

@@ -33,7 +33,7 @@ def test_the_profile_accounts_for_every_stage_of_a_render(tmp_path: Path) -> Non
         capture_output=True,
         text=True,
         timeout=300,
-    )
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     table = out.read_text()
     rows = dict(re.findall(r"^\| ([^|]+?) \| ([\d.]+) \|", table, flags=re.M))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import api as _api
-from tests.support.browser import editor_page, keep_screenshot
+from tests.support.browser import editor_page, keep_screenshot, render_again
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +53,7 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     keep_screenshot(tmp_path, "attention-form.png")
 
     # 3. Render again: the keyframes' frames are reused, every in-between is new.
-    page.click("#render-button")
-    page.locator("#render-head [data-status=done]", has_text="Render #2").wait_for(timeout=300_000)
+    render_again(page, timeout=300_000)
     assert "2 reused" in page.locator("#render-head").inner_text()
     page.wait_for_function("() => [...document.querySelectorAll('.filmstrip img')].every(i => i.complete)")
     page.locator(".filmstrip").screenshot(path=str(tmp_path / "attention-fused.png"))
@@ -73,6 +72,5 @@ def test_a_person_turns_on_fused_attention_and_per_segment_attention(  # type: i
     row.scroll_into_view_if_needed()
     row.screenshot(path=str(tmp_path / "attention-keyframe.png"))
     keep_screenshot(tmp_path, "attention-keyframe.png")
-    page.click("#render-button")
-    page.locator("#render-head [data-status=done]", has_text="Render #3").wait_for(timeout=300_000)
+    render_again(page, timeout=300_000)
     assert "7 reused" in page.locator("#render-head").inner_text()

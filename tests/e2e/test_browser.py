@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import render_again
+
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "screenshot.png"
@@ -84,8 +86,7 @@ def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # t
     # (each keyframe row also holds an empty, hidden error line for its picture: wait for the refusal itself)
     page.locator("#timeline .error", has_text="taken").first.wait_for()
 
-    page.click("#render-button")
-    page.locator("#render-head [data-status=done]", has_text="Render #2").wait_for(timeout=180_000)
+    render_again(page, timeout=180_000)
     head = page.locator("#render-head").inner_text()
     assert "2 reused" in head  # the endpoint frames did not change
 
@@ -97,8 +98,9 @@ def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # t
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    page.goto(server)
-    row = page.locator(".transition-row", has_text="City to forest")
+    page.goto(server)  # its row (the server is shared: another file's title may read the same)
+    row = page.locator(f".transition-row[data-transition-id='{transition_url.rsplit('/', 1)[1]}']")
+    assert row.locator(".title").inner_text() == "City to forest"
     assert row.locator(".thumbs img").count() == 8
 
 
@@ -113,26 +115,32 @@ def test_a_person_pages_back_to_older_transitions(server: str, browser) -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201
 
+    # The oldest of this test's: a page (50) of newer ones after it; whatever other tests and files left on
+    # the server is older still, on the pages after it.
     create("The oldest one")
-    for i in range(50):  # one more than a page, whatever the other tests left
+    for i in range(50):
         create(f"Newer {i}")
     page = browser.new_page()
     page.goto(server)
     assert page.get_by_text("The oldest one").count() == 0
     assert page.locator(".pager").get_by_text("page 1 of").count() == 1
+
+    def pager() -> tuple[int, int]:
+        match = re.search(r"page (\d+) of (\d+)", page.locator(".pager").inner_text())
+        assert match
+        return int(match.group(1)), int(match.group(2))
+
     while page.get_by_text("The oldest one").count() == 0:
         page.get_by_role("link", name="Older →").click()
         page.wait_for_load_state()
-    assert page.locator(".pager a[rel=next]").count() == 0  # the oldest is on the last page
-
-    def page_number() -> int:
-        match = re.search(r"page (\d+) of", page.locator(".pager").inner_text())
-        assert match
-        return int(match.group(1))
-
-    last = page_number()
-    assert last >= 2
+    found, pages = pager()
+    assert found == 2  # right after the page of the 50 newer ones
     page.get_by_role("link", name="← Newer").click()
     page.wait_for_load_state()
-    assert page_number() == last - 1 and page.get_by_text("The oldest one").count() == 0
+    assert pager()[0] == found - 1 and page.get_by_text("The oldest one").count() == 0
+    # Older to the end: the page that offers no older one is the last (page N of N).
+    while page.locator(".pager a[rel=next]").count():
+        page.get_by_role("link", name="Older →").click()
+        page.wait_for_load_state()
+    assert pager() == (pages, pages)
     page.close()

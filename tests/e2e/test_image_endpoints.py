@@ -68,7 +68,7 @@ def test_a_person_drops_a_picture_on_the_end_keyframe_and_the_render_ends_there(
     data = _picture()
     page.evaluate(DROP, [zone, base64.b64encode(data).decode()])
     page.locator(f"{zone} img.kf-thumb").wait_for()
-    page.wait_for_function(f"() => document.querySelector(\"{zone} img.kf-thumb\").complete")
+    page.wait_for_function(f'() => document.querySelector("{zone} img.kf-thumb").complete')
     image = _api(server, "GET", f"/api/keyframes/{end['id']}")["image"]
     assert (image["width"], image["height"]) == (96, 64)
     row = page.locator(f".keyframe[data-keyframe-id='{end['id']}']")

@@ -4,7 +4,6 @@ transition's own address."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,21 +11,20 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import api as _api
+from tests.support.browser import running_server
 
 pytestmark = pytest.mark.e2e
 SHOT = Path(__file__).resolve().parents[2] / "docs" / "loop.png"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def template_bridges() -> Iterator[None]:
-    """This module's server suggests bridges from templates (SmolLM2 is the browser suggestions test's)."""
-    before = os.environ.get("SEGUE_SUGGESTER")
-    os.environ["SEGUE_SUGGESTER"] = "template"
-    yield
-    if before is None:
-        os.environ.pop("SEGUE_SUGGESTER", None)
-    else:
-        os.environ["SEGUE_SUGGESTER"] = before
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, llm_cache: Path) -> Iterator[str]:
+    """This module's own `segue run` (not the process's shared one): it suggests bridges from templates
+    (SEGUE_SUGGESTER=template; SmolLM2 is the browser suggestions test's), and ends with the module."""
+    with running_server(
+        tmp_path_factory.mktemp("e2e-loop-data"), models_dir, llm_cache, SEGUE_SUGGESTER="template"
+    ) as url:
+        yield url
 
 
 def _problems(page) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import SERVER_LOGS
+from tests.support.browser import SERVER_LOGS, log_offset, log_since, transitions
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -170,7 +171,7 @@ def attacker(server: str, tmp_path: Path, transition: dict[str, Any]) -> Iterato
 def _state(server: str, tid: int) -> dict[str, Any]:
     t = _api(server, "GET", f"/api/transitions/{tid}")
     return {
-        "transitions": [x["id"] for x in _api(server, "GET", "/api/transitions")],
+        "transitions": [x["id"] for x in transitions(server)],  # every one on the server, not 100
         "version": t["version"],
         "title": t["title"],
         "steps": t["steps"],
@@ -185,13 +186,25 @@ def test_a_hostile_page_changes_nothing_and_reads_nothing(
 ) -> None:
     tid = transition["id"]
     before = _state(server, tid)
-    log = SERVER_LOGS[server]
-    log_start = log.stat().st_size
+    log_start = log_offset(server)  # the server is shared: only what it logs from here on is this test's
     page = browser.new_context().new_page()
     page.goto(attacker + "/index.html")
     page.wait_for_function("() => document.title === 'done'", timeout=60_000)
     results = page.evaluate("window.results")
-    page.wait_for_timeout(1500)  # the forms' posts land in their frames
+    # The forms' posts land in their frames after the page is done: each has reached the server (and was
+    # answered) once the access log shows it (settings: the fetch, the sandbox's fetch and a form at least;
+    # /api/transitions: the text/plain fetch and the form).
+    forms = [f"/transitions/{tid}/{action}" for action in ("render", "keyframes", "delete")]
+
+    def posted() -> bool:
+        sent = re.findall(r'"POST (/\S+) HTTP/1\.1" \d+', log_since(server, log_start))
+        return (
+            sent.count(f"/transitions/{tid}/settings") >= 3
+            and sent.count("/api/transitions") >= 2
+            and all(path in sent for path in forms)
+        )
+
+    wait_for(posted, timeout=30, what="the hostile page's form posts in the access log")
 
     # Nothing changed: no edit, render, keyframe, link, deletion or import.
     assert _state(server, tid) == before
@@ -205,11 +218,12 @@ def test_a_hostile_page_changes_nothing_and_reads_nothing(
         )
     assert "error" in results["read-with-credentials"] and "error" in results["read-project"]
     # The writes reached Segue and were refused there (403), the sandbox's `Origin: null` included.
-    requests = log.read_bytes()[log_start:].decode(errors="replace")
+    requests = log_since(server, log_start)
     refused = re.findall(r'"POST (/\S+) HTTP/1\.1" 403', requests)
     assert refused.count(f"/transitions/{tid}/settings") >= 3  # form, fetch, sandboxed form and fetch
     for path in (
         f"/transitions/{tid}/render",
+        f"/transitions/{tid}/delete",
         f"/transitions/{tid}/keyframes",
         "/api/transitions",
         "/projects/import",
@@ -326,15 +340,20 @@ def test_every_kind_of_response_is_sent_with_the_security_headers(
 def test_share_tokens_never_reach_the_access_log(
     server: str, browser: Any, transition: dict[str, Any]
 ) -> None:
+    start = log_offset(server)  # the server is shared: other files' share links are in its log too
     link = _api(server, "POST", f"/api/transitions/{transition['id']}/links", {"role": "view"})
     page = browser.new_context().new_page()
     page.goto(server + link["url"])
     assert page.url.endswith(f"/transitions/{transition['id']}")
     page.goto(server + "/s/" + "wrong-guess-token-" + "x" * 30)
-    time.sleep(0.5)
-    log = SERVER_LOGS[server].read_text(errors="replace")
+    # This test's two visits, redacted, in what the server logged since it began: the link's (303 to the
+    # transition) and the wrong guess's (404).
+    seen = ('"GET /s/… HTTP/1.1" 303', '"GET /s/… HTTP/1.1" 404')
+    wait_for(
+        lambda: all(line in log_since(server, start) for line in seen), timeout=30, what=f"{seen} logged"
+    )
+    log = SERVER_LOGS[server].read_text(errors="replace")  # the whole log: never, by any test
     assert link["token"] not in log and "wrong-guess-token" not in log
-    assert '"GET /s/… HTTP/1.1" 303' in log and '"GET /s/… HTTP/1.1" 404' in log
 
 
 def test_off_loopback_the_owner_signs_in_with_the_secret_printed_at_first_start(
