@@ -3,12 +3,12 @@ insert a corrective prompt there with one click, and watch only that stretch re-
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.support.browser import api as _api
+from tests.support.browser import render_again
 
 pytestmark = pytest.mark.e2e
 SHOT = Path(__file__).resolve().parents[2] / "docs" / "confusion-map.png"
@@ -83,10 +83,7 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
     assert page.locator("#timeline input[value='a desert at sunset']").count() == 1
 
     # Re-render: only the frames of the segment that changed are computed; the plots are redrawn for it.
-    page.click("#render-button")
-    page.locator("#render-head [data-status=done]", has_text=re.compile(r"Render #\d+")).wait_for(
-        timeout=180_000
-    )
+    render_again(page)  # waits for the render this click started, not the previous one's badge
     page.wait_for_function(f"() => document.querySelector('#scores').dataset.renderId != '{first_render}'")
     second = int(page.locator("#scores").get_attribute("data-render-id"))
     detail = _api(server, "GET", f"/api/renders/{second}")
