@@ -110,9 +110,14 @@ def server(segue_server: str) -> Iterator[str]:
     cancel_unfinished_renders(segue_server)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """One headless Debian Chromium for every browser test file of this test process."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium for one test module (the server is shared; the browser is not).
+
+    Playwright's sync API keeps an asyncio event loop running on the test process's main thread while it
+    is open: a session-wide Chromium left one running under every later test of the process, and a test
+    there that calls asyncio.run (tests/bench/test_load.py, tests/api/test_links.py) failed. A launch costs
+    about a second; whatever a module opened (cookies, storage, pages) ends with it."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
@@ -130,16 +135,6 @@ def chromium() -> Iterator[Any]:
         )
         yield instance
         instance.close()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: Any) -> Iterator[Any]:
-    """The test process's Chromium, for one test module. Its tests open their own contexts (`new_context`,
-    or `new_page`, which makes one per page); whatever the module left open is closed when it ends, so no
-    cookie (a share link's), storage or open page (an event stream, a poll) reaches the next file."""
-    yield chromium
-    for context in chromium.contexts:
-        context.close()
 
 
 def api(server: str, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
