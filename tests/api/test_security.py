@@ -466,14 +466,17 @@ def test_share_tokens_never_reach_the_access_log() -> None:
 
     handler = Keep()
     logger.addHandler(handler)
-    old_level, logger.level = logger.level, logging.INFO
+    # setLevel, not `logger.level =`: the logger caches isEnabledFor, and a uvicorn run earlier in this
+    # process (log_level="warning", tests/support/serving.py) left INFO cached as off.
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         token = "Zk3r9_secretTOKENvalue-abcdefghijklmnopqrstu"
         for path in (f"/s/{token}", f"/p/{token}?x=1", f"/api/renders/1/events?token={token}", "/s/leave"):
             logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 303)
     finally:
         logger.removeHandler(handler)
-        logger.level = old_level
+        logger.setLevel(old_level)
     assert len(records) == 4 and not any(token in line for line in records)
     assert '"GET /s/… HTTP/1.1"' in records[0] and '"GET /p/…?x=1 HTTP/1.1"' in records[1]
     assert "token=…" in records[2] and "/s/leave" in records[3]
