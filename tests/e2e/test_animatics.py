@@ -3,7 +3,6 @@ a keyframe to a beat, render, and play it with sound (the audio element's clock 
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +11,11 @@ from typing import Any
 import pytest
 
 from tests.support.browser import api as _api
+from tests.support.browser import keep_screenshot
 from tests.support.clicks import click_wav
 
 pytestmark = pytest.mark.e2e
 FRAMES = 36  # 3 s at 12 fps
-SHOTS = Path(os.environ.get("SEGUE_SCREENSHOTS", "/tmp"))
 
 
 @pytest.fixture
@@ -56,7 +55,8 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
     assert page.locator("svg.waveform path").get_attribute("d").count("M") == 400
     assert "voice-over.wav" in page.inner_text(".soundtrack-info")
     assert "both 0:03.00 long" in page.inner_text("[data-fit]")
-    page.locator("#timeline").screenshot(path=str(SHOTS / "animatics-timeline.png"))
+    page.locator("#timeline").screenshot(path=str(tmp_path / "animatics-timeline.png"))
+    keep_screenshot(tmp_path, "animatics-timeline.png")
 
     page.click("#snap-beats")
     page.wait_for_function("() => document.querySelector('#editor-head').dataset.version === '4'")  # snapped
@@ -83,7 +83,8 @@ def test_a_storyteller_times_a_transition_to_a_soundtrack(server: str, page, tmp
     audio_time = page.evaluate("document.querySelector('audio[data-player-audio]').currentTime")
     index = int(page.get_attribute("[data-player]", "data-index"))
     assert abs(index - audio_time * 12) <= 2, (index, audio_time)  # the picture follows the sound
-    page.screenshot(path=str(SHOTS / "animatics-page.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "animatics-page.png"), full_page=True)
+    keep_screenshot(tmp_path, "animatics-page.png")
     page.click("[data-player-action=play]")
     assert page.evaluate("document.querySelector('audio[data-player-audio]').paused") is True
     # Stepping moves the sound with the picture.

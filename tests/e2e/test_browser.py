@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import render_again
+from tests.support.browser import keep_screenshot, render_again
 
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "screenshot.png"
 
 
 # Records how many film-strip frames were finished each time the strip changed, to prove they stream in.
@@ -25,7 +23,7 @@ new MutationObserver(() => {
 """
 
 
-def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_a_person_renders_steers_and_returns(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import json
 
     model = json.load(urllib.request.urlopen(server + "/healthz"))["model"]  # the default a person gets
@@ -95,8 +93,8 @@ def test_a_person_renders_steers_and_returns(server: str, browser) -> None:  # t
     assert page.locator(".keyframe").count() == 3
     assert page.locator(".filmstrip [data-status=done]").count() == 24
     page.locator(".filmstrip img").last.scroll_into_view_if_needed()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
+    keep_screenshot(tmp_path, "screenshot.png")
 
     page.goto(server)  # its row (the server is shared: another file's title may read the same)
     row = page.locator(f".transition-row[data-transition-id='{transition_url.rsplit('/', 1)[1]}']")

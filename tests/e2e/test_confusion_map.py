@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import api as _api
-from tests.support.browser import render_again
+from tests.support.browser import keep_screenshot, render_again
 
 pytestmark = pytest.mark.e2e
-SHOT = Path(__file__).resolve().parents[2] / "docs" / "confusion-map.png"
 
 
-def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # Two segments, each a hard change in Segue-mini's world (day to night, desert to snow): jumps.
     created = _api(
         server,
@@ -96,4 +95,5 @@ def test_a_person_finds_the_jump_and_corrects_it_there(server: str, browser) -> 
     assert computed == changed and 0 < len(computed) < 13
     assert detail["stats"]["frames_reused"] == 13 - len(computed)
     page.wait_for_function("() => document.querySelectorAll('#scores .plot-points .point').length === 13")
-    page.screenshot(path=str(SHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "confusion-map.png"), full_page=True)
+    keep_screenshot(tmp_path, "confusion-map.png")

@@ -68,5 +68,4 @@ def test_a_picture_without_a_prompt_is_captioned_in_its_row(  # type: ignore[no-
     assert page.locator(f"{zone} .kf-caption").inner_text() == f"captioned: {caption}"
     page.locator(row).screenshot(path=str(tmp_path / "caption-row.png"))
     keep_screenshot(tmp_path, "caption-row.png")
-    page.screenshot(path="/tmp/x/caption-page.png")
     page.close()

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import api as _api
-from tests.support.browser import running_server
+from tests.support.browser import keep_screenshot, running_server
 
 pytestmark = pytest.mark.e2e
-SHOT = Path(__file__).resolve().parents[2] / "docs" / "loop.png"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,9 @@ def test_creating_a_transition_lands_on_its_own_address(server: str, browser) ->
     page.close()
 
 
-def test_a_person_fixes_a_jump_and_lets_the_autopilot_take_the_rest(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_a_person_fixes_a_jump_and_lets_the_autopilot_take_the_rest(
+    server: str, browser, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     created = _api(
         server,
         "POST",
@@ -90,7 +91,8 @@ def test_a_person_fixes_a_jump_and_lets_the_autopilot_take_the_rest(server: str,
     assert 1 <= proposals.count() <= 3
     assert page.locator("#autofix .af-proposal img").count() >= 1
     assert re.search(r"\d\.\d{3} → \d\.\d{3}", proposals.first.inner_text())
-    page.locator("#autofix").screenshot(path=str(SHOT))
+    page.locator("#autofix").screenshot(path=str(tmp_path / "loop.png"))
+    keep_screenshot(tmp_path, "loop.png")
     versions = _api(server, "GET", f"/api/transitions/{tid}")["version"]
     proposals.first.locator("button", has_text="Apply").click()
     page.wait_for_url(re.compile(rf".*/transitions/{tid}\?render=\d+$"))

@@ -25,7 +25,6 @@ def test_a_person_turns_on_neighbour_reuse_for_shared_in_betweens_and_renders(se
     page.locator("#neighbour_reuse_from-error").wait_for()
     message = page.inner_text("#neighbour_reuse_from-error")
     assert "neighbour_reuse_from must be a finite number between 0 and 1" in message
-    page.locator("fieldset.speed").screenshot(path="/tmp/neighbour-reuse-error.png")
 
     page.fill("#f-neighbour_reuse_from", "0.5")
     page.click("text=Create transition")
@@ -37,4 +36,3 @@ def test_a_person_turns_on_neighbour_reuse_for_shared_in_betweens_and_renders(se
     page.click("#render-button")
     page.locator("#render-head [data-status=done]").wait_for(timeout=180_000)
     assert page.locator(".filmstrip [data-status=done]").count() == 5
-    page.screenshot(path="/tmp/neighbour-reuse-render.png", full_page=True)

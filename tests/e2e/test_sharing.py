@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import keep_screenshot
+
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "sharing.png"
 
 # Counts the viewer's finished film-strip frames each time the page changes (frames must stream in).
 OBSERVER = """
@@ -42,7 +42,9 @@ def _create(server: str) -> int:
         return json.load(response)["id"]
 
 
-def test_a_view_link_follows_the_editor_live_without_edit_controls(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_a_view_link_follows_the_editor_live_without_edit_controls(
+    server: str, browser, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     tid = _create(server)
     editor = browser.new_context(viewport={"width": 1300, "height": 1000}).new_page()
     viewer_context = browser.new_context(viewport={"width": 1300, "height": 1000})
@@ -103,8 +105,8 @@ def test_a_view_link_follows_the_editor_live_without_edit_controls(server: str, 
     viewer.locator(".keyframe[data-position='0.4']").wait_for(timeout=20_000)
 
     viewer.evaluate("window.scrollTo(0, 0)")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    viewer.screenshot(path=str(SCREENSHOT))
+    viewer.screenshot(path=str(tmp_path / "sharing.png"))
+    keep_screenshot(tmp_path, "sharing.png")
     viewer_context.close()
     editor.close()
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import api
+from tests.support.browser import api, keep_screenshot
 
 pytestmark = pytest.mark.e2e
-SHOTS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def render_id(server: str) -> int:
 
 
 def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answers(  # type: ignore[no-untyped-def]
-    server: str, browser, render_id: int
+    server: str, browser, render_id: int, tmp_path: Path
 ) -> None:
     study = api(server, "POST", "/api/studies", {
         "title": "Which frame is odd?", "render_ids": [render_id], "tasks": ["triplets"], "triplets": 3,
@@ -52,7 +51,8 @@ def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answe
     )
     assert page.locator(".triplet-choice").count() == 3
     assert page.locator("#question").inner_text().startswith("1 of 3:")
-    page.screenshot(path=str(SHOTS / "studies-participant.png"))
+    page.screenshot(path=str(tmp_path / "studies-participant.png"))
+    keep_screenshot(tmp_path, "studies-participant.png")
     first_item = page.locator("#item").get_attribute("data-item-id")
     picked = page.locator(".triplet-choice").nth(2).get_attribute("data-index")
     page.locator(".triplet-choice").nth(2).click()
@@ -89,7 +89,8 @@ def test_a_participant_answers_a_triplet_study_and_the_researcher_sees_the_answe
     ]
     assert set(scorers) <= set(shown), (scorers, shown)
     assert researcher.locator(".accuracy-plot rect").count() == 1 + len(shown)
-    researcher.screenshot(path=str(SHOTS / "studies-results.png"), full_page=True)
+    researcher.screenshot(path=str(tmp_path / "studies-results.png"), full_page=True)
+    keep_screenshot(tmp_path, "studies-results.png")
 
 
 def test_a_participant_rates_and_marks_and_the_mark_lands_on_the_timeline(  # type: ignore[no-untyped-def]

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import api
+from tests.support.browser import api, keep_screenshot
 
 pytestmark = pytest.mark.e2e
-SHOTS = Path(__file__).resolve().parents[2] / "docs"
 TIMESTEPS = 4
 
 
-def test_the_researcher_compares_people_with_each_unet_block(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_researcher_compares_people_with_each_unet_block(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     body = {"title": "Dunes to snow", "start_prompt": "a desert at noon",
             "end_prompt": "a snowy field at night", "frames": 6, "seed": 5, "steps": 6}  # fmt: skip
     tid = api(server, "POST", "/api/transitions", body)["id"]
@@ -74,4 +73,5 @@ def test_the_researcher_compares_people_with_each_unet_block(server: str, browse
     by_name = {d["name"]: d for d in results["distances"]}
     assert by_name["unet/mid_block@t500"]["triplet_answers"] == 30
     page.locator("#block-grid").scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "studies-blocks.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "studies-blocks.png"), full_page=True)
+    keep_screenshot(tmp_path, "studies-blocks.png")
