@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from services import image_captions
+from worker.images import stored_picture
 
 
 @functools.cache
@@ -52,7 +53,12 @@ def has_own_clip(engine: Any) -> bool:
 
 
 def caption_for(engine: Any, image: Any, image_sha256: str, model_revision: str, store: Any = None) -> str:
-    """The picture's caption under this model (stored in `store`, or chosen now and stored there)."""
+    """The picture's caption under this model (stored in `store`, or chosen now and stored there).
+
+    image: the picture, or None to read it from the store by its SHA-256, only if a caption is chosen now."""
+    from infra.storage import get_store
+
+    store = store or get_store()
     stored = image_captions.stored_caption(image_sha256, model_revision, store)
     if stored is not None:
         return stored
@@ -61,6 +67,7 @@ def caption_for(engine: Any, image: Any, image_sha256: str, model_revision: str,
         from engine.captions import best_caption, clip_scores
         from worker.moce import clip_for
 
-        caption = best_caption(image, world_captions(), clip_scores(clip_for(engine)))
+        picture = stored_picture(store, image_sha256) if image is None else image
+        caption = best_caption(picture, world_captions(), clip_scores(clip_for(engine)))
     image_captions.keep_caption(image_sha256, model_revision, caption, store)
     return caption

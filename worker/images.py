@@ -16,6 +16,13 @@ def png(image: Any) -> bytes:
     return buffer.getvalue()
 
 
+def stored_picture(store: Any, key: str) -> Any:
+    """An image the frame store keeps under `key` (a keyframe's picture: its SHA-256), as RGB."""
+    import PIL.Image
+
+    return PIL.Image.open(io.BytesIO(store.read(key))).convert("RGB")
+
+
 def thumbnail(image: Any, side: int = THUMBNAIL_SIDE) -> Any:
     """The image scaled down to fit `side` (itself when it already fits)."""
     if max(image.size) <= side:

@@ -12,7 +12,6 @@ shows the image fitted to the render's size (or the reconstruction).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from core.params import KeyframeImage, RenderSnapshot
 from core.timeline import FramePlan, check_keys, frame_key, frames_at, keys_of
 from core.timeline import TimelineKeyframe as Key
 from worker import captions
-from worker.images import png
+from worker.images import png, stored_picture
 
 
 @dataclass(frozen=True)
@@ -60,19 +59,13 @@ def scored_prompts(
 ) -> list[tuple[str, str]]:
     """The two prompts each frame is scored against (the CLIP scorer's progress from A to B): a picture
     keyframe without a prompt is its caption, the text condition its frames were made with, not ''."""
-    from infra.storage import get_store
-
     if all(row is None for row in rows):
         return list(prompts)
-    store = store or get_store()
-    pictures: dict[str, Any] = {}
 
     def text(key: Key) -> str:
         if key.prompt or key.image is None:
             return key.prompt
-        if not pictures:
-            pictures.update(_pictures(snapshot, store))
-        return captions.caption_for(engine, pictures[key.image], key.image, snapshot.model_revision, store)
+        return captions.caption_for(engine, None, key.image, snapshot.model_revision, store)
 
     return [
         (a, b) if row is None else (a or text(row.key_a), b or text(row.key_b))
@@ -82,10 +75,8 @@ def scored_prompts(
 
 def _pictures(snapshot: RenderSnapshot, store: Any) -> dict[str, Any]:
     """The keyframes' images by SHA-256, read from the frame store."""
-    import PIL.Image
-
     records: dict[str, KeyframeImage] = {k.image.sha256: k.image for k in snapshot.keyframes if k.image}
-    return {sha: PIL.Image.open(io.BytesIO(store.read(sha))).convert("RGB") for sha in records}
+    return {sha: stored_picture(store, sha) for sha in records}
 
 
 def render(
@@ -100,7 +91,6 @@ def render(
 
     store: the frame store holding the pictures, inversions and captions (default: the studio's; `segue
     render` passes its own)."""
-    import PIL.Image
     import torch
 
     from engine.morph import Picture, fit_image
@@ -137,7 +127,7 @@ def render(
         (at,) = frames_at(keys, [key.position], seed=snapshot.seed, noise_path=snapshot.noise_interpolation)
         name = frame_key(snapshot.pixels(), at, snapshot.model_revision)
         if store.exists(name):
-            image = PIL.Image.open(io.BytesIO(store.read(name))).convert("RGB")
+            image = stored_picture(store, name)
         else:
             (image,) = engine.render(snapshot.pixels(), [request_of(at)])
             store.write(name, png(image))

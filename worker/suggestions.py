@@ -13,7 +13,6 @@ the reaper queues the request again (failed after `max_attempts` takes).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from infra.db import new_session
 from infra.storage import get_store
 from infra.tables import Suggestion, Transition, utcnow
 from services.jobs import SUGGESTIONS
+from services.projects import current_revision
 from services.suggestions import plan as plan_suggestions
 from worker import captions, lease
 from worker.images import png, thumbnail
@@ -145,14 +145,7 @@ def _caption(engine: Any, model: str, image_sha256: str | None) -> str:
     """The caption of a keyframe's picture under this model ('' for no picture, or a model without CLIP)."""
     if image_sha256 is None:
         return ""
-    import PIL.Image
-
-    from core.registry import model_revision
-
-    settings = get_settings()
-    revision = model_revision(model, settings.models_dir or settings.data_dir / "models")
-    picture = PIL.Image.open(io.BytesIO(get_store().read(image_sha256))).convert("RGB")
-    return captions.caption_for(engine, picture, image_sha256, revision)
+    return captions.caption_for(engine, None, image_sha256, current_revision(model))
 
 
 def run_suggestions(suggestion_id: int) -> dict[str, object]:

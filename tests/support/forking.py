@@ -29,8 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PR_SET_PDEATHSIG = 1
-#: Read by third-party libraries when they are imported (or by OpenMP when torch loads it): the zygote's
-#: values are every child's, so a request that asks for others is refused.
+#: Read by third-party libraries when they are imported (or by OpenMP when torch loads it): a zygote's
+#: values are every child's, so each set of them has its own zygote.
 IMPORT_TIME_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: What a render worker imports before its first batch, and nothing of Segue's.
 PRELOADED = (
@@ -50,6 +50,8 @@ PRELOADED = (
 
 
 def _die_with_parent(sig: int) -> None:
+    # Not app.cli.die_with_parent: the zygote imports nothing of Segue's (its children import it fresh), and
+    # a worker child must die at once (SIGKILL), not shut down warm on SIGTERM.
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
@@ -119,7 +121,9 @@ def _child(request: dict) -> None:  # type: ignore[type-arg]
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
         status = 0
     except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        from worker.exiting import status_of  # the status (and message) python -m would end with
+
+        status = status_of(exc.code)
     except BaseException:
         import traceback
 
@@ -168,7 +172,6 @@ class Forked:
 
 class Zygote:
     def __init__(self, env: dict[str, str]) -> None:
-        self.fixed = {name: env.get(name) for name in IMPORT_TIME_ENV}
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from tests.support.forking import serve; serve()"],
             cwd=REPO,
@@ -192,9 +195,6 @@ class Zygote:
         log: Path,
         stderr: Path | None = None,
     ) -> Forked:
-        for name, value in self.fixed.items():
-            if env.get(name) != value:
-                raise ValueError(f"{name}={env.get(name)}: this zygote imported with {value}")
         status = self.statuses / f"{time.monotonic_ns()}.status"
         request = {"module": module, "args": args, "env": env, "cwd": str(cwd), "log": str(log)}
         request["stderr"] = None if stderr is None else str(stderr)
