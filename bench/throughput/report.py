@@ -90,7 +90,10 @@ def fps_of(runs: Sequence[Run]) -> list[float]:
 
 
 def fast_label(args: argparse.Namespace) -> str:
-    return f"Segue end to end, embedded, batch {args.fast_batch} + shared in-betweens"
+    label = f"Segue end to end, embedded, batch {args.fast_batch} + shared in-betweens"
+    if getattr(args, "neighbour_reuse_from", None) is not None:
+        label += f" + neighbour reuse from {args.neighbour_reuse_from:g}"
+    return label
 
 
 def throughput_row(label: str, runs: Sequence[Run], baseline: Sequence[Run]) -> dict[str, Any]:

@@ -52,12 +52,20 @@ def configure(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> No
 
 
 def truncate(url: str) -> None:
+    """Empty every table of Segue's and restart its ids at 1 (tests find "id 1"). DELETE, children first,
+    not TRUNCATE: a test leaves a few rows, and TRUNCATE gives each of the tables, their indexes and their
+    sequences new files, 0.2 s a test (some 240 times a run) against a few milliseconds."""
     from infra.db import engine_for
     from infra.tables import Base
 
     with engine_for(url).begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.exec_driver_sql(f'DELETE FROM "{table.name}"')
+        sequences = conn.exec_driver_sql(
+            "SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = current_schema()"
+        ).scalars()
+        for sequence in sequences:
+            conn.exec_driver_sql(f'ALTER SEQUENCE "{sequence}" RESTART')
 
 
 _migrated_template: Path | None = None
