@@ -6,8 +6,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from bench.layer_probe import Pool, best_row, human_pool, score_readings, study_
 from core import odd_one_out
 from engine.layer_features import Reading
 from tests.support import renders
+from tests.support.forking import run
 from tests.support.studies import answer_all, finished_render, participant, study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,16 +134,10 @@ def test_the_studies_reader_is_used_once_study_tables_exist(tmp_path: Path, monk
 def test_the_probe_prints_a_row_per_block_noise_and_prompt_and_records_the_best(tmp_path: Path) -> None:
     out = tmp_path / "probe.json"
     env = {**os.environ, "SEGUE_DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.layer_probe", "--model", "segue-tiny", "--images", "48", "--triplets"]
-        + ["12", "--timesteps", "50,800", "--threads", "1", "--record", "--json", str(out)]
-        + ["--database-url", f"sqlite:///{tmp_path / 'none.db'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["--model", "segue-tiny", "--images", "48", "--triplets", "12", "--timesteps", "50,800"]
+    args += ["--threads", "1", "--record", "--json", str(out)]
+    args += ["--database-url", f"sqlite:///{tmp_path / 'none.db'}"]
+    result = run("bench.layer_probe", args, env, ROOT, timeout=300)  # forked: torch is imported already
     assert result.returncode == 0, result.stderr[-3000:]
     rows = re.findall(r"^\| ([\w.]+|CLIP image) \| (\d+|-) \| (yes|no|-) \| ", result.stdout, flags=re.M)
     blocks = ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]

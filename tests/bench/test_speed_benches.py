@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from bench.evaluations import psnr, ssim
+from tests.support.forking import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,14 +26,8 @@ def test_ssim_and_psnr_are_one_and_infinite_for_the_same_picture_and_fall_with_n
 
 def test_the_profile_accounts_for_every_stage_of_a_render(tmp_path: Path) -> None:
     out = tmp_path / "profile.md"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.profile", "--model", "segue-tiny", "--frames", "4", "--steps", "2",
-         "--batch", "2", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
+    args = ["--model", "segue-tiny", "--frames", "4", "--steps", "2", "--batch", "2", "--out", str(out)]
+    result = run("bench.profile", args, dict(os.environ), ROOT, timeout=300)  # forked: torch is imported
     assert result.returncode == 0, result.stderr[-3000:]
     table = out.read_text()
     rows = dict(re.findall(r"^\| ([^|]+?) \| ([\d.]+) \|", table, flags=re.M))

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.forking import run
 from tests.support.sse import read_sse
 from tests.support.stack import REPO
 from tests.support.waiting import wait_for
@@ -147,30 +147,9 @@ def _data_uri_bytes(uri: str) -> bytes:
 def test_bench_gpu_dry_runs_the_whole_script_on_the_cpu(sd15_dir: Path, tmp_path: Path) -> None:
     """`bench/gpu.py --dry`: every row of the GPU table, on the CPU, with the random SD 1.5 (small size)."""
     out = tmp_path / "gpu.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.gpu",
-            "--dry",
-            "--model",
-            str(sd15_dir),
-            "--size",
-            "64",
-            "--batches",
-            "1",
-            "--steps",
-            "1",
-            "--lcm-steps",
-            "2",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=900,
-    )
+    args = ["--dry", "--model", str(sd15_dir), "--size", "64", "--batches", "1", "--steps", "1"]
+    args += ["--lcm-steps", "2", "--out", str(out)]
+    result = run("bench.gpu", args, dict(os.environ), REPO, timeout=900)  # forked: torch is imported already
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     table = out.read_text()
     assert "| fp32 + SDPA (CPU, dry) |" in table
