@@ -37,7 +37,7 @@ def prepare_model() -> None:
     settings = get_settings()
     if settings.model != "segue-tiny":
         return
-    target = Path(model_location("segue-tiny", settings.models_dir or settings.data_dir / "models"))
+    target = Path(model_location("segue-tiny", settings.models_folder))
     if (target / "model_index.json").is_file():
         return
     log.info("building the offline tiny model in %s", target)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
@@ -30,7 +29,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    models_dir = get_settings().models_dir or Path("data/models")
+    models_dir = get_settings().models_folder
     engine = get_engine(args.model, models_dir=models_dir, device=args.device)
     params = PixelSettings(
         model=args.model, seed=0, steps=args.steps, guidance_scale=7.5, width=args.size, height=args.size

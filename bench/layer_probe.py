@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     settings = get_settings()
-    models_dir = settings.models_dir or settings.data_dir / "models"
+    models_dir = settings.models_folder
     started = time.perf_counter()
     engine = Engine.load(args.model, device="cpu", models_dir=models_dir)
     world = (

@@ -213,7 +213,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def engine_for(model: str, device: str) -> Engine:
     from infra.config import get_settings
 
-    return get_engine(model, models_dir=get_settings().models_dir or Path("data/models"), device=device)
+    return get_engine(model, models_dir=get_settings().models_folder, device=device)
 
 
 def sharing(engine: Engine, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -178,6 +178,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"an origin is scheme://host[:port] (https://segue.example); got {origin!r}")
         return value
 
+    @property
+    def models_folder(self) -> Path:
+        """Where models are found and built: SEGUE_MODELS_DIR, or data_dir/models (set when loaded)."""
+        assert self.models_dir is not None  # _fill_defaults
+        return self.models_dir
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()

@@ -70,5 +70,5 @@ def shown_caption(keyframe: object) -> str | None:
 
     settings = get_settings()
     transition = getattr(keyframe, "transition")  # noqa: B009
-    revision = model_revision(transition.model, settings.models_dir or settings.data_dir / "models")
+    revision = model_revision(transition.model, settings.models_folder)
     return stored_caption(image["sha256"], revision) or None

@@ -82,9 +82,7 @@ def search_inputs(transition: Transition, keyframe: Keyframe) -> dict[str, Any]:
     seed = transition.seed if keyframe.seed is None else keyframe.seed
     return {
         "model": transition.model,
-        "model_revision": model_revision(
-            transition.model, settings.models_dir or settings.data_dir / "models"
-        ),
+        "model_revision": model_revision(transition.model, settings.models_folder),
         "prompt": keyframe.prompt,
         "concepts": concepts.model_dump(exclude={"switch_step"}),
         "seeds": [(seed + i) % (SEED_MAX + 1) for i in range(PROBE_SEEDS)],

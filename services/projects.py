@@ -347,8 +347,7 @@ def resolve_model_name(name: str, allowed: list[str]) -> str:
 
 
 def current_revision(model: str) -> str:
-    settings = get_settings()
-    return model_revision(model, settings.models_dir or settings.data_dir / "models")
+    return model_revision(model, get_settings().models_folder)
 
 
 # ---------------------------------------------------------------- export and import

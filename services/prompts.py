@@ -71,7 +71,7 @@ def prompt_warning(field: str, prompt: str, model: str) -> str | None:
     """A message when the prompt runs past the encoder's window, saying what gets cut."""
     if not prompt:
         return None
-    found = _tokenizer(model_location(model, get_settings().models_dir or Path("data/models")))
+    found = _tokenizer(model_location(model, get_settings().models_folder))
     if found is None:
         return None
     tokenizer, window = found

@@ -44,7 +44,7 @@ def snapshot(transition: Transition) -> RenderSnapshot:
     return RenderSnapshot(
         **{name: getattr(transition, name) for name in SETTING_FIELDS},
         keyframes=[KeyframeSnapshot.model_validate(k, from_attributes=True) for k in transition.keyframes],
-        model_revision=model_revision(transition.model, settings.models_dir or settings.data_dir / "models"),
+        model_revision=model_revision(transition.model, settings.models_folder),
         **timing.audio_inputs(transition),  # the soundtrack, and its onset energy for spacing "audio"
     )
 

@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("; ".join(e["msg"] for e in validation_errors(list(exc.errors()))))  # type: ignore[arg-type]
 
     # 2. Plan and key the frames exactly as the studio does
-    models_dir = args.models_dir or settings.models_dir or settings.data_dir / "models"
+    models_dir = args.models_dir or settings.models_folder
     revision = model_revision(model, models_dir)
     if not revision and model == TINY_MODEL:  # built on first use: build it now, its revision keys the frames
         from engine.tiny_model import ensure_tiny_model

@@ -38,7 +38,7 @@ def scorers_for(engine: Any) -> list[Any]:
     # (`python -m bench.layer_probe --record`) takes effect without restarting the worker.
     choice = None
     if "unet" in names:
-        models_dir = settings.models_dir or settings.data_dir / "models"
+        models_dir = settings.models_folder
         record = layer_probe_record(engine.model_name, models_dir, settings.data_dir)
         choice = BlockChoice.load(record, model_revision(engine.model_name, models_dir))
     key = (id(engine), tuple(names), settings.scorer_clip, choice)

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from engine.pipeline import get_engine
     from infra.config import get_settings
 
-    models_dir = (get_settings().models_dir or Path("data/models")).resolve()
+    models_dir = get_settings().models_folder.resolve()
     loads = [f"{os.getloadavg()[0]:.2f}"]
     pinned = [
         f"this process torch.set_num_threads({args.threads}), OMP_NUM_THREADS={args.threads} (naive loop, "
