@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,10 @@ PERCEPTUAL_PROBES = 9
 Feature = Any
 
 
+#: The fields of a frame a stored frame row holds: all of FrameInputs' but attention and ends.
+ROW_FIELDS = tuple(f.name for f in fields(FrameInputs) if f.name not in ("attention", "ends"))
+
+
 def request_of(frame: Any) -> FrameRequest:
     """The engine request of a planned frame (core.timeline.FramePlan) or a stored frame row.
 
@@ -49,18 +53,7 @@ def request_of(frame: Any) -> FrameRequest:
         return FrameRequest(
             **frame.inputs(), ends=(request_of(ends[0]), request_of(ends[1])) if ends is not None else None
         )
-    return FrameRequest(
-        frame.prompt_a,
-        frame.prompt_b,
-        frame.local_t,
-        seed_a=frame.seed_a,
-        seed_b=frame.seed_b,
-        noise_t=frame.noise_t,
-        noise_path=frame.noise_path,
-        switch_step=frame.switch_step,
-        early_a=frame.early_a,
-        early_b=frame.early_b,
-    )
+    return FrameRequest(**{name: getattr(frame, name) for name in ROW_FIELDS})
 
 
 def pixel_feature(image: PIL.Image.Image, size: int = 64) -> np.ndarray:
