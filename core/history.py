@@ -31,6 +31,7 @@ LABELS = {
     "audio": "soundtrack",
     "guidance_until": "guidance until",
     "deep_cache_interval": "deep cache interval",
+    "deep_cache_from": "deep cache from",
     "neighbour_reuse_from": "neighbour reuse from",
 }
 

@@ -174,6 +174,8 @@ RANGES: dict[str, Range] = {
     # branch, and DeepCache's interval between full U-Net evaluations.
     "guidance_until": Range(0, lambda c: 1.0, integer=False),
     "deep_cache_interval": Range(1, lambda c: c.steps),
+    # DeepCache acts from this share of the steps on: the steps before it all run the full U-Net; 0: all.
+    "deep_cache_from": Range(0, lambda c: 1.0, integer=False),
     # Neighbour reuse: the share of the steps after which a shared in-between runs only the shallow path,
     # fed with its two anchors' deep features at the same step (engine/neighbours.py); 1: off.
     "neighbour_reuse_from": Range(0, lambda c: 1.0, integer=False),
@@ -280,6 +282,8 @@ class PixelSettings(BaseModel):
     # Off (1.0 and 1) computes exactly what Segue always computed; the frame key hashes them only when on.
     guidance_until: ranged("guidance_until", float) = 1.0  # type: ignore[valid-type]
     deep_cache_interval: ranged("deep_cache_interval", int) = 1  # type: ignore[valid-type]
+    # Off (0) with any interval, and hashed only where DeepCache is on (core.timeline._pixel_payload).
+    deep_cache_from: ranged("deep_cache_from", float) = 0.0  # type: ignore[valid-type]
     # Acts on shared in-betweens only, and a frame key hashes it only there (core.timeline._digest).
     neighbour_reuse_from: ranged("neighbour_reuse_from", float) = 1.0  # type: ignore[valid-type]
     # The transition's attention interpolation (a keyframe may set its segment's own); not hashed as
@@ -312,7 +316,12 @@ SETTING_FIELDS: tuple[str, ...] = tuple(RenderSettings.model_fields)
 NULLABLE_SETTINGS: tuple[str, ...] = ("spacing_budget", "shared_from_step")
 PIXEL_FIELDS: tuple[str, ...] = tuple(PixelSettings.model_fields)
 #: The U-Net savings and their "off" values: at these, a frame's key is the one it always had.
-SAVINGS_OFF: dict[str, Any] = {"guidance_until": 1.0, "deep_cache_interval": 1, "neighbour_reuse_from": 1.0}
+SAVINGS_OFF: dict[str, Any] = {
+    "guidance_until": 1.0,
+    "deep_cache_interval": 1,
+    "deep_cache_from": 0.0,
+    "neighbour_reuse_from": 1.0,
+}
 
 
 def neighbour_reuse_step(pixels: PixelSettings, start_step: int, mixed_steps: int = 0) -> int | None:

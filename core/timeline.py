@@ -543,6 +543,8 @@ def _pixel_payload(pixels: PixelSettings) -> dict[str, Any]:
     """The pixel settings a key hashes: savings that are off are left out, so older keys stay valid, and
     attention interpolation is hashed where it acts (_digest), not here."""
     off = {name for name, value in SAVINGS_OFF.items() if getattr(pixels, name) == value}
+    if pixels.deep_cache_interval <= 1:  # where DeepCache runs no step, its start changes no pixel
+        off.add("deep_cache_from")
     return pixels.model_dump(exclude=off | set(_WHERE_THEY_ACT))
 
 

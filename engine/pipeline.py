@@ -51,7 +51,7 @@ from engine.morph import Inverter
 from engine.neighbours import Donors, Features, FeatureStore, Reuse
 from engine.noise import PATHS as NOISE_PATHS
 from engine.noise import noise_between
-from engine.sampling import FrameMix, Group, LoopStats, decode, denoise_groups
+from engine.sampling import FrameMix, Group, LoopStats, cached_from, decode, denoise_groups
 from engine.tiny_model import ensure_tiny_model
 
 logger = logging.getLogger(__name__)
@@ -533,7 +533,8 @@ class Engine:
         Fewer U-Net evaluations (params; bench/evaluations.py measures what they cost in fidelity; off,
         they compute exactly what Segue always computed): guidance_until < 1 drops the unconditional
         branch after that fraction of the steps; deep_cache_interval N > 1 runs the full U-Net every N
-        steps and only its shallow path between (engine/deepcache.py); neighbour_reuse_from < 1 runs shared
+        steps and only its shallow path between (engine/deepcache.py), from the share deep_cache_from of
+        the steps on (every step before it runs the full U-Net); neighbour_reuse_from < 1 runs shared
         in-betweens' late steps on the shallow path with their anchors' deep features (engine/neighbours.py).
         """
         # 1. Check inputs
@@ -573,6 +574,7 @@ class Engine:
                     noise_seed=params.seed if params.scheduler in STOCHASTIC_SCHEDULERS else None,
                     guidance_until=params.guidance_until,
                     deep_cache_interval=params.deep_cache_interval,
+                    deep_cache_from=cached_from(params.deep_cache_from, params.steps),
                 )
             results: dict[FrameRequest, torch.Tensor] = {}
             for frames_of, latents in zip(members, finals, strict=True):

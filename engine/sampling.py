@@ -64,6 +64,11 @@ def step_noise(seed: int, step: int, rows: int) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(seed * 1000 + step + 1) for _ in range(rows)]
 
 
+def cached_from(deep_cache_from: float, steps: int) -> int:
+    """The first step DeepCache may run on the shallow path: the share deep_cache_from of the steps."""
+    return min(steps, max(0, math.ceil(deep_cache_from * steps - 1e-9)))
+
+
 def guided_steps(guidance_until: float, steps: int) -> int:
     """How many of the first steps evaluate the unconditional branch (all of them at 1.0)."""
     return min(steps, max(0, math.ceil(guidance_until * steps - 1e-9)))
@@ -119,6 +124,7 @@ def denoise_groups(
     after_step: Callable[[int, int], None] | None = None,
     guidance_until: float = 1.0,
     deep_cache_interval: int = 1,
+    deep_cache_from: int = 0,
     noise_seed: int | None = None,
     mix_steps: int = 0,
 ) -> list[torch.Tensor]:
@@ -130,7 +136,9 @@ def denoise_groups(
     guidance_until: the unconditional branch runs on the first guided_steps() steps only (then the
     prediction is the conditional one). deep_cache_interval N > 1: a full U-Net every N steps, the shallow
     path between, reusing the last full step's deep features (a change of batch layout forces a full
-    step). A group with `reuse` runs the shallow path from reuse.step, in its own call after the full one,
+    step); deep_cache_from: the steps before this one all run the full U-Net (and refresh the deep
+    features), DeepCache's interval counts from the last of them. A group with `reuse` runs the shallow
+    path from reuse.step, in its own call after the full one,
     fed with its anchors' features (handed out by the groups with on_features in that full call).
     noise_seed: the seed of a stochastic scheduler's per-step noise (step_noise).
     Steps [0, mix_steps) apply the groups' `mixes` (the caller installed engine.attention.mixing).
@@ -184,7 +192,11 @@ def denoise_groups(
                         out = unet(sample, t, encoder_hidden_states=states, return_dict=False)[0]
                 else:
                     layout = (tuple(main), tuple(rows))
-                    if deep is not None and deep.layout == layout and i - deep.step < deep_cache_interval:
+                    if (
+                        deep is not None
+                        and deep.layout == layout
+                        and deep_cache_from <= i < deep.step + deep_cache_interval
+                    ):
                         out = shallow_forward(unet, sample, t, states, deep.features)
                         if stats is not None:
                             stats.shallow_calls += 1

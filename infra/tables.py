@@ -116,6 +116,7 @@ class Transition(Base):
     audio: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
     guidance_until: Mapped[float] = setting_column(Float, "guidance_until", "1.0")
     deep_cache_interval: Mapped[int] = setting_column(Integer, "deep_cache_interval", "1")
+    deep_cache_from: Mapped[float] = setting_column(Float, "deep_cache_from", "0.0")
     attention_interpolation: Mapped[str] = setting_column(String(8), "attention_interpolation", "none")
     attention_steps: Mapped[float] = setting_column(Float, "attention_steps", "0.5")
     neighbour_reuse_from: Mapped[float] = setting_column(Float, "neighbour_reuse_from", "1.0")

@@ -40,6 +40,8 @@ def test_on_each_saving_is_part_of_the_frame_key(change: dict[str, float]) -> No
         ("deep_cache_interval", 0, "deep_cache_interval must be between 1 and 150 (got 0)"),
         ("deep_cache_interval", 151, "deep_cache_interval must be between 1 and 150 (got 151)"),
         ("neighbour_reuse_from", 1.01, "neighbour_reuse_from must be a finite number between 0 and 1"),
+        ("deep_cache_from", 1.5, "deep_cache_from must be a finite number between 0 and 1"),
+        ("deep_cache_from", -0.2, "deep_cache_from must be a finite number between 0 and 1"),
         ("neighbour_reuse_from", -1, "neighbour_reuse_from must be a finite number between 0 and 1"),
     ],
 )
@@ -47,7 +49,23 @@ def test_bad_values_name_the_field_and_the_range(field: str, value: float, messa
     with pytest.raises(ValidationError, match=re.escape(message)):
         RenderSettings.model_validate({field: value})
     assert RenderSettings().guidance_until == 1.0 and RenderSettings().deep_cache_interval == 1
-    assert RenderSettings().neighbour_reuse_from == 1.0
+    assert RenderSettings().neighbour_reuse_from == 1.0 and RenderSettings().deep_cache_from == 0.0
+
+
+def test_deep_cache_from_is_in_the_key_only_where_deep_cache_runs() -> None:
+    cached = PIXELS.model_copy(update={"deep_cache_interval": 2})
+    later = cached.model_copy(update={"deep_cache_from": 0.4})
+    keys = {frame_key(p, PLAIN, "rev1") for p in (PIXELS, cached, later)}
+    assert len(keys) == 3
+    assert frame_key(later.model_copy(update={"deep_cache_from": 0.6}), PLAIN, "rev1") not in keys
+    # From the first step (0) is DeepCache as it always was: the key it always had.
+    assert frame_key(cached.model_copy(update={"deep_cache_from": 0.0}), PLAIN, "rev1") == frame_key(
+        cached, PLAIN, "rev1"
+    )
+    # Without DeepCache (interval 1) no step runs the shallow path: its start changes no pixel, no key.
+    assert frame_key(PIXELS.model_copy(update={"deep_cache_from": 0.4}), PLAIN, "rev1") == frame_key(
+        PIXELS, PLAIN, "rev1"
+    )
 
 
 def _shared_keys(pixels: PixelSettings, start_step: int = 10) -> list[str]:

@@ -85,6 +85,22 @@ def test_deep_cache_reuses_deep_features_between_full_steps(engine: Engine) -> N
     assert min(psnr(a, b) for a, b in zip(full, cached, strict=True)) > 20
 
 
+def test_deep_cache_from_runs_every_step_before_it_on_the_full_u_net(engine: Engine) -> None:
+    full = pixels(engine.render(PARAMS, FRAMES))
+    cached = pixels(engine.render(PARAMS.model_copy(update={"deep_cache_interval": 2}), FRAMES))
+    late_params = PARAMS.model_copy(update={"deep_cache_interval": 2, "deep_cache_from": 0.5})
+    late = pixels(engine.render(late_params, FRAMES))
+    # Steps 0-3 full (ceil(0.5 x 8) = 4), then shallow and full alternate: F F F F S F S F.
+    assert engine.last_stats.unet_calls == PARAMS.steps and engine.last_stats.shallow_calls == 2
+    assert any(not np.array_equal(a, b) for a, b in zip(full, late, strict=True))
+    # Closer to full compute than DeepCache from the first step, on every frame.
+    for f, c, la in zip(full, cached, late, strict=True):
+        assert psnr(f, la) > psnr(f, c)
+    # From 1: every step full, the pixels of full compute.
+    engine.render(PARAMS.model_copy(update={"deep_cache_interval": 2, "deep_cache_from": 1.0}), FRAMES)
+    assert engine.last_stats.shallow_calls == 0
+
+
 def test_the_shallow_path_with_fresh_deep_features_is_the_full_u_net(engine: Engine) -> None:
     from engine.deepcache import full_forward, shallow_forward
 
