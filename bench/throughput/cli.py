@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -37,6 +38,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--app-batch", type=int, default=3, help="the transition's batch_size (the app's default)"
     )
     parser.add_argument("--shared-from-step", type=int, default=None, help="k; default half the steps")
+    parser.add_argument(
+        "--fast-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the second end-to-end render (repeatable), e.g. deep_cache_interval=2",
+    )
     parser.add_argument(
         "--neighbour-reuse-from",
         type=float,
@@ -85,6 +93,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if "engine" not in args.skip:  # the app and the savings are measured against these
         args.batches = sorted({*args.batches, args.app_batch, args.fast_batch})
     return args
+
+
+def fast_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--fast-setting NAME=VALUE pairs, each value read as JSON where it can be (numbers, true, null)."""
+    settings: dict[str, Any] = {}
+    for pair in args.fast_setting:
+        name, _, value = pair.partition("=")
+        try:
+            settings[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[name.strip()] = value
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -160,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     fast["shared_from_step"] = args.shared_from_step
                 if args.neighbour_reuse_from is not None:
                     fast["neighbour_reuse_from"] = args.neighbour_reuse_from
+                fast.update(fast_settings(args))
                 run, run.images = app_render(args, models_dir, root, "embedded", 1, args.threads, **fast)
                 app_fast.append(run)
             if "app-batch8" not in args.skip and args.fast_batch != args.app_batch:

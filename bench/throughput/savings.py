@@ -10,12 +10,15 @@ from typing import Any
 
 from bench.throughput.common import END_PROMPT, START_PROMPT, Run, chunks, frame_ts, log, pixel_settings
 
-#: (label, guidance_until, deep_cache_interval): the combinations of the settings that exist.
-SAVINGS: tuple[tuple[str, float, int], ...] = (
-    ("guidance until 0.6", 0.6, 1),
-    ("DeepCache N=2", 1.0, 2),
-    ("DeepCache N=3", 1.0, 3),
-    ("guidance until 0.6 + DeepCache N=2", 0.6, 2),
+#: (label, guidance_until, deep_cache_interval, deep_cache_from): combinations of the settings that exist.
+SAVINGS: tuple[tuple[str, float, int, float], ...] = (
+    ("guidance until 0.6", 0.6, 1, 0.0),
+    ("DeepCache N=2", 1.0, 2, 0.0),
+    ("DeepCache N=3", 1.0, 3, 0.0),
+    ("DeepCache N=2 from 0.4", 1.0, 2, 0.4),
+    ("DeepCache N=3 from 0.4", 1.0, 3, 0.4),
+    ("DeepCache N=3 from 0.6", 1.0, 3, 0.6),
+    ("guidance until 0.6 + DeepCache N=2", 0.6, 2, 0.0),
 )
 
 
@@ -39,8 +42,15 @@ def savings_runs(engine: Any, args: argparse.Namespace, batch: int) -> list[Run]
     ts = frame_ts(args.frames)
     requests = [FrameRequest(START_PROMPT, END_PROMPT, t) for t in ts]
     runs = []
-    for label, until, interval in SAVINGS:
-        params = PixelSettings(**dict(base.model_dump(), guidance_until=until, deep_cache_interval=interval))
+    for label, until, interval, cache_from in SAVINGS:
+        params = PixelSettings(
+            **dict(
+                base.model_dump(),
+                guidance_until=until,
+                deep_cache_interval=interval,
+                deep_cache_from=cache_from,
+            )
+        )
         run = Run(f"Segue engine, {label}", batch, args.frames, 0.0, threads=f"{torch.get_num_threads()}")
         items = 0
         started = time.perf_counter()
