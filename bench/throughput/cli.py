@@ -46,13 +46,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a setting of the second end-to-end render (repeatable), e.g. deep_cache_interval=2",
     )
     parser.add_argument(
-        "--neighbour-reuse-from",
-        type=float,
-        default=None,
-        help="the second end-to-end render's neighbour_reuse_from (0-1; default off): its shared in-betweens "
-        "run the U-Net's shallow path on their anchors' deep features from that share of the steps",
-    )
-    parser.add_argument(
         "--fast-batch",
         type=int,
         default=None,
@@ -178,8 +171,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 fast: dict[str, Any] = {"batch_size": args.fast_batch, "in_between": "shared"}
                 if args.shared_from_step:
                     fast["shared_from_step"] = args.shared_from_step
-                if args.neighbour_reuse_from is not None:
-                    fast["neighbour_reuse_from"] = args.neighbour_reuse_from
                 fast.update(fast_settings(args))
                 run, run.images = app_render(args, models_dir, root, "embedded", 1, args.threads, **fast)
                 app_fast.append(run)

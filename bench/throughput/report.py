@@ -91,8 +91,6 @@ def fps_of(runs: Sequence[Run]) -> list[float]:
 
 def fast_label(args: argparse.Namespace) -> str:
     label = f"Segue end to end, embedded, batch {args.fast_batch} + shared in-betweens"
-    if getattr(args, "neighbour_reuse_from", None) is not None:
-        label += f" + neighbour reuse from {args.neighbour_reuse_from:g}"
     for pair in getattr(args, "fast_setting", None) or []:
         label += f" + {pair}"
     return label
