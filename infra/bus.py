@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from core.events import parse, parse_transition_event
 from infra.config import Settings, get_settings
 from infra.db import new_session
+from infra.doorbell import Doorbell
 from infra.tables import RenderEventRow, TransitionEventRow
 
 #: How long an event stream is kept in Redis after its last event.
@@ -183,12 +184,17 @@ class _Fanouts:
 
 
 class SqlEventBus:
-    """Events as rows; readers poll. Works on SQLite across processes without any server."""
+    """Events as rows; readers poll. Works on SQLite across processes without any server.
 
-    def __init__(self, topic: Topic = RENDERS, poll_seconds: float = 0.25) -> None:
+    A reader waits between two polls on a doorbell that every publish of the same database rings
+    (infra/doorbell.py), so an event reaches its streams within milliseconds; the poll interval only
+    bounds the wait where a ring cannot arrive."""
+
+    def __init__(self, topic: Topic = RENDERS, poll_seconds: float = 0.25, database_url: str = "") -> None:
         self.topic = topic
         self.poll_seconds = poll_seconds
         self._fanouts = _Fanouts()
+        self.doorbell = Doorbell(f"events {topic.kind} {database_url}")
 
     def _owner(self) -> Any:
         return getattr(self.topic.row, self.topic.owner_column)
@@ -204,7 +210,9 @@ class SqlEventBus:
             except IntegrityError:  # its render was deleted (events go with it): nobody is listening
                 session.rollback()
                 return ""
-            return str(row.id)
+            event_id = str(row.id)
+        self.doorbell.ring(str(self.topic.owner_of(event)))
+        return event_id
 
     def _fetch(self, owner_id: int, after: int) -> list[Event]:
         row = self.topic.row
@@ -223,11 +231,14 @@ class SqlEventBus:
         after_id = int(after) if after and after.isdigit() else 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + block_seconds
-        while True:
-            events = await asyncio.to_thread(self._fetch, owner_id, after_id)
-            if events or loop.time() >= deadline:
-                return events
-            await asyncio.sleep(self.poll_seconds)
+        # Listening before the first read: an event committed after that read rings this listener.
+        with self.doorbell.listen(str(owner_id)) as bell:
+            while True:
+                events = await asyncio.to_thread(self._fetch, owner_id, after_id)
+                remaining = deadline - loop.time()
+                if events or remaining <= 0:
+                    return events
+                await bell.wait_async(min(self.poll_seconds, remaining))
 
     async def read(self, owner_id: int, after: str | None, block_seconds: float) -> list[Event]:
         """One poller per stream in this process (Fanout); each viewer reads after its own cursor."""
@@ -345,13 +356,15 @@ class RedisEventBus:
 
 
 @lru_cache
-def _bus_for(mode: str, redis_url: str, namespace: str, poll_seconds: float, topic: Topic) -> EventBus:
+def _bus_for(
+    mode: str, redis_url: str, namespace: str, poll_seconds: float, database_url: str, topic: Topic
+) -> EventBus:
     if mode == "distributed":
         return RedisEventBus(redis_url, namespace, topic)
-    return SqlEventBus(topic, poll_seconds)
+    return SqlEventBus(topic, poll_seconds, database_url)
 
 
 def get_bus(settings: Settings | None = None, topic: Topic = RENDERS) -> EventBus:
     """The render events bus (or, with topic=TRANSITIONS, the co-viewing channel of transitions)."""
     s = settings or get_settings()
-    return _bus_for(s.mode, s.redis_url, s.redis_namespace, s.event_poll_seconds, topic)
+    return _bus_for(s.mode, s.redis_url, s.redis_namespace, s.event_poll_seconds, s.database_url, topic)
