@@ -108,6 +108,8 @@ class Listener:
         if self._path is not None:
             with contextlib.suppress(OSError):
                 self._path.unlink()
+            with contextlib.suppress(OSError):  # the last listener takes the folder with it
+                self._path.parent.rmdir()
             self._path = None
 
 
@@ -131,10 +133,16 @@ class Doorbell:
             return Listener(None, None)
         sock = None
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.setblocking(False)
-            sock.bind(str(path))
+            for attempt in range(2):  # the folder may be removed by its last listener right after mkdir
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    sock.bind(str(path))
+                    break
+                except FileNotFoundError:
+                    if attempt:
+                        raise
             return Listener(sock, path)
         except OSError as exc:
             if sock is not None:
