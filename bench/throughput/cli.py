@@ -143,6 +143,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     app: list[Run] = []
     app_fast: list[Run] = []
     app_at_fast_batch: list[Run] = []  # full compute, at the fast batch (issue 20: the app at batch 8)
+    # The engine at an app render's batch, measured again right after it: the app's baseline in its round
+    # is the mean of the engine just before and just after it (the machine's speed drifts within a round).
+    bracket: dict[int, list[Run]] = {}
+
+    def bracket_app(batch: int, repeat: int) -> None:
+        before = engine_results.get(batch)
+        if "engine" in args.skip or not before or len(before) <= repeat:
+            return
+        after = engine_runs(engine, args, [batch])[batch]
+        seconds = (before[repeat].seconds + after.seconds) / 2
+        bracket.setdefault(batch, []).append(
+            Run(before[repeat].method, batch, before[repeat].frames, seconds)
+        )
+
     savings: dict[str, list[Run]] = {}
     sdv: dict[int, list[Run]] = {}
     sdv_missing: str | None = None
@@ -163,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if "app" not in args.skip:
                 run, images = app_render(args, models_dir, root, "embedded", 1, args.threads)
                 app.append(run)
+                bracket_app(args.app_batch, repeat)
                 reference = engine_results.get(args.app_batch)
                 if reference and images and repeat == 0:
                     gaps = [pixel_gap(images[i], reference[0].images[i]) for i in images]
@@ -178,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 batch_only = {"batch_size": args.fast_batch}
                 run, _ = app_render(args, models_dir, root, "embedded", 1, args.threads, **batch_only)
                 app_at_fast_batch.append(run)
+                bracket_app(args.fast_batch, repeat)
             if "savings" not in args.skip:
                 for run in savings_runs(engine, args, args.fast_batch):
                     savings.setdefault(run.method, []).append(run)
@@ -223,12 +239,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         loads,
         skipped,
         ceiling=ceiling,
+        bracket=bracket,
     )
     app_by_batch = {args.app_batch: app} if app else {}
     if app_at_fast_batch:
         app_by_batch[args.fast_batch] = app_at_fast_batch
     speed_text, speed_rows = speed_report(
-        args, naive, engine_results, app_by_batch, app_fast, savings, sdv, sdv_missing
+        args, naive, engine_results, app_by_batch, app_fast, savings, sdv, sdv_missing, bracket
     )
     text += "\n" + speed_text
     rows += speed_rows

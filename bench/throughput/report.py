@@ -89,6 +89,16 @@ def fps_of(runs: Sequence[Run]) -> list[float]:
     return [r.fps for r in runs]
 
 
+def engine_around(
+    engine: dict[int, list[Run]], bracket: dict[int, list[Run]] | None, batch: int
+) -> list[Run]:
+    """The engine runs an app render at `batch` is compared with, round by round: those bracketing it
+    when measured, else the engine's runs of the round."""
+    if bracket and bracket.get(batch):
+        return bracket[batch]
+    return engine.get(batch, [])
+
+
 def fast_label(args: argparse.Namespace) -> str:
     label = f"Segue end to end, embedded, batch {args.fast_batch} + shared in-betweens"
     for pair in getattr(args, "fast_setting", None) or []:
@@ -131,8 +141,12 @@ def report(
     loads: list[str],
     skipped: dict[str, str],
     ceiling: dict[int, list[Run]] | None = None,
+    bracket: dict[int, list[Run]] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The Markdown report and the CSV rows: every figure beside its baseline, medians of the repeats."""
+    """The Markdown report and the CSV rows: every figure beside its baseline, medians of the repeats.
+
+    bracket: per batch and round, the engine's seconds around the app's render (the mean of the engine
+    just before and just after it): the app's share of its engine is paired with these when given."""
     out: list[str] = []
     csv_rows: list[dict[str, Any]] = []
     base = median_run(naive) if naive else None
@@ -213,7 +227,7 @@ def report(
     # 2. The app against the raw engine at the same batch
     raw = median_run(engine[args.app_batch]) if engine.get(args.app_batch) else None
     app_run = median_run(app) if app else None
-    app_versus = paired_ratio(fps_of(app), fps_of(engine.get(args.app_batch, [])))
+    app_versus = paired_ratio(fps_of(app), fps_of(engine_around(engine, bracket, args.app_batch)))
     app_share = app_versus.median
     if app_run:
         out.append("\n#### The app against the raw engine (same frames, batch, threads)\n")
@@ -518,9 +532,11 @@ def speed_report(
     savings: dict[str, list[Run]],
     sdv: dict[int, list[Run]],
     sdv_missing: str | None,
+    bracket: dict[int, list[Run]] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Issue 20's table: naive, engine, the app (as a share of the engine at the same batch), shared
-    in-betweens and each saving with its SSIM to full compute, stable-diffusion-videos; then the targets."""
+    """Issue 20's table: naive, engine, the app (as a share of the engine at the same batch, paired round
+    by round with the engine measured around it), shared in-betweens and each saving with its SSIM to
+    full compute, stable-diffusion-videos; then the targets."""
     from bench.throughput.savings import fidelity
 
     base = median_run(naive) if naive else None
@@ -534,7 +550,7 @@ def speed_report(
         run = median_run(runs)
         kept = None
         if engine_batch is not None and engine.get(engine_batch):
-            kept = ratio(run.fps, median_run(engine[engine_batch]).fps)
+            kept = paired_ratio(fps_of(runs), fps_of(engine_around(engine, bracket, engine_batch))).median
         ssim_mean = ssim_worst = None
         if ssim_to is not None and reference(ssim_to) and runs[0].images:
             ssim_mean, ssim_worst = fidelity(runs[0].images, reference(ssim_to))
