@@ -190,11 +190,17 @@ class SqlEventBus:
     (infra/doorbell.py), so an event reaches its streams within milliseconds; the poll interval only
     bounds the wait where a ring cannot arrive."""
 
-    def __init__(self, topic: Topic = RENDERS, poll_seconds: float = 0.25, database_url: str = "") -> None:
+    def __init__(
+        self,
+        topic: Topic = RENDERS,
+        poll_seconds: float = 0.25,
+        database_url: str = "",
+        doorbell: bool = True,
+    ) -> None:
         self.topic = topic
         self.poll_seconds = poll_seconds
         self._fanouts = _Fanouts()
-        self.doorbell = Doorbell(f"events {topic.kind} {database_url}")
+        self.doorbell = Doorbell(f"events {topic.kind} {database_url}", enabled=doorbell)
 
     def _owner(self) -> Any:
         return getattr(self.topic.row, self.topic.owner_column)
@@ -357,14 +363,22 @@ class RedisEventBus:
 
 @lru_cache
 def _bus_for(
-    mode: str, redis_url: str, namespace: str, poll_seconds: float, database_url: str, topic: Topic
+    mode: str,
+    redis_url: str,
+    namespace: str,
+    poll_seconds: float,
+    database_url: str,
+    doorbell: bool,
+    topic: Topic,
 ) -> EventBus:
     if mode == "distributed":
         return RedisEventBus(redis_url, namespace, topic)
-    return SqlEventBus(topic, poll_seconds, database_url)
+    return SqlEventBus(topic, poll_seconds, database_url, doorbell)
 
 
 def get_bus(settings: Settings | None = None, topic: Topic = RENDERS) -> EventBus:
     """The render events bus (or, with topic=TRANSITIONS, the co-viewing channel of transitions)."""
     s = settings or get_settings()
-    return _bus_for(s.mode, s.redis_url, s.redis_namespace, s.event_poll_seconds, s.database_url, topic)
+    return _bus_for(
+        s.mode, s.redis_url, s.redis_namespace, s.event_poll_seconds, s.database_url, s.doorbell, topic
+    )

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     max_steps: int = Field(default=params.HARD_CAPS.steps, ge=1, le=params.HARD_CAPS.steps)
     max_batch_size: int = Field(default=params.HARD_CAPS.batch_size, ge=1, le=params.HARD_CAPS.batch_size)
     event_poll_seconds: float = Field(default=0.25, gt=0)
+    # Embedded mode: pollers of the queue folder and the event table wake when news is written
+    # (infra/doorbell.py); off, they find it at their next poll (the queue's 0.2 s, event_poll_seconds).
+    doorbell: bool = True
     # Soundtracks (docs/animatics.md): the largest audio file a transition takes, in MB (10^6 bytes).
     max_audio_mb: float = Field(default=50.0, gt=0, le=2000)
     # Keyframe images (docs/image-endpoints.md): the largest image file accepted, in MB (10^6 bytes).

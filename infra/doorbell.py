@@ -116,8 +116,9 @@ class Listener:
 class Doorbell:
     """A doorbell by name: `listen()` in the poller, `ring()` where the news is written."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, enabled: bool = True) -> None:
         self.folder = folder_for(name)
+        self.enabled = enabled  # off (SEGUE_DOORBELL=false): listeners only sleep, rings do nothing
 
     def _socket_path(self, door: str) -> Path | None:
         path = self.folder / f"{door}.{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
@@ -126,7 +127,7 @@ class Doorbell:
     def listener(self, door: str = "all") -> Listener:
         """A bound socket at one door of this doorbell (e.g. one render's events), or a Listener that only
         sleeps where one cannot be made."""
-        if not hasattr(socket, "AF_UNIX"):
+        if not self.enabled or not hasattr(socket, "AF_UNIX"):
             return Listener(None, None)
         path = self._socket_path(door)
         if path is None:
@@ -161,6 +162,8 @@ class Doorbell:
     def ring(self, door: str = "all") -> int:
         """Wake every listener at `door` (returns how many were rung). A socket nobody holds any more (its
         process died) is removed; nothing here raises."""
+        if not self.enabled:
+            return 0
         prefix = f"{door}."
         try:
             names = [

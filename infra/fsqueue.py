@@ -30,7 +30,9 @@ from infra.doorbell import Doorbell, Listener
 
 
 def doorbell(folder: str) -> Doorbell:
-    return Doorbell(f"queue {os.path.realpath(folder)}")
+    from infra.config import get_settings
+
+    return Doorbell(f"queue {os.path.realpath(folder)}", enabled=get_settings().doorbell)
 
 
 class Channel(filesystem.Channel):

@@ -161,3 +161,19 @@ def new_render() -> int:
         db.add(render)
         db.commit()
         return int(render.id)
+
+
+def test_off_nothing_rings_and_pollers_only_sleep(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from infra import fsqueue
+    from infra.bus import get_bus
+    from tests.support.isolation import configure, reset_caches
+
+    configure(monkeypatch, tmp_path / "data", doorbell="false")
+    for doorbell in (get_bus().doorbell, fsqueue.doorbell(str(tmp_path))):  # type: ignore[attr-defined]
+        assert doorbell.enabled is False
+        with doorbell.listen() as listener:
+            assert not listener.ringing_works
+            assert doorbell.ring() == 0
+    monkeypatch.delenv("SEGUE_DOORBELL")
+    reset_caches()
+    assert get_bus().doorbell.enabled is True  # type: ignore[attr-defined]
