@@ -18,9 +18,9 @@ import contextlib
 import hashlib
 import logging
 import os
-import select
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,12 +66,21 @@ class Listener:
         """Block until rung (True) or `timeout` seconds pass (False); rings before this call count."""
         if self._sock is None:
             if timeout > 0:
-                select.select([], [], [], timeout)
+                time.sleep(timeout)
             return False
         if self._drain():
             return True
-        readable, _, _ = select.select([self._sock], [], [], max(timeout, 0.0))
-        return bool(readable) and self._drain()
+        if timeout <= 0:
+            return False
+        self._sock.settimeout(timeout)  # a blocking read with a deadline: no select(), whatever the fd
+        try:
+            self._sock.recv(64)
+        except OSError:  # TimeoutError: nobody rang
+            return False
+        finally:
+            self._sock.setblocking(False)
+        self._drain()
+        return True
 
     async def wait_async(self, timeout: float) -> bool:
         """As `wait`, on the running event loop (its selector watches the socket; nothing blocks)."""
