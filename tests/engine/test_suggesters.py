@@ -198,3 +198,30 @@ def test_smollm2_writes_bridges_offline_and_caches_its_dequantized_weights(
         f"generate {first.seconds - cold.timings['load_seconds']:.1f} s; "
         f"answer: {first.raw[0]!r}"
     )
+
+
+def test_a_gguf_file_is_parsed_once_within_a_load_and_the_gguf_module_is_put_back(tmp_path: Path) -> None:
+    import gguf  # a dependency of Segue's (pyproject.toml)
+    import numpy as np
+
+    from engine.suggesters.local import gguf_read_once
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_tensor("token_embd.weight", np.arange(8, dtype=np.float32).reshape(2, 4))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    parse, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+
+    with gguf_read_once():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first  # the same file, by any spelling: parsed once
+        assert [t.name for t in first.tensors] == ["token_embd.weight"]
+        assert gguf.GGUFReader(path, "r+") is not first  # a writable reader is never shared
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 2) is gguf.get_tensor_name_map(arch, 2)
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (parse, name_map)
+    assert gguf.GGUFReader(path) is not gguf.GGUFReader(path)  # outside the block, as gguf does it
