@@ -16,6 +16,7 @@ import pytest
 from kombu import Connection
 
 from infra.doorbell import Doorbell
+from tests.support.isolation import file_broker
 
 LONG = 60.0  # a poll interval no test could sit out
 BOUND = 20.0  # how long a test waits for what a ring should bring at once
@@ -122,17 +123,7 @@ def test_a_stream_reads_an_event_as_it_is_published_not_at_its_next_poll(databas
 
 
 def test_the_embedded_worker_takes_a_message_as_it_is_put_not_at_its_next_poll(tmp_path: Path) -> None:
-    import infra.queue  # noqa: F401  (registers Segue's transport for filesystem://)
-
-    folder = tmp_path / "out"
-    folder.mkdir()
-    options = {
-        "data_folder_in": str(folder),
-        "data_folder_out": str(folder),
-        "control_folder": str(tmp_path / "control"),
-        "store_processed": False,
-        "polling_interval": LONG,
-    }
+    options = file_broker(tmp_path, polling_interval=LONG)
     with Connection("filesystem://", transport_options=options) as consumer_side:
         queue = consumer_side.SimpleQueue("doorbell-test")
         got: list[object] = []

@@ -10,20 +10,14 @@ from typing import Any
 import pytest
 from kombu import Connection
 
+from tests.support.isolation import file_broker
+
 
 def test_a_message_is_visible_to_consumers_only_once_written_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import infra.queue  # noqa: F401  (registers Segue's transport for filesystem://)
-
+    options = file_broker(tmp_path)
     folder = tmp_path / "out"
-    folder.mkdir()
-    options = {
-        "data_folder_in": str(folder),
-        "data_folder_out": str(folder),
-        "control_folder": str(tmp_path / "control"),
-        "store_processed": False,
-    }
     with Connection("filesystem://", transport_options=options) as conn:
         channel = conn.default_channel
         module = sys.modules[type(channel)._put.__module__]

@@ -92,3 +92,19 @@ def migrate_fresh() -> None:
         _migrated_template = template
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_migrated_template, target)
+
+
+def file_broker(root: Path, **options: object) -> dict[str, object]:
+    """kombu transport options for an embedded-mode broker folder of the test's own (Segue's filesystem
+    transport, infra/fsqueue.py, registered by importing infra.queue); `options` add to them."""
+    import infra.queue  # noqa: F401  (registers Segue's transport for filesystem://)
+
+    folder = root / "out"
+    folder.mkdir(exist_ok=True)
+    return {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(root / "control"),
+        "store_processed": False,
+        **options,
+    }
