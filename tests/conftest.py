@@ -16,6 +16,7 @@ from tests.support.isolation import (
     migrate_fresh,
     reset_caches,
     truncate,
+    without_reaper,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -78,11 +79,13 @@ def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[int]]]:
 
 
 @pytest.fixture
-def client(database: str, sent_tasks: list[tuple[int, list[int]]]):  # type: ignore[no-untyped-def]
+def client(database: str, sent_tasks: list[tuple[int, list[int]]], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The web side alone, in this process: its queue recorded (sent_tasks), no reaper."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
+    without_reaper(monkeypatch)
     # Like a browser on Segue's own page: its forms carry Segue's own Origin (app/security.py).
     with TestClient(create_app(), headers=SAME_ORIGIN) as test_client:
         yield test_client

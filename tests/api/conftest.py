@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.isolation import without_reaper
+
 
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
@@ -24,9 +26,11 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 
 @pytest.fixture
-def api(database: str, queued: dict[str, list[Any]]):  # type: ignore[no-untyped-def]
+def api(database: str, queued: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The web side in this process, its queue recorded for `worker` to run here; no reaper."""
     from app.main import create_app
 
+    without_reaper(monkeypatch)
     with TestClient(create_app(), headers={"Origin": "http://testserver"}) as test_client:
         yield test_client
 
@@ -58,10 +62,11 @@ def worker(api: TestClient, queued: dict[str, list[Any]], models_dir, monkeypatc
 
 @pytest.fixture
 def app_with(database: str, sent_tasks: list[Any], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A Segue built with extra SEGUE_* settings (same database); clients made by the test."""
+    """A Segue built with extra SEGUE_* settings (same database); clients made by the test. No reaper."""
     from app.main import create_app
     from infra.config import get_settings
 
+    without_reaper(monkeypatch)
     def build(**env: str):  # type: ignore[no-untyped-def]
         for key, value in env.items():
             monkeypatch.setenv(f"SEGUE_{key.upper()}", value)

@@ -35,11 +35,11 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 @pytest.fixture
 def api(database: str, queued: dict[str, list[Any]], models_dir, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     from app.main import create_app
-    from tests.support.isolation import reset_caches
+    from tests.support.isolation import reset_caches, without_reaper
 
     monkeypatch.setenv("SEGUE_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("SEGUE_WORKER_DEVICE", "cpu")
-    monkeypatch.setenv("SEGUE_REAP_SECONDS", "3600")  # no reaper round in the middle of a test
+    without_reaper(monkeypatch)  # no reaper round in the middle of a test
     monkeypatch.setenv("SEGUE_SCORER", "ssim")  # plain pixels: the planted jump is a jump in pixels
     monkeypatch.setenv("SEGUE_SUGGESTER", "template")  # bridges without loading SmolLM2 (tested elsewhere)
     reset_caches()

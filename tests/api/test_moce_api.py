@@ -34,9 +34,11 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 
 @pytest.fixture
-def api(database: str, sent: dict[str, list[Any]]):  # type: ignore[no-untyped-def]
+def api(database: str, sent: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     from app.main import create_app
+    from tests.support.isolation import without_reaper
 
+    without_reaper(monkeypatch)
     with TestClient(create_app(), headers={"Origin": "http://testserver"}) as test_client:
         yield test_client
 

@@ -18,6 +18,8 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi import checks as openapi_checks  # noqa: E402
 
+from tests.support.isolation import without_reaper  # noqa: E402
+
 MAX_EXAMPLES = int(os.environ.get("SEGUE_SCHEMATHESIS_EXAMPLES", "20"))
 
 
@@ -67,6 +69,7 @@ def test_the_api_answers_every_generated_request_within_its_schema(
     # Nothing reaches a broker or a worker: planning tasks are dropped, render batches recorded.
     monkeypatch.setattr("services.rendering.send_plan_render", lambda *_: None)
     monkeypatch.setattr("services.rendering.broker_error", lambda: None)
+    without_reaper(monkeypatch)
     app = create_app()
     with TestClient(app) as client:
         _seed(client)

@@ -11,9 +11,11 @@ from core import params
 
 
 @pytest.fixture
-def client(database: str, sent_tasks):  # type: ignore[no-untyped-def]
+def client(database: str, sent_tasks, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     from app.main import create_app
+    from tests.support.isolation import without_reaper
 
+    without_reaper(monkeypatch)
     with TestClient(create_app()) as test_client:
         yield test_client
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from tests.support.isolation import without_reaper
 from tests.support.waiting import wait_for
 
 KINDS = ["export", "suggestions", "switch step search", "planning", "autofix", "study blocks"]
@@ -389,10 +390,7 @@ def test_a_live_worker_takes_over_and_finishes_an_export_a_dead_worker_left_runn
     for key, value in FAST_RECOVERY.items():
         monkeypatch.setenv(key, value)
 
-    async def no_reaper() -> None:  # the web app reaps too: here only the worker's own pulse does
-        return None
-
-    monkeypatch.setattr("services.jobs.reaper_loop", no_reaper)
+    without_reaper(monkeypatch)  # the web app reaps too: here only the worker's own pulse does
     stack = stack_factory(mode="distributed", database=database)
     client = stack.client
     transition = client.post(
