@@ -67,6 +67,7 @@ def app_with(database: str, sent_tasks: list[Any], monkeypatch: pytest.MonkeyPat
     from infra.config import get_settings
 
     without_reaper(monkeypatch)
+
     def build(**env: str):  # type: ignore[no-untyped-def]
         for key, value in env.items():
             monkeypatch.setenv(f"SEGUE_{key.upper()}", value)
