@@ -6,7 +6,8 @@ imports those libraries once, with the environment every test worker gets (`HF_H
 thread), and forks a child per worker. The child takes the test's environment, working directory and log,
 then runs the same entry module as `python -m worker ...` does, so Segue's own code (settings, Celery app,
 tables) is imported fresh in every worker, as in a real one; only third-party modules that hold no per-test
-state are inherited. The child is a real process: signals, `os._exit` statuses and kills are the real ones.
+state are inherited. A child that hands its process over to another module with `os.execv(python, [python,
+"-m", module, ...])`, as `segue render` does, runs that module next in the same way. The child is a real process: signals, `os._exit` statuses and kills are the real ones.
 
 The zygote has no threads (fork stays safe), dies with the test process, and its children die with it.
 """
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 PR_SET_PDEATHSIG = 1
@@ -95,6 +97,28 @@ def serve() -> None:
                 os.replace(path + ".tmp", path)
 
 
+class _ExecModule(BaseException):
+    """`os.execv(python, [python, "-m", module, *args])` in a forked child: become that module instead."""
+
+    def __init__(self, module: str, args: list[str]) -> None:
+        super().__init__(module)
+        self.module, self.args = module, args
+
+
+_real_execv = os.execv
+
+
+def _exec_as_module(path: str, argv: Any) -> None:
+    """os.execv in a forked child. `segue render` hands its process over to `python -m worker.headless`
+    with execv (app/cli.py): a real exec would start a fresh interpreter that imports torch again (the ~6 s
+    of CPU the zygote exists to save), so a `python -m` exec runs that module in this process, as the zygote
+    runs its first. Anything else is a real exec."""
+    argv = list(argv)
+    if path == sys.executable and argv[1:2] == ["-m"] and len(argv) >= 3:
+        raise _ExecModule(argv[2], argv[3:])
+    _real_execv(path, argv)
+
+
 def _child(request: dict) -> None:  # type: ignore[type-arg]
     """In the forked child: become the requested process, as `python -m <module> <args>` would start."""
     import runpy
@@ -115,10 +139,18 @@ def _child(request: dict) -> None:  # type: ignore[type-arg]
         os.environ.clear()
         os.environ.update(request["env"])
         torch.set_num_threads(int(request["env"].get("OMP_NUM_THREADS", "1")))
-        sys.argv = [request["module"], *request["args"]]
         if request["cwd"] not in sys.path:
             sys.path.insert(0, request["cwd"])
-        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        module, args = request["module"], request["args"]
+        os.execv = _exec_as_module  # type: ignore[assignment]
+        while True:
+            sys.argv = [module, *args]
+            try:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            except _ExecModule as handover:
+                module, args = handover.module, handover.args
+                continue
+            break
         status = 0
     except SystemExit as exc:
         from worker.exiting import status_of  # the status (and message) python -m would end with
