@@ -45,16 +45,20 @@ migrate: $(VENV)/.installed ## bring the database (SEGUE_DATABASE_URL) to the ne
 # files are handed out in collection order, where tests/conftest.py puts the slow ones first (xdist would
 # start with the files that hold the most tests, and the four-minute full-size SD file ran alone at the end).
 TEST_WORKERS ?= 2
+# Python's bytecode cache on, whatever the machine says (some images set PYTHONDONTWRITEBYTECODE=1): without
+# it every test process, and every worker and server a test starts, compiles Segue's modules from source and
+# pytest rewrites the asserts of every test module again (__pycache__ is in .gitignore).
+TEST_ENV = PYTHONDONTWRITEBYTECODE= HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 test: $(VENV)/.test-installed ## install the test needs and run every test (needs PostgreSQL, Redis, Chromium)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The tests that need no PostgreSQL, Redis or browser (markers `postgres`, `redis`, `e2e` in pyproject.toml):
 # what a fresh clone can run with Python alone.
 QUICK_MARKERS = not postgres and not redis and not e2e
 
 test-quick: $(VENV)/.test-installed ## run every test that needs neither PostgreSQL, Redis nor a browser
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "$(QUICK_MARKERS)" $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "$(QUICK_MARKERS)" $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed ## ruff, mypy and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check core infra services app engine worker training bench tests migrations
