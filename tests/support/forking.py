@@ -7,7 +7,8 @@ thread), and forks a child per worker. The child takes the test's environment, w
 then runs the same entry module as `python -m worker ...` does, so Segue's own code (settings, Celery app,
 tables) is imported fresh in every worker, as in a real one; only third-party modules that hold no per-test
 state are inherited. A child that hands its process over to another module with `os.execv(python, [python,
-"-m", module, ...])`, as `segue render` does, runs that module next in the same way. The child is a real process: signals, `os._exit` statuses and kills are the real ones.
+"-m", module, ...])`, as `segue render` does, runs that module next in the same way. The child is a real
+process: signals, `os._exit` statuses and kills are the real ones.
 
 The zygote has no threads (fork stays safe), dies with the test process, and its children die with it.
 """
