@@ -40,7 +40,6 @@ def measure(args: argparse.Namespace, root: Path, doorbell: bool) -> Waits:
     from infra.tables import Render
 
     bench_args = parse_args(["--frames", "6", "--steps", "4", "--app-batch", "3", "--model", args.model])
-    bench_args.frames, bench_args.steps = 6, 4
     pick_up: list[float] = []
     final_event: list[float] = []
     with environment({"SEGUE_DOORBELL": "true" if doorbell else "false"}):

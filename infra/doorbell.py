@@ -57,9 +57,7 @@ class Listener:
             try:
                 self._sock.recv(64)
                 rung = True
-            except (BlockingIOError, InterruptedError):
-                return rung
-            except OSError:
+            except OSError:  # BlockingIOError: nothing more to read
                 return rung
 
     def wait(self, timeout: float) -> bool:

@@ -17,6 +17,7 @@ from kombu import Connection
 
 from infra.doorbell import Doorbell
 from tests.support.isolation import file_broker
+from tests.support.waiting import wait_for
 
 LONG = 60.0  # a poll interval no test could sit out
 BOUND = 20.0  # how long a test waits for what a ring should bring at once
@@ -128,11 +129,13 @@ def test_the_embedded_worker_takes_a_message_as_it_is_put_not_at_its_next_poll(t
         queue = consumer_side.SimpleQueue("doorbell-test")
         got: list[object] = []
         consumer = in_thread(lambda: got.append(queue.get(timeout=LONG).payload))
-        # The consumer is waiting (it has looked at the empty folder) before the message is put.
-        waiting = consumer_side.transport._listener
-        while waiting is None:
-            consumer.join(0.01)
-            waiting = consumer_side.transport._listener
+        # The consumer is waiting (it listens before it looks at the empty folder) before the message is put.
+        wait_for(
+            lambda: consumer_side.transport._listener is not None,
+            timeout=BOUND,
+            interval=0.01,
+            what="the consumer to listen on the queue's doorbell",
+        )
         with Connection("filesystem://", transport_options=options) as producer_side:
             producer_side.SimpleQueue("doorbell-test").put({"render": 3})
         consumer.join(BOUND)
