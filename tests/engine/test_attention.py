@@ -26,7 +26,11 @@ PARAMS = PixelSettings(
 MODES = ("inner", "outer", "fused")
 #: Float noise of one frame's final latents computed in two differently shaped batches. The latents are
 #: compared, not the pixels: the tiny model's random VAE flattens most differences into one 8-bit level.
-FLOAT_NOISE = 1e-4
+#: The latents reach about 25 in magnitude; summed in another order (another batch shape, on a CPU with
+#: other vector units), six steps of fp32 differ by about 1e-4: up to 1.02e-4 on an AVX2-only machine,
+#: under 1e-4 where AVX-512 was there. The smallest real change below (fused mixing on this tiny model) is
+#: 2.6e-3, nine times this bound.
+FLOAT_NOISE = 3e-4
 
 
 def latents_of(engine: Engine, params: PixelSettings, frames: list[FrameRequest], **kw) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
@@ -129,8 +133,8 @@ def test_attention_interpolation_changes_the_in_betweens(engine: Engine) -> None
     frames = [FrameRequest(CAT, BICYCLE, 0.5), *(FrameRequest(CAT, BICYCLE, 0.5, attention=m) for m in MODES)]
     plain, *mixed = latents_of(engine, PARAMS, frames)
     for one in mixed:
-        assert max_diff(one, plain) > 10 * FLOAT_NOISE
-    assert max_diff(mixed[0], mixed[1]) > 10 * FLOAT_NOISE  # inner and outer differ
+        assert max_diff(one, plain) > 5 * FLOAT_NOISE
+    assert max_diff(mixed[0], mixed[1]) > 5 * FLOAT_NOISE  # inner and outer differ
 
 
 def test_a_mixing_frame_is_the_same_alone_and_in_a_batch(engine: Engine, keyframes) -> None:  # type: ignore[no-untyped-def]

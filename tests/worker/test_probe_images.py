@@ -73,7 +73,10 @@ def test_the_probe_pass_renders_image_segments_through_the_image_path(
     assert np.abs(through_images[-1] - np.array(BLUE)).mean() < 2.0  # the picture keyframe's own frame
     as_prompts = probed(None)  # what the probe measured before: the keyframe rendered from its prompt ("")
     assert np.abs(as_prompts[-1] - np.array(BLUE)).mean() > 20.0
-    assert np.array_equal(through_images[0], as_prompts[0])  # the prompt keyframe's frame is the same
+    # The prompt keyframe's frame is the same picture (rendered in a batch of another shape: float noise,
+    # which may round a pixel to the next 8-bit level on one CPU and not on another).
+    gap = np.abs(through_images[0] - as_prompts[0])
+    assert gap.max() <= 1.0 and gap.mean() < 0.01
     assert (
         probe_renderer(
             engine,
