@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import events
+from core.params import whole_number
 from core.statuses import FINISHED, Status
 from infra.bus import get_bus
 from infra.channels import get_channel
@@ -49,9 +50,10 @@ class Cursor:
         if not value or value.count("~") != 2:
             return None
         channel, render, render_after = value.split("~")
-        if render and not render.isdigit():
+        number = whole_number(render)
+        if render and number is None:
             return None
-        return cls(channel or None, int(render) if render else None, render_after or None)
+        return cls(channel or None, number, render_after or None)
 
 
 def _newest_render(db: Session, transition_id: int) -> Render | None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.security import OWNER_COOKIE, TokenThrottle, owner_required, owner_session, same_secret
 from app.templating import templates
+from core.params import MAX_ID, whole_number
 from infra.config import Settings, get_settings
 from infra.db import get_db
 from services.errors import FieldError
@@ -21,9 +22,6 @@ from services.history import Actor
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
-#: The largest id (and offset) a request may name: the database's INTEGER column. Past it a request is a 422
-#: naming the parameter, never a 500 from the database; the OpenAPI schema carries the range.
-MAX_ID = 2**31 - 1
 #: A row id in a path (`/api/renders/{render_id}`), 1 to MAX_ID.
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 #: A row id in a query string (`?render=7`), 1 to MAX_ID.
@@ -91,10 +89,15 @@ class Access:
     def actor(self) -> Actor:
         return Actor(link_id=self.link_id, client=self.client)
 
-    def require(self, transition_id: int, write: bool = False, comment: bool = False) -> None:
-        """Raise unless this access may read (or write; or, with `comment`, add notes to) that transition."""
+    def require(
+        self, transition_id: int, write: bool = False, comment: bool = False, asked: str | None = None
+    ) -> None:
+        """Raise unless this access may read (or write; or, with `comment`, add notes to) that transition.
+
+        `asked`: what the request named ("render 12"): another transition's object is answered as missing
+        under that name, never under its transition's id (which would tell a link holder which it is)."""
         if self.transition_id is not None and self.transition_id != transition_id:
-            raise AccessDenied(404, f"transition {transition_id} does not exist")
+            raise AccessDenied(404, f"{asked or f'transition {transition_id}'} does not exist")
         if write and comment and not self.can_comment:
             raise AccessDenied(403, self.refusal)
         if write and not comment and not self.can_edit:
@@ -216,6 +219,16 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def throttle_key(request: Request) -> str:
+    """Whose wrong tokens a request counts among: its address, and apart from them the requests a browser
+    marks as sent by another site (Sec-Fetch-Site, which no page can set). Another site's page that loads
+    `/s/<wrong token>` ten times then locks out only itself, not the person at that address."""
+    address = client_address(request)
+    if request.headers.get("sec-fetch-site", "").lower() in ("cross-site", "same-site"):
+        return f"{address} (from another site)"
+    return address
+
+
 def refuse_if_throttled(throttle: TokenThrottle, address: str) -> None:
     wait = throttle.retry_after(address)
     if wait is not None:
@@ -227,7 +240,7 @@ def check_token(
     request: Request, db: Session, settings: Settings, token: str, client: str | None = None
 ) -> Access | None:
     """`resolve_credential`, limited per client: past SEGUE_MAX_TOKEN_FAILURES wrong tokens a minute, 429."""
-    throttle, address = token_throttle(request), client_address(request)
+    throttle, address = token_throttle(request), throttle_key(request)
     refuse_if_throttled(throttle, address)
     granted = resolve_credential(db, settings, token, client)
     if granted is None:
@@ -240,7 +253,7 @@ def _owner_cookie(request: Request, settings: Settings) -> bool | None:
     cookie = request.cookies.get(OWNER_COOKIE)
     if not cookie:
         return None
-    throttle, address = token_throttle(request), client_address(request)
+    throttle, address = token_throttle(request), throttle_key(request)
     refuse_if_throttled(throttle, address)
     if settings.owner_token and same_secret(cookie, owner_session(settings.owner_token)):
         return True
@@ -270,8 +283,9 @@ def enforce_access(request: Request, db: SessionDep, settings: SettingsDep) -> A
             if request.method == "GET" and page:
                 raise AccessDenied(303, "/signin")
             raise AccessDenied(
-                401, "sign in as the owner at /signin (or send Authorization: Bearer <owner token>), "
-                "or open a share link"
+                401,
+                "sign in as the owner at /signin (or send Authorization: Bearer <owner token>), "
+                "or open a share link",
             )
         granted = Access(role="owner", client=client)
     access = replace(granted, via_cookie=via_cookie)
@@ -296,7 +310,8 @@ def enforce_access(request: Request, db: SessionDep, settings: SettingsDep) -> A
             transition_id = resolve(db, ident)
             if transition_id is None:
                 raise AccessDenied(404, f"{name.removesuffix('_id')} {ident} does not exist")
-            access.require(transition_id, write=write, comment=marker == "comment")
+            asked = f"{name.removesuffix('_id')} {ident}"
+            access.require(transition_id, write=write, comment=marker == "comment", asked=asked)
             return access
     if marker == "self":
         if write and not access.can_edit:
@@ -328,10 +343,13 @@ def _if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) 
     """The version named by an If-Match header: `"7"`, `W/"7"` or `7`; `*` (or none) names no version."""
     if if_match is None or if_match.strip() in ("", "*"):
         return None
-    value = if_match.strip().removeprefix("W/").strip().strip('"')
-    if not value.isdigit() or int(value) < 1:
-        raise FieldError("If-Match", f'If-Match must name a transition version, like "7" (got {if_match!r})')
-    return int(value)
+    version = whole_number(if_match.strip().removeprefix("W/").strip().strip('"'))
+    if version is None or not 1 <= version <= MAX_ID:
+        raise FieldError(
+            "If-Match",
+            f'If-Match must name a transition version, 1 to {MAX_ID}, like "7" (got {if_match[:40]!r})',
+        )
+    return version
 
 
 IfMatchDep = Annotated[int | None, Depends(_if_match)]

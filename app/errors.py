@@ -81,18 +81,26 @@ def install(app: FastAPI) -> None:
     for kind in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(kind, _database)
 
-    # A body that is not text (invalid UTF-8) is bad input like any other: the documented 422 shape, not
-    # FastAPI's bare 400 "There was an error parsing the body".
+    # A body FastAPI or Starlette could not read (not UTF-8, not JSON, nested too deeply, a broken multipart
+    # form, too many files) is bad input like any other: the documented 422 shape naming the body, not a bare
+    # 400 "There was an error parsing the body". No route of Segue's raises a 400 of its own.
     from fastapi.exception_handlers import http_exception_handler
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        cause = exc.__cause__
-        if exc.status_code == 400 and isinstance(cause, (UnicodeDecodeError, ValueError)):
-            message = f"the body is not valid UTF-8 JSON ({cause})"[:300]
-            detail = [{"field": "body", "msg": message, "type": "json_invalid", "loc": ["body"]}]
-            return error_response(422, detail)
+        if exc.status_code == 400:
+            cause = exc.__cause__
+            kind = "json_invalid"
+            if isinstance(cause, RecursionError):
+                message = "the body is not valid JSON: it is nested too deeply"
+            elif isinstance(cause, ValueError) and "int_max_str_digits" in str(cause):
+                message = "the body is not valid JSON: a number in it has too many digits"
+            elif isinstance(cause, (UnicodeDecodeError, ValueError)):
+                message = f"the body is not valid UTF-8 JSON ({cause})"[:300]
+            else:
+                message, kind = f"the body could not be read: {exc.detail}"[:300], "body_invalid"
+            return error_response(422, [{"field": "body", "msg": message, "type": kind, "loc": ["body"]}])
         return await http_exception_handler(request, exc)
 
 

@@ -39,7 +39,7 @@ def block_rank(block: str) -> tuple[int, int, str]:
     """The order a U-Net runs its blocks: down blocks, the mid block, up blocks."""
     kind, _, index = block.partition(".")
     rank = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}.get(kind, 3)
-    return rank, int(index) if index.isdigit() else 0, block
+    return rank, int(index) if index.isascii() and index.isdigit() else 0, block
 
 
 def sort_key(name: str) -> tuple[Any, ...]:

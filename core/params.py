@@ -24,6 +24,9 @@ SIZE_MULTIPLE = 8  # the VAE works on 8x8 pixel cells
 MAX_PROMPT_CHARS = 2000
 MAX_TITLE_CHARS = 200
 MAX_MODEL_CHARS = 500
+#: The largest id, version or offset a request may name: the database's INTEGER column (32-bit on
+#: PostgreSQL). Past it a request is a 422 naming the field, never a 500 from the database.
+MAX_ID = 2**31 - 1
 
 Scheduler = Literal["dpmsolver", "ddim", "euler", "euler_a", "lcm"]
 TextInterpolation = Literal["lerp", "slerp"]
@@ -116,6 +119,19 @@ def use_caps(**lower: int) -> Caps:
 
 def caps() -> Caps:
     return _caps
+
+
+def whole_number(value: object) -> int | None:
+    """`value` as a whole number when it is one written in ASCII digits (at most 30 of them), else None.
+
+    For a form field or a header: Python's `str.isdigit()` is true for "²" and other digits `int()`
+    refuses."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or len(text) > 30 or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 def format_number(value: float) -> str:
@@ -231,6 +247,14 @@ def check_text(field: str, value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError(f"{field} must be valid Unicode text (it holds a lone surrogate)") from None
     return value
+
+
+def _stored_text(value: str, info: ValidationInfo) -> str:
+    return check_text(str(info.field_name), value)
+
+
+#: Free text a database keeps as it is given (a note, a label, a name): no NUL, no lone surrogate.
+StoredText = Annotated[str, AfterValidator(_stored_text)]
 
 
 def _prompt(value: str, info: ValidationInfo) -> str:
@@ -362,8 +386,8 @@ def _concept_switch(value: Any) -> Any:
         text = value.strip()
         if text.lower() == AUTO_SWITCH:
             return AUTO_SWITCH
-        if text.isdigit():
-            value = int(text)
+        if (number := whole_number(text)) is not None:
+            value = number
     if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
         high = format_number(KEYFRAME_RANGES["switch_step"].high())
         raise ValueError(f'concepts.switch_step must be a whole number between 0 and {high} or "auto"')

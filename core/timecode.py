@@ -36,7 +36,10 @@ def parse_time(text: str | float | int, field: str = "time") -> float:
 
 
 def format_time(seconds: float) -> str:
-    """0:02.50 style (minutes:seconds with hundredths), hours when needed."""
+    """0:02.50 style (minutes:seconds with hundredths), hours when needed; a time no clock shows (past a
+    million hours, infinite: an error message quoting what a client sent) in seconds."""
+    if not math.isfinite(seconds) or seconds > 3.6e9:
+        return f"{seconds:g} s"
     seconds = max(0.0, seconds)
     centis = round(seconds * 100)
     minutes, centis = divmod(centis, 6000)

@@ -169,8 +169,18 @@ def _check_image(data: bytes, kind: Kind, field: str, max_pixels: int) -> tuple[
         size = f"{int(found.group(1)):,} pixels" if found else f"more than {max_pixels:,} pixels"
         raise UploadRefused(field, f"the image is {size}; at most {max_pixels:,} are accepted") from None
     except Exception as exc:  # truncated, corrupt, or a format trick: Pillow's own errors vary
-        raise UploadRefused(field, f"this {kind.label} image cannot be read ({exc})") from None
+        raise UploadRefused(field, f"this {kind.label} image cannot be read ({plain_reason(exc)})") from None
     return width, height
+
+
+def plain_reason(exc: BaseException) -> str:
+    """A decoder's error in words for the person who sent the file: without the object reprs, errno numbers
+    and placeholder names libraries put in them ("cannot identify image file <_io.BytesIO object at 0x7f…>",
+    "[Errno 1094995529] Invalid data found when processing input: '<none>'")."""
+    text = re.sub(r"\s*<[^<>]* object at 0x[0-9a-fA-F]+>", "", str(exc))
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+    text = re.sub(r":\s*'<none>'\s*$", "", text)
+    return text.strip().rstrip(":").strip() or type(exc).__name__
 
 
 def media_type_for(name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.events import parse, parse_transition_event
+from core.params import MAX_ID, whole_number
 from infra.config import Settings, get_settings
 from infra.db import new_session
 from infra.doorbell import Doorbell
@@ -31,6 +33,13 @@ from infra.tables import RenderEventRow, TransitionEventRow
 STREAM_TTL_SECONDS = 7 * 24 * 3600
 
 log = logging.getLogger(__name__)
+#: A Redis Stream entry id ("1733380000000-3"): one or two unsigned 64-bit numbers.
+_STREAM_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+
+
+def _is_stream_id(text: str) -> bool:
+    return bool(_STREAM_ID.fullmatch(text)) and all(int(p) < 2**64 for p in text.split("-"))
+
 
 #: A cap on how long publishing retries while Redis is away, below SEGUE_PUBLISH_RETRY_SECONDS: the web
 #: app sets one (`cap_publish_retry`) so a request never hangs on an outage; workers wait out a blip.
@@ -248,7 +257,9 @@ class SqlEventBus:
 
     async def read(self, owner_id: int, after: str | None, block_seconds: float) -> list[Event]:
         """One poller per stream in this process (Fanout); each viewer reads after its own cursor."""
-        cursor = after if after and after.isdigit() else "0"
+        # A cursor the table cannot hold (not a row id: a client's own Last-Event-ID) reads from the start.
+        number = whole_number(after)
+        cursor = str(number) if number is not None and number <= MAX_ID else "0"
         reader = self._fanouts.known(owner_id)
         if reader is None:
             start = await asyncio.to_thread(self.last_id, owner_id) or "0"
@@ -344,7 +355,8 @@ class RedisEventBus:
     async def read(self, owner_id: int, after: str | None, block_seconds: float) -> list[Event]:
         """One blocking XREAD per stream in this process (Fanout); each viewer reads after its own cursor."""
         waiting, quick = self._clients()
-        cursor = after or "0-0"
+        # A client's own Last-Event-ID that is no stream id would fail every XREAD: read from the start.
+        cursor = after if after is not None and _is_stream_id(after) else "0-0"
         reader = self._fanouts.known(owner_id)
         if reader is None:
             start = await asyncio.to_thread(self.last_id, owner_id) or "0-0"

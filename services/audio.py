@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from core.uploads import plain_reason
 from infra.config import get_settings
 from infra.storage import get_store
 from services.errors import FieldError
@@ -87,7 +88,9 @@ def check_upload(data: bytes) -> Decoded:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise FieldError(
-            "audio", f"audio is not an audio file this server can read (WAV, MP3, OGG, FLAC, M4A): {exc}"
+            "audio",
+            "audio is not an audio file this server can read (WAV, MP3, OGG, FLAC, M4A): "
+            + plain_reason(exc),
         ) from None
     with container:
         media_type = MEDIA_TYPES.get(container.format.name)
@@ -118,7 +121,8 @@ def check_upload(data: bytes) -> Decoded:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as exc:
-            raise FieldError("audio", f"audio is damaged or truncated: decoding stopped ({exc})") from None
+            reason = plain_reason(exc)
+            raise FieldError("audio", f"audio is damaged or truncated: decoding stopped ({reason})") from None
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     duration = samples.size / ANALYSIS_RATE
     if samples.size == 0 or sample_rate <= 0:
@@ -200,16 +204,28 @@ def analyse(samples: np.ndarray) -> dict[str, Any]:
     }
 
 
-def store_upload(data: bytes, name: str) -> dict[str, Any]:
-    """Check, analyse and store an upload; the record the transition keeps (nothing stored if refused)."""
+@dataclass(frozen=True)
+class Upload:
+    """A checked and analysed soundtrack, not stored yet: the record the transition keeps and its files."""
+
+    record: dict[str, Any]
+    files: dict[str, bytes]
+
+    def store(self) -> None:
+        """Write the files (by content: writing one twice changes nothing); the analysis first."""
+        store = get_store()
+        for key, data in self.files.items():
+            store.put_audio(key, data)
+
+
+def check_and_analyse(data: bytes, name: str) -> Upload:
+    """Check and analyse an upload, storing nothing (UploadRefused when it is not a soundtrack we take)."""
     decoded = check_upload(data)
     analysis = analyse(decoded.samples)
     digest = hashlib.sha256(data).hexdigest()
     key = digest + EXTENSIONS[decoded.media_type]
-    store = get_store()
-    store.put_audio(f"{digest}.analysis.json", json.dumps(analysis).encode())
-    store.put_audio(key, data)
-    return {
+    files = {f"{digest}.analysis.json": json.dumps(analysis).encode(), key: data}
+    record = {
         "key": key,
         "name": (name or "soundtrack")[-200:],
         "media_type": decoded.media_type,
@@ -220,6 +236,7 @@ def store_upload(data: bytes, name: str) -> dict[str, Any]:
         "beats": analysis["beats"],
         "tempo": analysis["tempo"],
     }
+    return Upload(record, files)
 
 
 def analysis_of(record: dict[str, Any]) -> dict[str, Any]:

@@ -155,7 +155,10 @@ def download_name(title: str, render_id: int, export_format: str, ascii_only: bo
     if ascii_only:
         stem = ascii_name(title) or "segue"
     else:
-        stem = re.sub(r'[\x00-\x1f\x7f/\\"]+', "-", title).strip()[:120] or "segue"
+        # Format characters out (Unicode Cf: a right-to-left override, U+202E, would show
+        # "x.html\u202egpj.exe" as "x.htmlexe.jpg" in a download bar), control characters as a dash.
+        shown = "".join(c for c in title if unicodedata.category(c) != "Cf")
+        stem = re.sub(r'[\x00-\x1f\x7f-\x9f/\\"]+', "-", shown).strip()[:120] or "segue"
     return f"{stem}-r{render_id}{info.suffix}{info.extension}"
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.events import TransitionChanged
 from core.history import REDO, REVERT, UNDO, Doc, apply_to_doc, diff, summarize
+from core.params import MAX_ID
 from infra.channels import announce
 from infra.tables import Edit, Keyframe, ShareLink, Transition, utcnow
 from services.errors import FieldError, NotFound
@@ -169,6 +170,8 @@ class Outcome:
 
 def _claim(db: Session, transition_id: int, expected: int | None) -> int:
     """Take the next version atomically; the lock it takes holds until this transaction ends."""
+    if expected is not None and not 1 <= expected <= MAX_ID:  # the database's column could not hold it
+        raise FieldError("version", f"version must be a transition version, 1 to {MAX_ID} (got {expected})")
     now = utcnow()
     statement = update(Transition).where(Transition.id == transition_id)
     if expected is not None:

@@ -5,8 +5,9 @@ A keyframe whose `concepts.switch_step` is "auto" needs a search: the worker (wo
 of the keyframe's own frame and binary-searches N on the Multi-Concept Disparity (core.moce). Searches live
 in `concept_searches`, keyed by a hash of their inputs, so identical inputs are searched once and an undone
 or redone keyframe finds its search again. The web side never waits for one: saving a keyframe queues it,
-`GET /api/keyframes/{id}` shows it, and a render of a transition whose search is not done is refused (422)
-with the keyframe named.
+`GET /api/keyframes/{id}` shows it, and a render of a transition whose search is not done waits for it
+(queued, `waiting_for` naming the keyframe) and starts when it ends; a failed search is a 422 naming the
+keyframe.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from core.events import NoteChanged
+from core.params import check_text
 from infra.channels import announce
 from infra.tables import Note, NoteReply, Transition
 from services.errors import FieldError
@@ -39,6 +40,7 @@ def _text(value: Any) -> Any:
             raise ValueError(f"text must not be empty: 1 to {MAX_TEXT} characters")
         if len(value) > MAX_TEXT:
             raise ValueError(f"text is at most {MAX_TEXT} characters (got {len(value)})")
+        check_text("text", value)
     return value
 
 
@@ -49,6 +51,7 @@ def _author(value: Any) -> Any:
         value = " ".join(value.split())
         if len(value) > MAX_AUTHOR:
             raise ValueError(f"author is at most {MAX_AUTHOR} characters (got {len(value)})")
+        check_text("author", value)
     return value
 
 

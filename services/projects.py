@@ -36,6 +36,7 @@ from core.params import (
     OptionalPrompt,
     RenderSettings,
     RenderSnapshot,
+    StoredText,
     Title,
 )
 from core.registry import BUILTIN_MODELS, model_revision
@@ -170,8 +171,8 @@ class ProjectAudio(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}\.[a-z0-9]{2,5}$")]
-    name: Annotated[str, Field(max_length=200)] = "soundtrack"
-    media_type: Annotated[str, Field(max_length=50)] = "audio/wav"
+    name: Annotated[StoredText, Field(max_length=200)] = "soundtrack"
+    media_type: Annotated[StoredText, Field(max_length=50)] = "audio/wav"
     duration: Annotated[float, Field(ge=0, le=700)]
     sample_rate: Annotated[int, Field(ge=1, le=1_000_000)]
     channels: Annotated[int, Field(ge=1, le=64)] = 1
@@ -183,8 +184,8 @@ class ProjectAudio(BaseModel):
 class ProjectReply(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    text: Annotated[str, Field(min_length=1, max_length=2000)]
-    author: Annotated[str, Field(max_length=80)] = ""
+    text: Annotated[StoredText, Field(min_length=1, max_length=2000)]
+    author: Annotated[StoredText, Field(max_length=80)] = ""
 
 
 class ProjectNote(BaseModel):
@@ -194,8 +195,8 @@ class ProjectNote(BaseModel):
 
     t: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
     t_end: Annotated[float | None, Field(ge=0, le=1, allow_inf_nan=False)] = None
-    text: Annotated[str, Field(min_length=1, max_length=2000)]
-    author: Annotated[str, Field(max_length=80)] = ""
+    text: Annotated[StoredText, Field(min_length=1, max_length=2000)]
+    author: Annotated[StoredText, Field(max_length=80)] = ""
     status: Literal["open", "resolved"] = "open"
     replies: Annotated[list[ProjectReply], Field(max_length=200)] = []
 
@@ -214,10 +215,10 @@ class Project(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     segue_project: Literal[1] = Field(description="the version of this schema")
-    app_version: Annotated[str, Field(max_length=50)] = ""
+    app_version: Annotated[StoredText, Field(max_length=50)] = ""
     title: Title = ""
     model: ModelName = Field(description="a built-in name, a hub id, or a local model directory's name")
-    model_revision: Annotated[str, Field(max_length=100)] = Field(
+    model_revision: Annotated[StoredText, Field(max_length=100)] = Field(
         "", description="the weights the frames were made with; informative, frames depend on it"
     )
     settings: ProjectSettings
@@ -318,6 +319,8 @@ def load(data: bytes | str) -> Project:
         parsed = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a JSON document: {exc}") from None
+    except RecursionError:
+        raise ValueError("not a JSON document: it is nested too deeply") from None
     return Project.model_validate(parsed)
 
 
@@ -473,7 +476,9 @@ def _image_of(project: Project, index: int) -> keyframe_images.ImageChange | Non
     if text is None:
         raise FieldError("image", f"the file has no bytes for image {image.sha256[:12]}… (in `images`)")
     change = keyframe_images.accept(base64.b64decode(text), field="image")
-    return keyframe_images.ImageChange(record=image.model_dump(), data=change.data)
+    assert change.record is not None
+    # The size is the one measured from the bytes, whatever the file says (it could say 10^12 x 10^12).
+    return keyframe_images.ImageChange(record={**image.model_dump(), **change.record}, data=change.data)
 
 
 def import_project(db: Session, project: Project) -> tuple[Transition, list[PromptWarning]]:

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model,
 from core.events import RenderStats
 from core.metrics import Summary
 from core.params import (
+    MAX_ID,
     SETTING_FIELDS,
     KeyframeSettings,
     ModelName,
@@ -52,6 +53,7 @@ def _based_on() -> Any:
     return Field(
         None,
         ge=1,
+        le=MAX_ID,
         exclude=True,
         description="the transition version this write is based on; if it is no longer the newest, "
         "the write is refused with 409 and the current state (omit it to write regardless)",
@@ -247,7 +249,7 @@ class RevertRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to_version: int = Field(ge=1)
+    to_version: int = Field(ge=1, le=MAX_ID)
     version: int | None = _based_on()
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import agreement, block_readings, metrics
+from core.params import check_text
 from core.studies import RATING_RANGE, SAMPLERS, TASKS, StudyRender, participant_order, sample_triplets
 from infra.db import engine_for
 from infra.storage import get_store
@@ -61,7 +62,7 @@ def _stripped(limit: int, name: str, required: bool = False) -> Any:
             raise ValueError(f"{name} must not be empty: 1 to {limit} characters")
         if len(value) > limit:
             raise ValueError(f"{name} is at most {limit} characters (got {len(value)})")
-        return value
+        return check_text(name, value)
 
     return AfterValidator(check)
 
@@ -455,12 +456,22 @@ def answer_rows(db: Session, study: Study) -> list[dict[str, Any]]:
     ]
 
 
+#: What a spreadsheet reads as the start of a formula in a cell (OWASP, "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: a participant's comment or label that starts like a formula
+    (`=HYPERLINK(...)`) gets a leading apostrophe, which spreadsheets hide (the JSON export keeps it)."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def answers_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=ANSWER_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "frames": " ".join(map(str, row["frames"]))})
+        writer.writerow({k: _cell(v) for k, v in row.items()} | {"frames": " ".join(map(str, row["frames"]))})
     return out.getvalue()
 
 

@@ -15,6 +15,7 @@ from app.deps import AccessDep, Id, IfMatchDep, SessionDep
 from app.downloads import audio_response
 from app.htmx import is_htmx
 from app.routes.pages.editor import conflict_response, timeline_response
+from core.params import whole_number
 from core.timecode import format_time
 from infra.tables import Transition
 from services import audio, history, presenters, timing, transitions
@@ -65,10 +66,10 @@ async def _read_upload(request: Request) -> tuple[bytes, str]:
     """The multipart field `audio`, refused past SEGUE_MAX_AUDIO_MB without keeping the rest."""
     limit = audio.max_bytes()
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + 64_000:
+    if (size := whole_number(declared)) is not None and size > limit + 64_000:
         raise FieldError(
             "audio",
-            f"audio is {int(declared) / 1e6:.1f} MB; this server takes at most {limit / 1e6:g} MB "
+            f"audio is {size / 1e6:.1f} MB; this server takes at most {limit / 1e6:g} MB "
             "(SEGUE_MAX_AUDIO_MB)",
         )
     form = await request.form(max_files=1, max_fields=5)
@@ -81,10 +82,13 @@ async def _read_upload(request: Request) -> tuple[bytes, str]:
 
 
 def attach(db: Any, transition: Transition, data: bytes, name: str, **edit: Any) -> None:
-    """Check, analyse and store the file, then make it the transition's soundtrack (an undoable edit)."""
-    record = audio.store_upload(data, name)
+    """Check and analyse the file, then make it the transition's soundtrack (an undoable edit). Its files
+    are stored only once the edit holds its version: a stale If-Match (409) leaves nothing behind."""
+    upload = audio.check_and_analyse(data, name)
+    record = upload.record
 
     def change() -> history.Outcome:
+        upload.store()
         transition.audio = record
         summary = f"soundtrack “{record['name']}” ({format_time(record['duration'])})"
         return history.Outcome(payload={"audio": record["key"]}, summary=summary)
@@ -185,7 +189,7 @@ def snap_to_beats(
 
 def _expected(form: Any) -> int | None:
     version = form.get("version")
-    return int(version) if isinstance(version, str) and version.isdigit() else None
+    return whole_number(version)
 
 
 def _actor(access: Any) -> Actor:

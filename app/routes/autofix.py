@@ -13,6 +13,7 @@ from app.deps import TRANSITION_OF, AccessDep, Id, SessionDep
 from app.errors import form_errors
 from app.htmx import go_to, is_htmx
 from app.templating import templates
+from core.params import MAX_ID, whole_number
 from infra.tables import Autofix, Transition
 from services import autofix as services
 from services import rendering
@@ -165,10 +166,10 @@ async def fix_page(request: Request, transition_id: Id, db: SessionDep, access: 
     form = await request.form()
     error = None
     try:
-        raw = str(form.get("render_id") or "")
-        if not raw.isdigit():
+        render_id = whole_number(form.get("render_id"))
+        if render_id is None or not 1 <= render_id <= MAX_ID:
             raise FieldError("render_id", "render_id must name a render of this transition")
-        render = rendering.get_render(db, int(raw))
+        render = rendering.get_render(db, render_id)
         services.request_fix(db, transition, render, str(form.get("problem") or ""), access.link_id)
     except (FieldError, BrokerUnavailable) as exc:
         error = getattr(exc, "message", None) or str(exc)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.deps import AccessDep, SessionDep, checks_access_itself
+from app.deps import AccessDep, QueryId, SessionDep, checks_access_itself
 from app.templating import templates
 from core.statuses import Status
 from infra.tables import Frame, Render
@@ -75,10 +75,10 @@ def _keyframes(render: Render) -> list[tuple[float, str]]:
 
 @router.get("/renders/compare", response_class=HTMLResponse)
 @checks_access_itself
-def compare(request: Request, db: SessionDep, access: AccessDep, a: int, b: int) -> Response:
+def compare(request: Request, db: SessionDep, access: AccessDep, a: QueryId, b: QueryId) -> Response:
     left, right = rendering.get_render(db, a), rendering.get_render(db, b)
-    access.require(left.transition_id)
-    access.require(right.transition_id)
+    access.require(left.transition_id, asked=f"render {a}")
+    access.require(right.transition_id, asked=f"render {b}")
     rows = align(list(left.frames), list(right.frames))
     kf_a, kf_b = _keyframes(left), _keyframes(right)
     context = {

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.deps import LINK_COOKIE, Access, AccessDenied, AccessDep, Id, IfMatchDep, SessionDep, based_on
 from app.htmx import is_htmx, page_or_blocks
 from app.templating import templates
+from core.params import whole_number
 from infra.db import new_session
 from infra.tables import Edit
 from services import history, presenters
@@ -119,7 +120,7 @@ pages = APIRouter(include_in_schema=False)
 
 
 def _number(value: Any) -> int | None:
-    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
+    return whole_number(value)
 
 
 async def _history_page(request: Request, db: Any, transition_id: int, access: Any, action: str) -> Response:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from app.deps import AccessDep, Id, IfMatchDep, SessionDep, based_on
+from core.params import whole_number
 from core.uploads import UploadRefused
 from services import image_captions, keyframe_images, moce
 from services import transitions as services
@@ -31,11 +32,13 @@ async def _read_body(request: Request) -> tuple[dict[str, Any], ImageChange | No
     if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         # Refused on its declared length before a byte is read (or spooled to disk).
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > keyframe_images.max_bytes() + FORM_OVERHEAD:
+        if (
+            size := whole_number(declared)
+        ) is not None and size > keyframe_images.max_bytes() + FORM_OVERHEAD:
             limit = keyframe_images.max_bytes() / 1e6
             raise UploadRefused(
                 "image",
-                f"the request is {int(declared) / 1e6:.1f} MB; images of at most {limit:g} MB are accepted",
+                f"the request is {size / 1e6:.1f} MB; images of at most {limit:g} MB are accepted",
             )
         values: dict[str, Any] = {}
         image: ImageChange | None = None
@@ -53,7 +56,7 @@ async def _read_body(request: Request) -> tuple[dict[str, Any], ImageChange | No
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: [[[[... nested
         body = None
     if not isinstance(body, dict):
         raise RequestValidationError(

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
-from app.deps import AccessDenied, SessionDep, client_address, refuse_if_throttled, token_throttle
+from app.deps import AccessDenied, SessionDep, refuse_if_throttled, throttle_key, token_throttle
 from app.templating import templates
 from infra.tables import StudyParticipant
 from services import studies
@@ -30,7 +30,7 @@ GONE = "this participant link does not exist"
 
 
 def _participant(request: Request, db: Session, token: str) -> StudyParticipant:
-    throttle, address = token_throttle(request), client_address(request)
+    throttle, address = token_throttle(request), throttle_key(request)
     refuse_if_throttled(throttle, address)
     participant = studies.find_participant(db, token)
     if participant is None:

@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 from app.deps import Id, SessionDep
 from app.errors import error_response
 from app.templating import settings_context, templates
+from core.params import whole_number
 from services import presenters, projects
 from services.errors import validation_errors
 from services.rendering import get_render
@@ -65,9 +66,9 @@ async def _read_limited(request: Request) -> bytes:
     """The request body, refused past MAX_PROJECT_BYTES without reading the rest."""
     limit = projects.MAX_PROJECT_BYTES
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if (size := whole_number(declared)) is not None and size > limit:
         raise projects.ProjectTooLarge(
-            f"a project file is at most {limit // 1000} kB (got {int(declared) // 1000} kB)"
+            f"a project file is at most {limit // 1000} kB (got {size // 1000} kB)"
         )
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.deps import SettingsDep, client_address, refuse_if_throttled, token_throttle
+from app.deps import SettingsDep, refuse_if_throttled, throttle_key, token_throttle
 from app.security import OWNER_COOKIE, owner_required, owner_session, same_secret
 from app.templating import templates
 
@@ -29,7 +29,7 @@ def signin_page(request: Request, settings: SettingsDep) -> Response:
 async def sign_in(request: Request, settings: SettingsDep) -> Response:
     if not owner_required(settings):
         return RedirectResponse("/", status_code=303)
-    throttle, address = token_throttle(request), client_address(request)
+    throttle, address = token_throttle(request), throttle_key(request)
     refuse_if_throttled(throttle, address)
     form = await request.form(max_files=0, max_fields=5)
     token = str(form.get("token") or "").strip()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.deps import Id, QueryId, SessionDep, owner_only
 from app.errors import form_errors
 from app.templating import templates
+from core.params import whole_number
 from core.studies import SAMPLERS, TASKS
 from infra.tables import Render, Study, Transition
 from services import studies, study_blocks
@@ -150,7 +151,7 @@ async def create_study_form(request: Request, db: SessionDep) -> Response:
     form = await request.form()
     values: dict[str, Any] = {
         "title": str(form.get("title") or ""),
-        "render_ids": [int(str(v)) for v in form.getlist("render_ids") if str(v).isdigit()],
+        "render_ids": [n for v in form.getlist("render_ids") if (n := whole_number(v)) is not None],
         "tasks": [str(v) for v in form.getlist("tasks")],
         "concept": str(form.get("concept") or "").strip() or None,
         "triplets": str(form.get("triplets") or "").strip() or None,

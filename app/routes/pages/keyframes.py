@@ -10,7 +10,7 @@ from app.deps import AccessDep, Id, SessionDep
 from app.routes.pages.editor import conflict_response, timeline_response
 from app.routes.pages.forms import cleared, concepts_form, errors_of, form_values, time_forms
 from app.templating import templates
-from core.params import KEYFRAME_FIELDS
+from core.params import KEYFRAME_FIELDS, whole_number
 from services import moce, transitions
 from services.errors import FieldError
 from services.history import Conflict
@@ -76,7 +76,7 @@ async def remove_keyframe(request: Request, keyframe_id: Id, db: SessionDep, acc
     keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
     version = (await request.form()).get("version")
-    expected = int(version) if isinstance(version, str) and version.isdigit() else None
+    expected = whole_number(version)
     try:
         transitions.delete_keyframe(db, keyframe, expected=expected, actor=access.actor)
     except Conflict as exc:
