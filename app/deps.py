@@ -355,6 +355,18 @@ def _if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) 
 IfMatchDep = Annotated[int | None, Depends(_if_match)]
 
 
+def form_version(value: object) -> int | None:
+    """The version a page form names (its hidden `version` field); None when it names none. A value that is
+    no version is a FieldError: a form never writes regardless of the version because its version was junk."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    version = whole_number(value)
+    if version is None or not 1 <= version <= MAX_ID:
+        shown = str(value)[:40]
+        raise FieldError("version", f"version must be a transition version, 1 to {MAX_ID} (got {shown!r})")
+    return version
+
+
 def based_on(header: int | None, body: int | None) -> int | None:
     """The version a write is based on, from the If-Match header or the body's `version` field."""
     if header is not None and body is not None and header != body:

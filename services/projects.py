@@ -321,6 +321,8 @@ def load(data: bytes | str) -> Project:
         raise ValueError(f"not a JSON document: {exc}") from None
     except RecursionError:
         raise ValueError("not a JSON document: it is nested too deeply") from None
+    except ValueError:  # Python's limit on the digits of one integer (4300)
+        raise ValueError("not a JSON document: a number in it has too many digits") from None
     return Project.model_validate(parsed)
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.deps import AccessDep, Id, IfMatchDep, SessionDep
+from app.deps import AccessDep, Id, IfMatchDep, SessionDep, form_version
 from app.downloads import audio_response
 from app.htmx import is_htmx
 from app.routes.pages.editor import conflict_response, timeline_response
@@ -188,8 +188,7 @@ def snap_to_beats(
 
 
 def _expected(form: Any) -> int | None:
-    version = form.get("version")
-    return whole_number(version)
+    return form_version(form.get("version"))
 
 
 def _actor(access: Any) -> Actor:
@@ -209,8 +208,8 @@ async def upload_audio_form(
         )
     except history.Conflict as exc:
         return conflict_response(request, db, exc)
-    except FieldError as exc:
-        return timeline_response(request, db, transition, {}, {f"audio.{exc.field}": exc.message})
+    except FieldError as exc:  # the panel's one error line: the file, or the version the form named
+        return timeline_response(request, db, transition, {}, {"audio.audio": exc.message})
     return timeline_response(request, db, transition)
 
 
@@ -220,8 +219,9 @@ async def audio_action_form(
 ) -> Response:
     """remove: drop the soundtrack; snap: keyframes to beats; follow: frames = the sound's length x fps."""
     transition = get_transition(db, transition_id)
-    expected = _expected(await request.form())
+    form = await request.form()
     try:
+        expected = _expected(form)
         if action == "remove":
             detach(db, transition, expected=expected, actor=_actor(access))
         elif action == "snap":
@@ -237,7 +237,7 @@ async def audio_action_form(
     except history.Conflict as exc:
         return conflict_response(request, db, exc)
     except FieldError as exc:
-        return timeline_response(request, db, transition, {}, {f"audio.{exc.field}": exc.message})
+        return timeline_response(request, db, transition, {}, {"audio.audio": exc.message})
     except ValidationError as exc:
         return timeline_response(request, db, transition, {}, {"audio.audio": str(exc.errors()[0]["msg"])})
     if not is_htmx(request):

@@ -10,7 +10,17 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.deps import LINK_COOKIE, Access, AccessDenied, AccessDep, Id, IfMatchDep, SessionDep, based_on
+from app.deps import (
+    LINK_COOKIE,
+    Access,
+    AccessDenied,
+    AccessDep,
+    Id,
+    IfMatchDep,
+    SessionDep,
+    based_on,
+    form_version,
+)
 from app.htmx import is_htmx, page_or_blocks
 from app.templating import templates
 from core.params import whole_number
@@ -128,9 +138,9 @@ async def _history_page(request: Request, db: Any, transition_id: int, access: A
 
     transition = get_transition(db, transition_id)
     form = await request.form()
-    expected = _number(form.get("version"))
     message = None
     try:
+        expected = form_version(form.get("version"))
         if action == "undo":
             history.undo(db, transition, expected=expected, actor=access.actor)
         elif action == "redo":

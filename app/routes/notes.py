@@ -202,8 +202,9 @@ async def status_form(request: Request, note_id: Id, db: SessionDep, access: Acc
     note = notes.get_note(db, note_id)
     form = await request.form()
     wanted = str(form.get("status") or "")
-    if wanted not in notes.STATUSES:
-        raise FieldError("status", f"status must be one of: {', '.join(notes.STATUSES)} (got {wanted!r})")
+    if wanted not in notes.STATUSES:  # shown on the note, like a reply's error (never the JSON 422)
+        message = f"status must be one of: {', '.join(notes.STATUSES)} (got {wanted[:40]!r})"
+        return _live(request, db, note, _shown(form.get("show")), 422, reply_errors={note.id: message})
     data = notes.NoteUpdate.model_validate({"status": wanted})
     notes.update_note(db, note, data, can_edit=access.can_edit, link_id=access.link_id, client=access.client)
     return _live(request, db, note, _shown(form.get("show")))

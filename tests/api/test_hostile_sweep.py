@@ -21,6 +21,8 @@ from tests.support.studies import answer_all, finished_render, participant, stud
 
 SURROGATE = "a\ud800b"  # json.dumps sends it as the escape \ud800, which JSON allows and UTF-8 cannot store
 HUGE_VERSION = 99999999999999999999999
+JSON = {"content-type": "application/json"}
+HX = {"HX-Request": "true"}
 
 
 def _json(client: TestClient, method: str, url: str, body: Any, **headers: str) -> Any:
@@ -84,17 +86,23 @@ def test_a_version_past_the_column_or_in_other_digits_is_422_never_500(client: T
             response = client.request(method, url, json=payload, headers={"If-Match": header})
             _refused(response, "If-Match")
             assert "1 to 2147483647" in response.json()["errors"]["If-Match"]
-    # The page forms: a version past the column is a 422, one in other digits names no version.
+    # The page forms: a version past the column, or one that is no number, is a 422 (never "no version").
     for url, form in (
         (f"/transitions/{tid}/settings", {"frames": "6", "version": str(HUGE_VERSION)}),
         (f"/keyframes/{keyframe}", {"prompt": "z", "version": str(HUGE_VERSION)}),
         (f"/keyframes/{keyframe}/delete", {"version": str(HUGE_VERSION)}),
     ):
-        response = client.post(url, data=form, headers={"HX-Request": "true"})
+        response = client.post(url, data=form, headers=HX)
         assert response.status_code == 422, (url, response.status_code, response.text[:300])
     assert client.get(f"/api/transitions/{tid}").json()["version"] == version  # nothing was written
-    gone = client.post(f"/keyframes/{keyframe}/delete", data={"version": "²"}, headers={"HX-Request": "true"})
-    assert gone.status_code == 200 and client.get(f"/api/keyframes/{keyframe}").status_code == 404
+    for junk in ("²", "abc", "-5"):
+        kept = client.post(f"/keyframes/{keyframe}/delete", data={"version": junk}, headers=HX)
+        assert kept.status_code == 422 and "version must be a transition version" in kept.text
+        for action in ("undo", "audio/remove"):
+            refused = client.post(f"/transitions/{tid}/{action}", data={"version": junk}, headers=HX)
+            assert refused.status_code == 422 and "version must be a transition version" in refused.text
+    assert client.get(f"/api/keyframes/{keyframe}").status_code == 200
+    assert client.get(f"/api/transitions/{tid}").json()["version"] == version
 
 
 def test_superscript_ids_in_forms_are_refused_not_500(client: TestClient) -> None:
@@ -282,3 +290,44 @@ def test_the_redis_bus_reads_from_the_start_after_a_cursor_that_is_no_stream_id(
     assert all(_is_stream_id(c) for c in ("0-0", "1733380000000-3", "5", "18446744073709551615-0"))
     bad = ("", "²", "1-2-3", "-1", "x-1", "18446744073709551616-0", "9" * 21)
     assert not any(_is_stream_id(c) for c in bad)
+
+
+def test_keyframe_forms_show_a_bad_time_or_hold_under_its_field_with_what_was_typed(
+    client: TestClient,
+) -> None:
+    transition = create(client)
+    tid = transition["id"]
+    for form, field, typed in (
+        ({"position": "0:99", "prompt": "x"}, "position", "0:99"),
+        ({"position": "0.3", "prompt": "x", "hold_frames": "-1s"}, "hold_frames", "-1s"),
+        ({"position": "0.3", "prompt": "x", "version": "abc"}, "keyframe", "0.3"),
+    ):
+        response = client.post(f"/transitions/{tid}/keyframes", data=form, headers=HX)
+        assert response.status_code == 422, response.text[:300]
+        assert f'id="{field}-error"' in response.text, (field, response.text[-2000:])
+        assert f'value="{typed}"' in response.text
+    assert len(client.get(f"/api/transitions/{tid}").json()["keyframes"]) == 2  # nothing was added
+    middle = client.post(f"/api/transitions/{tid}/keyframes", json={"position": 0.5, "prompt": "a bridge"})
+    kid = middle.json()["id"]
+    edited = client.post(f"/keyframes/{kid}", data={"position": "0:99", "prompt": "y"}, headers=HX)
+    assert edited.status_code == 422 and f'id="{kid}.position-error"' in edited.text
+    assert client.get(f"/api/keyframes/{kid}").json()["prompt"] == "a bridge"
+
+
+def test_a_notes_status_form_with_junk_answers_html_on_the_note(client: TestClient) -> None:
+    tid = create(client)["id"]
+    note = client.post(f"/api/transitions/{tid}/notes", json={"t": 0.5, "text": "hold"}).json()
+    response = client.post(f"/notes/{note['id']}/status", data={"status": "junk"}, headers=HX)
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    assert "status must be one of: open, resolved" in response.text
+    assert client.get(f"/api/transitions/{tid}/notes").json()[0]["status"] == "open"
+
+
+def test_a_project_file_with_a_number_of_too_many_digits_is_refused_in_words(client: TestClient) -> None:
+    data = b'{"segue_project": 1, "a": ' + b"9" * 5000 + b"}"
+    for response in (
+        client.post("/api/projects", content=data, headers=JSON),
+        client.post("/projects/import", files={"project": ("p.segue.json", data, "application/json")}),
+    ):
+        assert response.status_code == 422 and "too many digits" in response.text
+        assert "set_int_max_str_digits" not in response.text

@@ -48,6 +48,32 @@ def time_forms(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+#: The fields a keyframe's row or the insert form shows an error under (pages/transition.html,
+#: partials/keyframe_paths.html and partials/keyframe_concepts.html); any other goes on the row's own line.
+KEYFRAME_ERROR_FIELDS = frozenset(
+    {"position", "prompt", "keyframe", "seed", "hold_frames", "cut", "frames", "noise_interpolation"}
+    | {"switch_step", "attention_interpolation", "concepts"}
+)
+
+
+def as_typed(values: dict[str, Any], errors: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values and errors of a keyframe form under the fields a person typed into: a time's error under
+    Position, a hold in seconds' under Hold, with what was typed shown again; an error of a field the form
+    does not show (its hidden version, a malformed concepts value) on the row's own line."""
+    values = dict(values)
+    if "time" in values:
+        values["position"] = values.pop("time")
+    if "hold_seconds" in values:
+        values["hold_frames"] = f"{values.pop('hold_seconds')}s"
+    shown: dict[str, str] = {}
+    for field, message in errors.items():
+        name = {"time": "position", "hold_seconds": "hold_frames"}.get(field, field)
+        if name.split(".", 1)[0] not in KEYFRAME_ERROR_FIELDS:
+            name, message = "keyframe", f"{field}: {message}"
+        shown[name] = f"{shown[name]}; {message}" if name in shown else message
+    return values, shown
+
+
 def concepts_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """The row's "Sequential concepts" fields as the keyframe's `concepts` (keyframe_concepts.html).
 

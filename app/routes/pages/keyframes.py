@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from app.deps import AccessDep, Id, SessionDep
+from app.deps import AccessDep, Id, SessionDep, form_version
 from app.routes.pages.editor import conflict_response, timeline_response
-from app.routes.pages.forms import cleared, concepts_form, errors_of, form_values, time_forms
+from app.routes.pages.forms import as_typed, cleared, concepts_form, errors_of, form_values, time_forms
 from app.templating import templates
-from core.params import KEYFRAME_FIELDS, whole_number
+from core.params import KEYFRAME_FIELDS
 from services import moce, transitions
 from services.errors import FieldError
 from services.history import Conflict
@@ -29,9 +29,9 @@ async def add_keyframe(request: Request, transition_id: Id, db: SessionDep, acce
     except Conflict as exc:
         return conflict_response(request, db, exc)
     except ValidationError as exc:
-        return timeline_response(request, db, transition, values, errors_of(exc))
+        return timeline_response(request, db, transition, *as_typed(values, errors_of(exc)))
     except FieldError as exc:
-        return timeline_response(request, db, transition, values, {exc.field: exc.message})
+        return timeline_response(request, db, transition, *as_typed(values, {exc.field: exc.message}))
     return timeline_response(request, db, transition)
 
 
@@ -50,16 +50,16 @@ async def edit_keyframe(request: Request, keyframe_id: Id, db: SessionDep, acces
         transitions.update_keyframe(db, keyframe, patch, expected=patch.version, actor=access.actor)
     except Conflict as exc:
         return conflict_response(request, db, exc)
-    except ValidationError as exc:
+    except (ValidationError, FieldError) as exc:
+        errors = errors_of(exc) if isinstance(exc, ValidationError) else {exc.field: exc.message}
+        typed, shown = as_typed(values, errors)
         return timeline_response(
             request,
             db,
             transition,
-            {f"{keyframe_id}.{k}": v for k, v in values.items()},
-            {f"{keyframe_id}.{k}": v for k, v in errors_of(exc).items()},
+            {f"{keyframe_id}.{k}": v for k, v in typed.items()},
+            {f"{keyframe_id}.{k}": v for k, v in shown.items()},
         )
-    except FieldError as exc:
-        return timeline_response(request, db, transition, {}, {f"{keyframe_id}.{exc.field}": exc.message})
     return timeline_response(request, db, transition)
 
 
@@ -76,8 +76,8 @@ async def remove_keyframe(request: Request, keyframe_id: Id, db: SessionDep, acc
     keyframe = transitions.get_keyframe(db, keyframe_id)
     transition = keyframe.transition
     version = (await request.form()).get("version")
-    expected = whole_number(version)
     try:
+        expected = form_version(version)
         transitions.delete_keyframe(db, keyframe, expected=expected, actor=access.actor)
     except Conflict as exc:
         return conflict_response(request, db, exc)
