@@ -331,3 +331,17 @@ def test_a_project_file_with_a_number_of_too_many_digits_is_refused_in_words(cli
     ):
         assert response.status_code == 422 and "too many digits" in response.text
         assert "set_int_max_str_digits" not in response.text
+
+
+def test_a_view_link_is_not_shown_an_export_form_it_may_not_use(client: TestClient) -> None:
+    from tests.support.renders import finish_by_hand
+
+    tid = create(client)["id"]
+    render_id = client.post(f"/api/transitions/{tid}/renders").json()["id"]
+    finish_by_hand(render_id)
+    assert 'class="export-form' in client.get(f"/renders/{render_id}/export-panel").text  # the owner
+    h = bearer(make_link(client, tid, "view"))
+    panel = client.get(f"/renders/{render_id}/export-panel", headers=h)
+    assert panel.status_code == 200 and "Export render" in panel.text
+    assert 'class="export-form' not in panel.text
+    assert client.post(f"/renders/{render_id}/exports", data={"format": "gif"}, headers=h).status_code == 403
