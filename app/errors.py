@@ -31,8 +31,12 @@ def error_response(status: int, detail: list[dict[str, Any]]) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, validation_errors(list(exc.errors())))
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = validation_errors(list(exc.errors()))
+        if _opens_a_page(request):  # a person's address bar (`/?page=abc`): a page that says what is wrong
+            context = {"errors": errors}
+            return templates.TemplateResponse(request, "pages/bad_request.html", context, status_code=422)
+        return error_response(422, errors)
 
     @app.exception_handler(FieldError)
     async def _field(_request: Request, exc: FieldError) -> JSONResponse:
@@ -102,6 +106,16 @@ def install(app: FastAPI) -> None:
                 message, kind = f"the body could not be read: {exc.detail}"[:300], "body_invalid"
             return error_response(422, [{"field": "body", "msg": message, "type": kind, "loc": ["body"]}])
         return await http_exception_handler(request, exc)
+
+
+def _opens_a_page(request: Request) -> bool:
+    """A browser navigating to a page (not the API, not an htmx swap, which has its own error lines)."""
+    return (
+        request.method == "GET"
+        and not request.url.path.startswith("/api")
+        and "text/html" in request.headers.get("accept", "")
+        and "hx-request" not in request.headers
+    )
 
 
 def _unavailable(what: str, exc: Exception, detail: str) -> JSONResponse:

@@ -345,3 +345,19 @@ def test_a_view_link_is_not_shown_an_export_form_it_may_not_use(client: TestClie
     assert panel.status_code == 200 and "Export render" in panel.text
     assert 'class="export-form' not in panel.text
     assert client.post(f"/renders/{render_id}/exports", data={"format": "gif"}, headers=h).status_code == 403
+
+
+def test_a_page_address_with_a_bad_value_answers_a_page_naming_it(client: TestClient) -> None:
+    tid = create(client)["id"]
+    page = {"Accept": "text/html,application/xhtml+xml"}
+    for url, field in (
+        ("/?page=abc", "page"),
+        (f"/transitions/{tid}?render=abc", "render"),
+        ("/frames/1/-1", "index"),
+    ):
+        response = client.get(url, headers=page)
+        assert response.status_code == 422 and response.headers["content-type"].startswith("text/html"), url
+        assert "This address is not valid" in response.text
+        assert f'data-field="{field}">{field}' in response.text
+        assert client.get(url).headers["content-type"].startswith("application/json")  # an API client's
+        assert client.get(url, headers={**page, **HX}).headers["content-type"].startswith("application/json")
