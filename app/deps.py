@@ -339,12 +339,18 @@ if _template_access.__name__ not in {p.__name__ for p in templates.context_proce
     templates.context_processors.append(_template_access)
 
 
+def _version(text: object) -> int | None:
+    """A transition version named in a header or a form (1 to MAX_ID, ASCII digits), else None."""
+    version = whole_number(text)
+    return version if version is not None and 1 <= version <= MAX_ID else None
+
+
 def _if_match(if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> int | None:
     """The version named by an If-Match header: `"7"`, `W/"7"` or `7`; `*` (or none) names no version."""
     if if_match is None or if_match.strip() in ("", "*"):
         return None
-    version = whole_number(if_match.strip().removeprefix("W/").strip().strip('"'))
-    if version is None or not 1 <= version <= MAX_ID:
+    version = _version(if_match.strip().removeprefix("W/").strip().strip('"'))
+    if version is None:
         raise FieldError(
             "If-Match",
             f'If-Match must name a transition version, 1 to {MAX_ID}, like "7" (got {if_match[:40]!r})',
@@ -360,8 +366,8 @@ def form_version(value: object) -> int | None:
     no version is a FieldError: a form never writes regardless of the version because its version was junk."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    version = whole_number(value)
-    if version is None or not 1 <= version <= MAX_ID:
+    version = _version(value)
+    if version is None:
         shown = str(value)[:40]
         raise FieldError("version", f"version must be a transition version, 1 to {MAX_ID} (got {shown!r})")
     return version

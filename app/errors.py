@@ -53,7 +53,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(NotFound)
     async def _missing(request: Request, exc: NotFound) -> Response:
-        if not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", ""):
+        if _asks_for_html(request):
             return templates.TemplateResponse(
                 request, "pages/not_found.html", {"message": str(exc).capitalize()}, status_code=404
             )
@@ -108,14 +108,14 @@ def install(app: FastAPI) -> None:
         return await http_exception_handler(request, exc)
 
 
+def _asks_for_html(request: Request) -> bool:
+    """A browser asking for a page or a fragment, not an API client."""
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
 def _opens_a_page(request: Request) -> bool:
-    """A browser navigating to a page (not the API, not an htmx swap, which has its own error lines)."""
-    return (
-        request.method == "GET"
-        and not request.url.path.startswith("/api")
-        and "text/html" in request.headers.get("accept", "")
-        and "hx-request" not in request.headers
-    )
+    """A browser navigating to a page (not an htmx swap, which has its own error lines)."""
+    return request.method == "GET" and _asks_for_html(request) and "hx-request" not in request.headers
 
 
 def _unavailable(what: str, exc: Exception, detail: str) -> JSONResponse:

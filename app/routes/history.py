@@ -129,10 +129,6 @@ def install(app: FastAPI) -> None:
 pages = APIRouter(include_in_schema=False)
 
 
-def _number(value: Any) -> int | None:
-    return whole_number(value)
-
-
 async def _history_page(request: Request, db: Any, transition_id: int, access: Any, action: str) -> Response:
     from app.routes.pages.editor import EDITOR, conflict_response, editor_context
 
@@ -146,7 +142,7 @@ async def _history_page(request: Request, db: Any, transition_id: int, access: A
         elif action == "redo":
             history.redo(db, transition, expected=expected, actor=access.actor)
         else:
-            to_version = _number(form.get("to_version"))
+            to_version = whole_number(form.get("to_version"))
             if to_version is None:
                 raise FieldError("to_version", "to_version: the version to go back to, like 3")
             history.revert(db, transition, to_version, expected=expected, actor=access.actor)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.clicks import click_samples, click_wav, encoded, wav_bytes
+from tests.support.clicks import click_samples, click_wav, encoded, stored_audio, wav_bytes
 from tests.support.renders import finish_by_hand
 
 CITY = "a futuristic cityscape"
@@ -36,18 +36,6 @@ def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
 
 def upload(client: TestClient, transition_id: int, data: bytes, name: str = "clicks.wav") -> Any:
     return client.put(f"/api/transitions/{transition_id}/audio", files={"audio": (name, data, "audio/wav")})
-
-
-def stored_audio() -> list[str]:
-    from infra.storage import get_store
-
-    root = get_store().local_root
-    assert root is not None
-    return (
-        sorted(p.name for p in (root / "audio").rglob("*") if p.is_file())
-        if (root / "audio").exists()
-        else []
-    )
 
 
 def test_fps_is_a_setting_and_the_api_speaks_seconds(client: TestClient) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.support.api import bearer, create, make_link
-from tests.support.clicks import click_wav
+from tests.support.clicks import click_wav, stored_audio
 from tests.support.studies import answer_all, finished_render, participant, study
 
 SURROGATE = "a\ud800b"  # json.dumps sends it as the escape \ud800, which JSON allows and UTF-8 cannot store
@@ -172,8 +173,6 @@ def test_an_imported_keyframe_image_has_the_size_of_its_bytes(client: TestClient
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (10, 200, 30)).save(buffer, format="PNG")
     data = buffer.getvalue()
-    import hashlib
-
     sha = hashlib.sha256(data).hexdigest()
     project = client.get(f"/api/transitions/{create(client)['id']}/project").json()
     project["images"] = {sha: base64.b64encode(data).decode()}
@@ -198,8 +197,6 @@ def test_another_transitions_object_is_missing_under_its_own_name(client: TestCl
 
 
 def test_a_soundtrack_refused_for_a_stale_version_stores_nothing(client: TestClient) -> None:
-    from tests.api.test_animatics import stored_audio
-
     tid = create(client)["id"]
     data, _ = click_wav(2.0)
     stale = client.put(

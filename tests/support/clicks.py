@@ -1,4 +1,5 @@
-"""Generated soundtracks for the animatics tests: a click track at a known tempo, encoded by PyAV or wave."""
+"""Generated soundtracks for the animatics tests: a click track at a known tempo, encoded by PyAV or wave;
+and the audio files the local frame store holds."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ def encoded(samples: np.ndarray, container: str, codec: str, rate: int = RATE) -
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+def stored_audio() -> list[str]:
+    """The names of the files in the local frame store's audio folder (soundtracks and their analyses)."""
+    from infra.storage import get_store
+
+    root = get_store().local_root
+    assert root is not None
+    return (
+        sorted(p.name for p in (root / "audio").rglob("*") if p.is_file())
+        if (root / "audio").exists()
+        else []
+    )

@@ -38,13 +38,19 @@ def cleared(form: Any, names: Iterable[str]) -> dict[str, None]:
     return {name: None for name in names if str(form.get(name, "x")).strip() == ""}
 
 
+#: The field a keyframe form's typed time form is read as: a position typed as a time, a hold in seconds.
+TIME_FORMS = {"position": "time", "hold_frames": "hold_seconds"}
+#: The form field a time form's value and error belong to.
+TYPED_AS = {read_as: field for field, read_as in TIME_FORMS.items()}
+
+
 def time_forms(values: dict[str, Any]) -> dict[str, Any]:
     """A position typed as a time ("0:02.5", "2.5s") or a hold in seconds ("1.5s"): the time forms."""
     position, hold = str(values.get("position", "")).strip(), str(values.get("hold_frames", "")).strip()
     if position and (":" in position or position.endswith("s")):
-        values["time"] = values.pop("position")
+        values[TIME_FORMS["position"]] = values.pop("position")
     if hold and hold.endswith("s"):
-        values["hold_seconds"] = values.pop("hold_frames").strip().removesuffix("s")
+        values[TIME_FORMS["hold_frames"]] = values.pop("hold_frames").strip().removesuffix("s")
     return values
 
 
@@ -64,10 +70,10 @@ def as_typed(values: dict[str, Any], errors: dict[str, str]) -> tuple[dict[str, 
     if "time" in values:
         values["position"] = values.pop("time")
     if "hold_seconds" in values:
-        values["hold_frames"] = f"{values.pop('hold_seconds')}s"
+        values["hold_frames"] = f"{values.pop('hold_seconds')}s"  # typed with its "s"
     shown: dict[str, str] = {}
     for field, message in errors.items():
-        name = {"time": "position", "hold_seconds": "hold_frames"}.get(field, field)
+        name = TYPED_AS.get(field, field)
         if name.split(".", 1)[0] not in KEYFRAME_ERROR_FIELDS:
             name, message = "keyframe", f"{field}: {message}"
         shown[name] = f"{shown[name]}; {message}" if name in shown else message
